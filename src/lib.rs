@@ -1,3 +1,36 @@
+//! SyncReel: a self-hosted server for synchronized, frame-accurate review.
+//!
+//! # Layout
+//!
+//! The pure core, which never reads the clock, touches a socket or knows
+//! JSON:
+//! - [`timecode`]: rational frame rates and SMPTE labels, drop-frame included.
+//! - [`clock`]: server time, shuttle speeds, and the [`clock::Transport`]
+//!   anchor from which every participant computes the same frame.
+//! - [`session`]: participants, roles, the driver's seat, presence, and
+//!   commands turned into versioned, scheduled events.
+//!
+//! The edges:
+//! - [`protocol`]: the serde wire types (documented in `docs/protocol.md`).
+//! - [`live`]: one task per session that owns a [`session::Session`], and
+//!   the registry of live sessions.
+//! - [`ws`]: one WebSocket connection (reader loop, writer task, limits).
+//! - [`http`]: REST API, static web client, upgrade, health and metrics.
+//! - [`links`]: role-scoped join links, stored hashed.
+//! - [`metrics`]: counters and the fan-out histogram.
+//! - [`config`]: TOML plus environment overrides.
+//! - [`server`]: binding, serving, graceful shutdown.
+//! - [`cli`]: the `syncreel` command line.
+
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod http;
+pub mod links;
+pub mod live;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
 pub mod session;
 pub mod timecode;
+pub mod ws;

@@ -1,0 +1,195 @@
+//! The `syncreel` command line: `serve`, `demo` and `session create`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+
+use crate::config::Config;
+use crate::http::{created_body, CreateSession, CreatedSessionBody};
+use crate::protocol::WireRole;
+use crate::server::{terminate_signal, Server};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "syncreel",
+    version,
+    about = "Synchronized, frame-accurate review server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Run the server with a demo session and print its links.
+    Demo(ServeArgs),
+    /// Manage sessions on a running server.
+    #[command(subcommand)]
+    Session(SessionCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see config/syncreel.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on; overrides server.bind.
+    #[arg(long)]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Directory for server state; overrides server.data_dir.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Create a session and print one link per role, one per line.
+    Create(CreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Base URL of the server, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    pub server: String,
+    #[arg(long)]
+    pub title: String,
+    /// Frame rate: 24000/1001, 24, 25, 30000/1001, 30, 48, 50, 60000/1001, 60.
+    #[arg(long)]
+    pub fps: String,
+    #[arg(long)]
+    pub duration_frames: i64,
+    /// Label of the first frame, e.g. 01:00:00:00 (00:00:00;00 for drop-frame).
+    #[arg(long)]
+    pub start_timecode: Option<String>,
+    /// Needed when the server has server.admin_token set.
+    #[arg(long, env = "SYNCREEL_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref(), std::env::vars())?;
+        if let Some(bind) = self.bind {
+            config.server.bind = bind;
+        }
+        if let Some(dir) = &self.data_dir {
+            config.server.data_dir = dir.clone();
+        }
+        Ok(config)
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        CliCommand::Serve(args) => serve(args.config()?, false).await,
+        CliCommand::Demo(args) => serve(args.config()?, true).await,
+        CliCommand::Session(SessionCommand::Create(args)) => create_remote(args).await,
+    }
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!(
+            "cannot create data dir {}",
+            config.server.data_dir.display()
+        )
+    })?;
+    let server = Server::bind(config)
+        .await
+        .context("cannot bind the listening address")?;
+    let addr = server.local_addr()?;
+    // Links printed for a wildcard bind still need a host a browser can open.
+    let shown = if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    let base = if server.app.config.server.public_url.is_empty() {
+        format!("http://{shown}")
+    } else {
+        server
+            .app
+            .config
+            .server
+            .public_url
+            .trim_end_matches('/')
+            .to_string()
+    };
+    // Scripts and tests read this exact line to find the port.
+    println!("listening on http://{shown}");
+    if demo {
+        let created = server.app.create_session(CreateSession {
+            title: "SyncReel demo: Reel 1 v3".into(),
+            fps: "24000/1001".into(),
+            duration_frames: 24 * 60 * 5,
+            start_timecode: Some("01:00:00:00".into()),
+            drop_frame: None,
+        })?;
+        print_links(&created_body(&created, &base));
+    }
+    server.run(terminate_signal()).await?;
+    Ok(())
+}
+
+fn print_links(body: &CreatedSessionBody) {
+    println!("session {} \"{}\"", body.session.id, body.session.title);
+    for link in &body.links {
+        let role = match link.role {
+            WireRole::Host => "host",
+            WireRole::Reviewer => "reviewer",
+            WireRole::Viewer => "viewer",
+        };
+        if let Some(url) = &link.url {
+            println!("{role:<9} {url}");
+        }
+    }
+}
+
+/// POSTs to a running server. Plain HTTP only: the CLI talks to the
+/// server it runs beside, or through a tunnel.
+async fn create_remote(args: CreateArgs) -> anyhow::Result<()> {
+    let base = args.server.trim_end_matches('/');
+    let Some(authority) = base.strip_prefix("http://") else {
+        bail!("--server must be an http:// URL");
+    };
+    let body = serde_json::to_vec(&CreateSession {
+        title: args.title,
+        fps: args.fps,
+        duration_frames: args.duration_frames,
+        start_timecode: args.start_timecode,
+        drop_frame: None,
+    })?;
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut request = hyper::Request::post("/api/sessions")
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if let Some(token) = &args.admin_token {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = sender
+        .send_request(request.body(Full::new(Bytes::from(body)))?)
+        .await?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        bail!(
+            "server answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    let created: CreatedSessionBody = serde_json::from_slice(&bytes)?;
+    print_links(&created);
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Server configuration: a TOML file (see `config/syncreel.toml`, which
+//! documents every key) with `SYNCREEL_<SECTION>__<KEY>` environment
+//! variables laid over it, then command-line flags over both.
+//!
+//! Every key has a default, so an empty file (or none) is a valid config.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::session::SessionLimits;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub limits: LimitsConfig,
+    pub session: SessionConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Where the web client's files are; served as `/app/`.
+    pub web_root: PathBuf,
+    /// The base of the links the server hands out. Empty: taken from the
+    /// request's Host header, which is right unless behind a proxy.
+    pub public_url: String,
+    /// When set, creating sessions needs `Authorization: Bearer <this>`.
+    pub admin_token: String,
+    /// How long shutdown waits for connections to close.
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_message_bytes: usize,
+    pub messages_per_second: u32,
+    pub message_burst: u32,
+    pub max_participants: usize,
+    pub max_sessions: usize,
+    pub max_connections: usize,
+    /// Outgoing messages buffered per connection before it counts as slow.
+    pub outbound_queue: usize,
+    pub max_name_chars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    pub lead_min_ms: u64,
+    pub lead_max_ms: u64,
+    pub lead_margin_ms: u64,
+    pub driver_grace_ms: u64,
+    pub resume_window_secs: u64,
+    pub presence_interval_ms: u64,
+    pub presence_detail_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            limits: LimitsConfig::default(),
+            session: SessionConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".parse().expect("valid address"),
+            data_dir: PathBuf::from("data"),
+            web_root: PathBuf::from("web-client"),
+            public_url: String::new(),
+            admin_token: String::new(),
+            shutdown_grace_ms: 3_000,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_bytes: 16 * 1024,
+            messages_per_second: 30,
+            message_burst: 60,
+            max_participants: 5_000,
+            max_sessions: 1_000,
+            max_connections: 20_000,
+            outbound_queue: 256,
+            max_name_chars: 64,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        let core = SessionLimits::default();
+        let ms = |us: i64| (us / 1000) as u64;
+        SessionConfig {
+            lead_min_ms: ms(core.lead_min_micros),
+            lead_max_ms: ms(core.lead_max_micros),
+            lead_margin_ms: ms(core.lead_margin_micros),
+            driver_grace_ms: ms(core.driver_grace_micros),
+            resume_window_secs: ms(core.resume_window_micros) / 1000,
+            presence_interval_ms: ms(core.presence_interval_micros),
+            presence_detail_limit: core.presence_detail_limit,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named on the command line could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The TOML, or an environment override, does not fit the schema.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path` (if given), then applies environment overrides taken
+    /// from `env` (pass `std::env::vars()`).
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("SYNCREEL_") else {
+                continue;
+            };
+            let Some((section, field)) = rest.split_once("__") else {
+                continue;
+            };
+            let section = section.to_ascii_lowercase();
+            let field = field.to_ascii_lowercase();
+            let entry = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(section_table) = entry else {
+                return Err(ConfigError::Invalid(format!("[{section}] is not a table")));
+            };
+            section_table.insert(field, env_value(&value));
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.session;
+        let fail = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if s.lead_min_ms > s.lead_max_ms {
+            return fail("session.lead_min_ms must not exceed session.lead_max_ms");
+        }
+        if s.driver_grace_ms > 5_000 {
+            return fail("session.driver_grace_ms must be at most 5000: control returns to the host within 5 s");
+        }
+        if self.limits.max_message_bytes < 256 {
+            return fail("limits.max_message_bytes must be at least 256");
+        }
+        if self.limits.messages_per_second == 0 || self.limits.message_burst == 0 {
+            return fail("limits.messages_per_second and limits.message_burst must be positive");
+        }
+        if self.limits.outbound_queue < 8 {
+            return fail("limits.outbound_queue must be at least 8");
+        }
+        Ok(())
+    }
+
+    pub fn session_limits(&self) -> SessionLimits {
+        let s = &self.session;
+        let us = |ms: u64| (ms as i64).saturating_mul(1000);
+        SessionLimits {
+            max_participants: self.limits.max_participants,
+            lead_min_micros: us(s.lead_min_ms),
+            lead_max_micros: us(s.lead_max_ms),
+            lead_margin_micros: us(s.lead_margin_ms),
+            driver_grace_micros: us(s.driver_grace_ms),
+            resume_window_micros: us(s.resume_window_secs.saturating_mul(1000)),
+            presence_interval_micros: us(s.presence_interval_ms),
+            presence_detail_limit: s.presence_detail_limit,
+            ..SessionLimits::default()
+        }
+    }
+}
+
+/// An environment value is TOML when it parses as a TOML value (numbers,
+/// booleans) and a plain string otherwise, so `SYNCREEL_SERVER__BIND=0.0.0.0:80`
+/// needs no quotes.
+fn env_value(raw: &str) -> toml::Value {
+    let wrapped = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&wrapped) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shipped_file_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/syncreel.toml");
+        let loaded = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("SYNCREEL_SERVER__BIND", "0.0.0.0:9000"),
+                ("SYNCREEL_LIMITS__MAX_PARTICIPANTS", "12"),
+                ("SYNCREEL_SESSION__LEAD_MIN_MS", "80"),
+                ("SYNCREEL_SERVER__ADMIN_TOKEN", "s3cret"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.server.bind, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(config.limits.max_participants, 12);
+        assert_eq!(config.session.lead_min_ms, 80);
+        assert_eq!(config.server.admin_token, "s3cret");
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_bad_values() {
+        for pairs in [
+            vec![("SYNCREEL_SERVER__BIDN", "1")],
+            vec![("SYNCREEL_LIMITS__MAX_PARTICIPANTS", "many")],
+            vec![("SYNCREEL_SESSION__DRIVER_GRACE_MS", "9000")],
+            vec![("SYNCREEL_SESSION__LEAD_MIN_MS", "900")],
+        ] {
+            assert!(Config::load(None, env(&pairs)).is_err(), "{pairs:?}");
+        }
+    }
+}

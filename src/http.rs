@@ -1,0 +1,484 @@
+//! The HTTP face of the server: the REST API, the web client's files, the
+//! WebSocket upgrade, `/healthz` and `/metrics`.
+//!
+//! [`router`] is separate from serving so that tests can drive it directly.
+//! Handlers return `Result<_, ApiError>`; every error is JSON with a code.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{Path as UrlPath, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+
+use crate::config::Config;
+use crate::links::{random_id, Link, LinkError, LinkStore, MintedLink};
+use crate::live::{Registry, ServerClock, SessionHandle, SessionMsg};
+use crate::metrics::Metrics;
+use crate::protocol::{WireRole, WireSession, WireSnapshot};
+use crate::session::{Role, SessionInfo};
+use crate::timecode::{FrameRate, Timecode, TimecodeFormat};
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub clock: ServerClock,
+    pub registry: Registry,
+    pub links: LinkStore,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: watch::Receiver<bool>,
+    next_conn_id: AtomicU64,
+}
+
+impl App {
+    pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> App {
+        App {
+            config,
+            clock: ServerClock::start(),
+            registry: Registry::default(),
+            links: LinkStore::default(),
+            metrics: Arc::new(Metrics::default()),
+            shutdown,
+            next_conn_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Creates a live session and one link per role.
+    pub fn create_session(&self, req: CreateSession) -> Result<CreatedSession, ApiError> {
+        if self.registry.len() >= self.config.limits.max_sessions {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_sessions",
+                "this server is at its session limit",
+            ));
+        }
+        let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+        let title = req.title.trim();
+        if title.is_empty() || title.chars().count() > 200 {
+            return Err(bad("title must be 1 to 200 characters".into()));
+        }
+        let rate: FrameRate = req
+            .fps
+            .parse()
+            .map_err(|e: crate::timecode::TimecodeError| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_fps", e.to_string())
+            })?;
+        if !(1..=1_000_000_000).contains(&req.duration_frames) {
+            return Err(bad("durationFrames must be between 1 and 1e9".into()));
+        }
+        let bad_tc = |e: crate::timecode::TimecodeError| {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_timecode", e.to_string())
+        };
+        let start_text = req.start_timecode.as_deref().unwrap_or("00:00:00:00");
+        let start: Timecode = start_text.parse().map_err(bad_tc)?;
+        // A `;` before the frames means drop-frame unless said otherwise.
+        let drop_frame = req
+            .drop_frame
+            .unwrap_or(start.drop_frame && rate.allows_drop_frame());
+        let timecode = TimecodeFormat::new(rate, drop_frame)
+            .and_then(|f| f.with_start(start))
+            .map_err(bad_tc)?;
+        let info = SessionInfo {
+            id: random_id(),
+            title: title.to_string(),
+            timecode,
+            duration_frames: req.duration_frames,
+        };
+        let handle = self.registry.spawn(
+            info,
+            self.config.session_limits(),
+            self.clock,
+            self.metrics.clone(),
+            self.shutdown.clone(),
+        );
+        let links = [Role::Host, Role::Reviewer, Role::Viewer]
+            .into_iter()
+            .map(|role| self.links.mint(&handle.info.id, role, None))
+            .collect();
+        Ok(CreatedSession { handle, links })
+    }
+
+    fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Relaxed)
+    }
+}
+
+pub struct CreatedSession {
+    pub handle: SessionHandle,
+    pub links: Vec<MintedLink>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSession {
+    pub title: String,
+    /// `24000/1001`, `24`, `29.97`, …
+    pub fps: String,
+    pub duration_frames: i64,
+    #[serde(default)]
+    pub start_timecode: Option<String>,
+    #[serde(default)]
+    pub drop_frame: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedSessionBody {
+    pub session: WireSession,
+    pub links: Vec<LinkBody>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkBody {
+    pub id: String,
+    pub role: WireRole,
+    /// Only present when the link was just minted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub expires_at: Option<u64>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MintLink {
+    role: WireRole,
+    #[serde(default)]
+    expires_in_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionBody {
+    session: WireSession,
+    state: WireSnapshot,
+    links: Vec<LinkBody>,
+}
+
+/// An error as the API reports it: a status, a stable code and a sentence.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/s/{id}", get(index))
+        .route("/app/{*path}", get(asset))
+        .route("/ws", get(upgrade))
+        .route("/api/sessions", post(create_session))
+        .route("/api/sessions/{id}", get(get_session))
+        .route("/api/sessions/{id}/links", post(mint_link))
+        .route("/api/sessions/{id}/links/{link}", delete(revoke_link))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::not_found("route") })
+        .with_state(app)
+}
+
+/// The base of links: the configured public URL, else the Host header.
+fn public_base(app: &App, headers: &HeaderMap) -> String {
+    if !app.config.server.public_url.is_empty() {
+        return app
+            .config
+            .server
+            .public_url
+            .trim_end_matches('/')
+            .to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| app.config.server.bind.to_string());
+    format!("http://{host}")
+}
+
+pub fn link_url(base: &str, session_id: &str, token: &str) -> String {
+    format!("{base}/s/{session_id}#token={token}")
+}
+
+fn link_body(link: &Link, minted: Option<(&str, &str)>) -> LinkBody {
+    LinkBody {
+        id: link.id.clone(),
+        role: link.role.into(),
+        token: minted.map(|(token, _)| token.to_string()),
+        url: minted.map(|(_, url)| url.to_string()),
+        expires_at: link.expires_at,
+        revoked: link.revoked,
+    }
+}
+
+pub fn created_body(created: &CreatedSession, base: &str) -> CreatedSessionBody {
+    let id = &created.handle.info.id;
+    CreatedSessionBody {
+        session: (&*created.handle.info).into(),
+        links: created
+            .links
+            .iter()
+            .map(|m| {
+                let url = link_url(base, id, &m.token);
+                link_body(&m.link, Some((&m.token, &url)))
+            })
+            .collect(),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Checks that the caller holds a host link of this session.
+fn require_host(
+    app: &App,
+    headers: &HeaderMap,
+    session_id: &str,
+) -> Result<SessionHandle, ApiError> {
+    let handle = app
+        .registry
+        .get(session_id)
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <host link token>",
+        )
+    })?;
+    let link = app.links.check(token, unix_now()).map_err(|err| {
+        let code = match err {
+            LinkError::Invalid => "invalid_token",
+            LinkError::Expired => "link_expired",
+            LinkError::Revoked => "link_revoked",
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, code, err.to_string())
+    })?;
+    if link.session_id != session_id || link.role != Role::Host {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only a host link of this session may do this",
+        ));
+    }
+    Ok(handle)
+}
+
+async fn create_session(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Json<CreateSession>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedSessionBody>), ApiError> {
+    let admin = &app.config.server.admin_token;
+    if !admin.is_empty() && bearer(&headers) != Some(admin.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "creating sessions needs Authorization: Bearer <admin token>",
+        ));
+    }
+    let Json(req) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let created = app.create_session(req)?;
+    tracing::info!(session = %created.handle.info.id, title = %created.handle.info.title, "session created");
+    let base = public_base(&app, &headers);
+    Ok((StatusCode::CREATED, Json(created_body(&created, &base))))
+}
+
+async fn get_session(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<SessionBody>, ApiError> {
+    let handle = require_host(&app, &headers, &id)?;
+    let (reply, answer) = oneshot::channel();
+    let gone = || ApiError::new(StatusCode::GONE, "session_ended", "the session has ended");
+    handle
+        .tx
+        .send(SessionMsg::State { reply })
+        .await
+        .map_err(|_| gone())?;
+    let state = answer.await.map_err(|_| gone())?;
+    Ok(Json(SessionBody {
+        session: (&*handle.info).into(),
+        state,
+        links: app
+            .links
+            .for_session(&id)
+            .iter()
+            .map(|l| link_body(l, None))
+            .collect(),
+    }))
+}
+
+async fn mint_link(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Result<Json<MintLink>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<LinkBody>), ApiError> {
+    require_host(&app, &headers, &id)?;
+    let Json(req) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let expires_at = req.expires_in_secs.map(|s| unix_now().saturating_add(s));
+    let minted = app.links.mint(&id, req.role.into(), expires_at);
+    let url = link_url(&public_base(&app, &headers), &id, &minted.token);
+    Ok((
+        StatusCode::CREATED,
+        Json(link_body(&minted.link, Some((&minted.token, &url)))),
+    ))
+}
+
+async fn revoke_link(
+    State(app): State<Arc<App>>,
+    UrlPath((id, link)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let handle = require_host(&app, &headers, &id)?;
+    if !app.links.revoke(&id, &link) {
+        return Err(ApiError::not_found("link"));
+    }
+    let _ = handle
+        .tx
+        .send(SessionMsg::RevokeLink { link_id: link })
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+    let limits = &app.config.limits;
+    let open = app.metrics.connections_open.load(Relaxed);
+    if open >= 0 && open as usize >= limits.max_connections {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "this server is at its connection limit",
+        ));
+    }
+    // Frames up to the hard cap are read and refused with a typed error;
+    // only beyond it does the transport itself close the connection.
+    let hard_cap = (limits.max_message_bytes * 4).max(64 * 1024);
+    let conn_id = app.next_conn_id();
+    let shutdown = app.shutdown.clone();
+    Ok(ws
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| crate::ws::serve(socket, app, conn_id, shutdown)))
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "status": "ok",
+        "sessions": app.registry.len(),
+        "connections": app.metrics.connections_open.load(Relaxed),
+    }))
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+}
+
+async fn index(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    serve_file(&app.config.server.web_root, Path::new("index.html")).await
+}
+
+async fn asset(
+    State(app): State<Arc<App>>,
+    UrlPath(path): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    serve_file(&app.config.server.web_root, Path::new(&path)).await
+}
+
+/// Serves a file from under `root`, refusing any path that could climb out.
+async fn serve_file(root: &Path, relative: &Path) -> Result<Response, ApiError> {
+    let safe = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    if !safe {
+        return Err(ApiError::not_found("file"));
+    }
+    let path: PathBuf = root.join(relative);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::not_found("file"))?;
+    let mime = match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        Some("ico") => "image/x-icon",
+        _ => "application/octet-stream",
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        bytes,
+    )
+        .into_response())
+}

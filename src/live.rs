@@ -1,0 +1,464 @@
+//! The runtime around the pure [`Session`]: one tokio task per live
+//! session owns it, and everything else reaches it through a
+//! [`SessionHandle`].
+//!
+//! The task is the only place that reads the clock for a session, so the
+//! order of events and the instants stamped on them are decided in one
+//! place. It never waits for a participant: each connection has a bounded
+//! queue, a broadcast is serialized once and shared, and a connection whose
+//! queue is full stops receiving events and gets a snapshot as soon as it
+//! has room again.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::clock::ServerTime;
+use crate::metrics::Metrics;
+use crate::protocol::{self, ErrorCode, ServerMessage, WireSnapshot};
+use crate::session::{
+    Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
+    SessionLimits, Snapshot, SyncReport,
+};
+
+/// The server's monotonic clock. [`ServerTime`] is measured from `epoch`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerClock {
+    epoch: Instant,
+}
+
+impl ServerClock {
+    pub fn start() -> ServerClock {
+        ServerClock {
+            epoch: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> ServerTime {
+        self.at(Instant::now())
+    }
+
+    pub fn at(&self, instant: Instant) -> ServerTime {
+        let micros = instant.saturating_duration_since(self.epoch).as_micros();
+        ServerTime::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+    }
+
+    pub fn instant(&self, t: ServerTime) -> Instant {
+        self.epoch + Duration::from_micros(t.as_micros().max(0) as u64)
+    }
+}
+
+/// What a connection's writer task sends.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Serialized once, shared by every recipient.
+    Text {
+        text: Utf8Bytes,
+        /// When the session task queued it, for the fan-out histogram.
+        queued_at: Option<Instant>,
+    },
+    /// A clock-sync reply. The writer stamps `t2` at the last moment so that
+    /// queueing time is not mistaken for network time.
+    Pong { id: u32, t0: i64, t1: ServerTime },
+    /// Say goodbye and close the socket.
+    Close { code: ErrorCode, message: String },
+}
+
+impl Outbound {
+    pub fn message(message: &ServerMessage) -> Outbound {
+        Outbound::Text {
+            text: protocol::to_json(message).into(),
+            queued_at: None,
+        }
+    }
+}
+
+/// What a connection asks of its session.
+#[derive(Debug)]
+pub enum SessionMsg {
+    Join {
+        name: String,
+        role: Role,
+        link_id: String,
+        resume: Option<[u8; 16]>,
+        fresh_secret: [u8; 16],
+        conn_id: u64,
+        tx: mpsc::Sender<Outbound>,
+        reply: oneshot::Sender<Result<ParticipantId, JoinError>>,
+    },
+    Command {
+        from: ParticipantId,
+        conn_id: u64,
+        command: Command,
+        reference: Option<u32>,
+    },
+    Sync {
+        from: ParticipantId,
+        report: SyncReport,
+    },
+    Frame {
+        from: ParticipantId,
+        frame: i64,
+        at: ServerTime,
+    },
+    Disconnect {
+        from: ParticipantId,
+        conn_id: u64,
+    },
+    Leave {
+        from: ParticipantId,
+        conn_id: u64,
+    },
+    /// Close the connections that joined through a revoked link.
+    RevokeLink {
+        link_id: String,
+    },
+    State {
+        reply: oneshot::Sender<WireSnapshot>,
+    },
+}
+
+/// How the rest of the server reaches a live session.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    pub info: Arc<SessionInfo>,
+    pub tx: mpsc::Sender<SessionMsg>,
+}
+
+/// Live sessions by id.
+#[derive(Debug, Default)]
+pub struct Registry {
+    sessions: DashMap<String, SessionHandle>,
+}
+
+impl Registry {
+    pub fn get(&self, id: &str) -> Option<SessionHandle> {
+        self.sessions.get(id).map(|h| h.clone())
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Starts the session's task and registers it.
+    pub fn spawn(
+        &self,
+        info: SessionInfo,
+        limits: SessionLimits,
+        clock: ServerClock,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> SessionHandle {
+        let (tx, rx) = mpsc::channel(1024);
+        let info = Arc::new(info);
+        let handle = SessionHandle {
+            info: info.clone(),
+            tx,
+        };
+        self.sessions.insert(info.id.clone(), handle.clone());
+        let task = SessionTask {
+            session: Session::new((*info).clone(), limits, clock.now()),
+            conns: HashMap::new(),
+            clock,
+            metrics: metrics.clone(),
+        };
+        metrics.sessions_live.fetch_add(1, Relaxed);
+        tokio::spawn(async move {
+            task.run(rx, shutdown).await;
+            metrics.sessions_live.fetch_sub(1, Relaxed);
+        });
+        handle
+    }
+}
+
+/// One participant's live connection, as the session task sees it.
+struct Conn {
+    /// Tells a replaced connection's late disconnect apart from the
+    /// current one's.
+    conn_id: u64,
+    tx: mpsc::Sender<Outbound>,
+    role: Role,
+    link_id: String,
+    resume_hex: String,
+    /// Its queue overflowed: it gets no events until a snapshot fits.
+    lagged: bool,
+}
+
+struct SessionTask {
+    session: Session,
+    conns: HashMap<ParticipantId, Conn>,
+    clock: ServerClock,
+    metrics: Arc<Metrics>,
+}
+
+/// How often a lagged connection is offered a snapshot.
+const RESYNC_RETRY: Duration = Duration::from_millis(100);
+
+impl SessionTask {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<SessionMsg>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let wake = self.session.poll_timeout().map(|t| self.clock.instant(t));
+            let resync = self
+                .conns
+                .values()
+                .any(|c| c.lagged)
+                .then(|| Instant::now() + RESYNC_RETRY);
+            let deadline = [wake, resync].into_iter().flatten().min();
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.handle(msg),
+                    None => break,
+                },
+                () = sleep_until(deadline) => {
+                    self.session.handle_timeout(self.clock.now());
+                }
+                _ = shutdown.changed() => break,
+            }
+            self.flush();
+        }
+    }
+
+    fn handle(&mut self, msg: SessionMsg) {
+        let now = self.clock.now();
+        match msg {
+            SessionMsg::Join {
+                name,
+                role,
+                link_id,
+                resume,
+                fresh_secret,
+                conn_id,
+                tx,
+                reply,
+            } => {
+                let resumed = resume.and_then(|secret| {
+                    let id = self.session.resume(now, &secret).ok()?;
+                    Some((id, secret))
+                });
+                // A stale resume secret is not an error: the client simply
+                // becomes a new participant.
+                let joined = match resumed {
+                    Some(ok) => Ok(ok),
+                    None => self
+                        .session
+                        .join(
+                            now,
+                            JoinRequest {
+                                name,
+                                role,
+                                resume_secret: fresh_secret,
+                            },
+                        )
+                        .map(|id| (id, fresh_secret)),
+                };
+                let result = joined.map(|(id, secret)| {
+                    let role = self.session.presence(id).map_or(role, |p| p.role);
+                    let old = self.conns.insert(
+                        id,
+                        Conn {
+                            conn_id,
+                            tx,
+                            role,
+                            link_id,
+                            resume_hex: hex(&secret),
+                            lagged: false,
+                        },
+                    );
+                    if let Some(old) = old {
+                        let _ = old.tx.try_send(Outbound::Close {
+                            code: ErrorCode::ResumeFailed,
+                            message: "replaced by a newer connection".into(),
+                        });
+                    }
+                    id
+                });
+                let _ = reply.send(result);
+            }
+            SessionMsg::Command {
+                from,
+                conn_id,
+                command,
+                reference,
+            } => {
+                if !self.is_current(from, conn_id) {
+                    return;
+                }
+                if let Err(err) = self.session.handle(now, from, command) {
+                    self.send_error(
+                        from,
+                        ErrorCode::of_command(&err),
+                        err.to_string(),
+                        reference,
+                    );
+                }
+            }
+            SessionMsg::Sync { from, report } => self.session.report_sync(now, from, report),
+            SessionMsg::Frame { from, frame, at } => {
+                self.session.report_frame(now, from, frame, at)
+            }
+            SessionMsg::Disconnect { from, conn_id } => {
+                if self.is_current(from, conn_id) {
+                    self.conns.remove(&from);
+                    self.session.disconnect(now, from);
+                }
+            }
+            SessionMsg::Leave { from, conn_id } => {
+                if self.is_current(from, conn_id) {
+                    self.conns.remove(&from);
+                    self.session.leave(now, from);
+                }
+            }
+            SessionMsg::RevokeLink { link_id } => {
+                let revoked: Vec<ParticipantId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.link_id == link_id)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in revoked {
+                    if let Some(conn) = self.conns.remove(&id) {
+                        let _ = conn.tx.try_send(Outbound::Close {
+                            code: ErrorCode::LinkRevoked,
+                            message: "the host revoked this link".into(),
+                        });
+                    }
+                    self.session.leave(now, id);
+                }
+            }
+            SessionMsg::State { reply } => {
+                let _ = reply.send((&self.session.snapshot(false)).into());
+            }
+        }
+    }
+
+    fn is_current(&self, id: ParticipantId, conn_id: u64) -> bool {
+        self.conns.get(&id).is_some_and(|c| c.conn_id == conn_id)
+    }
+
+    fn send_error(
+        &mut self,
+        to: ParticipantId,
+        code: ErrorCode,
+        message: String,
+        reference: Option<u32>,
+    ) {
+        if let Some(conn) = self.conns.get(&to) {
+            self.metrics.rejected_in.fetch_add(1, Relaxed);
+            let _ = conn.tx.try_send(Outbound::message(&ServerMessage::Error {
+                code,
+                message,
+                reference,
+            }));
+        }
+    }
+
+    /// Sends every pending output, then offers snapshots to lagged
+    /// connections.
+    fn flush(&mut self) {
+        while let Some(output) = self.session.poll_output() {
+            if let crate::session::Event::Welcome { you, snapshot } = &output.event {
+                self.welcome(*you, snapshot);
+                continue;
+            }
+            let Some(message) = protocol::event_message(&output.event) else {
+                continue;
+            };
+            let text: Utf8Bytes = protocol::to_json(&message).into();
+            let queued_at = Some(Instant::now());
+            for (id, conn) in self.conns.iter_mut() {
+                let wanted = match output.to {
+                    Audience::All => true,
+                    Audience::One(to) => to == *id,
+                    Audience::Staff => conn.role != Role::Viewer,
+                    Audience::Viewers => conn.role == Role::Viewer,
+                };
+                if !wanted || conn.lagged {
+                    continue;
+                }
+                let item = Outbound::Text {
+                    text: text.clone(),
+                    queued_at,
+                };
+                if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(item) {
+                    conn.lagged = true;
+                    self.metrics.slow_consumer_resyncs.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        self.resync_lagged();
+    }
+
+    fn welcome(&mut self, you: ParticipantId, snapshot: &Snapshot) {
+        let Some(conn) = self.conns.get_mut(&you) else {
+            return;
+        };
+        let message = protocol::welcome_message(
+            self.session.info(),
+            you,
+            conn.role,
+            conn.resume_hex.clone(),
+            snapshot,
+            self.clock.now(),
+        );
+        conn.lagged = conn.tx.try_send(Outbound::message(&message)).is_err();
+    }
+
+    fn resync_lagged(&mut self) {
+        let mut cached: [Option<Utf8Bytes>; 2] = [None, None];
+        for conn in self.conns.values_mut().filter(|c| c.lagged) {
+            if conn.tx.capacity() == 0 {
+                continue;
+            }
+            let for_viewer = conn.role == Role::Viewer;
+            let text = cached[usize::from(for_viewer)]
+                .get_or_insert_with(|| {
+                    let message = ServerMessage::Snapshot {
+                        state: (&self.session.snapshot(for_viewer)).into(),
+                        server_time: self.clock.now().as_micros(),
+                    };
+                    protocol::to_json(&message).into()
+                })
+                .clone();
+            let item = Outbound::Text {
+                text,
+                queued_at: None,
+            };
+            conn.lagged = conn.tx.try_send(item).is_err();
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn unhex16(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}

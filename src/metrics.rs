@@ -1,0 +1,134 @@
+//! Process-wide counters, rendered as Prometheus text at `/metrics`.
+//!
+//! Plain atomics rather than a metrics crate: the set is small and fixed,
+//! and updating a relaxed atomic on the fan-out path costs next to nothing.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds of the fan-out latency buckets, in microseconds.
+const FANOUT_BUCKETS_MICROS: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub connections_open: AtomicI64,
+    pub connections_total: AtomicU64,
+    pub sessions_live: AtomicI64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub rejected_in: AtomicU64,
+    pub slow_consumer_resyncs: AtomicU64,
+    fanout: Histogram,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; FANOUT_BUCKETS_MICROS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    /// Records how long a broadcast took from leaving the session task to
+    /// being written to one participant's socket.
+    pub fn observe_fanout(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let h = &self.fanout;
+        if let Some(i) = FANOUT_BUCKETS_MICROS.iter().position(|b| micros <= *b) {
+            h.buckets[i].fetch_add(1, Relaxed);
+        }
+        h.count.fetch_add(1, Relaxed);
+        h.sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        gauge(
+            &mut out,
+            "syncreel_connections",
+            "Open WebSocket connections.",
+            self.connections_open.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_connections_total",
+            "WebSocket connections accepted.",
+            self.connections_total.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "syncreel_sessions",
+            "Live sessions.",
+            self.sessions_live.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_messages_in_total",
+            "WebSocket messages received.",
+            self.messages_in.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_messages_out_total",
+            "WebSocket messages sent.",
+            self.messages_out.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_messages_rejected_total",
+            "Messages answered with a typed error.",
+            self.rejected_in.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_slow_consumer_resyncs_total",
+            "Times a slow connection was resynced with a snapshot.",
+            self.slow_consumer_resyncs.load(Relaxed),
+        );
+
+        let name = "syncreel_fanout_latency_seconds";
+        let _ = writeln!(out, "# HELP {name} Time from a broadcast leaving the session task to its write on each socket.\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in FANOUT_BUCKETS_MICROS.iter().zip(&self.fanout.buckets) {
+            cumulative += bucket.load(Relaxed);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.fanout.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.fanout.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        m.observe_fanout(Duration::from_micros(90));
+        m.observe_fanout(Duration::from_micros(3_000));
+        m.observe_fanout(Duration::from_secs(5));
+        let text = m.render();
+        assert!(text.contains("syncreel_fanout_latency_seconds_bucket{le=\"0.0001\"} 1\n"));
+        assert!(text.contains("syncreel_fanout_latency_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(text.contains("syncreel_fanout_latency_seconds_bucket{le=\"1\"} 2\n"));
+        assert!(text.contains("syncreel_fanout_latency_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("syncreel_fanout_latency_seconds_count 3\n"));
+    }
+}

@@ -1,0 +1,664 @@
+//! The WebSocket wire format: serde types only, and the conversions from
+//! the core's events into them.
+//!
+//! Every message is a JSON object tagged by `type` in camelCase. The hello
+//! carries [`PROTOCOL_VERSION`]; a change of shape becomes a new version or
+//! a new variant, never a silent change. This module and `http` are the
+//! only places that know JSON. `docs/protocol.md` documents every message
+//! and must change with this file.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{ServerTime, Speed, Transport};
+use crate::session::{
+    CommandError, Control, ControlReason, Event, JoinError, ParticipantId, Presence, Role,
+    RoleCounts, SessionInfo, Snapshot, TransportCause,
+};
+
+/// Bumped whenever a message changes shape.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A client message plus the optional `ref` that the server echoes in any
+/// error it causes, so that a client can match errors to requests.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Envelope {
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<u32>,
+    #[serde(flatten)]
+    pub message: ClientMessage,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ClientMessage {
+    /// The first message on a connection: which link, and who you are.
+    Hello {
+        protocol: u32,
+        token: String,
+        name: String,
+        /// The `resume` secret from an earlier welcome, to reclaim the
+        /// same identity (and the driver's seat) after a reconnect.
+        #[serde(default)]
+        resume: Option<String>,
+    },
+    /// Clock sync: `t0` is the client's clock in microseconds.
+    Ping {
+        id: u32,
+        t0: i64,
+    },
+    Play,
+    Pause,
+    /// Exactly one of `frame` or `timecode`.
+    Seek {
+        #[serde(default)]
+        frame: Option<i64>,
+        #[serde(default)]
+        timecode: Option<String>,
+    },
+    Step {
+        frames: i64,
+    },
+    /// One of −4, −3, −2, −1, 0.5, 1, 2, 3, 4.
+    Shuttle {
+        speed: f64,
+    },
+    LoopIn {
+        #[serde(default)]
+        frame: Option<i64>,
+    },
+    LoopOut {
+        #[serde(default)]
+        frame: Option<i64>,
+    },
+    ClearLoop,
+    RequestControl,
+    GrantControl {
+        participant: u64,
+    },
+    DenyControl {
+        participant: u64,
+    },
+    TakeControl,
+    ReleaseControl,
+    /// The client's clock-sync result, for presence and for the lead.
+    SyncReport {
+        rtt_us: i64,
+        offset_us: i64,
+        uncertainty_us: i64,
+    },
+    /// The frame the client showed at `at_us` (server clock).
+    FrameReport {
+        frame: i64,
+        at_us: i64,
+    },
+    /// Leaving for good: the participant is removed at once.
+    Leave,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ServerMessage {
+    Welcome {
+        protocol: u32,
+        you: u64,
+        role: WireRole,
+        /// Keep this to resume after a reconnect.
+        resume: String,
+        session: WireSession,
+        state: WireSnapshot,
+        server_time: i64,
+    },
+    /// The transport changes at `execute_at` (server clock, µs).
+    Transport {
+        version: u64,
+        execute_at: i64,
+        transport: WireTransport,
+        cause: String,
+        by: Option<u64>,
+    },
+    Control {
+        version: u64,
+        #[serde(flatten)]
+        control: WireControl,
+        reason: WireControlReason,
+    },
+    Presence {
+        participants: Vec<WirePresence>,
+        left: Vec<u64>,
+        counts: WireCounts,
+    },
+    /// Sent instead of the events a slow client missed: replace all state.
+    Snapshot {
+        state: WireSnapshot,
+        server_time: i64,
+    },
+    /// `t1` is when the ping arrived and `t2` when this left, server µs.
+    Pong { id: u32, t0: i64, t1: i64, t2: i64 },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<u32>,
+    },
+    /// The server is closing this connection and says why.
+    Goodbye { code: ErrorCode, message: String },
+}
+
+/// Every reason a message can be refused. Stable strings: clients switch
+/// on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Malformed,
+    MessageTooLarge,
+    RateLimited,
+    UnsupportedProtocol,
+    NotJoined,
+    AlreadyJoined,
+    InvalidToken,
+    LinkExpired,
+    LinkRevoked,
+    SessionNotFound,
+    SessionFull,
+    ResumeFailed,
+    Forbidden,
+    NotDriver,
+    FrameOutOfRange,
+    BadTimecode,
+    BadSpeed,
+    StepTooLarge,
+    CannotTakeControl,
+    UnknownParticipant,
+    SlowConsumer,
+    ShuttingDown,
+    Internal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WireRole {
+    Host,
+    Reviewer,
+    Viewer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WireControlReason {
+    Joined,
+    Requested,
+    Granted,
+    Denied,
+    Taken,
+    Released,
+    DriverLeft,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireSession {
+    pub id: String,
+    pub title: String,
+    /// `24000/1001` or `24`.
+    pub fps: String,
+    pub fps_num: u32,
+    pub fps_den: u32,
+    /// Labels count at this integer rate (24 for 23.976).
+    pub timebase: u32,
+    pub drop_frame: bool,
+    pub duration_frames: i64,
+    pub start_timecode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireTransport {
+    pub playing: bool,
+    pub speed: f64,
+    pub anchor_frame: i64,
+    pub anchor_time: i64,
+    pub loop_in: Option<i64>,
+    pub loop_out: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireControl {
+    pub driver: Option<u64>,
+    pub requests: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WirePresence {
+    pub id: u64,
+    pub name: String,
+    pub role: WireRole,
+    pub connected: bool,
+    pub rtt_us: Option<i64>,
+    pub offset_us: Option<i64>,
+    pub uncertainty_us: Option<i64>,
+    pub last_frame: Option<i64>,
+    pub last_frame_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireCounts {
+    pub hosts: usize,
+    pub reviewers: usize,
+    pub viewers: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireSnapshot {
+    pub version: u64,
+    pub transport: WireTransport,
+    pub control: WireControl,
+    pub participants: Vec<WirePresence>,
+    pub counts: WireCounts,
+}
+
+/// Why a text frame could not be turned into an [`Envelope`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Over the configured message size.
+    #[error("message of {size} bytes exceeds the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    /// Not JSON, or not a known message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Parses one client frame, checking the size before touching the JSON.
+pub fn parse_client(text: &str, limit: usize) -> Result<Envelope, ParseError> {
+    if text.len() > limit {
+        return Err(ParseError::TooLarge {
+            size: text.len(),
+            limit,
+        });
+    }
+    serde_json::from_str(text).map_err(|e| ParseError::Malformed(e.to_string()))
+}
+
+/// Serializes a server message. The types here cannot fail to serialize.
+pub fn to_json(message: &ServerMessage) -> String {
+    serde_json::to_string(message).expect("server messages always serialize")
+}
+
+/// Turns a wire speed into one from the shuttle set. Halves are exact in
+/// binary floating point, so comparing doubled values is exact too.
+pub fn speed_from_wire(speed: f64) -> Option<Speed> {
+    let doubled = speed * 2.0;
+    if !doubled.is_finite() || doubled.fract() != 0.0 || doubled.abs() > 8.0 {
+        return None;
+    }
+    Speed::new(doubled as i32, 2)
+}
+
+pub fn speed_to_wire(speed: Speed) -> f64 {
+    f64::from(speed.num()) / f64::from(speed.den())
+}
+
+impl ErrorCode {
+    pub fn of_command(err: &CommandError) -> ErrorCode {
+        match err {
+            CommandError::UnknownParticipant => ErrorCode::UnknownParticipant,
+            CommandError::Forbidden(_) => ErrorCode::Forbidden,
+            CommandError::NotDriver => ErrorCode::NotDriver,
+            CommandError::FrameOutOfRange { .. } => ErrorCode::FrameOutOfRange,
+            CommandError::BadTimecode(_) => ErrorCode::BadTimecode,
+            CommandError::StepTooLarge(_) => ErrorCode::StepTooLarge,
+            CommandError::CannotTakeControl(_) => ErrorCode::CannotTakeControl,
+        }
+    }
+
+    pub fn of_join(err: &JoinError) -> ErrorCode {
+        match err {
+            JoinError::Full(_) => ErrorCode::SessionFull,
+            JoinError::NothingToResume => ErrorCode::ResumeFailed,
+        }
+    }
+}
+
+impl From<Role> for WireRole {
+    fn from(role: Role) -> WireRole {
+        match role {
+            Role::Host => WireRole::Host,
+            Role::Reviewer => WireRole::Reviewer,
+            Role::Viewer => WireRole::Viewer,
+        }
+    }
+}
+
+impl From<WireRole> for Role {
+    fn from(role: WireRole) -> Role {
+        match role {
+            WireRole::Host => Role::Host,
+            WireRole::Reviewer => Role::Reviewer,
+            WireRole::Viewer => Role::Viewer,
+        }
+    }
+}
+
+impl From<ControlReason> for WireControlReason {
+    fn from(reason: ControlReason) -> WireControlReason {
+        match reason {
+            ControlReason::Joined => WireControlReason::Joined,
+            ControlReason::Requested => WireControlReason::Requested,
+            ControlReason::Granted => WireControlReason::Granted,
+            ControlReason::Denied => WireControlReason::Denied,
+            ControlReason::Taken => WireControlReason::Taken,
+            ControlReason::Released => WireControlReason::Released,
+            ControlReason::DriverLeft => WireControlReason::DriverLeft,
+        }
+    }
+}
+
+impl From<&SessionInfo> for WireSession {
+    fn from(info: &SessionInfo) -> WireSession {
+        let rate = info.timecode.rate();
+        WireSession {
+            id: info.id.clone(),
+            title: info.title.clone(),
+            fps: rate.to_string(),
+            fps_num: rate.num(),
+            fps_den: rate.den(),
+            timebase: rate.timebase(),
+            drop_frame: info.timecode.drop_frame(),
+            duration_frames: info.duration_frames,
+            start_timecode: info.timecode.start().to_string(),
+        }
+    }
+}
+
+impl From<&Transport> for WireTransport {
+    fn from(t: &Transport) -> WireTransport {
+        WireTransport {
+            playing: t.playing,
+            speed: speed_to_wire(t.speed),
+            anchor_frame: t.anchor_frame,
+            anchor_time: t.anchor_time.as_micros(),
+            loop_in: t.loop_marks.mark_in,
+            loop_out: t.loop_marks.mark_out,
+        }
+    }
+}
+
+impl From<&Control> for WireControl {
+    fn from(c: &Control) -> WireControl {
+        WireControl {
+            driver: c.driver.map(|p| p.0),
+            requests: c.requests.iter().map(|p| p.0).collect(),
+        }
+    }
+}
+
+impl From<&Presence> for WirePresence {
+    fn from(p: &Presence) -> WirePresence {
+        WirePresence {
+            id: p.id.0,
+            name: p.name.clone(),
+            role: p.role.into(),
+            connected: p.connected,
+            rtt_us: p.rtt_micros,
+            offset_us: p.offset_micros,
+            uncertainty_us: p.uncertainty_micros,
+            last_frame: p.last_frame.map(|(f, _)| f),
+            last_frame_at: p.last_frame.map(|(_, at)| at.as_micros()),
+        }
+    }
+}
+
+impl From<RoleCounts> for WireCounts {
+    fn from(c: RoleCounts) -> WireCounts {
+        WireCounts {
+            hosts: c.hosts,
+            reviewers: c.reviewers,
+            viewers: c.viewers,
+        }
+    }
+}
+
+impl From<&Snapshot> for WireSnapshot {
+    fn from(s: &Snapshot) -> WireSnapshot {
+        WireSnapshot {
+            version: s.version,
+            transport: (&s.transport).into(),
+            control: (&s.control).into(),
+            participants: s.participants.iter().map(Into::into).collect(),
+            counts: s.counts.into(),
+        }
+    }
+}
+
+/// The wire name of what caused a transport change.
+fn cause_name(cause: &TransportCause) -> &'static str {
+    use crate::session::Command::*;
+    match cause {
+        TransportCause::ReachedEnd => "reachedEnd",
+        TransportCause::Command(c) => match c {
+            Play => "play",
+            Pause => "pause",
+            Seek(_) => "seek",
+            Step(_) => "step",
+            Shuttle(_) => "shuttle",
+            LoopIn(_) => "loopIn",
+            LoopOut(_) => "loopOut",
+            ClearLoop => "clearLoop",
+            RequestControl | GrantControl(_) | DenyControl(_) | TakeControl | ReleaseControl => {
+                "control"
+            }
+        },
+    }
+}
+
+/// The wire form of a broadcast event. Welcomes are built by the caller,
+/// which alone knows the resume secret.
+pub fn event_message(event: &Event) -> Option<ServerMessage> {
+    Some(match event {
+        Event::Welcome { .. } => return None,
+        Event::Transport {
+            version,
+            transport,
+            cause,
+            by,
+        } => ServerMessage::Transport {
+            version: *version,
+            execute_at: transport.anchor_time.as_micros(),
+            transport: transport.into(),
+            cause: cause_name(cause).to_string(),
+            by: by.map(|p| p.0),
+        },
+        Event::Control {
+            version,
+            control,
+            reason,
+        } => ServerMessage::Control {
+            version: *version,
+            control: control.into(),
+            reason: (*reason).into(),
+        },
+        Event::Presence {
+            changed,
+            left,
+            counts,
+        } => ServerMessage::Presence {
+            participants: changed.iter().map(Into::into).collect(),
+            left: left.iter().map(|p| p.0).collect(),
+            counts: (*counts).into(),
+        },
+    })
+}
+
+pub fn welcome_message(
+    info: &SessionInfo,
+    you: ParticipantId,
+    role: Role,
+    resume: String,
+    snapshot: &Snapshot,
+    now: ServerTime,
+) -> ServerMessage {
+    ServerMessage::Welcome {
+        protocol: PROTOCOL_VERSION,
+        you: you.0,
+        role: role.into(),
+        resume,
+        session: info.into(),
+        state: snapshot.into(),
+        server_time: now.as_micros(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Envelope, ParseError> {
+        parse_client(text, 1024)
+    }
+
+    #[test]
+    fn parses_every_client_message() {
+        let cases = [
+            (
+                r#"{"type":"hello","protocol":1,"token":"abc","name":"Dana"}"#,
+                ClientMessage::Hello {
+                    protocol: 1,
+                    token: "abc".into(),
+                    name: "Dana".into(),
+                    resume: None,
+                },
+            ),
+            (
+                r#"{"type":"ping","id":3,"t0":1234}"#,
+                ClientMessage::Ping { id: 3, t0: 1234 },
+            ),
+            (r#"{"type":"play"}"#, ClientMessage::Play),
+            (
+                r#"{"type":"seek","timecode":"01:00:10:05"}"#,
+                ClientMessage::Seek {
+                    frame: None,
+                    timecode: Some("01:00:10:05".into()),
+                },
+            ),
+            (
+                r#"{"type":"step","frames":-10}"#,
+                ClientMessage::Step { frames: -10 },
+            ),
+            (
+                r#"{"type":"shuttle","speed":0.5}"#,
+                ClientMessage::Shuttle { speed: 0.5 },
+            ),
+            (
+                r#"{"type":"loopIn"}"#,
+                ClientMessage::LoopIn { frame: None },
+            ),
+            (
+                r#"{"type":"grantControl","participant":4}"#,
+                ClientMessage::GrantControl { participant: 4 },
+            ),
+            (
+                r#"{"type":"syncReport","rttUs":900,"offsetUs":-12,"uncertaintyUs":450}"#,
+                ClientMessage::SyncReport {
+                    rtt_us: 900,
+                    offset_us: -12,
+                    uncertainty_us: 450,
+                },
+            ),
+            (
+                r#"{"type":"frameReport","frame":7,"atUs":99}"#,
+                ClientMessage::FrameReport {
+                    frame: 7,
+                    at_us: 99,
+                },
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text).unwrap().message, expected, "{text}");
+        }
+        assert_eq!(
+            parse(r#"{"type":"pause","ref":42}"#).unwrap().reference,
+            Some(42)
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_and_oversized_frames() {
+        for bad in [
+            "",
+            "{",
+            "[]",
+            r#"{"type":"fly"}"#,
+            r#"{"type":"step"}"#,
+            r#"{"type":"step","frames":"x"}"#,
+        ] {
+            assert!(matches!(parse(bad), Err(ParseError::Malformed(_))), "{bad}");
+        }
+        let big = format!(
+            r#"{{"type":"hello","protocol":1,"token":"{}","name":"x"}}"#,
+            "a".repeat(2000)
+        );
+        assert_eq!(
+            parse(&big),
+            Err(ParseError::TooLarge {
+                size: big.len(),
+                limit: 1024
+            })
+        );
+    }
+
+    #[test]
+    fn speeds_map_exactly_onto_the_shuttle_set() {
+        for s in Speed::ALL {
+            assert_eq!(speed_from_wire(speed_to_wire(s)), Some(s));
+        }
+        for bad in [0.0, 0.25, 1.5, 5.0, -0.5, f64::NAN, f64::INFINITY] {
+            assert_eq!(speed_from_wire(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_messages_carry_their_tag_and_camel_case_fields() {
+        let msg = ServerMessage::Pong {
+            id: 1,
+            t0: 2,
+            t1: 3,
+            t2: 4,
+        };
+        assert_eq!(
+            to_json(&msg),
+            r#"{"type":"pong","id":1,"t0":2,"t1":3,"t2":4}"#
+        );
+        let err = ServerMessage::Error {
+            code: ErrorCode::NotDriver,
+            message: "m".into(),
+            reference: Some(9),
+        };
+        assert_eq!(
+            to_json(&err),
+            r#"{"type":"error","code":"not_driver","message":"m","ref":9}"#
+        );
+        let control = ServerMessage::Control {
+            version: 3,
+            control: WireControl {
+                driver: Some(1),
+                requests: vec![2],
+            },
+            reason: WireControlReason::DriverLeft,
+        };
+        assert_eq!(
+            to_json(&control),
+            r#"{"type":"control","version":3,"driver":1,"requests":[2],"reason":"driverLeft"}"#
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! Binding, serving and graceful shutdown.
+//!
+//! Shutdown has two halves, as in mini-redis: a watch channel tells every
+//! session task and connection to finish (connections say goodbye with a
+//! close frame), and the server then waits, bounded by
+//! `server.shutdown_grace_ms`, for the connections to drain.
+
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::http::{self, App};
+
+/// A bound server, ready to run.
+pub struct Server {
+    pub app: Arc<App>,
+    listener: TcpListener,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Server {
+    pub async fn bind(config: Config) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(config.server.bind).await?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let app = Arc::new(App::new(config, shutdown_rx));
+        Ok(Server {
+            app,
+            listener,
+            shutdown_tx,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Server {
+            app,
+            listener,
+            shutdown_tx,
+        } = self;
+        let mut stopping = app.shutdown.clone();
+        tokio::spawn(async move {
+            signal.await;
+            tracing::info!("shutting down");
+            let _ = shutdown_tx.send(true);
+        });
+        let router = http::router(app.clone());
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            })
+            .await?;
+
+        let grace = Duration::from_millis(app.config.server.shutdown_grace_ms);
+        let deadline = Instant::now() + grace;
+        while app.metrics.connections_open.load(Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = app.metrics.connections_open.load(Relaxed);
+        if left > 0 {
+            tracing::warn!(left, "connections still open after the shutdown grace");
+        }
+        Ok(())
+    }
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub async fn terminate_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

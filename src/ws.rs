@@ -1,0 +1,505 @@
+//! One WebSocket connection: a reader loop and a writer task.
+//!
+//! The reader checks size and rate, parses, answers clock-sync pings
+//! itself (routing them through the session task would add its queueing
+//! delay to one direction only, which clock sync would misread as offset),
+//! and forwards everything else to the session. The writer drains the
+//! connection's bounded queue. Nothing a client sends can close the
+//! connection except a close frame or a frame beyond the transport's hard
+//! size cap; everything else is answered with a typed error.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use rand::RngCore;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::http::App;
+use crate::links::LinkError;
+use crate::live::{unhex16, Outbound, SessionHandle, SessionMsg};
+use crate::protocol::{
+    self, speed_from_wire, ClientMessage, ErrorCode, ParseError, ServerMessage, PROTOCOL_VERSION,
+};
+use crate::session::{Command, ParticipantId, SeekTarget, SyncReport};
+use crate::timecode::Timecode;
+
+/// A refusal to send back to this connection.
+struct Reject(ErrorCode, String);
+
+impl Reject {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Reject {
+        Reject(code, message.into())
+    }
+}
+
+/// The membership a successful hello establishes.
+struct Joined {
+    session: SessionHandle,
+    id: ParticipantId,
+}
+
+pub async fn serve(
+    socket: WebSocket,
+    app: Arc<App>,
+    conn_id: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let metrics = app.metrics.clone();
+    metrics.connections_open.fetch_add(1, Relaxed);
+    metrics.connections_total.fetch_add(1, Relaxed);
+
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(app.config.limits.outbound_queue);
+    let mut writer = tokio::spawn(write_loop(sink, rx, app.clone()));
+
+    let mut conn = Connection {
+        app: app.clone(),
+        conn_id,
+        tx: tx.clone(),
+        joined: None,
+        bucket: TokenBucket::new(
+            app.config.limits.messages_per_second,
+            app.config.limits.message_burst,
+        ),
+        last_rate_warning: None,
+    };
+    loop {
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            _ = shutdown.changed() => {
+                let _ = tx.try_send(Outbound::Close {
+                    code: ErrorCode::ShuttingDown,
+                    message: "the server is shutting down".into(),
+                });
+                break;
+            }
+            _ = &mut writer => break,
+        };
+        let arrived = Instant::now();
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                conn.reject(
+                    Reject::new(ErrorCode::Malformed, "send JSON in text frames"),
+                    None,
+                );
+                continue;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Err(err)) => {
+                tracing::debug!(conn_id, %err, "websocket read failed");
+                break;
+            }
+        };
+        metrics.messages_in.fetch_add(1, Relaxed);
+        if conn.handle_text(&text, arrived).await == Flow::Stop {
+            break;
+        }
+    }
+
+    if let Some(joined) = conn.joined.take() {
+        let _ = joined
+            .session
+            .tx
+            .send(SessionMsg::Disconnect {
+                from: joined.id,
+                conn_id,
+            })
+            .await;
+    }
+    drop(conn);
+    drop(tx);
+    // The writer ends once the session drops its sender too; a peer that
+    // stopped reading must not hold the task forever.
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    metrics.connections_open.fetch_sub(1, Relaxed);
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Connection {
+    app: Arc<App>,
+    conn_id: u64,
+    tx: mpsc::Sender<Outbound>,
+    joined: Option<Joined>,
+    bucket: TokenBucket,
+    last_rate_warning: Option<Instant>,
+}
+
+impl Connection {
+    async fn handle_text(&mut self, text: &str, arrived: Instant) -> Flow {
+        if !self.bucket.take(arrived) {
+            // One warning a second is enough; answering every message of a
+            // flood would let the flooder amplify it.
+            if self
+                .last_rate_warning
+                .is_none_or(|t| arrived.duration_since(t) >= Duration::from_secs(1))
+            {
+                self.last_rate_warning = Some(arrived);
+                self.reject(
+                    Reject::new(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "more than {} messages per second; messages are being dropped",
+                            self.app.config.limits.messages_per_second
+                        ),
+                    ),
+                    None,
+                );
+            } else {
+                self.app.metrics.rejected_in.fetch_add(1, Relaxed);
+            }
+            return Flow::Continue;
+        }
+        let envelope = match protocol::parse_client(text, self.app.config.limits.max_message_bytes)
+        {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                let code = match err {
+                    ParseError::TooLarge { .. } => ErrorCode::MessageTooLarge,
+                    ParseError::Malformed(_) => ErrorCode::Malformed,
+                };
+                self.reject(Reject(code, err.to_string()), None);
+                return Flow::Continue;
+            }
+        };
+        let reference = envelope.reference;
+        match self.dispatch(envelope.message, arrived, reference).await {
+            Ok(flow) => flow,
+            Err(reject) => {
+                self.reject(reject, reference);
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn dispatch(
+        &mut self,
+        message: ClientMessage,
+        arrived: Instant,
+        reference: Option<u32>,
+    ) -> Result<Flow, Reject> {
+        if let ClientMessage::Ping { id, t0 } = message {
+            let t1 = self.app.clock.at(arrived);
+            let _ = self.tx.try_send(Outbound::Pong { id, t0, t1 });
+            return Ok(Flow::Continue);
+        }
+        if let ClientMessage::Hello {
+            protocol,
+            token,
+            name,
+            resume,
+        } = message
+        {
+            self.hello(protocol, &token, &name, resume.as_deref())
+                .await?;
+            return Ok(Flow::Continue);
+        }
+        let Some(joined) = &self.joined else {
+            return Err(Reject::new(ErrorCode::NotJoined, "send hello first"));
+        };
+        let from = joined.id;
+        let conn_id = self.conn_id;
+        let msg = match message {
+            ClientMessage::SyncReport {
+                rtt_us,
+                offset_us,
+                uncertainty_us,
+            } => SessionMsg::Sync {
+                from,
+                report: SyncReport {
+                    rtt_micros: rtt_us,
+                    offset_micros: offset_us,
+                    uncertainty_micros: uncertainty_us,
+                },
+            },
+            ClientMessage::FrameReport { frame, at_us } => SessionMsg::Frame {
+                from,
+                frame,
+                at: crate::clock::ServerTime::from_micros(at_us),
+            },
+            ClientMessage::Leave => SessionMsg::Leave { from, conn_id },
+            other => SessionMsg::Command {
+                from,
+                conn_id,
+                command: command_of(other)?,
+                reference,
+            },
+        };
+        let leaving = matches!(msg, SessionMsg::Leave { .. });
+        if joined.session.tx.send(msg).await.is_err() {
+            return Err(Reject::new(
+                ErrorCode::SessionNotFound,
+                "the session has ended",
+            ));
+        }
+        if leaving {
+            self.joined = None;
+            let _ = self.tx.try_send(Outbound::Close {
+                code: ErrorCode::NotJoined,
+                message: "you left the session".into(),
+            });
+            return Ok(Flow::Stop);
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn hello(
+        &mut self,
+        version: u32,
+        token: &str,
+        name: &str,
+        resume: Option<&str>,
+    ) -> Result<(), Reject> {
+        if self.joined.is_some() {
+            return Err(Reject::new(
+                ErrorCode::AlreadyJoined,
+                "this connection has already joined",
+            ));
+        }
+        if version != PROTOCOL_VERSION {
+            return Err(Reject::new(
+                ErrorCode::UnsupportedProtocol,
+                format!("this server speaks protocol {PROTOCOL_VERSION}"),
+            ));
+        }
+        let now_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let link = self.app.links.check(token, now_unix).map_err(|err| {
+            let code = match err {
+                LinkError::Invalid => ErrorCode::InvalidToken,
+                LinkError::Expired => ErrorCode::LinkExpired,
+                LinkError::Revoked => ErrorCode::LinkRevoked,
+            };
+            Reject(code, err.to_string())
+        })?;
+        let session = self
+            .app
+            .registry
+            .get(&link.session_id)
+            .ok_or_else(|| Reject::new(ErrorCode::SessionNotFound, "the session has ended"))?;
+        let mut fresh_secret = [0u8; 16];
+        rand::rng().fill_bytes(&mut fresh_secret);
+        let (reply, answer) = oneshot::channel();
+        let join = SessionMsg::Join {
+            name: clean_name(name, self.app.config.limits.max_name_chars),
+            role: link.role,
+            link_id: link.id,
+            resume: resume.and_then(unhex16),
+            fresh_secret,
+            conn_id: self.conn_id,
+            tx: self.tx.clone(),
+            reply,
+        };
+        let ended = || Reject::new(ErrorCode::SessionNotFound, "the session has ended");
+        session.tx.send(join).await.map_err(|_| ended())?;
+        let id = answer
+            .await
+            .map_err(|_| ended())?
+            .map_err(|err| Reject(ErrorCode::of_join(&err), err.to_string()))?;
+        self.joined = Some(Joined { session, id });
+        Ok(())
+    }
+
+    fn reject(&self, Reject(code, message): Reject, reference: Option<u32>) {
+        self.app.metrics.rejected_in.fetch_add(1, Relaxed);
+        let _ = self.tx.try_send(Outbound::message(&ServerMessage::Error {
+            code,
+            message,
+            reference,
+        }));
+    }
+}
+
+/// Turns a driving message into a core command, checking what the core
+/// cannot: the wire's own shape.
+fn command_of(message: ClientMessage) -> Result<Command, Reject> {
+    Ok(match message {
+        ClientMessage::Play => Command::Play,
+        ClientMessage::Pause => Command::Pause,
+        ClientMessage::Seek { frame, timecode } => match (frame, timecode) {
+            (Some(frame), None) => Command::Seek(SeekTarget::Frame(frame)),
+            (None, Some(text)) => {
+                let tc: Timecode = text.parse().map_err(|e: crate::timecode::TimecodeError| {
+                    Reject::new(ErrorCode::BadTimecode, e.to_string())
+                })?;
+                Command::Seek(SeekTarget::Timecode(tc))
+            }
+            _ => {
+                return Err(Reject::new(
+                    ErrorCode::Malformed,
+                    "seek needs exactly one of frame or timecode",
+                ))
+            }
+        },
+        ClientMessage::Step { frames } => Command::Step(frames),
+        ClientMessage::Shuttle { speed } => {
+            Command::Shuttle(speed_from_wire(speed).ok_or_else(|| {
+                Reject::new(
+                    ErrorCode::BadSpeed,
+                    "speed must be one of -4, -3, -2, -1, 0.5, 1, 2, 3, 4",
+                )
+            })?)
+        }
+        ClientMessage::LoopIn { frame } => Command::LoopIn(frame),
+        ClientMessage::LoopOut { frame } => Command::LoopOut(frame),
+        ClientMessage::ClearLoop => Command::ClearLoop,
+        ClientMessage::RequestControl => Command::RequestControl,
+        ClientMessage::GrantControl { participant } => {
+            Command::GrantControl(ParticipantId(participant))
+        }
+        ClientMessage::DenyControl { participant } => {
+            Command::DenyControl(ParticipantId(participant))
+        }
+        ClientMessage::TakeControl => Command::TakeControl,
+        ClientMessage::ReleaseControl => Command::ReleaseControl,
+        ClientMessage::Hello { .. }
+        | ClientMessage::Ping { .. }
+        | ClientMessage::SyncReport { .. }
+        | ClientMessage::FrameReport { .. }
+        | ClientMessage::Leave => unreachable!("handled before commands"),
+    })
+}
+
+fn clean_name(name: &str, max_chars: usize) -> String {
+    let cleaned: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() {
+        "Guest".to_string()
+    } else {
+        cleaned.to_string()
+    }
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    app: Arc<App>,
+) {
+    while let Some(item) = rx.recv().await {
+        let result = match item {
+            Outbound::Text { text, queued_at } => {
+                let sent = sink.send(Message::Text(text)).await;
+                if let Some(queued_at) = queued_at {
+                    app.metrics.observe_fanout(queued_at.elapsed());
+                }
+                sent
+            }
+            Outbound::Pong { id, t0, t1 } => {
+                let t2 = app.clock.now().as_micros();
+                let pong = ServerMessage::Pong {
+                    id,
+                    t0,
+                    t1: t1.as_micros(),
+                    t2,
+                };
+                sink.send(Message::Text(protocol::to_json(&pong).into()))
+                    .await
+            }
+            Outbound::Close { code, message } => {
+                let goodbye = ServerMessage::Goodbye {
+                    code,
+                    message: message.clone(),
+                };
+                let _ = sink
+                    .send(Message::Text(protocol::to_json(&goodbye).into()))
+                    .await;
+                let close_code = if code == ErrorCode::ShuttingDown {
+                    1001
+                } else {
+                    1000
+                };
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code: close_code,
+                        reason: message.chars().take(100).collect::<String>().into(),
+                    })))
+                    .await;
+                break;
+            }
+        };
+        if result.is_err() {
+            break;
+        }
+        app.metrics.messages_out.fetch_add(1, Relaxed);
+    }
+    let _ = sink.close().await;
+}
+
+/// A classic token bucket: `rate` tokens a second, at most `burst` saved.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl TokenBucket {
+    fn new(rate: u32, burst: u32) -> TokenBucket {
+        TokenBucket {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: None,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let refill = now.saturating_duration_since(last).as_secs_f64() * self.rate;
+            self.tokens = (self.tokens + refill).min(self.burst);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_the_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10, 5);
+        assert_eq!((0..8).filter(|_| bucket.take(start)).count(), 5);
+        assert!(bucket.take(start + Duration::from_millis(100)));
+        assert!(!bucket.take(start + Duration::from_millis(100)));
+        assert_eq!(
+            (0..20)
+                .filter(|_| bucket.take(start + Duration::from_secs(60)))
+                .count(),
+            5
+        );
+    }
+
+    #[test]
+    fn names_are_trimmed_bounded_and_never_empty() {
+        assert_eq!(clean_name("  Dana \n", 64), "Dana");
+        assert_eq!(clean_name("\u{7}", 64), "Guest");
+        assert_eq!(clean_name(&"x".repeat(100), 64).len(), 64);
+    }
+}
