@@ -1,0 +1,265 @@
+//! Test harness: the real server on an ephemeral port, a small HTTP
+//! client, and WebSocket participants that speak the wire protocol.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::{json, Value};
+use syncreel::config::Config;
+use syncreel::server::Server;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config::default();
+        config.server.bind = "127.0.0.1:0".parse().unwrap();
+        config.server.web_root = concat!(env!("CARGO_MANIFEST_DIR"), "/web-client").into();
+        tweak(&mut config);
+        let server = Server::bind(config).await.expect("bind");
+        let addr = server.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server and waits for it to finish shutting down.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(WAIT, &mut self.task)
+            .await
+            .expect("server stops within the wait")
+            .expect("server task")
+            .expect("server result");
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let stream = TcpStream::connect(self.addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/json");
+        if let Some(token) = bearer {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let payload = body.map(|b| b.to_string()).unwrap_or_default();
+        let resp = sender
+            .send_request(req.body(Full::new(Bytes::from(payload))).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value)
+    }
+
+    /// Creates a 24 fps session starting at 01:00:00:00 and returns it with
+    /// its host, reviewer and viewer tokens.
+    pub async fn create_session(&self) -> CreatedSession {
+        let (status, body) = self
+            .request(
+                "POST",
+                "/api/sessions",
+                None,
+                Some(json!({"title": "Reel 1", "fps": "24", "durationFrames": 14400, "startTimecode": "01:00:00:00"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let token = |role: &str| {
+            body["links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["role"] == role)
+                .unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        CreatedSession {
+            id: body["session"]["id"].as_str().unwrap().to_string(),
+            host: token("host"),
+            reviewer: token("reviewer"),
+            viewer: token("viewer"),
+            body: body.clone(),
+        }
+    }
+}
+
+pub struct CreatedSession {
+    pub id: String,
+    pub host: String,
+    pub reviewer: String,
+    pub viewer: String,
+    pub body: Value,
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A participant connected over a real WebSocket.
+pub struct Client {
+    socket: Socket,
+    pub welcome: Value,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("websocket connects");
+        Client {
+            socket,
+            welcome: Value::Null,
+        }
+    }
+
+    /// Connects and joins; panics unless a welcome comes back.
+    pub async fn join(addr: SocketAddr, token: &str, name: &str) -> Client {
+        let mut client = Client::connect(addr).await;
+        client.hello(token, name, None).await;
+        client.welcome = client.expect("welcome").await;
+        client
+    }
+
+    pub async fn hello(&mut self, token: &str, name: &str, resume: Option<&str>) {
+        let mut hello = json!({"type": "hello", "protocol": 1, "token": token, "name": name});
+        if let Some(resume) = resume {
+            hello["resume"] = json!(resume);
+        }
+        self.send(hello).await;
+    }
+
+    pub fn id(&self) -> u64 {
+        self.welcome["you"].as_u64().expect("joined")
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.socket.send(Message::text(text)).await.expect("send");
+    }
+
+    /// The next JSON message, whatever it is.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a message within the wait")
+                .expect("socket open")
+                .expect("socket ok");
+            match frame {
+                Message::Text(text) => {
+                    return serde_json::from_str(&text).expect("server sends JSON")
+                }
+                Message::Close(frame) => panic!("server closed the connection: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Skips messages until one of type `kind` arrives.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        loop {
+            let msg = self.next().await;
+            if msg["type"] == kind {
+                return msg;
+            }
+        }
+    }
+
+    /// Skips messages until one matches.
+    pub async fn expect_where(&mut self, what: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let msg = self.next().await;
+            if what(&msg) {
+                return msg;
+            }
+        }
+    }
+
+    /// Skips to the next error and returns its code.
+    pub async fn expect_error(&mut self) -> Value {
+        self.expect("error").await
+    }
+
+    /// Waits for the server to close this connection.
+    pub async fn expect_closed(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("closed within the wait")
+            {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Round-trips a ping: proves the connection is open and served.
+    pub async fn ping(&mut self, id: u32) -> Value {
+        self.send(json!({"type": "ping", "id": id, "t0": 0})).await;
+        self.expect_where(|m| m["type"] == "pong" && m["id"] == id)
+            .await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+
+    /// Drops the TCP connection without a close handshake, like a crash.
+    pub fn drop_connection(self) {
+        drop(self.socket);
+    }
+}

@@ -1,0 +1,136 @@
+// One WebSocket to /ws, kept alive: hello on every open, exponential
+// backoff between attempts, and a clear line between failures worth
+// retrying (network, server restart) and refusals that retrying cannot fix
+// (a revoked link). It knows the shape of hello, welcome, error and goodbye
+// and nothing else; everything else goes to `onMessage` untouched.
+
+/** Refusals of the hello itself: retrying with the same link cannot help. */
+const FATAL = new Set([
+  'invalid_token', 'link_expired', 'link_revoked', 'session_not_found',
+  'session_full', 'unsupported_protocol', 'forbidden',
+]);
+
+const BACKOFF_START_MS = 250;
+const BACKOFF_CAP_MS = 5000;
+
+export class Connection {
+  /**
+   * `hello()` builds the hello for each attempt (the resume secret may have
+   * changed); `onMessage(msg)` gets every parsed server message;
+   * `onState(state, detail)` gets connecting | live | reconnecting | error.
+   */
+  constructor({ url, hello, onMessage, onState, onResumeFailed }) {
+    this.url = url;
+    this.hello = hello;
+    this.onMessage = onMessage;
+    this.onState = onState;
+    this.onResumeFailed = onResumeFailed;
+    this.ws = null;
+    this.attempt = 0;
+    this.timer = null;
+    this.welcomed = false;
+    this.stopped = false;
+    this.state = 'idle';
+  }
+
+  start() {
+    this.stopped = false;
+    this.attempt = 0;
+    clearTimeout(this.timer);
+    this.open();
+  }
+
+  /** Closes for good: no reconnect. */
+  stop(state = 'idle', detail = '') {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+    this.setState(state, detail);
+  }
+
+  /** Sends a message if the socket is open and joined (or it is the hello). */
+  send(msg) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    if (!this.welcomed && msg.type !== 'hello') return false;
+    ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  get live() {
+    return this.welcomed && this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  open() {
+    this.welcomed = false;
+    this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => {
+      if (this.ws === ws) ws.send(JSON.stringify(this.hello()));
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      this.route(ws, msg);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.welcomed = false;
+      if (this.stopped) return;
+      this.retry(ev.reason || `closed (${ev.code})`);
+    };
+    // An error is always followed by close, which does the retrying.
+    ws.onerror = () => {};
+  }
+
+  route(ws, msg) {
+    if (msg.type === 'welcome') {
+      this.welcomed = true;
+      this.attempt = 0;
+      this.setState('live');
+    } else if (msg.type === 'error' && !this.welcomed) {
+      // Before the welcome, an error answers the hello.
+      if (msg.code === 'resume_failed') {
+        // The identity expired; join afresh at once rather than backing off.
+        this.onResumeFailed?.();
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(this.hello()));
+        return;
+      }
+      if (FATAL.has(msg.code)) {
+        this.onMessage(msg);
+        this.stop('error', msg.message || msg.code);
+        return;
+      }
+    } else if (msg.type === 'goodbye') {
+      this.onMessage(msg);
+      if (FATAL.has(msg.code)) this.stop('error', msg.message || msg.code);
+      // Otherwise (shutting_down, slow_consumer, …) the close that follows retries.
+      return;
+    }
+    this.onMessage(msg);
+  }
+
+  retry(reason) {
+    const base = Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * 2 ** this.attempt);
+    // Jitter keeps a room of clients from reconnecting in lockstep after a restart.
+    const delay = Math.min(BACKOFF_CAP_MS, Math.round(base * (0.75 + Math.random() * 0.5)));
+    this.attempt += 1;
+    this.setState('reconnecting', reason);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.open(), delay);
+  }
+
+  setState(state, detail = '') {
+    this.state = state;
+    this.onState?.(state, detail);
+  }
+}

@@ -1,0 +1,56 @@
+// NLE keyboard conventions mapped onto intents. Letters are read by
+// physical position (event.code) because J/K/L are a hand position, not
+// letters. Nothing here sends anything: it calls the actions it is given.
+
+/** Where the next L (dir 1) or J (dir -1) takes a transport. */
+export function nextShuttleSpeed(transport, dir) {
+  if (!transport?.playing || Math.sign(transport.speed) !== dir) return dir;
+  const magnitude = Math.min(4, Math.max(1, Math.floor(Math.abs(transport.speed)) + 1));
+  return dir * magnitude;
+}
+
+/** Keys typed into a text field belong to the field. */
+export function isTyping(target) {
+  if (!target || !target.tagName) return false;
+  if (target.isContentEditable) return true;
+  const tag = target.tagName;
+  if (tag === 'TEXTAREA' || tag === 'SELECT') return true;
+  if (tag !== 'INPUT') return false;
+  return !['range', 'button', 'checkbox', 'radio', 'submit', 'reset'].includes(target.type);
+}
+
+/**
+ * Binds the shortcuts. `actions` has: playPause, shuttle(dir, half), pause,
+ * step(n), loopIn, loopOut, home, end.
+ */
+export function bindKeys(target, actions) {
+  const handler = (ev) => {
+    if (ev.defaultPrevented || isTyping(ev.target)) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const act = route(ev);
+    if (!act) return;
+    // Also stops a focused button from treating Space as a click, which
+    // would toggle play twice.
+    ev.preventDefault();
+    act();
+  };
+  const route = (ev) => {
+    // Held-down toggles would flap; held-down steps are how people jog.
+    const once = (fn) => (ev.repeat ? () => {} : fn);
+    switch (ev.code) {
+      case 'Space': return once(actions.playPause);
+      case 'KeyK': return once(actions.pause);
+      case 'KeyL': return once(() => actions.shuttle(1, ev.shiftKey));
+      case 'KeyJ': return once(() => actions.shuttle(-1, ev.shiftKey));
+      case 'KeyI': return once(actions.loopIn);
+      case 'KeyO': return once(actions.loopOut);
+      case 'ArrowLeft': return () => actions.step(ev.shiftKey ? -10 : -1);
+      case 'ArrowRight': return () => actions.step(ev.shiftKey ? 10 : 1);
+      case 'Home': return once(actions.home);
+      case 'End': return once(actions.end);
+      default: return null;
+    }
+  };
+  target.addEventListener('keydown', handler);
+  return () => target.removeEventListener('keydown', handler);
+}

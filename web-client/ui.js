@@ -1,0 +1,214 @@
+// The DOM: builds nothing the page did not declare except list rows, and
+// never decides anything. main.js tells it what the room looks like; it
+// tells main.js what the user clicked. Names come from other people, so
+// they only ever reach the page through textContent.
+
+const $ = (id) => document.getElementById(id);
+
+const ROLE_ORDER = { host: 0, reviewer: 1, viewer: 2 };
+// A host in a huge room sees every viewer; drawing thousands of rows every
+// presence flush would cost more than the list is worth.
+const MAX_PRESENCE_ROWS = 200;
+const TOAST_MS = 6000;
+const MAX_TOASTS = 4;
+
+const ms = (us) => (us == null ? '—' : (us / 1000).toFixed(us < 10_000 ? 1 : 0));
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, props);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+export class Ui {
+  constructor() {
+    this.scrubbing = false;
+    this.shownFrame = null;
+    this.shownLabel = null;
+    this.drivingEnabled = null;
+    this.frameEl = $('frame');
+    this.timecodeEl = $('timecode');
+    this.scrubber = $('scrubber');
+  }
+
+  showNoLink() {
+    $('no-link').hidden = false;
+  }
+
+  /** Asks for a name; `onJoin(name)` fires once on submit. */
+  showJoin(defaultName, onJoin) {
+    const form = $('join-form');
+    const input = $('name');
+    input.value = defaultName ?? '';
+    $('join-panel').hidden = false;
+    input.focus();
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const name = input.value.trim();
+      if (!name) return;
+      $('join-panel').hidden = true;
+      onJoin(name);
+    });
+  }
+
+  showApp() {
+    $('app').hidden = false;
+    $('leave').hidden = false;
+  }
+
+  setConnection(state, detail) {
+    const conn = $('conn');
+    conn.dataset.state = state;
+    conn.textContent = state;
+    conn.title = detail || '';
+    $('retry').hidden = state !== 'error';
+  }
+
+  renderSession(room) {
+    const s = room.session;
+    $('title').textContent = s.title;
+    document.title = `${s.title} · SyncReel`;
+    $('fps').textContent = s.fps + (s.dropFrame ? ' DF' : '');
+    $('role').textContent = room.role;
+    $('duration').textContent = String(s.durationFrames);
+    this.scrubber.max = String(s.durationFrames - 1);
+  }
+
+  renderControl(room) {
+    const { driver, requests } = room.control;
+    const status = $('control-status');
+    status.replaceChildren();
+    if (driver == null) {
+      status.append('Nobody is driving');
+    } else if (driver === room.you) {
+      status.append(el('strong', { id: 'driver' }, 'You'), ' are driving');
+    } else {
+      status.append('Driving: ', el('strong', { id: 'driver' }, room.nameOf(driver)));
+    }
+    status.dataset.driver = driver == null ? '' : String(driver);
+
+    const isDriver = room.isDriver();
+    const request = $('request-control');
+    request.hidden = !(room.role === 'reviewer' && !isDriver);
+    request.disabled = room.hasRequested();
+    request.textContent = room.hasRequested() ? 'Requested…' : 'Request control';
+    $('take-control').hidden = !(room.role === 'host' && !isDriver);
+    $('release-control').hidden = !isDriver;
+
+    const list = $('requests');
+    list.replaceChildren();
+    const canAnswer = isDriver || room.role === 'host';
+    for (const id of requests) {
+      const who = el('span', {}, room.nameOf(id), el('span', { className: 'dim' }, ' asks for control'));
+      const row = el('li', {}, who);
+      row.dataset.id = String(id);
+      if (canAnswer) {
+        row.append(
+          el('button', { id: `grant-${id}`, className: 'btn small grant', textContent: 'Grant' }),
+          el('button', { id: `deny-${id}`, className: 'btn small deny', textContent: 'Deny' }),
+        );
+      }
+      list.append(row);
+    }
+    this.setDriving(isDriver);
+  }
+
+  /** Greys out what only the driver may use; the display keeps running. */
+  setDriving(enabled) {
+    if (this.drivingEnabled === enabled) return;
+    this.drivingEnabled = enabled;
+    for (const node of document.querySelectorAll('.driving')) node.disabled = !enabled;
+    this.scrubber.disabled = !enabled;
+  }
+
+  renderPresence(room, sync) {
+    const rows = [...room.participants.values()].sort(
+      (a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || a.name.localeCompare(b.name) || a.id - b.id,
+    );
+    const body = $('presence');
+    body.replaceChildren();
+    for (const p of rows.slice(0, MAX_PRESENCE_ROWS)) {
+      const name = el('td', { title: p.connected ? 'connected' : 'disconnected' }, p.name);
+      if (p.id === room.control.driver) name.append(el('span', { className: 'driver-mark', title: 'driving' }, '●'));
+      const tr = el('tr', {},
+        name,
+        el('td', {}, p.role),
+        el('td', { className: 'num' }, ms(p.rttUs)),
+        el('td', { className: 'num' }, p.uncertaintyUs == null ? '—' : `±${ms(p.uncertaintyUs)}`),
+        el('td', { className: 'num' }, p.lastFrame == null ? '—' : String(p.lastFrame)),
+      );
+      tr.dataset.id = String(p.id);
+      tr.dataset.connected = String(p.connected);
+      if (!p.connected) tr.className = 'away';
+      if (p.id === room.you) tr.classList.add('me');
+      body.append(tr);
+    }
+    if (rows.length > MAX_PRESENCE_ROWS) {
+      body.append(el('tr', {}, el('td', { colSpan: 5, className: 'dim' }, `and ${rows.length - MAX_PRESENCE_ROWS} more`)));
+    }
+    const c = room.counts;
+    $('counts').textContent = `· ${c.hosts} host${c.hosts === 1 ? '' : 's'}, ${c.reviewers} reviewer${c.reviewers === 1 ? '' : 's'}, ${c.viewers} viewer${c.viewers === 1 ? '' : 's'}`;
+    this.renderSync(sync);
+  }
+
+  renderSync(sync) {
+    $('sync').textContent = sync.uncertaintyUs == null
+      ? 'Clock: syncing…'
+      : `Clock: rtt ${ms(sync.rttUs)} ms · ±${ms(sync.uncertaintyUs)} ms`;
+  }
+
+  /** The mode line above the timecode, the play glyph and the loop band. */
+  renderTransport(t, room) {
+    const state = $('play-state');
+    if (!t.playing) {
+      state.dataset.state = 'paused';
+      state.textContent = 'PAUSED';
+    } else {
+      state.dataset.state = t.speed < 0 ? 'reverse' : 'playing';
+      state.textContent = `${t.speed < 0 ? 'REVERSE' : 'PLAY'} ${Math.abs(t.speed)}×`;
+    }
+    $('play').textContent = t.playing ? '❚❚' : '▶';
+    const hasIn = t.loopIn != null;
+    const hasOut = t.loopOut != null;
+    const fmt = (f) => room.format.label(f);
+    $('loop-info').textContent = hasIn || hasOut
+      ? `LOOP ${hasIn ? fmt(t.loopIn) : '—'} → ${hasOut ? fmt(t.loopOut) : '—'}`
+      : '';
+    const band = $('loop-band');
+    const last = Math.max(1, room.session.durationFrames - 1);
+    if (hasIn && hasOut && t.loopIn <= t.loopOut) {
+      band.hidden = false;
+      band.style.left = `${(t.loopIn / last) * 100}%`;
+      band.style.width = `${Math.max(0.2, ((t.loopOut - t.loopIn) / last) * 100)}%`;
+    } else {
+      band.hidden = true;
+    }
+  }
+
+  /** Called every animation frame; touches the DOM only on change. */
+  showFrame(frame, label) {
+    if (frame !== this.shownFrame) {
+      this.shownFrame = frame;
+      this.frameEl.textContent = String(frame);
+      if (!this.scrubbing) this.scrubber.value = String(frame);
+    }
+    if (label !== this.shownLabel) {
+      this.shownLabel = label;
+      this.timecodeEl.textContent = label;
+    }
+  }
+
+  toast(kind, code, message) {
+    const box = $('toasts');
+    const node = el('div', { className: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status' });
+    if (code) {
+      node.dataset.code = code;
+      node.append(el('span', { className: 'code' }, code));
+    }
+    node.append(message);
+    box.append(node);
+    while (box.children.length > MAX_TOASTS) box.firstElementChild.remove();
+    setTimeout(() => node.remove(), TOAST_MS);
+  }
+}
