@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::session::SessionLimits;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -59,16 +59,6 @@ pub struct SessionConfig {
     pub resume_window_secs: u64,
     pub presence_interval_ms: u64,
     pub presence_detail_limit: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            limits: LimitsConfig::default(),
-            session: SessionConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {
