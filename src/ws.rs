@@ -48,8 +48,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let metrics = app.metrics.clone();
-    metrics.connections_open.fetch_add(1, Relaxed);
-    metrics.connections_total.fetch_add(1, Relaxed);
+    let _open = OpenConnection::count(metrics.clone());
 
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(app.config.limits.outbound_queue);
@@ -66,6 +65,7 @@ pub async fn serve(
         ),
         last_rate_warning: None,
     };
+    let mut writer_done = false;
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
@@ -76,7 +76,10 @@ pub async fn serve(
                 });
                 break;
             }
-            _ = &mut writer => break,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
         };
         let arrived = Instant::now();
         let text = match frame {
@@ -115,13 +118,31 @@ pub async fn serve(
     drop(tx);
     // The writer ends once the session drops its sender too; a peer that
     // stopped reading must not hold the task forever.
-    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
-        .await
-        .is_err()
+    if !writer_done
+        && tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
     {
         writer.abort();
     }
-    metrics.connections_open.fetch_sub(1, Relaxed);
+}
+
+/// Counts a connection as open for exactly as long as it lives, even if
+/// its task unwinds.
+struct OpenConnection(Arc<crate::metrics::Metrics>);
+
+impl OpenConnection {
+    fn count(metrics: Arc<crate::metrics::Metrics>) -> OpenConnection {
+        metrics.connections_open.fetch_add(1, Relaxed);
+        metrics.connections_total.fetch_add(1, Relaxed);
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Relaxed);
+    }
 }
 
 #[derive(PartialEq, Eq)]

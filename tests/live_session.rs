@@ -164,6 +164,9 @@ async fn bad_expired_and_revoked_links_are_refused_and_the_connection_stays_usab
     let bye = holder.expect("goodbye").await;
     assert_eq!(bye["code"], "link_revoked");
     holder.expect_closed().await;
+    // Only the stranger is left connected: the revoked connection's tasks
+    // ended and were counted out.
+    server.wait_for_connections(1).await;
 
     stranger
         .hello(link["token"].as_str().unwrap(), "Eve", None)

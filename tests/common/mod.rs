@@ -263,3 +263,24 @@ impl Client {
         drop(self.socket);
     }
 }
+
+impl TestServer {
+    /// Polls `/healthz` until the open connection count is `n`. Connection
+    /// teardown happens on the server's own tasks after the socket closes,
+    /// so there is no message to wait for; the poll is bounded by [`WAIT`].
+    pub async fn wait_for_connections(&self, n: i64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (_, health) = self.request("GET", "/healthz", None, None).await;
+            if health["connections"].as_i64() == Some(n) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "connections stayed at {}",
+                health["connections"]
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
