@@ -451,28 +451,35 @@ async fn asset(
     serve_file(&app.config.server.web_root, Path::new(&path)).await
 }
 
-/// Serves a file from under `root`, refusing any path that could climb out.
+/// Serves a file of the web client from under `root`. Only the kinds of
+/// file a page loads are served, and nothing under `node_modules/` or
+/// `tests/`, so the client's tooling stays private; no path can climb out.
 async fn serve_file(root: &Path, relative: &Path) -> Result<Response, ApiError> {
+    let mut components = relative.components();
     let safe = relative
         .components()
-        .all(|c| matches!(c, Component::Normal(_)));
-    if !safe {
+        .all(|c| matches!(c, Component::Normal(name) if !name.to_string_lossy().starts_with('.')));
+    let private = matches!(
+        components.next(),
+        Some(Component::Normal(first)) if first == "node_modules" || first == "tests"
+    );
+    let mime = match relative.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("woff2") => "font/woff2",
+        _ => return Err(ApiError::not_found("file")),
+    };
+    if !safe || private {
         return Err(ApiError::not_found("file"));
     }
     let path: PathBuf = root.join(relative);
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|_| ApiError::not_found("file"))?;
-    let mime = match path.extension().and_then(|e| e.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("json") => "application/json",
-        Some("ico") => "image/x-icon",
-        _ => "application/octet-stream",
-    };
     Ok((
         [
             (header::CONTENT_TYPE, mime),

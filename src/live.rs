@@ -279,7 +279,7 @@ impl SessionTask {
                     );
                     if let Some(old) = old {
                         let _ = old.tx.try_send(Outbound::Close {
-                            code: ErrorCode::ResumeFailed,
+                            code: ErrorCode::Replaced,
                             message: "replaced by a newer connection".into(),
                         });
                     }

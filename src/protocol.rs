@@ -177,9 +177,11 @@ pub enum ErrorCode {
     StepTooLarge,
     CannotTakeControl,
     UnknownParticipant,
-    SlowConsumer,
+    /// Goodbye only: another connection resumed this participant.
+    Replaced,
+    /// Goodbye only: the participant sent `leave`.
+    Left,
     ShuttingDown,
-    Internal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +202,7 @@ pub enum WireControlReason {
     Taken,
     Released,
     DriverLeft,
+    Withdrawn,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -360,6 +363,7 @@ impl From<ControlReason> for WireControlReason {
             ControlReason::Taken => WireControlReason::Taken,
             ControlReason::Released => WireControlReason::Released,
             ControlReason::DriverLeft => WireControlReason::DriverLeft,
+            ControlReason::Withdrawn => WireControlReason::Withdrawn,
         }
     }
 }

@@ -236,6 +236,8 @@ pub enum ControlReason {
     Taken,
     Released,
     DriverLeft,
+    /// A participant with a pending request left or dropped.
+    Withdrawn,
 }
 
 /// Why the transport changed.
@@ -401,10 +403,7 @@ impl Session {
             },
         );
         self.presence_touched(now, id);
-        self.welcome(now, id);
-        if req.role == Role::Host && self.driver.is_none() {
-            self.set_driver(Some(id), ControlReason::Joined);
-        }
+        self.welcome_and_seat(now, id);
         Ok(id)
     }
 
@@ -424,12 +423,8 @@ impl Session {
         let p = self.participants.get_mut(&id).expect("found above");
         p.away_since = None;
         p.presence.connected = true;
-        let role = p.presence.role;
         self.presence_touched(now, id);
-        self.welcome(now, id);
-        if role == Role::Host && self.driver.is_none() {
-            self.set_driver(Some(id), ControlReason::Joined);
-        }
+        self.welcome_and_seat(now, id);
         Ok(id)
     }
 
@@ -446,7 +441,7 @@ impl Session {
         p.away_since = Some(now);
         p.presence.connected = false;
         if self.requests.remove(&id) {
-            self.bump_control(ControlReason::Denied);
+            self.bump_control(ControlReason::Withdrawn);
         }
         self.presence_touched(now, id);
     }
@@ -460,9 +455,11 @@ impl Session {
         self.presence_changed.remove(&id);
         self.presence_left.push(id);
         self.schedule_presence_flush(now);
-        self.requests.remove(&id);
+        let had_request = self.requests.remove(&id);
         if self.driver == Some(id) {
             self.return_seat_to_host(ControlReason::DriverLeft);
+        } else if had_request {
+            self.bump_control(ControlReason::Withdrawn);
         }
     }
 
@@ -824,13 +821,30 @@ impl Session {
         self.participants.len() > self.limits.presence_detail_limit
     }
 
-    fn welcome(&mut self, _now: ServerTime, id: ParticipantId) {
-        let for_viewer = self
-            .participants
-            .get(&id)
-            .is_some_and(|p| p.presence.role == Role::Viewer);
-        let snapshot = Box::new(self.snapshot(for_viewer));
+    /// Welcomes a (re)joined participant. A host arriving at an empty seat
+    /// takes it first, so that its own welcome already shows it driving;
+    /// the control event that tells everyone else carries the same
+    /// version, which the newcomer then ignores as already applied.
+    fn welcome_and_seat(&mut self, _now: ServerTime, id: ParticipantId) {
+        let role = self.participants.get(&id).map(|p| p.presence.role);
+        let takes_seat = role == Some(Role::Host) && self.driver.is_none();
+        if takes_seat {
+            self.driver = Some(id);
+            self.requests.remove(&id);
+            self.version += 1;
+        }
+        let snapshot = Box::new(self.snapshot(role == Some(Role::Viewer)));
         self.push(Audience::One(id), Event::Welcome { you: id, snapshot });
+        if takes_seat {
+            self.push(
+                Audience::All,
+                Event::Control {
+                    version: self.version,
+                    control: self.control(),
+                    reason: ControlReason::Joined,
+                },
+            );
+        }
     }
 
     fn presence_touched(&mut self, now: ServerTime, id: ParticipantId) {

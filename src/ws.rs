@@ -270,7 +270,7 @@ impl Connection {
         if leaving {
             self.joined = None;
             let _ = self.tx.try_send(Outbound::Close {
-                code: ErrorCode::NotJoined,
+                code: ErrorCode::Left,
                 message: "you left the session".into(),
             });
             return Ok(Flow::Stop);

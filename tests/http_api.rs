@@ -199,24 +199,29 @@ async fn health_and_metrics_report_live_state() {
 }
 
 #[tokio::test]
-async fn static_files_are_served_and_paths_cannot_escape_the_web_root() {
-    let server = TestServer::start_with(|c| {
-        c.server.web_root = concat!(env!("CARGO_MANIFEST_DIR"), "/config").into();
-    })
-    .await;
-    let (status, body) = server
-        .request("GET", "/app/syncreel.toml", None, None)
-        .await;
+async fn the_web_client_is_served_and_nothing_else_is() {
+    let server = TestServer::start().await;
+    for path in ["/", "/s/anything"] {
+        let (status, body) = server.request("GET", path, None, None).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body.as_str().unwrap().contains("/app/main.js"), "{path}");
+    }
+    let (status, body) = server.request("GET", "/app/transport.js", None, None).await;
     assert_eq!(status, 200);
-    assert!(body.as_str().unwrap().contains("[server]"));
+    assert!(body.as_str().unwrap().contains("export"));
     for path in [
         "/app/../Cargo.toml",
         "/app/%2e%2e/Cargo.toml",
         "/app//etc/passwd",
         "/app/missing.js",
+        "/app/package.json",
+        "/app/node_modules/playwright-core/package.json",
+        "/app/tests/browser.test.mjs",
+        "/app/.hidden.js",
     ] {
-        let (status, _) = server.request("GET", path, None, None).await;
+        let (status, body) = server.request("GET", path, None, None).await;
         assert_eq!(status, 404, "{path}");
+        assert_eq!(body["error"]["code"], "not_found", "{path}");
     }
     server.shutdown().await;
 }

@@ -5,9 +5,20 @@
 // and nothing else; everything else goes to `onMessage` untouched.
 
 /** Refusals of the hello itself: retrying with the same link cannot help. */
-const FATAL = new Set([
+const FATAL_HELLO = new Set([
   'invalid_token', 'link_expired', 'link_revoked', 'session_not_found',
   'session_full', 'unsupported_protocol', 'forbidden',
+]);
+
+/**
+ * Goodbyes that end this tab's membership. `replaced` means another
+ * connection resumed our identity (a duplicated tab, say); coming back
+ * would just take it from that one again, and so on forever. `left`
+ * follows our own leave.
+ */
+const FATAL_GOODBYE = new Set([
+  'invalid_token', 'link_expired', 'link_revoked', 'session_not_found',
+  'replaced', 'left',
 ]);
 
 const BACKOFF_START_MS = 250;
@@ -31,6 +42,8 @@ export class Connection {
     this.welcomed = false;
     this.stopped = false;
     this.state = 'idle';
+    // Messages sent, by type: lets tests prove what a client did not send.
+    this.sentCounts = {};
   }
 
   start() {
@@ -55,8 +68,13 @@ export class Connection {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     if (!this.welcomed && msg.type !== 'hello') return false;
-    ws.send(JSON.stringify(msg));
+    this.transmit(ws, msg);
     return true;
+  }
+
+  transmit(ws, msg) {
+    ws.send(JSON.stringify(msg));
+    this.sentCounts[msg.type] = (this.sentCounts[msg.type] ?? 0) + 1;
   }
 
   get live() {
@@ -69,7 +87,7 @@ export class Connection {
     const ws = new WebSocket(this.url);
     this.ws = ws;
     ws.onopen = () => {
-      if (this.ws === ws) ws.send(JSON.stringify(this.hello()));
+      if (this.ws === ws) this.transmit(ws, this.hello());
     };
     ws.onmessage = (ev) => {
       if (this.ws !== ws) return;
@@ -102,18 +120,18 @@ export class Connection {
       if (msg.code === 'resume_failed') {
         // The identity expired; join afresh at once rather than backing off.
         this.onResumeFailed?.();
-        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(this.hello()));
+        if (ws.readyState === WebSocket.OPEN) this.transmit(ws, this.hello());
         return;
       }
-      if (FATAL.has(msg.code)) {
+      if (FATAL_HELLO.has(msg.code)) {
         this.onMessage(msg);
         this.stop('error', msg.message || msg.code);
         return;
       }
     } else if (msg.type === 'goodbye') {
       this.onMessage(msg);
-      if (FATAL.has(msg.code)) this.stop('error', msg.message || msg.code);
-      // Otherwise (shutting_down, slow_consumer, …) the close that follows retries.
+      if (FATAL_GOODBYE.has(msg.code)) this.stop('error', msg.message || msg.code);
+      // Otherwise (shutting_down) the close that follows retries.
       return;
     }
     this.onMessage(msg);

@@ -14,6 +14,15 @@ const MAX_TOASTS = 4;
 
 const ms = (us) => (us == null ? '—' : (us / 1000).toFixed(us < 10_000 ? 1 : 0));
 
+/**
+ * 23.976 rather than 24000/1001: people read rates in decimals. This is a
+ * label only; media time never goes through it.
+ */
+export function fpsLabel(session) {
+  const decimal = (session.fpsNum / session.fpsDen).toFixed(3).replace(/\.?0+$/, '');
+  return decimal + (session.dropFrame ? ' DF' : '');
+}
+
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   Object.assign(node, props);
@@ -63,13 +72,18 @@ export class Ui {
     conn.textContent = state;
     conn.title = detail || '';
     $('retry').hidden = state !== 'error';
+    // Errors here are refusals that retrying alone will not fix (a revoked
+    // link, a full room), so they get the whole screen rather than a pill.
+    $('fatal').hidden = state !== 'error';
+    $('fatal-message').textContent = detail || 'The server refused this connection.';
   }
 
   renderSession(room) {
     const s = room.session;
     $('title').textContent = s.title;
     document.title = `${s.title} · SyncReel`;
-    $('fps').textContent = s.fps + (s.dropFrame ? ' DF' : '');
+    $('fps').textContent = fpsLabel(s);
+    $('fps').parentElement.title = `${s.fps} frames per second${s.dropFrame ? ', drop-frame timecode' : ''}`;
     $('role').textContent = room.role;
     $('duration').textContent = String(s.durationFrames);
     this.scrubber.max = String(s.durationFrames - 1);

@@ -137,6 +137,49 @@ fn first_host_drives_and_commands_are_scheduled_ahead() {
 }
 
 #[test]
+fn a_host_at_an_empty_seat_is_welcomed_already_driving() {
+    let mut room = Room::new();
+    let host = room.join("Dana", Role::Host);
+    let outputs = room.take();
+    let Event::Welcome { snapshot, .. } = &outputs[0].event else {
+        panic!("welcome first, got {:?}", outputs[0]);
+    };
+    assert_eq!(snapshot.control.driver, Some(host));
+    let Event::Control { version, .. } = &outputs[1].event else {
+        panic!("then control, got {:?}", outputs[1]);
+    };
+    assert_eq!(
+        *version, snapshot.version,
+        "the newcomer can ignore it as applied"
+    );
+}
+
+#[test]
+fn a_pending_request_is_withdrawn_when_its_author_leaves_or_drops() {
+    let mut room = Room::new();
+    room.join("Dana", Role::Host);
+    let cole = room.join("Cole", Role::Reviewer);
+    let ed = room.join("Ed", Role::Reviewer);
+    room.cmd(cole, Command::RequestControl).unwrap();
+    room.cmd(ed, Command::RequestControl).unwrap();
+    room.session.leave(room.now, cole);
+    room.drain();
+    assert_eq!(
+        room.last_control(),
+        (
+            Control {
+                driver: Some(ParticipantId(1)),
+                requests: vec![ed]
+            },
+            ControlReason::Withdrawn
+        )
+    );
+    room.session.disconnect(room.now, ed);
+    room.drain();
+    assert_eq!(room.last_control().0.requests, vec![]);
+}
+
+#[test]
 fn versions_increase_with_every_state_change() {
     let mut room = Room::new();
     let host = room.join("Dana", Role::Host);

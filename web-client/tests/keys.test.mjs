@@ -1,0 +1,34 @@
+// J/K/L shuttle steps and which key targets count as typing.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { isTyping, nextShuttleSpeed } from '../keys.js';
+
+const t = (playing, speed) => ({ playing, speed });
+
+test('L plays forward and each further L goes faster, up to 4x', () => {
+  assert.equal(nextShuttleSpeed(t(false, 1), 1), 1);
+  assert.equal(nextShuttleSpeed(t(true, 1), 1), 2);
+  assert.equal(nextShuttleSpeed(t(true, 2), 1), 3);
+  assert.equal(nextShuttleSpeed(t(true, 3), 1), 4);
+  assert.equal(nextShuttleSpeed(t(true, 4), 1), 4);
+  assert.equal(nextShuttleSpeed(t(true, 0.5), 1), 1);
+  assert.equal(nextShuttleSpeed(t(true, -3), 1), 1);
+  assert.equal(nextShuttleSpeed(null, 1), 1);
+});
+
+test('J plays reverse and each further J goes faster, down to -4x', () => {
+  assert.equal(nextShuttleSpeed(t(false, -2), -1), -1);
+  assert.equal(nextShuttleSpeed(t(true, 2), -1), -1);
+  assert.equal(nextShuttleSpeed(t(true, -1), -1), -2);
+  assert.equal(nextShuttleSpeed(t(true, -4), -1), -4);
+});
+
+test('text fields swallow keys; the scrubber and buttons do not', () => {
+  assert.ok(isTyping({ tagName: 'INPUT', type: 'text' }));
+  assert.ok(isTyping({ tagName: 'TEXTAREA' }));
+  assert.ok(isTyping({ tagName: 'DIV', isContentEditable: true }));
+  assert.ok(!isTyping({ tagName: 'INPUT', type: 'range' }));
+  assert.ok(!isTyping({ tagName: 'BUTTON' }));
+  assert.ok(!isTyping(null));
+});

@@ -1,0 +1,180 @@
+// Starts the real server binary and real Chromium for the browser tests.
+// Every wait here is on an event (a line on stdout, a page condition) with
+// a deadline; nothing sleeps in the hope that something has happened.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const WEB_CLIENT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REPO_ROOT = resolve(WEB_CLIENT, '..');
+const START_TIMEOUT_MS = 20_000;
+
+export const WAIT_MS = 10_000;
+
+/** Runs `syncreel serve` on a free port; resolves once it says where it listens. */
+export async function startServer() {
+  const bin = resolve(WEB_CLIENT, process.env.SYNCREEL_BIN ?? '../target/debug/syncreel');
+  const dataDir = mkdtempSync(join(tmpdir(), 'syncreel-browser-'));
+  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-8000);
+  });
+  const base = await new Promise((resolveBase, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start within ${START_TIMEOUT_MS} ms:\n${stderr}`)), START_TIMEOUT_MS);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${bin} (build it with cargo build, or set SYNCREEL_BIN): ${err.message}`));
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${stderr}`));
+    });
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolveBase(m[1]);
+      }
+    });
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  return {
+    base,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const forced = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(forced);
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Creates the standard test session; returns the body with links by role. */
+export async function createSession(base, body = {}) {
+  const res = await fetch(`${base}/api/sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      title: 'Browser test', fps: '24000/1001', durationFrames: 14400, startTimecode: '01:00:00:00', ...body,
+    }),
+  });
+  if (res.status !== 201) throw new Error(`POST /api/sessions answered ${res.status}: ${await res.text()}`);
+  const created = await res.json();
+  created.byRole = Object.fromEntries(created.links.map((l) => [l.role, l]));
+  return created;
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+}
+
+/**
+ * Opens a link in its own browser context (its own storage, as a separate
+ * person would have), joins under `name` and waits for the welcome.
+ */
+export async function joinAs(browser, url, name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console: ${msg.text()}`);
+  });
+  page.problems = problems;
+  await page.goto(url);
+  await page.fill('#name', name);
+  await page.click('#join');
+  await page.waitForFunction(() => window.syncreel?.state().connection === 'live', null, { timeout: WAIT_MS });
+  // Clock sync's join burst has finished once a report went out.
+  await page.waitForFunction(() => window.syncreel.state().sync.rounds >= 1, null, { timeout: WAIT_MS });
+  return page;
+}
+
+/** Waits until `fn(arg)` is truthy in the page; returns its value. */
+export async function until(page, fn, arg, timeout = WAIT_MS) {
+  const handle = await page.waitForFunction(fn, arg, { timeout, polling: 'raf' });
+  return handle.jsonValue();
+}
+
+export const state = (page) => page.evaluate(() => window.syncreel.state());
+export const displayed = (page) => page.evaluate(() => window.syncreel.displayed());
+export const frameLog = (page) => page.evaluate(() => window.syncreel.frameLog);
+
+/** Resolves once the page shows the transport version `v` with nothing queued. */
+export function settledAt(page, v) {
+  return until(page, (want) => {
+    const s = window.syncreel.state();
+    return s.transportVersion === want && s.pending === 0;
+  }, v);
+}
+
+/**
+ * A TCP relay in front of the server, so a test can cut a browser's
+ * connection (every socket at once) and refuse new ones for a while:
+ * the browser sees a real network failure, not a polite close.
+ */
+export async function startRelay(targetBase) {
+  const target = new URL(targetBase);
+  const sockets = new Set();
+  const relay = { refusing: false, refused: 0, accepted: 0 };
+  const server = createServer((inbound) => {
+    if (relay.refusing) {
+      relay.refused += 1;
+      inbound.destroy();
+      return;
+    }
+    relay.accepted += 1;
+    const outbound = connect(Number(target.port), target.hostname);
+    for (const [a, b] of [[inbound, outbound], [outbound, inbound]]) {
+      sockets.add(a);
+      a.on('close', () => {
+        sockets.delete(a);
+        b.destroy();
+      });
+      a.on('error', () => a.destroy());
+      a.pipe(b);
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  relay.base = `http://127.0.0.1:${server.address().port}`;
+  relay.cut = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  relay.stop = async () => {
+    relay.cut();
+    await new Promise((r) => server.close(r));
+  };
+  return relay;
+}
+
+/** Polls a condition in this process until it holds or the deadline passes. */
+export async function waitFor(what, condition, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
