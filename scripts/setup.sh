@@ -11,9 +11,16 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# System packages: Chromium for the browser tests, Node.js for Playwright,
-# pkg-config and a C toolchain for -sys crates.
-packages=(chromium pkg-config build-essential ca-certificates)
+# System packages: GStreamer 1.22 (headers to build against, plugins to
+# decode, encode, overlay and mux), Chromium for the browser tests, Node.js
+# for Playwright, pkg-config and a C toolchain for -sys crates.
+packages=(
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
+  fonts-dejavu-core
+  chromium pkg-config build-essential ca-certificates
+)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 

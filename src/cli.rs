@@ -125,17 +125,36 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     // Scripts and tests read this exact line to find the port.
     println!("listening on http://{shown}");
     if demo {
+        let clip = demo_clip(&server.app.config.server.data_dir).await?;
         let created = server.app.create_session(CreateSession {
             title: "SyncReel demo: Reel 1 v3".into(),
-            fps: "24000/1001".into(),
-            duration_frames: 24 * 60 * 5,
-            start_timecode: Some("01:00:00:00".into()),
-            drop_frame: None,
+            fps: clip.rate.to_string(),
+            duration_frames: clip.duration_frames,
+            start_timecode: Some(clip.timecode.start().to_string()),
+            drop_frame: Some(clip.timecode.drop_frame()),
         })?;
+        println!("demo clip {}", clip.path.display());
         print_links(&created_body(&created, &base));
     }
     server.run(terminate_signal()).await?;
     Ok(())
+}
+
+/// Makes the demo clip the first time (it takes a little while: the
+/// picture is rendered and encoded) and probes it, so that the demo
+/// session's rate, length and start timecode are the clip's own.
+async fn demo_clip(data_dir: &std::path::Path) -> anyhow::Result<crate::media::MediaInfo> {
+    let path = data_dir.join("media").join("demo.mov");
+    if !path.is_file() {
+        eprintln!("generating the demo clip at {} (once)…", path.display());
+    }
+    tokio::task::spawn_blocking(move || {
+        let spec = crate::media::demo_clip::DemoClipSpec::default();
+        crate::media::demo_clip::ensure(&path, &spec)?;
+        crate::media::probe::probe(&path)
+    })
+    .await?
+    .context("cannot prepare the demo clip")
 }
 
 fn print_links(body: &CreatedSessionBody) {

@@ -166,7 +166,12 @@ mod tests {
     /// Box-downscales a plane by an integer factor, as a crude stand-in
     /// for the scaler, and adds deterministic noise as a stand-in for
     /// compression.
-    fn degrade(luma: &[u8], layout: PlaneLayout, factor: usize, seed: u32) -> (Vec<u8>, PlaneLayout) {
+    fn degrade(
+        luma: &[u8],
+        layout: PlaneLayout,
+        factor: usize,
+        seed: u32,
+    ) -> (Vec<u8>, PlaneLayout) {
         let out_layout = PlaneLayout {
             width: layout.width / factor,
             height: layout.height / factor,

@@ -29,6 +29,7 @@ pub mod framecode;
 pub mod http;
 pub mod links;
 pub mod live;
+pub mod media;
 pub mod metrics;
 pub mod protocol;
 pub mod server;

@@ -505,8 +505,9 @@ mod tests {
                 prop_assume!(count < ours.frames_per_day() / 2);
                 let oracle = oracle_rate(rate, df);
                 let text = vtc::Timecode::with_frames(count, oracle).unwrap().timecode();
-                let vtc_round_trip = vtc::Timecode::with_frames(text.as_str(), oracle).unwrap().frames();
-                prop_assume!(vtc_round_trip == count);
+                // vtc sometimes formats a label it then refuses to parse.
+                let vtc_round_trip = vtc::Timecode::with_frames(text.as_str(), oracle).ok().map(|t| t.frames());
+                prop_assume!(vtc_round_trip == Some(count));
                 prop_assert_eq!(ours.parse(&text).unwrap(), count);
             }
 

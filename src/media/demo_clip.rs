@@ -1,0 +1,247 @@
+//! Makes the demo clip: a test picture that proves synchronization by eye
+//! and by machine.
+//!
+//! Every frame carries its timecode and, below it, its number burnt in at
+//! the top, and the [`crate::framecode`] strip at the bottom. The sound is a 1 kHz beep
+//! at the start of every second, which makes lip-sync errors audible. The
+//! GOP is short (half a second) so that an accurate seek decodes little.
+//! The file is a MOV with H.264 video, PCM audio and a timecode track.
+
+use std::path::{Path, PathBuf};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+
+use super::MediaError;
+use crate::framecode::{self, PlaneLayout};
+use crate::timecode::{FrameRate, Timecode, TimecodeFormat};
+
+/// What to make.
+#[derive(Debug, Clone)]
+pub struct DemoClipSpec {
+    pub width: u32,
+    pub height: u32,
+    pub rate: FrameRate,
+    pub frames: u32,
+    pub start: Timecode,
+    /// Frames between keyframes.
+    pub gop: u32,
+}
+
+impl Default for DemoClipSpec {
+    fn default() -> Self {
+        DemoClipSpec {
+            width: 1280,
+            height: 720,
+            rate: FrameRate::FPS_23_976,
+            // Two minutes at 23.976.
+            frames: 2878,
+            start: Timecode {
+                hours: 1,
+                minutes: 0,
+                seconds: 0,
+                frames: 0,
+                drop_frame: false,
+            },
+            gop: 12,
+        }
+    }
+}
+
+/// Writes the clip to `out` (through a temporary file, so that a clip
+/// that exists is always whole) unless `out` already exists.
+pub fn ensure(out: &Path, spec: &DemoClipSpec) -> Result<PathBuf, MediaError> {
+    if out.is_file() {
+        return Ok(out.to_owned());
+    }
+    generate(out, spec)?;
+    Ok(out.to_owned())
+}
+
+/// Writes the clip to `out`, replacing it.
+pub fn generate(out: &Path, spec: &DemoClipSpec) -> Result<(), MediaError> {
+    super::init()?;
+    let fail = |e: &dyn std::fmt::Display| MediaError::Gstreamer(e.to_string());
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+    }
+    let partial = out.with_extension("partial.mov");
+    let labels = TimecodeFormat::new(spec.rate, spec.start.drop_frame)
+        .and_then(|f| f.with_start(spec.start))
+        .map_err(|e| fail(&e))?;
+    let fps = gst::Fraction::new(spec.rate.num() as i32, spec.rate.den() as i32);
+
+    let make = |factory: &str| {
+        gst::ElementFactory::make(factory).build().map_err(|_| {
+            MediaError::Gstreamer(format!("the GStreamer element {factory} is missing"))
+        })
+    };
+    let pipeline = gst::Pipeline::new();
+    let src = make("videotestsrc")?;
+    src.set_property_from_str("pattern", "smpte");
+    src.set_property("horizontal-speed", 4i32);
+    src.set_property("num-buffers", spec.frames as i32);
+    let raw = make("capsfilter")?;
+    raw.set_property(
+        "caps",
+        gst_video::VideoCapsBuilder::new()
+            .format(gst_video::VideoFormat::I420)
+            .width(spec.width as i32)
+            .height(spec.height as i32)
+            .framerate(fps)
+            .build(),
+    );
+    let burn = make("textoverlay")?;
+    burn.set_property("font-desc", format!("Monospace Bold {}", spec.height / 18));
+    burn.set_property_from_str("valignment", "top");
+    burn.set_property_from_str("halignment", "center");
+    burn.set_property("shaded-background", true);
+    burn.set_property_from_str("line-alignment", "center");
+    let stamper = make("timecodestamper")?;
+    stamper.set_property_from_str("set", "always");
+    stamper.set_property_from_str("source", "internal");
+    stamper.set_property("drop-frame", spec.start.drop_frame);
+    let first = gst_video::VideoTimeCode::new(
+        fps,
+        None,
+        if spec.start.drop_frame {
+            gst_video::VideoTimeCodeFlags::DROP_FRAME
+        } else {
+            gst_video::VideoTimeCodeFlags::empty()
+        },
+        u32::from(spec.start.hours),
+        u32::from(spec.start.minutes),
+        u32::from(spec.start.seconds),
+        u32::from(spec.start.frames),
+        0,
+    );
+    stamper.set_property("set-internal-timecode", &first);
+    let encoder = make("x264enc")?;
+    encoder.set_property("key-int-max", spec.gop);
+    encoder.set_property("bframes", 0u32);
+    encoder.set_property("bitrate", 2500u32);
+    encoder.set_property_from_str("speed-preset", "veryfast");
+    let parse = make("h264parse")?;
+    let vqueue = make("queue")?;
+    let mux = make("qtmux")?;
+    let sink = make("filesink")?;
+    sink.set_property("location", partial.to_string_lossy().to_string());
+
+    let tone = make("audiotestsrc")?;
+    tone.set_property_from_str("wave", "ticks");
+    tone.set_property("freq", 1000f64);
+    tone.set_property("volume", 0.5f64);
+    tone.set_property("tick-interval", 1_000_000_000u64);
+    // One audio buffer per video frame keeps both streams the same length.
+    let samples_per_frame = 48_000 * spec.rate.den() / spec.rate.num();
+    tone.set_property("samplesperbuffer", samples_per_frame as i32);
+    tone.set_property("num-buffers", spec.frames as i32);
+    let pcm = make("capsfilter")?;
+    pcm.set_property(
+        "caps",
+        gst::Caps::builder("audio/x-raw")
+            .field("format", "S16LE")
+            .field("rate", 48_000i32)
+            .field("channels", 1i32)
+            .field("layout", "interleaved")
+            .build(),
+    );
+    let aconvert = make("audioconvert")?;
+    let aqueue = make("queue")?;
+
+    pipeline
+        .add_many([
+            &src, &raw, &burn, &stamper, &encoder, &parse, &vqueue, &mux, &sink, &tone, &aconvert,
+            &pcm, &aqueue,
+        ])
+        .map_err(|e| fail(&e))?;
+    gst::Element::link_many([
+        &src, &raw, &burn, &stamper, &encoder, &parse, &vqueue, &mux, &sink,
+    ])
+    .map_err(|e| fail(&e))?;
+    gst::Element::link_many([&tone, &aconvert, &pcm, &aqueue, &mux]).map_err(|e| fail(&e))?;
+
+    // Burn the labels and the frame code into each frame before it is
+    // overlaid and encoded. videotestsrc numbers its buffers from 0 in
+    // `offset`, which is the media frame.
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, spec.width, spec.height)
+        .fps(fps)
+        .build()
+        .map_err(|e| fail(&e))?;
+    let burn_weak = burn.downgrade();
+    let pad = burn
+        .static_pad("video_sink")
+        .ok_or_else(|| fail(&"textoverlay has no video_sink"))?;
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = probe.data.as_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let frame = buffer.offset();
+        if let Some(burn) = burn_weak.upgrade() {
+            let label = labels.label(frame as i64);
+            burn.set_property("text", format!("{label}\n#{frame:06}"));
+        }
+        let buffer = buffer.make_mut();
+        if let Ok(mut video) = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &info) {
+            paint_frame_code(&mut video, frame as u32);
+        }
+        gst::PadProbeReturn::Ok
+    });
+
+    run_to_eos(&pipeline)?;
+    std::fs::rename(&partial, out).map_err(|e| fail(&e))?;
+    Ok(())
+}
+
+fn paint_frame_code(video: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>, frame: u32) {
+    let (width, height) = (video.width() as usize, video.height() as usize);
+    let strides = video.plane_stride().to_vec();
+    if let Ok(luma) = video.plane_data_mut(0) {
+        let layout = PlaneLayout {
+            width,
+            height,
+            stride: strides[0] as usize,
+        };
+        framecode::paint(frame, luma, layout);
+    }
+    for plane in 1..3 {
+        if let Ok(chroma) = video.plane_data_mut(plane) {
+            let layout = PlaneLayout {
+                width: width / 2,
+                height: height / 2,
+                stride: strides[plane as usize] as usize,
+            };
+            framecode::neutralize_chroma(chroma, layout);
+        }
+    }
+}
+
+/// Plays a pipeline until end of stream, turning a bus error into an error.
+pub(crate) fn run_to_eos(pipeline: &gst::Pipeline) -> Result<(), MediaError> {
+    let fail = |e: &dyn std::fmt::Display| MediaError::Gstreamer(e.to_string());
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| fail(&e))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| fail(&"pipeline without a bus"))?;
+    let mut result = Ok(());
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(..) => break,
+            gst::MessageView::Error(err) => {
+                result = Err(MediaError::Gstreamer(format!(
+                    "{} ({})",
+                    err.error(),
+                    err.debug().map(|d| d.to_string()).unwrap_or_default()
+                )));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}

@@ -1,0 +1,119 @@
+//! Media files: finding them safely, probing them, and making the demo
+//! clip. The live pipeline that follows a session's transport will live
+//! here too (issue #3).
+//!
+//! GStreamer calls block, so callers on the async runtime go through
+//! `spawn_blocking`; nothing here is async.
+
+pub mod demo_clip;
+pub mod mov_timecode;
+pub mod probe;
+
+use std::path::{Path, PathBuf};
+
+use crate::timecode::{FrameRate, TimecodeFormat};
+
+/// What a probe learned about a media file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaInfo {
+    pub path: PathBuf,
+    pub rate: FrameRate,
+    pub duration_frames: i64,
+    pub width: u32,
+    pub height: u32,
+    pub has_audio: bool,
+    /// The label of the first frame, from a timecode track when the file
+    /// has one, else `00:00:00:00`.
+    pub timecode: TimecodeFormat,
+    pub video_codec: String,
+}
+
+/// Why a media file cannot be used. Each says what a user can fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    /// The path resolves outside `media_root`.
+    #[error("{0} is outside the media root; only files under it can be reviewed")]
+    OutsideRoot(PathBuf),
+    /// Nothing at that path.
+    #[error("no media file at {0}")]
+    Missing(PathBuf),
+    /// GStreamer recognised no media in it.
+    #[error("{path} is not a media file GStreamer can read: {reason}")]
+    NotMedia { path: PathBuf, reason: String },
+    /// Media, but without a video stream.
+    #[error("{0} has no video stream")]
+    NoVideo(PathBuf),
+    /// Video at a rate SyncReel does not review at.
+    #[error("{path} runs at {rate}, which is not a supported review rate")]
+    UnsupportedRate { path: PathBuf, rate: String },
+    /// GStreamer itself could not start (plugins missing, say).
+    #[error("GStreamer failed: {0}")]
+    Gstreamer(String),
+}
+
+/// Initializes GStreamer once per process.
+pub fn init() -> Result<(), MediaError> {
+    gstreamer::init().map_err(|e| MediaError::Gstreamer(e.to_string()))
+}
+
+/// Resolves `requested` (relative to `root`, or absolute) to a file that
+/// really is inside `root` once symlinks and `..` are resolved.
+pub fn resolve_in_root(root: &Path, requested: &Path) -> Result<PathBuf, MediaError> {
+    let root = root
+        .canonicalize()
+        .map_err(|_| MediaError::Missing(root.to_owned()))?;
+    let joined = if requested.is_absolute() {
+        requested.to_owned()
+    } else {
+        root.join(requested)
+    };
+    let resolved = joined
+        .canonicalize()
+        .map_err(|_| MediaError::Missing(requested.to_owned()))?;
+    if !resolved.starts_with(&root) {
+        return Err(MediaError::OutsideRoot(requested.to_owned()));
+    }
+    if !resolved.is_file() {
+        return Err(MediaError::Missing(requested.to_owned()));
+    }
+    Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_inside_the_root_resolve() {
+        let base = std::env::temp_dir().join(format!("syncreel-root-{}", std::process::id()));
+        let root = base.join("media");
+        std::fs::create_dir_all(root.join("shots")).unwrap();
+        std::fs::write(root.join("shots/a.mov"), b"x").unwrap();
+        std::fs::write(base.join("secret.mov"), b"x").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(base.join("secret.mov"), root.join("link.mov")).unwrap();
+
+        assert!(resolve_in_root(&root, Path::new("shots/a.mov")).is_ok());
+        assert!(resolve_in_root(&root, &root.join("shots/a.mov")).is_ok());
+        for escape in ["../secret.mov", "shots/../../secret.mov", "link.mov"] {
+            assert_eq!(
+                resolve_in_root(&root, Path::new(escape)),
+                Err(MediaError::OutsideRoot(escape.into())),
+                "{escape}"
+            );
+        }
+        assert_eq!(
+            resolve_in_root(&root, &base.join("secret.mov")),
+            Err(MediaError::OutsideRoot(base.join("secret.mov")))
+        );
+        assert!(matches!(
+            resolve_in_root(&root, Path::new("nope.mov")),
+            Err(MediaError::Missing(_))
+        ));
+        assert!(matches!(
+            resolve_in_root(&root, Path::new("shots")),
+            Err(MediaError::Missing(_))
+        ));
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
