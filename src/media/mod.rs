@@ -7,6 +7,7 @@
 
 pub mod demo_clip;
 pub mod mov_timecode;
+pub mod player;
 pub mod probe;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,124 @@
+//! The session player on its own: it follows a transport frame-accurately
+//! and its output decodes back to exactly the frames it claims.
+
+#[path = "support/vp8.rs"]
+mod vp8;
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use syncreel::clock::{Speed, Transport};
+use syncreel::live::ServerClock;
+use syncreel::media::demo_clip::{self, DemoClipSpec};
+use syncreel::media::player::{self, EncodedFrame, PlayerCommand, PlayerEvent, StreamSettings};
+use syncreel::media::probe::probe;
+
+fn clip() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("syncreel-player-{}", std::process::id()));
+    let path = dir.join("clip.mov");
+    let spec = DemoClipSpec {
+        width: 640,
+        height: 360,
+        frames: 240,
+        ..DemoClipSpec::default()
+    };
+    demo_clip::ensure(&path, &spec).unwrap();
+    path
+}
+
+fn settings() -> StreamSettings {
+    StreamSettings {
+        width: 640,
+        height: 360,
+        ..StreamSettings::default()
+    }
+}
+
+fn next_frame(rx: &mpsc::Receiver<PlayerEvent>) -> EncodedFrame {
+    match rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a frame within the wait")
+    {
+        PlayerEvent::Frame(f) => f,
+        PlayerEvent::Failed(e) => panic!("player failed: {e}"),
+    }
+}
+
+#[test]
+fn paused_seeks_show_the_exact_frame_and_play_advances_at_the_rate() {
+    let info = probe(&clip()).unwrap();
+    let clock = ServerClock::start();
+    let (events_tx, events) = mpsc::channel();
+    let paused_at_30 = Transport::paused_at(30, clock.now());
+    let player = player::spawn(info.clone(), settings(), clock, paused_at_30, move |e| {
+        let _ = events_tx.send(e);
+    })
+    .unwrap();
+    let mut reader = vp8::Vp8Reader::new();
+
+    let first = next_frame(&events);
+    assert!(first.keyframe, "the first picture is a keyframe");
+    assert_eq!(first.frame, 30);
+    assert_eq!(
+        reader.read(&first.data, first.at.as_micros() as u64),
+        Some(30)
+    );
+
+    // Seek while paused, backwards and forwards, each to the exact frame.
+    for target in [7i64, 200, 199, 3] {
+        let at = clock.now().saturating_add_micros(20_000);
+        player
+            .send(PlayerCommand::Transport(Transport::paused_at(target, at)))
+            .unwrap();
+        let shown = loop {
+            let f = next_frame(&events);
+            let code = reader.read(&f.data, f.at.as_micros() as u64);
+            if f.at >= at {
+                break (f, code);
+            }
+        };
+        assert_eq!(shown.0.frame, target);
+        assert!(shown.0.keyframe, "a seek is followed by a keyframe");
+        assert_eq!(
+            shown.1,
+            Some(target as u32),
+            "the decoded picture is frame {target}"
+        );
+    }
+
+    // Play from 10 at 1×: every picture decodes to the frame the transport
+    // shows at its instant, and a second of pictures covers 24 frames.
+    let start = clock.now().saturating_add_micros(20_000);
+    let play = Transport {
+        playing: true,
+        speed: Speed::NORMAL,
+        ..Transport::paused_at(10, start)
+    };
+    player.send(PlayerCommand::Transport(play)).unwrap();
+    let timeline = syncreel::clock::Timeline {
+        rate: info.rate,
+        duration: info.duration_frames,
+    };
+    let mut shown = Vec::new();
+    while shown.len() < 30 {
+        let f = next_frame(&events);
+        if f.at < start {
+            continue;
+        }
+        let code = reader.read(&f.data, f.at.as_micros() as u64);
+        assert_eq!(f.frame, play.position(&timeline, f.at));
+        assert_eq!(code, Some(f.frame as u32), "picture at {:?}", f.at);
+        shown.push((f.at, f.frame));
+    }
+    let frames: Vec<i64> = shown.iter().map(|(_, f)| *f).collect();
+    assert_eq!(
+        frames,
+        (10..40).collect::<Vec<i64>>(),
+        "no frame skipped or repeated at 1×"
+    );
+    let span = shown.last().unwrap().0.as_micros() - shown[0].0.as_micros();
+    // 29 frame periods at 23.976 is 1.2095 s.
+    assert!((1_209_000..=1_210_000).contains(&span), "{span} µs");
+    player.send(PlayerCommand::Stop).unwrap();
+}

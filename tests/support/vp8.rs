@@ -1,0 +1,68 @@
+//! Decodes VP8 frames back to pictures and reads their frame codes, the
+//! way a viewer would see them.
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use syncreel::framecode::{self, PlaneLayout};
+
+pub struct Vp8Reader {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    sink: gst_app::AppSink,
+}
+
+impl Vp8Reader {
+    pub fn new() -> Vp8Reader {
+        syncreel::media::init().unwrap();
+        let pipeline = gst::parse::launch(
+            "appsrc name=in format=time caps=video/x-vp8 ! vp8dec ! videoconvert ! video/x-raw,format=I420 ! appsink name=out sync=false",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let src = pipeline
+            .by_name("in")
+            .unwrap()
+            .downcast::<gst_app::AppSrc>()
+            .unwrap();
+        let sink = pipeline
+            .by_name("out")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        Vp8Reader {
+            pipeline,
+            src,
+            sink,
+        }
+    }
+
+    /// Decodes one encoded frame and reads its frame code.
+    pub fn read(&mut self, data: &[u8], pts_micros: u64) -> Option<u32> {
+        let mut buffer = gst::Buffer::from_slice(data.to_vec());
+        buffer
+            .get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_useconds(pts_micros));
+        self.src.push_buffer(buffer).unwrap();
+        let sample = self.sink.try_pull_sample(gst::ClockTime::from_seconds(5))?;
+        let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer()?, &info).ok()?;
+        let layout = PlaneLayout {
+            width: info.width() as usize,
+            height: info.height() as usize,
+            stride: info.stride()[0] as usize,
+        };
+        framecode::read(frame.plane_data(0).ok()?, layout)
+    }
+}
+
+impl Drop for Vp8Reader {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
