@@ -60,11 +60,15 @@ pub struct CreateArgs {
     pub server: String,
     #[arg(long)]
     pub title: String,
+    /// A media file under the server's media root; it sets the rate,
+    /// length and start timecode, and the session streams it.
+    #[arg(long)]
+    pub media: Option<String>,
     /// Frame rate: 24000/1001, 24, 25, 30000/1001, 30, 48, 50, 60000/1001, 60.
-    #[arg(long)]
-    pub fps: String,
-    #[arg(long)]
-    pub duration_frames: i64,
+    #[arg(long, required_unless_present = "media")]
+    pub fps: Option<String>,
+    #[arg(long, required_unless_present = "media")]
+    pub duration_frames: Option<i64>,
     /// Label of the first frame, e.g. 01:00:00:00 (00:00:00;00 for drop-frame).
     #[arg(long)]
     pub start_timecode: Option<String>,
@@ -125,33 +129,37 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     // Scripts and tests read this exact line to find the port.
     println!("listening on http://{shown}");
     if demo {
-        let clip = demo_clip(&server.app.config.server.data_dir).await?;
-        let created = server.app.create_session(CreateSession {
-            title: "SyncReel demo: Reel 1 v3".into(),
-            fps: clip.rate.to_string(),
-            duration_frames: clip.duration_frames,
-            start_timecode: Some(clip.timecode.start().to_string()),
-            drop_frame: Some(clip.timecode.drop_frame()),
-        })?;
-        println!("demo clip {}", clip.path.display());
+        let root = server.app.config.media_root();
+        let clip = demo_clip(&root).await?;
+        let app = server.app.clone();
+        let setup = tokio::task::spawn_blocking(move || app.prepare_media("demo.mov")).await??;
+        let created = server.app.create_session(
+            CreateSession {
+                title: "SyncReel demo: Reel 1 v3".into(),
+                media: Some("demo.mov".into()),
+                fps: None,
+                duration_frames: None,
+                start_timecode: None,
+                drop_frame: None,
+            },
+            Some(setup),
+        )?;
+        println!("demo clip {}", clip.display());
         print_links(&created_body(&created, &base));
     }
     server.run(terminate_signal()).await?;
     Ok(())
 }
 
-/// Makes the demo clip the first time (it takes a little while: the
-/// picture is rendered and encoded) and probes it, so that the demo
-/// session's rate, length and start timecode are the clip's own.
-async fn demo_clip(data_dir: &std::path::Path) -> anyhow::Result<crate::media::MediaInfo> {
-    let path = data_dir.join("media").join("demo.mov");
+/// Makes the demo clip in the media root the first time (it takes a
+/// little while: the picture is rendered and encoded).
+async fn demo_clip(media_root: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let path = media_root.join("demo.mov");
     if !path.is_file() {
         eprintln!("generating the demo clip at {} (once)…", path.display());
     }
     tokio::task::spawn_blocking(move || {
-        let spec = crate::media::demo_clip::DemoClipSpec::default();
-        crate::media::demo_clip::ensure(&path, &spec)?;
-        crate::media::probe::probe(&path)
+        crate::media::demo_clip::ensure(&path, &crate::media::demo_clip::DemoClipSpec::default())
     })
     .await?
     .context("cannot prepare the demo clip")
@@ -180,6 +188,7 @@ async fn create_remote(args: CreateArgs) -> anyhow::Result<()> {
     };
     let body = serde_json::to_vec(&CreateSession {
         title: args.title,
+        media: args.media,
         fps: args.fps,
         duration_frames: args.duration_frames,
         start_timecode: args.start_timecode,

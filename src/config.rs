@@ -17,6 +17,59 @@ pub struct Config {
     pub server: ServerConfig,
     pub limits: LimitsConfig,
     pub session: SessionConfig,
+    pub media: MediaConfig,
+    pub rtc: RtcConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Only files under this directory can be reviewed. Empty: `<data_dir>/media`.
+    pub root: PathBuf,
+    pub stream_width: u32,
+    pub stream_height: u32,
+    /// `vp8` or `h264` (constrained baseline).
+    pub codec: String,
+    pub bitrate_kbps: u32,
+    pub keyframe_interval: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtcConfig {
+    pub ice_servers: Vec<String>,
+    pub turn_username: String,
+    pub turn_credential: String,
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    pub include_loopback: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        let stream = crate::media::player::StreamSettings::default();
+        MediaConfig {
+            root: PathBuf::new(),
+            stream_width: stream.width,
+            stream_height: stream.height,
+            codec: "vp8".into(),
+            bitrate_kbps: stream.bitrate_kbps,
+            keyframe_interval: stream.keyframe_interval,
+        }
+    }
+}
+
+impl Default for RtcConfig {
+    fn default() -> Self {
+        RtcConfig {
+            ice_servers: Vec::new(),
+            turn_username: String::new(),
+            turn_credential: String::new(),
+            udp_port_min: 0,
+            udp_port_max: 0,
+            include_loopback: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -177,7 +230,56 @@ impl Config {
         if self.limits.outbound_queue < 8 {
             return fail("limits.outbound_queue must be at least 8");
         }
+        let m = &self.media;
+        if !matches!(m.codec.as_str(), "vp8" | "h264") {
+            return fail("media.codec must be \"vp8\" or \"h264\"");
+        }
+        if m.stream_width < 64
+            || m.stream_height < 64
+            || m.stream_width % 2 == 1
+            || m.stream_height % 2 == 1
+        {
+            return fail("media.stream_width and stream_height must be even and at least 64");
+        }
+        if self.rtc.udp_port_min > self.rtc.udp_port_max {
+            return fail("rtc.udp_port_min must not exceed rtc.udp_port_max");
+        }
         Ok(())
+    }
+
+    /// The directory media files must live under.
+    pub fn media_root(&self) -> PathBuf {
+        if self.media.root.as_os_str().is_empty() {
+            self.server.data_dir.join("media")
+        } else {
+            self.media.root.clone()
+        }
+    }
+
+    pub fn stream_settings(&self) -> crate::media::player::StreamSettings {
+        use crate::media::player::{StreamSettings, VideoCodec};
+        StreamSettings {
+            width: self.media.stream_width,
+            height: self.media.stream_height,
+            codec: if self.media.codec == "h264" {
+                VideoCodec::H264
+            } else {
+                VideoCodec::Vp8
+            },
+            bitrate_kbps: self.media.bitrate_kbps,
+            keyframe_interval: self.media.keyframe_interval,
+        }
+    }
+
+    pub fn rtc_settings(&self) -> crate::rtc::RtcSettings {
+        crate::rtc::RtcSettings {
+            ice_servers: self.rtc.ice_servers.clone(),
+            turn_username: self.rtc.turn_username.clone(),
+            turn_credential: self.rtc.turn_credential.clone(),
+            udp_port_min: self.rtc.udp_port_min,
+            udp_port_max: self.rtc.udp_port_max,
+            include_loopback: self.rtc.include_loopback,
+        }
     }
 
     pub fn session_limits(&self) -> SessionLimits {
@@ -241,7 +343,10 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(config.server.bind, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(
+            config.server.bind,
+            "0.0.0.0:9000".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(config.limits.max_participants, 12);
         assert_eq!(config.session.lead_min_ms, 80);
         assert_eq!(config.server.admin_token, "s3cret");

@@ -19,7 +19,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
 use crate::links::{random_id, Link, LinkError, LinkStore, MintedLink};
-use crate::live::{Registry, ServerClock, SessionHandle, SessionMsg};
+use crate::live::{MediaSetup, Registry, ServerClock, SessionHandle, SessionMsg};
+use crate::media::MediaError;
 use crate::metrics::Metrics;
 use crate::protocol::{WireRole, WireSession, WireSnapshot};
 use crate::session::{Role, SessionInfo};
@@ -50,8 +51,26 @@ impl App {
         }
     }
 
-    /// Creates a live session and one link per role.
-    pub fn create_session(&self, req: CreateSession) -> Result<CreatedSession, ApiError> {
+    /// Resolves and probes the media a session asks for. Blocking: call it
+    /// from `spawn_blocking`.
+    pub fn prepare_media(&self, requested: &str) -> Result<MediaSetup, ApiError> {
+        let path = crate::media::resolve_in_root(&self.config.media_root(), Path::new(requested))
+            .map_err(media_error)?;
+        let info = crate::media::probe::probe(&path).map_err(media_error)?;
+        Ok(MediaSetup {
+            info,
+            stream: self.config.stream_settings(),
+            rtc: self.config.rtc_settings(),
+        })
+    }
+
+    /// Creates a live session and one link per role. With media, the
+    /// media decides the rate, length and start timecode.
+    pub fn create_session(
+        &self,
+        req: CreateSession,
+        media: Option<MediaSetup>,
+    ) -> Result<CreatedSession, ApiError> {
         if self.registry.len() >= self.config.limits.max_sessions {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -64,40 +83,33 @@ impl App {
         if title.is_empty() || title.chars().count() > 200 {
             return Err(bad("title must be 1 to 200 characters".into()));
         }
-        let rate: FrameRate = req
-            .fps
-            .parse()
-            .map_err(|e: crate::timecode::TimecodeError| {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_fps", e.to_string())
-            })?;
-        if !(1..=1_000_000_000).contains(&req.duration_frames) {
-            return Err(bad("durationFrames must be between 1 and 1e9".into()));
-        }
-        let bad_tc = |e: crate::timecode::TimecodeError| {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_timecode", e.to_string())
+        let (timecode, duration_frames) = match &media {
+            Some(setup) => (setup.info.timecode, setup.info.duration_frames),
+            None => session_timeline(&req)?,
         };
-        let start_text = req.start_timecode.as_deref().unwrap_or("00:00:00:00");
-        let start: Timecode = start_text.parse().map_err(bad_tc)?;
-        // A `;` before the frames means drop-frame unless said otherwise.
-        let drop_frame = req
-            .drop_frame
-            .unwrap_or(start.drop_frame && rate.allows_drop_frame());
-        let timecode = TimecodeFormat::new(rate, drop_frame)
-            .and_then(|f| f.with_start(start))
-            .map_err(bad_tc)?;
         let info = SessionInfo {
             id: random_id(),
             title: title.to_string(),
             timecode,
-            duration_frames: req.duration_frames,
+            duration_frames,
         };
-        let handle = self.registry.spawn(
-            info,
-            self.config.session_limits(),
-            self.clock,
-            self.metrics.clone(),
-            self.shutdown.clone(),
-        );
+        let handle = self
+            .registry
+            .spawn(
+                info,
+                self.config.session_limits(),
+                self.clock,
+                self.metrics.clone(),
+                self.shutdown.clone(),
+                media,
+            )
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "media_failed",
+                    e.to_string(),
+                )
+            })?;
         let links = [Role::Host, Role::Reviewer, Role::Viewer]
             .into_iter()
             .map(|role| self.links.mint(&handle.info.id, role, None))
@@ -110,6 +122,41 @@ impl App {
     }
 }
 
+/// The timeline of a session without media, from the request.
+fn session_timeline(req: &CreateSession) -> Result<(TimecodeFormat, i64), ApiError> {
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    let fps = req
+        .fps
+        .as_deref()
+        .ok_or_else(|| bad("fps is required for a session without media"))?;
+    let rate: FrameRate = fps.parse().map_err(|e: crate::timecode::TimecodeError| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_fps", e.to_string())
+    })?;
+    let duration = req
+        .duration_frames
+        .ok_or_else(|| bad("durationFrames is required for a session without media"))?;
+    if !(1..=1_000_000_000).contains(&duration) {
+        return Err(bad("durationFrames must be between 1 and 1e9"));
+    }
+    let bad_tc = |e: crate::timecode::TimecodeError| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_timecode", e.to_string())
+    };
+    let start: Timecode = req
+        .start_timecode
+        .as_deref()
+        .unwrap_or("00:00:00:00")
+        .parse()
+        .map_err(bad_tc)?;
+    // A `;` before the frames means drop-frame unless said otherwise.
+    let drop_frame = req
+        .drop_frame
+        .unwrap_or(start.drop_frame && rate.allows_drop_frame());
+    let timecode = TimecodeFormat::new(rate, drop_frame)
+        .and_then(|f| f.with_start(start))
+        .map_err(bad_tc)?;
+    Ok((timecode, duration))
+}
+
 pub struct CreatedSession {
     pub handle: SessionHandle,
     pub links: Vec<MintedLink>,
@@ -119,13 +166,32 @@ pub struct CreatedSession {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSession {
     pub title: String,
-    /// `24000/1001`, `24`, `29.97`, …
-    pub fps: String,
-    pub duration_frames: i64,
+    /// A media file under the media root. When given, it decides the
+    /// rate, length and start timecode, and the session streams it.
+    #[serde(default)]
+    pub media: Option<String>,
+    /// `24000/1001`, `24`, `29.97`, … (sessions without media).
+    #[serde(default)]
+    pub fps: Option<String>,
+    #[serde(default)]
+    pub duration_frames: Option<i64>,
     #[serde(default)]
     pub start_timecode: Option<String>,
     #[serde(default)]
     pub drop_frame: Option<bool>,
+}
+
+/// A media refusal as the API reports it.
+fn media_error(err: MediaError) -> ApiError {
+    let (status, code) = match &err {
+        MediaError::OutsideRoot(_) => (StatusCode::BAD_REQUEST, "outside_media_root"),
+        MediaError::Missing(_) => (StatusCode::BAD_REQUEST, "media_missing"),
+        MediaError::NotMedia { .. } => (StatusCode::BAD_REQUEST, "not_media"),
+        MediaError::NoVideo(_) => (StatusCode::BAD_REQUEST, "no_video"),
+        MediaError::UnsupportedRate { .. } => (StatusCode::BAD_REQUEST, "unsupported_rate"),
+        MediaError::Gstreamer(_) => (StatusCode::INTERNAL_SERVER_ERROR, "media_failed"),
+    };
+    ApiError::new(status, code, err.to_string())
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -335,7 +401,19 @@ async fn create_session(
     }
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    let created = app.create_session(req)?;
+    let media = match req.media.clone() {
+        Some(requested) => {
+            let prepare = app.clone();
+            let prepared = tokio::task::spawn_blocking(move || prepare.prepare_media(&requested))
+                .await
+                .map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+                })??;
+            Some(prepared)
+        }
+        None => None,
+    };
+    let created = app.create_session(req, media)?;
     tracing::info!(session = %created.handle.info.id, title = %created.handle.info.title, "session created");
     let base = public_base(&app, &headers);
     Ok((StatusCode::CREATED, Json(created_body(&created, &base))))

@@ -32,6 +32,7 @@ pub mod live;
 pub mod media;
 pub mod metrics;
 pub mod protocol;
+pub mod rtc;
 pub mod server;
 pub mod session;
 pub mod timecode;

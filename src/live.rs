@@ -19,8 +19,11 @@ use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::ServerTime;
+use crate::media::player::{self, PlayerCommand, PlayerEvent, StreamSettings, VideoCodec};
+use crate::media::{MediaError, MediaInfo};
 use crate::metrics::Metrics;
-use crate::protocol::{self, ErrorCode, ServerMessage, WireSnapshot};
+use crate::protocol::{self, ErrorCode, ServerMessage, WireMedia, WireSnapshot};
+use crate::rtc::{RtcError, RtcHub, RtcSettings, VIDEO_CLOCK_RATE};
 use crate::session::{
     Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
     SessionLimits, Snapshot, SyncReport,
@@ -121,6 +124,10 @@ pub enum SessionMsg {
     State {
         reply: oneshot::Sender<WireSnapshot>,
     },
+    /// The session's media failed; tell the room.
+    MediaFailed {
+        message: String,
+    },
 }
 
 /// How the rest of the server reaches a live session.
@@ -128,6 +135,41 @@ pub enum SessionMsg {
 pub struct SessionHandle {
     pub info: Arc<SessionInfo>,
     pub tx: mpsc::Sender<SessionMsg>,
+    /// The stream, for sessions made from a media file.
+    pub media: Option<Arc<SessionMedia>>,
+}
+
+/// A session's stream: the player that makes it and the hub that sends it.
+#[derive(Debug)]
+pub struct SessionMedia {
+    pub hub: Arc<RtcHub>,
+    pub wire: WireMedia,
+    player: std::sync::mpsc::Sender<PlayerCommand>,
+}
+
+impl Drop for SessionMedia {
+    fn drop(&mut self) {
+        let _ = self.player.send(PlayerCommand::Stop);
+    }
+}
+
+/// What a session is made of, besides its timeline.
+#[derive(Debug, Clone)]
+pub struct MediaSetup {
+    pub info: MediaInfo,
+    pub stream: StreamSettings,
+    pub rtc: RtcSettings,
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The player could not open or decode the media.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// The WebRTC stack could not be set up.
+    #[error(transparent)]
+    Rtc(#[from] RtcError),
 }
 
 /// Live sessions by id.
@@ -149,7 +191,8 @@ impl Registry {
         self.sessions.is_empty()
     }
 
-    /// Starts the session's task and registers it.
+    /// Starts the session's task (and its player, when it has media) and
+    /// registers it.
     pub fn spawn(
         &self,
         info: SessionInfo,
@@ -157,27 +200,77 @@ impl Registry {
         clock: ServerClock,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
-    ) -> SessionHandle {
+        media: Option<MediaSetup>,
+    ) -> Result<SessionHandle, StartError> {
         let (tx, rx) = mpsc::channel(1024);
         let info = Arc::new(info);
+        let session = Session::new((*info).clone(), limits, clock.now());
+        let media = match media {
+            Some(setup) => Some(start_media(setup, clock, *session.transport(), tx.clone())?),
+            None => None,
+        };
         let handle = SessionHandle {
             info: info.clone(),
             tx,
+            media: media.clone(),
         };
         self.sessions.insert(info.id.clone(), handle.clone());
         let task = SessionTask {
-            session: Session::new((*info).clone(), limits, clock.now()),
+            session,
             conns: HashMap::new(),
             clock,
             metrics: metrics.clone(),
+            media,
+            media_error: None,
         };
         metrics.sessions_live.fetch_add(1, Relaxed);
         tokio::spawn(async move {
             task.run(rx, shutdown).await;
             metrics.sessions_live.fetch_sub(1, Relaxed);
         });
-        handle
+        Ok(handle)
     }
+}
+
+fn start_media(
+    setup: MediaSetup,
+    clock: ServerClock,
+    initial: crate::clock::Transport,
+    session: mpsc::Sender<SessionMsg>,
+) -> Result<Arc<SessionMedia>, StartError> {
+    let hub = Arc::new(RtcHub::new(&setup.rtc, setup.stream.codec)?);
+    let wire = WireMedia {
+        codec: match setup.stream.codec {
+            VideoCodec::Vp8 => "VP8".into(),
+            VideoCodec::H264 => "H264".into(),
+        },
+        stream_width: setup.stream.width,
+        stream_height: setup.stream.height,
+        source_width: setup.info.width,
+        source_height: setup.info.height,
+        source_codec: setup.info.video_codec.clone(),
+        has_audio: setup.info.has_audio,
+        rtp_clock_rate: VIDEO_CLOCK_RATE as u32,
+        ice_servers: setup.rtc.ice_servers.clone(),
+    };
+    let frames = hub.clone();
+    let player = player::spawn(
+        setup.info,
+        setup.stream,
+        clock,
+        initial,
+        move |event| match event {
+            PlayerEvent::Frame(frame) => frames.broadcast(&frame),
+            PlayerEvent::Failed(err) => {
+                tracing::warn!(%err, "session media failed");
+                let _ = session.try_send(SessionMsg::MediaFailed {
+                    message: err.to_string(),
+                });
+            }
+        },
+    )?;
+    hub.attach_player(player.clone());
+    Ok(Arc::new(SessionMedia { hub, wire, player }))
 }
 
 /// One participant's live connection, as the session task sees it.
@@ -198,6 +291,9 @@ struct SessionTask {
     conns: HashMap<ParticipantId, Conn>,
     clock: ServerClock,
     metrics: Arc<Metrics>,
+    media: Option<Arc<SessionMedia>>,
+    /// Why the media stopped, for participants who join afterwards.
+    media_error: Option<String>,
 }
 
 /// How often a lagged connection is offered a snapshot.
@@ -341,6 +437,19 @@ impl SessionTask {
             SessionMsg::State { reply } => {
                 let _ = reply.send((&self.session.snapshot(false)).into());
             }
+            SessionMsg::MediaFailed { message } => {
+                let text: Utf8Bytes = protocol::to_json(&ServerMessage::MediaError {
+                    message: message.clone(),
+                })
+                .into();
+                for conn in self.conns.values() {
+                    let _ = conn.tx.try_send(Outbound::Text {
+                        text: text.clone(),
+                        queued_at: None,
+                    });
+                }
+                self.media_error = Some(message);
+            }
         }
     }
 
@@ -376,7 +485,19 @@ impl SessionTask {
             let Some(message) = protocol::event_message(&output.event) else {
                 continue;
             };
-            let text: Utf8Bytes = protocol::to_json(&message).into();
+            let mut texts: Vec<Utf8Bytes> = vec![protocol::to_json(&message).into()];
+            if let (
+                Some(media),
+                crate::session::Event::Transport {
+                    version, transport, ..
+                },
+            ) = (&self.media, &output.event)
+            {
+                let _ = media.player.send(PlayerCommand::Transport(*transport));
+                let map =
+                    protocol::frame_map(*version, transport, self.session.info().timecode.rate());
+                texts.push(protocol::to_json(&map).into());
+            }
             let queued_at = Some(Instant::now());
             for (id, conn) in self.conns.iter_mut() {
                 let wanted = match output.to {
@@ -388,13 +509,16 @@ impl SessionTask {
                 if !wanted || conn.lagged {
                     continue;
                 }
-                let item = Outbound::Text {
-                    text: text.clone(),
-                    queued_at,
-                };
-                if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(item) {
-                    conn.lagged = true;
-                    self.metrics.slow_consumer_resyncs.fetch_add(1, Relaxed);
+                for text in &texts {
+                    let item = Outbound::Text {
+                        text: text.clone(),
+                        queued_at,
+                    };
+                    if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(item) {
+                        conn.lagged = true;
+                        self.metrics.slow_consumer_resyncs.fetch_add(1, Relaxed);
+                        break;
+                    }
                 }
             }
         }
@@ -412,8 +536,24 @@ impl SessionTask {
             conn.resume_hex.clone(),
             snapshot,
             self.clock.now(),
+            self.media.as_ref().map(|m| m.wire.clone()),
         );
         conn.lagged = conn.tx.try_send(Outbound::message(&message)).is_err();
+        if self.media.is_some() {
+            let map = protocol::frame_map(
+                snapshot.version,
+                &snapshot.transport,
+                self.session.info().timecode.rate(),
+            );
+            let _ = conn.tx.try_send(Outbound::message(&map));
+        }
+        if let Some(message) = &self.media_error {
+            let _ = conn
+                .tx
+                .try_send(Outbound::message(&ServerMessage::MediaError {
+                    message: message.clone(),
+                }));
+        }
     }
 
     fn resync_lagged(&mut self) {

@@ -97,6 +97,47 @@ pub enum ClientMessage {
     },
     /// Leaving for good: the participant is removed at once.
     Leave,
+    /// Asks for the session's video stream; the server answers `rtcOffer`.
+    RtcStart,
+    /// The browser's answer to `rtcOffer`.
+    RtcAnswer {
+        sdp: String,
+    },
+    /// One of the browser's ICE candidates.
+    RtcCandidate {
+        candidate: WireCandidate,
+    },
+    /// Stops the stream to this participant.
+    RtcStop,
+}
+
+/// An ICE candidate as browsers serialize `RTCIceCandidate.toJSON()`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireCandidate {
+    pub candidate: String,
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    #[serde(rename = "sdpMLineIndex", default)]
+    pub sdp_m_line_index: Option<u16>,
+}
+
+/// The session's stream, when it has media.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireMedia {
+    pub codec: String,
+    pub stream_width: u32,
+    pub stream_height: u32,
+    pub source_width: u32,
+    pub source_height: u32,
+    pub source_codec: String,
+    pub has_audio: bool,
+    /// RTP timestamps are the server clock at this rate, from the server
+    /// epoch, modulo 2^32: `serverTimeUs = rtp × 1e6 / rate` (unwrapped).
+    pub rtp_clock_rate: u32,
+    /// STUN/TURN servers for the browser's RTCPeerConnection.
+    pub ice_servers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +156,8 @@ pub enum ServerMessage {
         session: WireSession,
         state: WireSnapshot,
         server_time: i64,
+        /// The stream, or null for a session without media.
+        media: Option<Box<WireMedia>>,
     },
     /// The transport changes at `execute_at` (server clock, µs).
     Transport {
@@ -141,7 +184,12 @@ pub enum ServerMessage {
         server_time: i64,
     },
     /// `t1` is when the ping arrived and `t2` when this left, server µs.
-    Pong { id: u32, t0: i64, t1: i64, t2: i64 },
+    Pong {
+        id: u32,
+        t0: i64,
+        t1: i64,
+        t2: i64,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -149,7 +197,34 @@ pub enum ServerMessage {
         reference: Option<u32>,
     },
     /// The server is closing this connection and says why.
-    Goodbye { code: ErrorCode, message: String },
+    Goodbye {
+        code: ErrorCode,
+        message: String,
+    },
+    RtcOffer {
+        sdp: String,
+    },
+    RtcCandidate {
+        candidate: WireCandidate,
+    },
+    /// How to turn a displayed frame's RTP timestamp into a media frame,
+    /// sent with every transport change: `frame = frame0 + floor((t − t0) ×
+    /// fpsNum × speed / (1e6 × fpsDen))` for `t` the RTP timestamp's server
+    /// instant (the transport's own rule, clamped and looped likewise).
+    FrameMap {
+        version: u64,
+        rtp0: u32,
+        server_time0: i64,
+        frame0: i64,
+        fps_num: u32,
+        fps_den: u32,
+        /// 0 when paused.
+        speed: f64,
+    },
+    /// The session's media failed; the room carries on without video.
+    MediaError {
+        message: String,
+    },
 }
 
 /// Every reason a message can be refused. Stable strings: clients switch
@@ -177,6 +252,8 @@ pub enum ErrorCode {
     StepTooLarge,
     CannotTakeControl,
     UnknownParticipant,
+    /// A WebRTC signalling step failed (bad SDP, no stream, not started).
+    Rtc,
     /// Goodbye only: another connection resumed this participant.
     Replaced,
     /// Goodbye only: the participant sent `leave`.
@@ -511,6 +588,7 @@ pub fn welcome_message(
     resume: String,
     snapshot: &Snapshot,
     now: ServerTime,
+    media: Option<WireMedia>,
 ) -> ServerMessage {
     ServerMessage::Welcome {
         protocol: PROTOCOL_VERSION,
@@ -520,6 +598,28 @@ pub fn welcome_message(
         session: info.into(),
         state: snapshot.into(),
         server_time: now.as_micros(),
+        media: media.map(Box::new),
+    }
+}
+
+/// The frame map of a transport: where its anchor falls on the RTP clock.
+pub fn frame_map(
+    version: u64,
+    transport: &Transport,
+    rate: crate::timecode::FrameRate,
+) -> ServerMessage {
+    ServerMessage::FrameMap {
+        version,
+        rtp0: crate::rtc::rtp_timestamp(transport.anchor_time),
+        server_time0: transport.anchor_time.as_micros(),
+        frame0: transport.anchor_frame,
+        fps_num: rate.num(),
+        fps_den: rate.den(),
+        speed: if transport.playing {
+            speed_to_wire(transport.speed)
+        } else {
+            0.0
+        },
     }
 }
 

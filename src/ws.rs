@@ -105,6 +105,9 @@ pub async fn serve(
     }
 
     if let Some(joined) = conn.joined.take() {
+        if let Some(media) = &joined.session.media {
+            media.hub.stop(joined.id).await;
+        }
         let _ = joined
             .session
             .tx
@@ -234,6 +237,13 @@ impl Connection {
         };
         let from = joined.id;
         let conn_id = self.conn_id;
+        let message = match rtc_signal(message) {
+            Ok(signal) => {
+                self.rtc(from, signal).await?;
+                return Ok(Flow::Continue);
+            }
+            Err(other) => other,
+        };
         let msg = match message {
             ClientMessage::SyncReport {
                 rtt_us,
@@ -336,6 +346,26 @@ impl Connection {
         Ok(())
     }
 
+    /// Runs one step of WebRTC signalling for this participant.
+    async fn rtc(&self, who: ParticipantId, signal: RtcSignal) -> Result<(), Reject> {
+        let media = self
+            .joined
+            .as_ref()
+            .and_then(|j| j.session.media.clone())
+            .ok_or_else(|| Reject::new(ErrorCode::Rtc, "this session has no video stream"))?;
+        let hub = &media.hub;
+        let result = match signal {
+            RtcSignal::Start => hub.start(who, self.tx.clone()).await,
+            RtcSignal::Answer(sdp) => hub.answer(who, sdp).await,
+            RtcSignal::Candidate(c) => hub.candidate(who, c).await,
+            RtcSignal::Stop => {
+                hub.stop(who).await;
+                Ok(())
+            }
+        };
+        result.map_err(|e| Reject(ErrorCode::Rtc, e.to_string()))
+    }
+
     fn reject(&self, Reject(code, message): Reject, reference: Option<u32>) {
         self.app.metrics.rejected_in.fetch_add(1, Relaxed);
         let _ = self.tx.try_send(Outbound::message(&ServerMessage::Error {
@@ -344,6 +374,24 @@ impl Connection {
             reference,
         }));
     }
+}
+
+enum RtcSignal {
+    Start,
+    Answer(String),
+    Candidate(crate::protocol::WireCandidate),
+    Stop,
+}
+
+/// Splits signalling off from everything else.
+fn rtc_signal(message: ClientMessage) -> Result<RtcSignal, ClientMessage> {
+    Ok(match message {
+        ClientMessage::RtcStart => RtcSignal::Start,
+        ClientMessage::RtcAnswer { sdp } => RtcSignal::Answer(sdp),
+        ClientMessage::RtcCandidate { candidate } => RtcSignal::Candidate(candidate),
+        ClientMessage::RtcStop => RtcSignal::Stop,
+        other => return Err(other),
+    })
 }
 
 /// Turns a driving message into a core command, checking what the core
@@ -392,7 +440,11 @@ fn command_of(message: ClientMessage) -> Result<Command, Reject> {
         | ClientMessage::Ping { .. }
         | ClientMessage::SyncReport { .. }
         | ClientMessage::FrameReport { .. }
-        | ClientMessage::Leave => unreachable!("handled before commands"),
+        | ClientMessage::Leave
+        | ClientMessage::RtcStart
+        | ClientMessage::RtcAnswer { .. }
+        | ClientMessage::RtcCandidate { .. }
+        | ClientMessage::RtcStop => unreachable!("handled before commands"),
     })
 }
 
