@@ -108,6 +108,7 @@ pub enum SessionMsg {
         from: ParticipantId,
         frame: i64,
         at: ServerTime,
+        latency_micros: Option<i64>,
     },
     Disconnect {
         from: ParticipantId,
@@ -402,9 +403,14 @@ impl SessionTask {
                 }
             }
             SessionMsg::Sync { from, report } => self.session.report_sync(now, from, report),
-            SessionMsg::Frame { from, frame, at } => {
-                self.session.report_frame(now, from, frame, at)
-            }
+            SessionMsg::Frame {
+                from,
+                frame,
+                at,
+                latency_micros,
+            } => self
+                .session
+                .report_frame(now, from, frame, at, latency_micros),
             SessionMsg::Disconnect { from, conn_id } => {
                 if self.is_current(from, conn_id) {
                     self.conns.remove(&from);

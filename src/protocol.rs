@@ -90,10 +90,13 @@ pub enum ClientMessage {
         offset_us: i64,
         uncertainty_us: i64,
     },
-    /// The frame the client showed at `at_us` (server clock).
+    /// The frame the client showed at `at_us` (server clock), and, when it
+    /// plays video, how far behind that frame's own instant it was shown.
     FrameReport {
         frame: i64,
         at_us: i64,
+        #[serde(default)]
+        latency_us: Option<i64>,
     },
     /// Leaving for good: the participant is removed at once.
     Leave,
@@ -328,6 +331,7 @@ pub struct WirePresence {
     pub uncertainty_us: Option<i64>,
     pub last_frame: Option<i64>,
     pub last_frame_at: Option<i64>,
+    pub latency_us: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -496,6 +500,7 @@ impl From<&Presence> for WirePresence {
             uncertainty_us: p.uncertainty_micros,
             last_frame: p.last_frame.map(|(f, _)| f),
             last_frame_at: p.last_frame.map(|(_, at)| at.as_micros()),
+            latency_us: p.video_latency_micros,
         }
     }
 }
@@ -684,6 +689,26 @@ mod tests {
                 ClientMessage::FrameReport {
                     frame: 7,
                     at_us: 99,
+                    latency_us: None,
+                },
+            ),
+            (
+                r#"{"type":"frameReport","frame":7,"atUs":99,"latencyUs":38000}"#,
+                ClientMessage::FrameReport {
+                    frame: 7,
+                    at_us: 99,
+                    latency_us: Some(38_000),
+                },
+            ),
+            (r#"{"type":"rtcStart"}"#, ClientMessage::RtcStart),
+            (
+                r#"{"type":"rtcCandidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
+                ClientMessage::RtcCandidate {
+                    candidate: WireCandidate {
+                        candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+                        sdp_mid: Some("0".into()),
+                        sdp_m_line_index: Some(0),
+                    },
                 },
             ),
         ];

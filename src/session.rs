@@ -191,6 +191,9 @@ pub struct Presence {
     pub uncertainty_micros: Option<i64>,
     /// The frame the participant last said it was showing, and when.
     pub last_frame: Option<(i64, ServerTime)>,
+    /// How long after its own instant the participant's video shows a
+    /// frame: encode, network, jitter buffer, decode and paint.
+    pub video_latency_micros: Option<i64>,
 }
 
 /// What a client measured with the clock-sync exchange.
@@ -396,6 +399,7 @@ impl Session {
                     offset_micros: None,
                     uncertainty_micros: None,
                     last_frame: None,
+                    video_latency_micros: None,
                 },
                 resume_secret: req.resume_secret,
                 away_since: None,
@@ -497,9 +501,17 @@ impl Session {
         }
     }
 
-    pub fn report_frame(&mut self, now: ServerTime, id: ParticipantId, frame: i64, at: ServerTime) {
+    pub fn report_frame(
+        &mut self,
+        now: ServerTime,
+        id: ParticipantId,
+        frame: i64,
+        at: ServerTime,
+        video_latency_micros: Option<i64>,
+    ) {
         if let Some(p) = self.participants.get_mut(&id) {
             p.presence.last_frame = Some((frame, at));
+            p.presence.video_latency_micros = video_latency_micros;
             self.presence_touched(now, id);
         }
     }

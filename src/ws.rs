@@ -257,10 +257,15 @@ impl Connection {
                     uncertainty_micros: uncertainty_us,
                 },
             },
-            ClientMessage::FrameReport { frame, at_us } => SessionMsg::Frame {
+            ClientMessage::FrameReport {
+                frame,
+                at_us,
+                latency_us,
+            } => SessionMsg::Frame {
                 from,
                 frame,
                 at: crate::clock::ServerTime::from_micros(at_us),
+                latency_micros: latency_us,
             },
             ClientMessage::Leave => SessionMsg::Leave { from, conn_id },
             other => SessionMsg::Command {
