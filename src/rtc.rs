@@ -263,11 +263,20 @@ impl RtcHub {
             }
         });
 
+        // Candidates are gathered as soon as the local description is set,
+        // which is before the offer has been queued; holding them until the
+        // offer is out means a client never sees a candidate for an offer
+        // it has not received.
+        let (offer_sent, offer_sent_rx) = tokio::sync::watch::channel(false);
         let trickle = out.clone();
         pc.on_ice_candidate(Box::new(move |candidate| {
             let trickle = trickle.clone();
+            let mut offer_sent = offer_sent_rx.clone();
             Box::pin(async move {
                 let Some(candidate) = candidate else { return };
+                if offer_sent.wait_for(|sent| *sent).await.is_err() {
+                    return;
+                }
                 if let Ok(init) = candidate.to_json() {
                     let _ = trickle.try_send(Outbound::message(&ServerMessage::RtcCandidate {
                         candidate: WireCandidate {
@@ -309,6 +318,7 @@ impl RtcHub {
         let _ = out.try_send(Outbound::message(&ServerMessage::RtcOffer {
             sdp: offer.sdp,
         }));
+        let _ = offer_sent.send(true);
         Ok(())
     }
 

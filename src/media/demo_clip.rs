@@ -51,7 +51,9 @@ impl Default for DemoClipSpec {
 }
 
 /// Writes the clip to `out` (through a temporary file, so that a clip
-/// that exists is always whole) unless `out` already exists.
+/// that exists is always whole) unless `out` already exists. Callers
+/// racing on the same path each render it; the last rename wins and every
+/// one of them leaves a whole clip behind.
 pub fn ensure(out: &Path, spec: &DemoClipSpec) -> Result<PathBuf, MediaError> {
     if out.is_file() {
         return Ok(out.to_owned());
@@ -67,7 +69,13 @@ pub fn generate(out: &Path, spec: &DemoClipSpec) -> Result<(), MediaError> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     }
-    let partial = out.with_extension("partial.mov");
+    // A name of its own, so that two processes making the same clip at
+    // once do not write into each other's file; the rename is atomic.
+    let partial = out.with_extension(format!(
+        "{}-{}.partial.mov",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let labels = TimecodeFormat::new(spec.rate, spec.start.drop_frame)
         .and_then(|f| f.with_start(spec.start))
         .map_err(|e| fail(&e))?;

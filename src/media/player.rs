@@ -421,12 +421,19 @@ impl Decoder {
         Ok(())
     }
 
+    /// The frame a decoded picture's timestamp belongs to. Container
+    /// timescales put a frame's PTS a little either side of its exact
+    /// instant, and after an accurate seek the decoder clips the first
+    /// picture's PTS to the seek position, the middle of the frame (see
+    /// `seek`). Adding a quarter frame and rounding down is right in both
+    /// cases, where rounding to nearest would call the clipped picture the
+    /// next frame.
     fn frame_of(&self, pts: gst::ClockTime) -> i64 {
         let ns = u128::from(pts.nseconds());
-        // Round to nearest: container timescales rarely divide 1001 rates.
-        let num = ns * u128::from(self.rate_num);
-        let den = 1_000_000_000u128 * u128::from(self.rate_den);
-        ((num + den / 2) / den) as i64
+        let num =
+            4 * ns * u128::from(self.rate_num) + 1_000_000_000u128 * u128::from(self.rate_den);
+        let den = 4 * 1_000_000_000u128 * u128::from(self.rate_den);
+        (num / den) as i64
     }
 
     fn close(&self) {

@@ -1,0 +1,369 @@
+//! The stream as a viewer receives it: a WebRTC client written with
+//! webrtc-rs joins a media session, decodes the video with GStreamer and
+//! reads the frame code burnt into every picture.
+
+mod common;
+#[path = "support/vp8.rs"]
+mod vp8;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::{Client, TestServer, WAIT};
+use serde_json::{json, Value};
+use syncreel::clock::{ServerTime, Speed, Timeline, Transport};
+use syncreel::media::demo_clip::{self, DemoClipSpec};
+use syncreel::timecode::FrameRate;
+use tokio::sync::mpsc;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::MediaEngine;
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::APIBuilder;
+use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
+use webrtc::interceptor::registry::Registry;
+use webrtc::media::io::sample_builder::SampleBuilder;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp::codecs::vp8::Vp8Packet;
+
+const CLIP_FRAMES: u32 = 480;
+
+/// A media root holding a small demo clip, made once per test binary run.
+fn media_root() -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(make_media_root).clone()
+}
+
+fn make_media_root() -> PathBuf {
+    let root = std::env::temp_dir().join(format!("syncreel-rtc-{}", std::process::id()));
+    let spec = DemoClipSpec {
+        width: 640,
+        height: 360,
+        frames: CLIP_FRAMES,
+        ..DemoClipSpec::default()
+    };
+    demo_clip::ensure(&root.join("clip.mov"), &spec).unwrap();
+    std::fs::write(root.join("notes.mov"), "not a movie\n".repeat(50)).unwrap();
+    root
+}
+
+async fn media_server() -> TestServer {
+    let root = media_root();
+    TestServer::start_with(move |c| {
+        c.media.root = root;
+        c.media.stream_width = 640;
+        c.media.stream_height = 360;
+        c.media.bitrate_kbps = 1500;
+    })
+    .await
+}
+
+async fn media_session(server: &TestServer) -> Value {
+    let (status, body) = server
+        .request(
+            "POST",
+            "/api/sessions",
+            None,
+            Some(json!({"title": "Stream", "media": "clip.mov"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+fn token(body: &Value, role: &str) -> String {
+    body["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["role"] == role)
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// One decoded picture: the server instant its RTP timestamp names, and
+/// the frame code read from its pixels.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    at: ServerTime,
+    code: Option<u32>,
+}
+
+/// A viewer: a WebSocket participant plus a receive-only peer connection.
+struct Viewer {
+    ws: Client,
+    pc: Arc<RTCPeerConnection>,
+    pictures: mpsc::UnboundedReceiver<Seen>,
+}
+
+impl Viewer {
+    async fn join(server: &TestServer, token: &str) -> Viewer {
+        let mut ws = Client::join(server.addr, token, "Viewer").await;
+        assert_eq!(ws.welcome["media"]["codec"], "VP8");
+        assert_eq!(ws.welcome["media"]["rtpClockRate"], 90_000);
+
+        let mut media = MediaEngine::default();
+        media.register_default_codecs().unwrap();
+        let interceptors = register_default_interceptors(Registry::new(), &mut media).unwrap();
+        let mut settings = SettingEngine::default();
+        settings.set_include_loopback_candidate(true);
+        let api = APIBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(interceptors)
+            .with_setting_engine(settings)
+            .build();
+        let pc = Arc::new(
+            api.new_peer_connection(RTCConfiguration::default())
+                .await
+                .unwrap(),
+        );
+
+        let (pictures_tx, pictures) = mpsc::unbounded_channel();
+        pc.on_track(Box::new(move |track, _, _| {
+            let pictures_tx = pictures_tx.clone();
+            Box::pin(async move {
+                // Decoding blocks; keep it off the runtime's workers.
+                let (samples_tx, mut samples_rx) = mpsc::unbounded_channel::<(bytes::Bytes, u32)>();
+                std::thread::spawn(move || {
+                    let mut reader = vp8::Vp8Reader::new();
+                    while let Some((data, rtp)) = samples_rx.blocking_recv() {
+                        let at = ServerTime::from_micros(i64::from(rtp) * 1_000_000 / 90_000);
+                        let code = reader.read(&data, at.as_micros() as u64);
+                        if pictures_tx.send(Seen { at, code }).is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut builder = SampleBuilder::new(128, Vp8Packet::default(), 90_000);
+                    while let Ok((packet, _)) = track.read_rtp().await {
+                        builder.push(packet);
+                        while let Some(sample) = builder.pop() {
+                            let _ = samples_tx.send((sample.data, sample.packet_timestamp));
+                        }
+                    }
+                });
+            })
+        }));
+
+        ws.send(json!({"type": "rtcStart"})).await;
+        let offer = ws.expect("rtcOffer").await;
+        pc.set_remote_description(
+            RTCSessionDescription::offer(offer["sdp"].as_str().unwrap().into()).unwrap(),
+        )
+        .await
+        .unwrap();
+        let answer = pc.create_answer(None).await.unwrap();
+        // Our own candidates go inside the answer; the server's trickle in.
+        let mut gathered = pc.gathering_complete_promise().await;
+        pc.set_local_description(answer).await.unwrap();
+        let _ = gathered.recv().await;
+        let answer = pc.local_description().await.unwrap();
+        ws.send(json!({"type": "rtcAnswer", "sdp": answer.sdp}))
+            .await;
+        Viewer { ws, pc, pictures }
+    }
+
+    /// Feeds trickled candidates to the peer while waiting for pictures.
+    async fn next_picture(&mut self) -> Seen {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            tokio::select! {
+                seen = self.pictures.recv() => return seen.expect("picture stream open"),
+                msg = self.ws.next() => {
+                    if msg["type"] == "rtcCandidate" {
+                        let c = &msg["candidate"];
+                        let init = RTCIceCandidateInit {
+                            candidate: c["candidate"].as_str().unwrap().into(),
+                            sdp_mid: c["sdpMid"].as_str().map(Into::into),
+                            sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|i| i as u16),
+                            username_fragment: None,
+                        };
+                        self.pc.add_ice_candidate(init).await.unwrap();
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => panic!("no picture within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// Skips pictures until one that belongs to `at` or later.
+    async fn picture_at_or_after(&mut self, at: i64) -> Seen {
+        loop {
+            let seen = self.next_picture().await;
+            if seen.at.as_micros() >= at {
+                return seen;
+            }
+        }
+    }
+}
+
+fn transport_of(msg: &Value) -> Transport {
+    let t = &msg["transport"];
+    Transport {
+        playing: t["playing"].as_bool().unwrap(),
+        speed: Speed::new(t["speed"].as_f64().unwrap() as i32, 1).unwrap_or(Speed::NORMAL),
+        ..Transport::paused_at(
+            t["anchorFrame"].as_i64().unwrap(),
+            ServerTime::from_micros(t["anchorTime"].as_i64().unwrap()),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sees_the_exact_frame_after_seeks_and_frames_advance_at_the_rate_in_play() {
+    let server = media_server().await;
+    let session = media_session(&server).await;
+    assert_eq!(session["session"]["fps"], "24000/1001");
+    assert_eq!(session["session"]["durationFrames"], CLIP_FRAMES);
+    assert_eq!(session["session"]["startTimecode"], "01:00:00:00");
+    let mut host = Client::join(server.addr, &token(&session, "host"), "Dana").await;
+    let mut viewer = Viewer::join(&server, &token(&session, "viewer")).await;
+
+    // The room starts paused on the first frame.
+    let first = viewer.next_picture().await;
+    assert_eq!(first.code, Some(0));
+
+    for (seek, frame) in [
+        (json!({"type": "seek", "frame": 100}), 100u32),
+        (json!({"type": "seek", "timecode": "01:00:10:05"}), 245),
+        (json!({"type": "step", "frames": -1}), 244),
+    ] {
+        host.send(seek).await;
+        let t = host.expect("transport").await;
+        let execute_at = t["executeAt"].as_i64().unwrap();
+        let seen = viewer.picture_at_or_after(execute_at).await;
+        assert_eq!(
+            seen.code,
+            Some(frame),
+            "picture after the change at {execute_at}"
+        );
+        // Paused, it stays exactly there.
+        let again = viewer.next_picture().await;
+        assert_eq!(again.code, Some(frame));
+    }
+
+    host.send(json!({"type": "play"})).await;
+    let play = host.expect("transport").await;
+    let transport = transport_of(&play);
+    let timeline = Timeline {
+        rate: FrameRate::FPS_23_976,
+        duration: i64::from(CLIP_FRAMES),
+    };
+    let start = transport.anchor_time.as_micros();
+    let mut seen = Vec::new();
+    let mut skipped_late = 0;
+    while seen.len() < 36 {
+        let picture = viewer.picture_at_or_after(start).await;
+        let expected = transport.position(&timeline, picture.at);
+        match picture.code {
+            Some(code) => {
+                assert_eq!(
+                    i64::from(code),
+                    expected,
+                    "the picture at {:?} is the transport's frame",
+                    picture.at
+                );
+                seen.push((picture.at, expected));
+            }
+            None => skipped_late += 1,
+        }
+    }
+    assert!(skipped_late <= 2, "{skipped_late} unreadable pictures");
+    let frames: Vec<i64> = seen.iter().map(|(_, f)| *f).collect();
+    let advanced = frames.last().unwrap() - frames[0];
+    let elapsed = seen.last().unwrap().0.as_micros() - seen[0].0.as_micros();
+    // At 23.976 fps, frames advance by elapsed × 24000/1001 (±1 at the ends).
+    let expected = elapsed as i128 * 24_000 / (1001 * 1_000_000);
+    assert!(
+        (advanced as i128 - expected).abs() <= 1,
+        "advanced {advanced} in {elapsed} µs"
+    );
+    assert!(
+        frames.windows(2).all(|w| w[1] >= w[0]),
+        "frames never go back in play: {frames:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_viewers_broken_signalling_affects_nobody_else() {
+    let server = media_server().await;
+    let session = media_session(&server).await;
+    let mut host = Client::join(server.addr, &token(&session, "host"), "Dana").await;
+    let mut good = Viewer::join(&server, &token(&session, "viewer")).await;
+    good.next_picture().await;
+
+    let mut bad = Client::join(server.addr, &token(&session, "viewer"), "Broken").await;
+    bad.send(json!({"type": "rtcAnswer", "sdp": "v=0"})).await;
+    assert_eq!(bad.expect_error().await["code"], "rtc");
+    bad.send(json!({"type": "rtcStart"})).await;
+    bad.expect("rtcOffer").await;
+    bad.send(json!({"type": "rtcAnswer", "sdp": "this is not SDP"}))
+        .await;
+    assert_eq!(bad.expect_error().await["code"], "rtc");
+    bad.ping(1).await;
+
+    host.send(json!({"type": "seek", "frame": 42})).await;
+    let at = host.expect("transport").await["executeAt"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(good.picture_at_or_after(at).await.code, Some(42));
+    bad.drop_connection();
+    host.send(json!({"type": "seek", "frame": 43})).await;
+    let at = host.expect("transport").await["executeAt"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(good.picture_at_or_after(at).await.code, Some(43));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_refuse_media_that_cannot_be_reviewed_with_a_reason() {
+    let server = media_server().await;
+    for (media, code) in [
+        ("nope.mov", "media_missing"),
+        ("notes.mov", "not_media"),
+        ("../../etc/passwd", "outside_media_root"),
+        ("/etc/hostname", "outside_media_root"),
+    ] {
+        let (status, body) = server
+            .request(
+                "POST",
+                "/api/sessions",
+                None,
+                Some(json!({"title": "x", "media": media})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{media}: {body}"
+        );
+    }
+    let (status, body) = server
+        .request("POST", "/api/sessions", None, Some(json!({"title": "x"})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    // Sessions without media still work, and have no stream.
+    let (status, body) = server
+        .request(
+            "POST",
+            "/api/sessions",
+            None,
+            Some(json!({"title": "x", "fps": "25", "durationFrames": 10})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut c = Client::join(server.addr, &token(&body, "viewer"), "V").await;
+    assert!(c.welcome["media"].is_null());
+    c.send(json!({"type": "rtcStart"})).await;
+    assert_eq!(c.expect_error().await["code"], "rtc");
+    server.shutdown().await;
+}
