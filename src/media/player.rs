@@ -96,6 +96,8 @@ pub enum PlayerEvent {
     Failed(MediaError),
 }
 
+/// How late a playing tick may be before the scheduler skips ahead.
+const FRAME_SLACK: Duration = Duration::from_millis(100);
 /// How often a paused picture is re-sent.
 const STILL_REPEAT: Duration = Duration::from_millis(500);
 /// How far ahead of the decoder a requested frame may be before seeking
@@ -201,12 +203,22 @@ impl Scheduler {
     /// in effect, or the instant a newer transport takes effect, whichever
     /// is first.
     fn next_output_time(&mut self) -> ServerTime {
+        let now = self.clock.now();
         let Some((last_at, _)) = self.last_output else {
-            return self.clock.now();
+            return now;
         };
         let current = self.transport_at(last_at);
         let tick = if current.playing {
-            next_frame_boundary(&current, &self.timeline, last_at)
+            let tick = next_frame_boundary(&current, &self.timeline, last_at);
+            // Behind by more than a frame (a slow decode, say reverse play
+            // seeking every frame): skip to the present rather than fall
+            // further behind. The skipped pictures were due in the past;
+            // nobody could have shown them in time anyway.
+            if self.clock.instant(tick) + FRAME_SLACK < self.clock.instant(now) {
+                next_frame_boundary(&current, &self.timeline, now)
+            } else {
+                tick
+            }
         } else {
             last_at.saturating_add_micros(STILL_REPEAT.as_micros() as i64)
         };
