@@ -3,29 +3,19 @@
 //! reads the frame code burnt into every picture.
 
 mod common;
+#[path = "support/viewer.rs"]
+mod viewer;
 #[path = "support/vp8.rs"]
 mod vp8;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use common::{Client, TestServer, WAIT};
+use common::{Client, TestServer};
 use serde_json::{json, Value};
 use syncreel::clock::{ServerTime, Speed, Timeline, Transport};
 use syncreel::media::demo_clip::{self, DemoClipSpec};
 use syncreel::timecode::FrameRate;
-use tokio::sync::mpsc;
-use webrtc::api::interceptor_registry::register_default_interceptors;
-use webrtc::api::media_engine::MediaEngine;
-use webrtc::api::setting_engine::SettingEngine;
-use webrtc::api::APIBuilder;
-use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
-use webrtc::interceptor::registry::Registry;
-use webrtc::media::io::sample_builder::SampleBuilder;
-use webrtc::peer_connection::configuration::RTCConfiguration;
-use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtp::codecs::vp8::Vp8Packet;
+use viewer::Viewer;
 
 const CLIP_FRAMES: u32 = 480;
 
@@ -84,123 +74,6 @@ fn token(body: &Value, role: &str) -> String {
         .to_string()
 }
 
-/// One decoded picture: the server instant its RTP timestamp names, and
-/// the frame code read from its pixels.
-#[derive(Debug, Clone, Copy)]
-struct Seen {
-    at: ServerTime,
-    code: Option<u32>,
-}
-
-/// A viewer: a WebSocket participant plus a receive-only peer connection.
-struct Viewer {
-    ws: Client,
-    pc: Arc<RTCPeerConnection>,
-    pictures: mpsc::UnboundedReceiver<Seen>,
-}
-
-impl Viewer {
-    async fn join(server: &TestServer, token: &str) -> Viewer {
-        let mut ws = Client::join(server.addr, token, "Viewer").await;
-        assert_eq!(ws.welcome["media"]["codec"], "VP8");
-        assert_eq!(ws.welcome["media"]["rtpClockRate"], 90_000);
-
-        let mut media = MediaEngine::default();
-        media.register_default_codecs().unwrap();
-        let interceptors = register_default_interceptors(Registry::new(), &mut media).unwrap();
-        let mut settings = SettingEngine::default();
-        settings.set_include_loopback_candidate(true);
-        let api = APIBuilder::new()
-            .with_media_engine(media)
-            .with_interceptor_registry(interceptors)
-            .with_setting_engine(settings)
-            .build();
-        let pc = Arc::new(
-            api.new_peer_connection(RTCConfiguration::default())
-                .await
-                .unwrap(),
-        );
-
-        let (pictures_tx, pictures) = mpsc::unbounded_channel();
-        pc.on_track(Box::new(move |track, _, _| {
-            let pictures_tx = pictures_tx.clone();
-            Box::pin(async move {
-                // Decoding blocks; keep it off the runtime's workers.
-                let (samples_tx, mut samples_rx) = mpsc::unbounded_channel::<(bytes::Bytes, u32)>();
-                std::thread::spawn(move || {
-                    let mut reader = vp8::Vp8Reader::new();
-                    while let Some((data, rtp)) = samples_rx.blocking_recv() {
-                        let at = ServerTime::from_micros(i64::from(rtp) * 1_000_000 / 90_000);
-                        let code = reader.read(&data, at.as_micros() as u64);
-                        if pictures_tx.send(Seen { at, code }).is_err() {
-                            return;
-                        }
-                    }
-                });
-                tokio::spawn(async move {
-                    let mut builder = SampleBuilder::new(128, Vp8Packet::default(), 90_000);
-                    while let Ok((packet, _)) = track.read_rtp().await {
-                        builder.push(packet);
-                        while let Some(sample) = builder.pop() {
-                            let _ = samples_tx.send((sample.data, sample.packet_timestamp));
-                        }
-                    }
-                });
-            })
-        }));
-
-        ws.send(json!({"type": "rtcStart"})).await;
-        let offer = ws.expect("rtcOffer").await;
-        pc.set_remote_description(
-            RTCSessionDescription::offer(offer["sdp"].as_str().unwrap().into()).unwrap(),
-        )
-        .await
-        .unwrap();
-        let answer = pc.create_answer(None).await.unwrap();
-        // Our own candidates go inside the answer; the server's trickle in.
-        let mut gathered = pc.gathering_complete_promise().await;
-        pc.set_local_description(answer).await.unwrap();
-        let _ = gathered.recv().await;
-        let answer = pc.local_description().await.unwrap();
-        ws.send(json!({"type": "rtcAnswer", "sdp": answer.sdp}))
-            .await;
-        Viewer { ws, pc, pictures }
-    }
-
-    /// Feeds trickled candidates to the peer while waiting for pictures.
-    async fn next_picture(&mut self) -> Seen {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            tokio::select! {
-                seen = self.pictures.recv() => return seen.expect("picture stream open"),
-                msg = self.ws.next() => {
-                    if msg["type"] == "rtcCandidate" {
-                        let c = &msg["candidate"];
-                        let init = RTCIceCandidateInit {
-                            candidate: c["candidate"].as_str().unwrap().into(),
-                            sdp_mid: c["sdpMid"].as_str().map(Into::into),
-                            sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|i| i as u16),
-                            username_fragment: None,
-                        };
-                        self.pc.add_ice_candidate(init).await.unwrap();
-                    }
-                }
-                () = tokio::time::sleep_until(deadline) => panic!("no picture within {WAIT:?}"),
-            }
-        }
-    }
-
-    /// Skips pictures until one that belongs to `at` or later.
-    async fn picture_at_or_after(&mut self, at: i64) -> Seen {
-        loop {
-            let seen = self.next_picture().await;
-            if seen.at.as_micros() >= at {
-                return seen;
-            }
-        }
-    }
-}
-
 fn transport_of(msg: &Value) -> Transport {
     let t = &msg["transport"];
     Transport {
@@ -221,7 +94,7 @@ async fn a_viewer_sees_the_exact_frame_after_seeks_and_frames_advance_at_the_rat
     assert_eq!(session["session"]["durationFrames"], CLIP_FRAMES);
     assert_eq!(session["session"]["startTimecode"], "01:00:00:00");
     let mut host = Client::join(server.addr, &token(&session, "host"), "Dana").await;
-    let mut viewer = Viewer::join(&server, &token(&session, "viewer")).await;
+    let mut viewer = Viewer::join(server.addr, &token(&session, "viewer")).await;
 
     // The room starts paused on the first frame.
     let first = viewer.next_picture().await;
@@ -294,7 +167,7 @@ async fn one_viewers_broken_signalling_affects_nobody_else() {
     let server = media_server().await;
     let session = media_session(&server).await;
     let mut host = Client::join(server.addr, &token(&session, "host"), "Dana").await;
-    let mut good = Viewer::join(&server, &token(&session, "viewer")).await;
+    let mut good = Viewer::join(server.addr, &token(&session, "viewer")).await;
     good.next_picture().await;
 
     let mut bad = Client::join(server.addr, &token(&session, "viewer"), "Broken").await;
