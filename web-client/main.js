@@ -3,12 +3,23 @@
 // is a function of (transport, server clock) evaluated on every animation
 // frame, so playback moves smoothly without any message from the server;
 // messages only ever change the anchor.
+//
+// With media, the video is a second display: each picture carries its own
+// server instant (its RTP timestamp), which names the frame it shows and
+// how late it is; the room's clients delay their pictures to match (see
+// playout.js).
 
-import { ClockSync } from './clock-sync.js';
+import { ClockSync, clientNowUs } from './clock-sync.js';
 import { Commands } from './commands.js';
 import { Connection } from './connection.js';
+import { read as readLuma, readRgba, stripRect } from './framecode.js';
 import { bindKeys, nextShuttleSpeed } from './keys.js';
+import {
+  EQUALISE, SampleWindow, TransportHistory, delayForTargetMs, latencySpreadUs, offsetLabel, reportedOffset,
+  roomTargetMs, rtpToServerUs,
+} from './playout.js';
 import { Room } from './room.js';
+import { VideoLink } from './rtc.js';
 import { position } from './transport.js';
 import { Ui } from './ui.js';
 
@@ -16,33 +27,59 @@ const PROTOCOL = 1;
 const NAME_KEY = 'syncreel.name';
 const RESUME_PREFIX = 'syncreel.resume.';
 const FRAME_LOG_SIZE = 2000;
-const FRAME_REPORT_MS = 1000;
+const VIDEO_LOG_SIZE = 4000;
+// Frame reports go out twice a second with video (they carry the latency
+// that playout equalisation works from), once a second without.
+const REPORT_TICK_MS = 500;
 // A frame report about a display the tab stopped painting would mislead.
 const STALE_DISPLAY_US = 2_000_000;
+// Paused stills are re-sent twice a second, so a live stream is never
+// quieter than this.
+const STALE_VIDEO_US = 1_500_000;
 const REFUSAL_TOAST_GAP_MS = 2000;
+// Reports use a median of at least this many playing pictures (half a
+// second), and the playout delay one of this many transits.
+const REPORT_MIN_SAMPLES = 12;
+const TRANSIT_MIN_SAMPLES = 4;
+// Reading the frame code costs a copy of the strip's rows per picture
+// (about 0.5 ms), or without WebCodecs a canvas draw (about 7 ms in
+// software); beyond this mean it is read on every 4th picture only.
+const CODE_READ_BUDGET_MS = 4;
 
-/** The last N painted frames as [serverTimeUs, frame, wallClockUs]. */
-class FrameLog {
-  constructor(size) {
+/** A ring of the last N rows of `cols` numbers (NaN stands for null). */
+class RingLog {
+  constructor(size, cols) {
     this.size = size;
-    this.data = new Float64Array(size * 3);
+    this.cols = cols;
+    this.data = new Float64Array(size * cols);
     this.count = 0;
   }
 
-  push(serverUs, frame, wallUs) {
-    const i = (this.count % this.size) * 3;
-    this.data[i] = serverUs;
-    this.data[i + 1] = frame;
-    this.data[i + 2] = wallUs;
+  /** Appends a row; returns its sequence number (for `set`). */
+  push(...row) {
+    const i = (this.count % this.size) * this.cols;
+    for (let c = 0; c < this.cols; c++) this.data[i + c] = row[c] ?? NaN;
     this.count += 1;
+    return this.count - 1;
+  }
+
+  /** Fills in a column of row `seq`, if it is still in the ring. */
+  set(seq, col, value) {
+    if (seq < this.count - this.size || seq >= this.count) return;
+    this.data[(seq % this.size) * this.cols + col] = value ?? NaN;
   }
 
   toArray() {
     const n = Math.min(this.count, this.size);
     const out = new Array(n);
     for (let k = 0; k < n; k++) {
-      const i = ((this.count - n + k) % this.size) * 3;
-      out[k] = [this.data[i], this.data[i + 1], this.data[i + 2]];
+      const i = ((this.count - n + k) % this.size) * this.cols;
+      const row = new Array(this.cols);
+      for (let c = 0; c < this.cols; c++) {
+        const v = this.data[i + c];
+        row[c] = Number.isNaN(v) ? null : v;
+      }
+      out[k] = row;
     }
     return out;
   }
@@ -57,13 +94,45 @@ function parseLink(loc) {
 const link = parseLink(location);
 const ui = new Ui();
 const room = new Room();
-const frameLog = new FrameLog(FRAME_LOG_SIZE);
+/** The last N painted frames as [serverTimeUs, frame, wallClockUs]. */
+const frameLog = new RingLog(FRAME_LOG_SIZE, 3);
+/**
+ * The last N video pictures as [shownServerUs, frame, frameCode,
+ * latencyUs, madeServerUs, receivedServerUs]: when it was (expected to
+ * be) on screen, the frame its RTP timestamp names, the frame code read
+ * off its pixels (null when not read or unreadable), how late it was
+ * shown, when the server made it, and when its last packet arrived (null
+ * if the browser does not say).
+ */
+const videoLog = new RingLog(VIDEO_LOG_SIZE, 6);
+const history = new TransportHistory();
+// Latency of every picture (for the stage), and of the last second of
+// pictures made while the room played (for reports: paused stills come
+// twice a second, and browsers time them differently).
+const latencies = new SampleWindow(48);
+const playLatencies = new SampleWindow(24);
+// How long pictures take to arrive (server instant → last packet here):
+// the part of the latency a playout delay cannot change.
+const transits = new SampleWindow(48);
+const frameMaps = [];
 const errors = [];
 let name = null;
 let connState = 'idle';
 let displayed = null;
 let drawnTransportVersion = null;
 let lastRefusalToast = -Infinity;
+let media = null;
+let videoShown = null;
+let reportTicks = 0;
+let equaliseConfig = EQUALISE;
+const equaliser = {
+  delayMs: 0, targetMs: null, ownMs: null, transitMs: null, changedAt: -Infinity, reportedUs: null, fixed: false,
+  // The last changes, as [serverMs, transitMs, targetMs, newDelayMs]: for diagnosis.
+  steps: [],
+};
+const codeStats = {
+  pictures: 0, reads: 0, readable: 0, mismatches: 0, movedOn: 0, totalMs: 0, maxMs: 0, every: 1, auto: true,
+};
 
 // The resume secret lives per tab (sessionStorage) so that a reload keeps
 // the identity and the driver's seat, but a second tab is a second person.
@@ -75,6 +144,15 @@ const dropResume = () => sessionStorage.removeItem(resumeKey());
 const send = (msg) => connection.send(msg);
 
 const clock = new ClockSync(send);
+
+const video = document.getElementById('video');
+const stream = new VideoLink({
+  send,
+  video,
+  onState(state, detail) {
+    ui.setVideoState(state, detail);
+  },
+});
 
 const connection = new Connection({
   url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
@@ -118,7 +196,22 @@ function onMessage(msg) {
     case 'goodbye':
       errors.push({ code: msg.code, message: msg.message, ref: msg.ref ?? null, type: msg.type });
       if (errors.length > 50) errors.shift();
+      if (msg.code === 'rtc') stream.onError(msg);
       ui.toast('error', msg.code, msg.message);
+      return;
+    case 'rtcOffer':
+    case 'rtcCandidate':
+      stream.handle(msg);
+      return;
+    case 'frameMap':
+      frameMaps.push(msg);
+      if (frameMaps.length > 32) frameMaps.shift();
+      return;
+    case 'mediaError':
+      errors.push({ code: 'media_error', message: msg.message, ref: null, type: msg.type });
+      stream.stop(msg.message, 'failed');
+      ui.showMediaError(msg.message);
+      ui.toast('error', 'media_error', `The video stopped: ${msg.message}`);
       return;
     default:
       break;
@@ -128,6 +221,11 @@ function onMessage(msg) {
     // After apply: at `/` the storage key comes from the welcome's session.
     saveResume(msg.resume);
     clock.onWelcome(msg.serverTime);
+    onWelcomeMedia(msg);
+  } else if (msg.type === 'snapshot') {
+    history.add(msg.state.version, msg.state.transport);
+  } else if (changed === 'transport') {
+    history.add(msg.version, msg.transport);
   }
   if (!changed) return;
   if (changed === 'all') {
@@ -138,9 +236,208 @@ function onMessage(msg) {
   }
   if (changed === 'all' || changed === 'control' || changed === 'presence') {
     ui.renderControl(room);
-    ui.renderPresence(room, clock.status());
+    renderPresence();
   }
   if (changed === 'control' && !room.isDriver()) commands.clear();
+}
+
+function renderPresence() {
+  const now = clock.serverNowUs();
+  const videoOf = (p) => {
+    if (p.latencyUs == null) return null;
+    const o = reportedOffset(p, history, room.timeline);
+    return o && offsetLabel(o.frames, o.latencyMs);
+  };
+  // The spread is for whoever runs the room.
+  const spread = room.role === 'host' && media
+    ? latencySpreadUs([...room.participants.values()], now ?? 0)
+    : undefined;
+  ui.renderPresence(room, clock.status(), videoOf, spread);
+}
+
+/** Every welcome is a new socket, so a new peer (the server dropped the old one). */
+function onWelcomeMedia(msg) {
+  history.reset();
+  history.add(msg.state.version, msg.state.transport);
+  latencies.clear();
+  playLatencies.clear();
+  transits.clear();
+  videoShown = null;
+  equaliser.delayMs = 0;
+  equaliser.targetMs = null;
+  stream.setDelayMs(0);
+  stream.resetSignalling();
+  media = msg.media ?? null;
+  ui.setMedia(media);
+  if (media) {
+    ui.showMediaError(null);
+    stream.start(media);
+  } else {
+    stream.stop();
+  }
+}
+
+const codeCanvas = document.createElement('canvas');
+let codeCtx = null;
+// Whether WebCodecs can hand us the decoder's own planes; false once it
+// could not, and the canvas does the work from then on.
+let planesUsable = typeof VideoFrame === 'function';
+const LUMA_FIRST = new Set(['I420', 'I420A', 'I422', 'I444', 'NV12']);
+
+/** The reading was of another picture than the one asked about. */
+const MOVED_ON = Symbol('moved on');
+
+/**
+ * The code from the decoded picture itself: a VideoFrame of the element's
+ * current picture, of which only the strip's rows are copied (no colour
+ * conversion, no full-picture draw). The frame is taken synchronously, so
+ * it is the picture on screen at the call even though the copy resolves
+ * later. Resolves undefined when this picture's format is not planar YUV,
+ * and MOVED_ON when `mediaTimeUs` is given and the element's picture is
+ * no longer that one (a busy main thread can run a video-frame callback
+ * after the next picture has arrived).
+ */
+function readCodeFromPlanes(w, h, mediaTimeUs) {
+  const frame = new VideoFrame(video);
+  try {
+    if (!LUMA_FIRST.has(frame.format) || frame.visibleRect.width !== w || frame.visibleRect.height !== h) {
+      frame.close();
+      return Promise.resolve(undefined);
+    }
+    if (mediaTimeUs != null && Math.abs(frame.timestamp - mediaTimeUs) > 1000) {
+      frame.close();
+      codeStats.movedOn += 1;
+      return Promise.resolve(MOVED_ON);
+    }
+    // Chroma is subsampled by two, so the copied rect starts on an even row.
+    const { y } = stripRect(w, h);
+    const top = y - (y % 2);
+    const rect = { x: frame.visibleRect.x, y: frame.visibleRect.y + top, width: w, height: h - top };
+    const buffer = new Uint8Array(frame.allocationSize({ rect }));
+    return frame.copyTo(buffer, { rect })
+      .then((planes) => readLuma(buffer.subarray(planes[0].offset), {
+        width: w, height: h, stride: planes[0].stride, firstRow: top,
+      }))
+      .finally(() => frame.close());
+  } catch (err) {
+    frame.close();
+    return Promise.reject(err);
+  }
+}
+
+/** The code by drawing the strip (or, with `whole`, the picture) onto a canvas. */
+function readCodeFromCanvas(w, h, whole) {
+  const r = whole ? { x: 0, y: 0, width: w, height: h } : stripRect(w, h);
+  if (codeCanvas.width !== r.width || codeCanvas.height !== r.height) {
+    codeCanvas.width = r.width;
+    codeCanvas.height = r.height;
+  }
+  codeCtx ??= codeCanvas.getContext('2d', { willReadFrequently: true, alpha: false });
+  codeCtx.drawImage(video, r.x, r.y, r.width, r.height, 0, 0, r.width, r.height);
+  const pixels = codeCtx.getImageData(0, 0, r.width, r.height);
+  return readRgba(pixels.data, r.width, r.height, { strip: !whole });
+}
+
+/**
+ * Reads the frame code off the picture the video element shows now.
+ * Resolves the frame number, or null when there is no picture or no
+ * readable code. `via`: 'auto' (planes when the browser can, else canvas),
+ * 'planes', or 'canvas'; `whole` draws the whole picture on the canvas
+ * path (video.videoWidth × videoHeight) instead of the strip alone.
+ */
+async function readVideoFrameCode({ via = 'auto', whole = false } = {}, mediaTimeUs = null) {
+  const w = video.videoWidth;
+  const h = video.videoHeight;
+  if (!w || !h || video.readyState < 2) return null;
+  if (via === 'planes' || (via === 'auto' && planesUsable && !whole)) {
+    try {
+      const code = await readCodeFromPlanes(w, h, mediaTimeUs);
+      if (code === MOVED_ON) return null;
+      if (code !== undefined) return code;
+    } catch {
+      // Fall through to the canvas.
+    }
+    if (via === 'planes') return null;
+    planesUsable = false;
+  }
+  return readCodeFromCanvas(w, h, whole);
+}
+
+/** Called for every picture the video element presents. */
+function onVideoFrame(nowMs, meta) {
+  video.requestVideoFrameCallback(onVideoFrame);
+  if (!media) return;
+  stream.noteFrame();
+  const offsetUs = clock.estimator.offsetUs();
+  if (offsetUs == null || !room.joined || meta.rtpTimestamp == null) return;
+  const serverNow = clientNowUs() + offsetUs;
+  const madeUs = rtpToServerUs(meta.rtpTimestamp, serverNow, media.rtpClockRate);
+  const shownMs = meta.expectedDisplayTime ?? meta.presentationTime ?? nowMs;
+  const shownUs = Math.round(shownMs * 1000) + offsetUs;
+  const made = history.at(madeUs);
+  if (!made) return;
+  const frame = position(made, room.timeline, madeUs);
+  const latencyUs = shownUs - madeUs;
+
+  const receivedUs = meta.receiveTime == null ? null : Math.round(meta.receiveTime * 1000) + offsetUs;
+  const row = videoLog.push(shownUs, frame, null, latencyUs, madeUs, receivedUs);
+  latencies.push(latencyUs);
+  if (made.playing) playLatencies.push(latencyUs);
+  if (receivedUs != null) transits.push(receivedUs - madeUs);
+  const shown = { frame, atUs: shownUs, latencyUs, code: null };
+  videoShown = shown;
+  const roomFrame = history.frameAt(room.timeline, shownUs);
+  const typical = latencies.median() ?? latencyUs;
+  ui.showVideoFrame(frame, room.format.label(frame), offsetLabel(roomFrame == null ? null : roomFrame - frame, typical / 1000));
+
+  codeStats.pictures += 1;
+  if (codeStats.every > 0 && codeStats.pictures % codeStats.every === 0) {
+    const t0 = performance.now();
+    // Only the planes path can tell whether the picture is still this one;
+    // the canvas path is kept for browsers without WebCodecs.
+    readVideoFrameCode({}, meta.mediaTime == null ? null : Math.round(meta.mediaTime * 1e6)).then((code) => {
+      const spent = performance.now() - t0;
+      codeStats.reads += 1;
+      codeStats.totalMs += spent;
+      codeStats.maxMs = Math.max(codeStats.maxMs, spent);
+      codeStats.via = planesUsable ? 'planes' : 'canvas';
+      if (codeStats.auto && codeStats.reads >= 24 && codeStats.totalMs / codeStats.reads > CODE_READ_BUDGET_MS) {
+        codeStats.every = 4;
+      }
+      if (code == null) return;
+      codeStats.readable += 1;
+      if (code !== frame) codeStats.mismatches += 1;
+      videoLog.set(row, 2, code);
+      shown.code = code;
+    }, () => {});
+  }
+}
+
+/**
+ * Playout equalisation, once per report tick: show pictures at the room's
+ * target latency (see playout.js), by the browser's playout delay.
+ */
+function equalise(now) {
+  if (!media || stream.state !== 'playing' || equaliser.fixed) return;
+  if (playLatencies.length) equaliser.ownMs = playLatencies.median() / 1000;
+  equaliser.targetMs = roomTargetMs([...room.participants.values()], room.you, now, equaliseConfig);
+  const transit = transits.median();
+  if (transit == null || transits.length < TRANSIT_MIN_SAMPLES) return;
+  equaliser.transitMs = transit / 1000;
+  const next = delayForTargetMs(equaliser.targetMs, equaliser.transitMs, equaliser.delayMs, equaliseConfig);
+  if (next === equaliser.delayMs) return;
+  equaliser.delayMs = next;
+  equaliser.changedAt = performance.now();
+  equaliser.steps.push([Math.round(now / 1000), Math.round(equaliser.transitMs), Math.round(equaliser.targetMs), next]);
+  if (equaliser.steps.length > 40) equaliser.steps.shift();
+  stream.setDelayMs(next);
+}
+
+/** The latency to report: of playing pictures when we have them (that is what equalisation compares). */
+function typicalLatencyUs() {
+  if (playLatencies.length >= REPORT_MIN_SAMPLES) return playLatencies.median();
+  if (equaliser.ownMs != null) return equaliser.ownMs * 1000;
+  return latencies.median();
 }
 
 function paint() {
@@ -162,8 +459,20 @@ function paint() {
 
 function reportFrame() {
   const now = clock.serverNowUs();
-  if (!connection.live || !displayed || now == null) return;
-  if (now - displayed.atUs > STALE_DISPLAY_US) return;
+  reportTicks += 1;
+  if (!connection.live || now == null) return;
+  equalise(now);
+  if (media && videoShown && now - videoShown.atUs <= STALE_VIDEO_US) {
+    // The picture on screen, when it was shown, and how late we typically are.
+    const latency = typicalLatencyUs() ?? videoShown.latencyUs;
+    equaliser.reportedUs = Math.round(latency);
+    send({
+      type: 'frameReport', frame: videoShown.frame, atUs: Math.round(videoShown.atUs), latencyUs: Math.round(latency),
+    });
+    return;
+  }
+  if (reportTicks % 2 !== 0) return;
+  if (!displayed || now - displayed.atUs > STALE_DISPLAY_US) return;
   send({ type: 'frameReport', frame: displayed.frame, atUs: Math.round(displayed.atUs) });
 }
 
@@ -205,6 +514,7 @@ function bindControls() {
   on('retry', () => connection.start());
   on('fatal-retry', () => connection.start());
   on('leave', () => {
+    stream.stop();
     send({ type: 'leave' });
     dropResume();
     connection.stop('idle', 'left the session');
@@ -251,10 +561,12 @@ function join(chosen) {
   localStorage.setItem(NAME_KEY, name);
   connection.start();
   requestAnimationFrame(paint);
-  setInterval(reportFrame, FRAME_REPORT_MS);
+  if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onVideoFrame);
+  setInterval(reportFrame, REPORT_TICK_MS);
 }
 
-// Read-only views for tests and for poking at a live room from devtools.
+// Views for tests and for poking at a live room from devtools (plus two
+// knobs for experiments: frame-code reading and a pinned playout delay).
 const copy = (v) => (v == null ? v : JSON.parse(JSON.stringify(v)));
 window.syncreel = Object.freeze({
   serverNowUs: () => clock.serverNowUs(),
@@ -277,6 +589,43 @@ window.syncreel = Object.freeze({
   get frameLog() {
     return frameLog.toArray();
   },
+  /** [shownServerUs, frame, frameCode|null, latencyUs, madeServerUs, receivedServerUs|null] per video picture. */
+  get videoLog() {
+    return videoLog.toArray();
+  },
+  readVideoFrameCode,
+  /** Read the frame code on every `n`th picture (0: never); stops the automatic throttle. */
+  setFrameCodeEvery(n) {
+    codeStats.every = Math.max(0, Math.floor(n));
+    codeStats.auto = false;
+  },
+  video: () => copy({
+    media,
+    state: stream.state,
+    detail: stream.detail,
+    starts: stream.starts,
+    width: video.videoWidth,
+    height: video.videoHeight,
+    shown: videoShown,
+    latencyMedianUs: latencies.median(),
+    playLatencyMedianUs: playLatencies.median(),
+    equaliser,
+    appliedDelayMs: stream.receiver?.jitterBufferTarget ?? null,
+    codeStats,
+    frameMaps: frameMaps.length,
+  }),
+  frameMaps: () => copy(frameMaps),
+  /** Overrides equalisation constants (see EQUALISE in playout.js). For experiments. */
+  setEqualiser(overrides) {
+    equaliseConfig = Object.freeze({ ...EQUALISE, ...overrides });
+  },
+  /** Pins the playout delay (ms) and stops equalising; null resumes. For experiments and tests. */
+  setPlayoutDelayMs(ms) {
+    equaliser.fixed = ms != null;
+    equaliser.delayMs = ms ?? 0;
+    stream.setDelayMs(equaliser.delayMs);
+  },
+  videoStats: () => stream.inboundStats().then(copy),
   sent: () => ({ ...connection.sentCounts }),
   errors: () => errors.map((e) => ({ ...e })),
 });

@@ -136,7 +136,44 @@ export class Ui {
     this.scrubber.disabled = !enabled;
   }
 
-  renderPresence(room, sync) {
+  /** Shows the video area when the session has media (`media` non-null). */
+  setMedia(media) {
+    const on = media != null;
+    $('monitor').classList.toggle('has-video', on);
+    $('video').hidden = !on;
+    $('video-state').hidden = !on;
+    $('video-readout').hidden = !on;
+    if (!on) this.showMediaError(null);
+  }
+
+  setVideoState(state, detail) {
+    const node = $('video-state');
+    node.dataset.state = state;
+    node.textContent = state === 'none' ? 'no video' : `video ${state}`;
+    node.title = detail || '';
+  }
+
+  showMediaError(message) {
+    const node = $('media-error');
+    node.hidden = message == null;
+    node.textContent = message ?? '';
+  }
+
+  /** The frame the video shows; called per video frame, touches the DOM on change. */
+  showVideoFrame(frame, label, offset) {
+    const text = `${label}|${frame}|${offset}`;
+    if (text === this.shownVideo) return;
+    this.shownVideo = text;
+    $('video-timecode').textContent = label;
+    $('video-frame').textContent = `#${frame}`;
+    $('video-offset').textContent = offset;
+  }
+
+  /**
+   * `video(p)` gives a participant's video label ("+1 f / 38 ms") or null;
+   * `spread` is the room's latency spread ({spreadUs, count}) for hosts.
+   */
+  renderPresence(room, sync, video = () => null, spread = undefined) {
     const rows = [...room.participants.values()].sort(
       (a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || a.name.localeCompare(b.name) || a.id - b.id,
     );
@@ -151,6 +188,7 @@ export class Ui {
         el('td', { className: 'num' }, ms(p.rttUs)),
         el('td', { className: 'num' }, p.uncertaintyUs == null ? '—' : `±${ms(p.uncertaintyUs)}`),
         el('td', { className: 'num' }, p.lastFrame == null ? '—' : String(p.lastFrame)),
+        el('td', { className: 'num video-col' }, video(p) ?? '—'),
       );
       tr.dataset.id = String(p.id);
       tr.dataset.connected = String(p.connected);
@@ -159,11 +197,19 @@ export class Ui {
       body.append(tr);
     }
     if (rows.length > MAX_PRESENCE_ROWS) {
-      body.append(el('tr', {}, el('td', { colSpan: 5, className: 'dim' }, `and ${rows.length - MAX_PRESENCE_ROWS} more`)));
+      body.append(el('tr', {}, el('td', { colSpan: 6, className: 'dim' }, `and ${rows.length - MAX_PRESENCE_ROWS} more`)));
     }
     const c = room.counts;
     $('counts').textContent = `· ${c.hosts} host${c.hosts === 1 ? '' : 's'}, ${c.reviewers} reviewer${c.reviewers === 1 ? '' : 's'}, ${c.viewers} viewer${c.viewers === 1 ? '' : 's'}`;
     this.renderSync(sync);
+    const spreadEl = $('sync-spread');
+    spreadEl.hidden = spread === undefined;
+    if (spread !== undefined) {
+      spreadEl.textContent = spread == null
+        ? 'Sync spread: — (needs two people watching video)'
+        : `Sync spread: ${ms(spread.spreadUs)} ms across ${spread.count} watching`;
+      spreadEl.dataset.spreadUs = spread == null ? '' : String(spread.spreadUs);
+    }
   }
 
   renderSync(sync) {

@@ -3,7 +3,7 @@
 // a deadline; nothing sleeps in the hope that something has happened.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -66,6 +66,94 @@ export async function startServer() {
   };
 }
 
+/**
+ * The directory the media tests keep between runs: `syncreel demo`
+ * renders its clip (2 min of 720p23.976, about 30 s of work) into
+ * `<dir>/media/demo.mov` once and reuses it afterwards.
+ */
+export const MEDIA_DATA_DIR = process.env.SYNCREEL_MEDIA_DIR ?? join(tmpdir(), 'syncreel-browser-media');
+// Long enough for the first run, which renders the clip.
+const DEMO_START_TIMEOUT_MS = 240_000;
+
+/**
+ * Runs `syncreel demo` on a free port with the persistent media dir;
+ * resolves once it has printed its session's links (so the clip exists
+ * and a media session was made from it). Returns the base URL, the media
+ * root, and the demo session's links by role.
+ */
+export async function startDemoServer() {
+  const bin = resolve(WEB_CLIENT, process.env.SYNCREEL_BIN ?? '../target/debug/syncreel');
+  mkdirSync(MEDIA_DATA_DIR, { recursive: true });
+  const child = spawn(bin, ['demo', '--bind', '127.0.0.1:0', '--data-dir', MEDIA_DATA_DIR], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-8000);
+  });
+  const started = await new Promise((resolveStarted, reject) => {
+    let out = '';
+    const timer = setTimeout(
+      () => reject(new Error(`demo server printed no links within ${DEMO_START_TIMEOUT_MS} ms:\n${out}\n${stderr}`)),
+      DEMO_START_TIMEOUT_MS,
+    );
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${bin} (build it with cargo build, or set SYNCREEL_BIN): ${err.message}`));
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`demo server exited with ${code}:\n${out}\n${stderr}`));
+    });
+    child.stdout.on('data', (d) => {
+      out += d;
+      const base = out.match(/listening on (http:\/\/\S+)/)?.[1];
+      const links = Object.fromEntries(
+        [...out.matchAll(/^(host|reviewer|viewer)\s+(http:\/\/\S+)$/gm)].map((m) => [m[1], m[2]]),
+      );
+      if (base && links.host && links.reviewer && links.viewer) {
+        clearTimeout(timer);
+        resolveStarted({ base, links });
+      }
+    });
+  });
+  child.removeAllListeners('exit');
+  const exited = new Promise((r) => child.once('exit', r));
+  return {
+    ...started,
+    mediaRoot: join(MEDIA_DATA_DIR, 'media'),
+    dataDir: MEDIA_DATA_DIR,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const forced = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(forced);
+      }
+    },
+  };
+}
+
+/** POSTs a session body as is; returns {status, body}. */
+export async function postSession(base, body) {
+  const res = await fetch(`${base}/api/sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // Left null: the assertion shows the text.
+  }
+  return { status: res.status, body: json, text };
+}
+
 /** Creates the standard test session; returns the body with links by role. */
 export async function createSession(base, body = {}) {
   const res = await fetch(`${base}/api/sessions`, {
@@ -87,6 +175,12 @@ export async function launchBrowser() {
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // Video: play muted video without a gesture, and keep painting
+      // pages that are not in front (every test page is a background
+      // context of the same headless browser).
+      '--autoplay-policy=no-user-gesture-required',
+      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+      '--disable-backgrounding-occluded-windows',
     ],
   });
 }
