@@ -56,7 +56,10 @@ impl App {
     pub fn prepare_media(&self, requested: &str) -> Result<MediaSetup, ApiError> {
         let path = crate::media::resolve_in_root(&self.config.media_root(), Path::new(requested))
             .map_err(media_error)?;
-        let info = crate::media::probe::probe(&path).map_err(media_error)?;
+        // Refusals name the file as the user did: the server's own layout
+        // is none of a remote client's business.
+        let info = crate::media::probe::probe(&path)
+            .map_err(|e| media_error(e.naming(Path::new(requested))))?;
         Ok(MediaSetup {
             info,
             stream: self.config.stream_settings(),
@@ -84,6 +87,16 @@ impl App {
             return Err(bad("title must be 1 to 200 characters".into()));
         }
         let (timecode, duration_frames) = match &media {
+            Some(_)
+                if req.fps.is_some()
+                    || req.duration_frames.is_some()
+                    || req.start_timecode.is_some()
+                    || req.drop_frame.is_some() =>
+            {
+                return Err(bad(
+                    "with media, the rate, length and start timecode come from the file: leave out fps, durationFrames, startTimecode and dropFrame".into(),
+                ));
+            }
             Some(setup) => (setup.info.timecode, setup.info.duration_frames),
             None => session_timeline(&req)?,
         };

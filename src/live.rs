@@ -252,7 +252,7 @@ fn start_media(
         source_codec: setup.info.video_codec.clone(),
         has_audio: setup.info.has_audio,
         rtp_clock_rate: VIDEO_CLOCK_RATE as u32,
-        ice_servers: setup.rtc.ice_servers.clone(),
+        ice_servers: setup.rtc.wire_ice_servers(),
     };
     let frames = hub.clone();
     let player = player::spawn(

@@ -139,8 +139,20 @@ pub struct WireMedia {
     /// RTP timestamps are the server clock at this rate, from the server
     /// epoch, modulo 2^32: `serverTimeUs = rtp × 1e6 / rate` (unwrapped).
     pub rtp_clock_rate: u32,
-    /// STUN/TURN servers for the browser's RTCPeerConnection.
-    pub ice_servers: Vec<String>,
+    /// STUN/TURN servers for the browser's RTCPeerConnection, shaped as
+    /// `RTCIceServer` so that a client can pass them straight through.
+    pub ice_servers: Vec<WireIceServer>,
+}
+
+/// One `RTCIceServer`: TURN needs the credentials, STUN does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireIceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -47,7 +47,7 @@ use webrtc::track::track_local::TrackLocalWriter;
 use crate::clock::ServerTime;
 use crate::live::Outbound;
 use crate::media::player::{EncodedFrame, PlayerCommand, VideoCodec};
-use crate::protocol::{ServerMessage, WireCandidate};
+use crate::protocol::{ServerMessage, WireCandidate, WireIceServer};
 use crate::session::ParticipantId;
 
 /// The RTP clock of video: 90 kHz, counted from the server epoch.
@@ -71,6 +71,21 @@ pub struct RtcSettings {
     /// Offer loopback candidates. Needed when viewers run on the server
     /// machine itself (demo, tests); harmless elsewhere.
     pub include_loopback: bool,
+}
+
+impl RtcSettings {
+    /// The ICE servers as a browser is given them.
+    pub fn wire_ice_servers(&self) -> Vec<WireIceServer> {
+        if self.ice_servers.is_empty() {
+            return vec![];
+        }
+        let given = |s: &String| (!s.is_empty()).then(|| s.clone());
+        vec![WireIceServer {
+            urls: self.ice_servers.clone(),
+            username: given(&self.turn_username),
+            credential: given(&self.turn_credential),
+        }]
+    }
 }
 
 /// Why a signalling step failed. Only the viewer that asked is affected.

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -56,6 +57,13 @@ impl Server {
             let _ = shutdown_tx.send(true);
         });
         let router = http::router(app.clone());
+        // Small messages must leave at once: Nagle would hold a transport
+        // event behind an unacknowledged one for up to 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(%err, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 let _ = stopping.wait_for(|stop| *stop).await;

@@ -106,7 +106,9 @@ pub async fn serve(
 
     if let Some(joined) = conn.joined.take() {
         if let Some(media) = &joined.session.media {
-            media.hub.stop(joined.id).await;
+            // Boxed: webrtc-rs futures are large, and inlining them would
+            // grow every idle connection's future by kilobytes.
+            Box::pin(media.hub.stop(joined.id)).await;
         }
         let _ = joined
             .session
@@ -239,7 +241,8 @@ impl Connection {
         let conn_id = self.conn_id;
         let message = match rtc_signal(message) {
             Ok(signal) => {
-                self.rtc(from, signal).await?;
+                // Boxed for the same reason as the hub's stop above.
+                Box::pin(self.rtc(from, signal)).await?;
                 return Ok(Flow::Continue);
             }
             Err(other) => other,

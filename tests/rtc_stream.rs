@@ -202,6 +202,7 @@ async fn sessions_refuse_media_that_cannot_be_reviewed_with_a_reason() {
         ("notes.mov", "not_media"),
         ("../../etc/passwd", "outside_media_root"),
         ("/etc/hostname", "outside_media_root"),
+        ("../no-such-file.mov", "outside_media_root"),
     ] {
         let (status, body) = server
             .request(
@@ -216,7 +217,27 @@ async fn sessions_refuse_media_that_cannot_be_reviewed_with_a_reason() {
             (400, Some(code)),
             "{media}: {body}"
         );
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.contains(media_root().to_str().unwrap()),
+            "a refusal names the file as asked, not where it lives: {message}"
+        );
     }
+    // The file decides the rate and length; a request that also states
+    // them is refused rather than half obeyed.
+    let (status, body) = server
+        .request(
+            "POST",
+            "/api/sessions",
+            None,
+            Some(json!({"title": "x", "media": "clip.mov", "fps": "25"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
     let (status, body) = server
         .request("POST", "/api/sessions", None, Some(json!({"title": "x"})))
         .await;

@@ -77,7 +77,7 @@ export class VideoLink {
       this.setState('failed', 'this browser cannot receive WebRTC video');
       return;
     }
-    const iceServers = (this.media.iceServers ?? []).map((url) => ({ urls: url }));
+    const iceServers = this.media.iceServers ?? [];
     const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
     this.pc = pc;
     this.answered = false;

@@ -52,6 +52,26 @@ pub enum MediaError {
     Gstreamer(String),
 }
 
+impl MediaError {
+    /// The same refusal, naming the file as `shown` instead.
+    pub fn naming(self, shown: &Path) -> MediaError {
+        let shown = shown.to_owned();
+        match self {
+            MediaError::OutsideRoot(_) => MediaError::OutsideRoot(shown),
+            MediaError::Missing(_) => MediaError::Missing(shown),
+            MediaError::NotMedia { reason, .. } => MediaError::NotMedia {
+                path: shown,
+                reason,
+            },
+            MediaError::NoVideo(_) => MediaError::NoVideo(shown),
+            MediaError::UnsupportedRate { rate, .. } => {
+                MediaError::UnsupportedRate { path: shown, rate }
+            }
+            MediaError::Gstreamer(reason) => MediaError::Gstreamer(reason),
+        }
+    }
+}
+
 /// Initializes GStreamer once per process.
 pub fn init() -> Result<(), MediaError> {
     gstreamer::init().map_err(|e| MediaError::Gstreamer(e.to_string()))
@@ -68,6 +88,12 @@ pub fn resolve_in_root(root: &Path, requested: &Path) -> Result<PathBuf, MediaEr
     } else {
         root.join(requested)
     };
+    // Judge the path as written first, so that a request for something
+    // outside the root is refused as such whether or not it exists; the
+    // check after canonicalizing catches symlinks that lead out.
+    if !lexically_normal(&joined).starts_with(&root) {
+        return Err(MediaError::OutsideRoot(requested.to_owned()));
+    }
     let resolved = joined
         .canonicalize()
         .map_err(|_| MediaError::Missing(requested.to_owned()))?;
@@ -78,6 +104,22 @@ pub fn resolve_in_root(root: &Path, requested: &Path) -> Result<PathBuf, MediaEr
         return Err(MediaError::Missing(requested.to_owned()));
     }
     Ok(resolved)
+}
+
+/// `path` with `.` and `..` resolved by name alone, touching no file.
+fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -96,7 +138,13 @@ mod tests {
 
         assert!(resolve_in_root(&root, Path::new("shots/a.mov")).is_ok());
         assert!(resolve_in_root(&root, &root.join("shots/a.mov")).is_ok());
-        for escape in ["../secret.mov", "shots/../../secret.mov", "link.mov"] {
+        for escape in [
+            "../secret.mov",
+            "shots/../../secret.mov",
+            "link.mov",
+            "../does-not-exist.mov",
+            "shots/../../../etc/nowhere",
+        ] {
             assert_eq!(
                 resolve_in_root(&root, Path::new(escape)),
                 Err(MediaError::OutsideRoot(escape.into())),
