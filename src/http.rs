@@ -543,8 +543,9 @@ async fn asset(
 }
 
 /// Serves a file of the web client from under `root`. Only the kinds of
-/// file a page loads are served, and nothing under `node_modules/` or
-/// `tests/`, so the client's tooling stays private; no path can climb out.
+/// file a page loads are served, and nothing under `node_modules/`,
+/// `tests/` or `bench/`, so the client's tooling stays private; no path can
+/// climb out.
 async fn serve_file(root: &Path, relative: &Path) -> Result<Response, ApiError> {
     let mut components = relative.components();
     let safe = relative
@@ -552,7 +553,7 @@ async fn serve_file(root: &Path, relative: &Path) -> Result<Response, ApiError> 
         .all(|c| matches!(c, Component::Normal(name) if !name.to_string_lossy().starts_with('.')));
     let private = matches!(
         components.next(),
-        Some(Component::Normal(first)) if first == "node_modules" || first == "tests"
+        Some(Component::Normal(first)) if first == "node_modules" || first == "tests" || first == "bench"
     );
     let mime = match relative.extension().and_then(|e| e.to_str()) {
         Some("html") => "text/html; charset=utf-8",

@@ -19,6 +19,7 @@ use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::ServerTime;
+use crate::media::audio::{self, AudioEvent};
 use crate::media::player::{self, PlayerCommand, PlayerEvent, StreamSettings, VideoCodec};
 use crate::media::{MediaError, MediaInfo};
 use crate::metrics::Metrics;
@@ -146,11 +147,25 @@ pub struct SessionMedia {
     pub hub: Arc<RtcHub>,
     pub wire: WireMedia,
     player: std::sync::mpsc::Sender<PlayerCommand>,
+    /// The sound's player, when the media has sound.
+    audio: Option<std::sync::mpsc::Sender<PlayerCommand>>,
+}
+
+impl SessionMedia {
+    fn follow(&self, transport: crate::clock::Transport) {
+        let _ = self.player.send(PlayerCommand::Transport(transport));
+        if let Some(audio) = &self.audio {
+            let _ = audio.send(PlayerCommand::Transport(transport));
+        }
+    }
 }
 
 impl Drop for SessionMedia {
     fn drop(&mut self) {
         let _ = self.player.send(PlayerCommand::Stop);
+        if let Some(audio) = &self.audio {
+            let _ = audio.send(PlayerCommand::Stop);
+        }
     }
 }
 
@@ -239,7 +254,11 @@ fn start_media(
     initial: crate::clock::Transport,
     session: mpsc::Sender<SessionMsg>,
 ) -> Result<Arc<SessionMedia>, StartError> {
-    let hub = Arc::new(RtcHub::new(&setup.rtc, setup.stream.codec)?);
+    let hub = Arc::new(RtcHub::new(
+        &setup.rtc,
+        setup.stream.codec,
+        setup.info.has_audio,
+    )?);
     let wire = WireMedia {
         codec: match setup.stream.codec {
             VideoCodec::Vp8 => "VP8".into(),
@@ -254,12 +273,33 @@ fn start_media(
         rtp_clock_rate: VIDEO_CLOCK_RATE as u32,
         ice_servers: setup.rtc.wire_ice_servers(),
     };
+    let watched: player::Watched = {
+        let hub = Arc::downgrade(&hub);
+        Arc::new(move || hub.upgrade().is_some_and(|h| h.viewer_count() > 0))
+    };
+    let audio = if setup.info.has_audio {
+        let packets = hub.clone();
+        Some(audio::spawn(
+            &setup.info,
+            clock,
+            initial,
+            watched.clone(),
+            move |event| match event {
+                AudioEvent::Packet(packet) => packets.broadcast_audio(&packet),
+                // Sound is worth less than the review: pictures go on.
+                AudioEvent::Failed(err) => tracing::warn!(%err, "session audio failed"),
+            },
+        )?)
+    } else {
+        None
+    };
     let frames = hub.clone();
     let player = player::spawn(
         setup.info,
         setup.stream,
         clock,
         initial,
+        watched,
         move |event| match event {
             PlayerEvent::Frame(frame) => frames.broadcast(&frame),
             PlayerEvent::Failed(err) => {
@@ -271,7 +311,12 @@ fn start_media(
         },
     )?;
     hub.attach_player(player.clone());
-    Ok(Arc::new(SessionMedia { hub, wire, player }))
+    Ok(Arc::new(SessionMedia {
+        hub,
+        wire,
+        player,
+        audio,
+    }))
 }
 
 /// One participant's live connection, as the session task sees it.
@@ -499,7 +544,7 @@ impl SessionTask {
                 },
             ) = (&self.media, &output.event)
             {
-                let _ = media.player.send(PlayerCommand::Transport(*transport));
+                media.follow(*transport);
                 let map =
                     protocol::frame_map(*version, transport, self.session.info().timecode.rate());
                 texts.push(protocol::to_json(&map).into());

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, Notify};
 use webrtc::api::interceptor_registry::register_default_interceptors;
-use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_VP8};
+use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
 use webrtc::ice::udp_network::{EphemeralUDP, UDPNetwork};
@@ -46,6 +46,7 @@ use webrtc::track::track_local::TrackLocalWriter;
 
 use crate::clock::ServerTime;
 use crate::live::Outbound;
+use crate::media::audio::{EncodedAudio, AUDIO_CLOCK_RATE};
 use crate::media::player::{EncodedFrame, PlayerCommand, VideoCodec};
 use crate::protocol::{ServerMessage, WireCandidate, WireIceServer};
 use crate::session::ParticipantId;
@@ -57,6 +58,11 @@ pub const VIDEO_CLOCK_RATE: i64 = 90_000;
 const MTU: usize = 1200;
 /// Frames a viewer may fall behind before its oldest are dropped.
 const VIEWER_QUEUE_FRAMES: usize = 8;
+/// Opus packets (20 ms each) a viewer may fall behind: 200 ms of sound.
+const VIEWER_QUEUE_AUDIO: usize = 10;
+/// Both tracks share one stream id, which is what makes a browser keep
+/// sound and picture in sync with each other.
+const STREAM_ID: &str = "syncreel";
 
 /// Network settings for every peer, from configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -107,8 +113,11 @@ pub struct RtcHub {
     api: API,
     config: RTCConfiguration,
     codec: RTCRtpCodecCapability,
+    /// Opus, when the media has sound.
+    audio_codec: Option<RTCRtpCodecCapability>,
     viewers: Mutex<HashMap<ParticipantId, Arc<Viewer>>>,
     packetizer: Mutex<Packetizer>,
+    audio_sequence: Mutex<u16>,
     /// Where keyframe requests go.
     player: Mutex<Option<std::sync::mpsc::Sender<PlayerCommand>>>,
 }
@@ -124,13 +133,18 @@ impl std::fmt::Debug for RtcHub {
 struct Viewer {
     pc: Arc<RTCPeerConnection>,
     queue: Arc<FrameQueue>,
+    audio: Arc<FrameQueue>,
 }
 
 /// RTP packets of one picture, shared by every viewer.
 type Packets = Arc<Vec<Packet>>;
 
 impl RtcHub {
-    pub fn new(settings: &RtcSettings, codec: VideoCodec) -> Result<RtcHub, RtcError> {
+    pub fn new(
+        settings: &RtcSettings,
+        codec: VideoCodec,
+        with_audio: bool,
+    ) -> Result<RtcHub, RtcError> {
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
         let mut interceptors = InterceptorRegistry::new();
@@ -189,6 +203,14 @@ impl RtcHub {
                 ..Default::default()
             },
             codec,
+            audio_codec: with_audio.then(|| RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: AUDIO_CLOCK_RATE as u32,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                ..Default::default()
+            }),
+            audio_sequence: Mutex::new(rand::random()),
             viewers: Mutex::new(HashMap::new()),
             packetizer: Mutex::new(Packetizer {
                 payloader,
@@ -222,16 +244,38 @@ impl RtcHub {
                 .expect("packetizer lock")
                 .packetize(frame),
         );
-        let viewers: Vec<Arc<Viewer>> = self
-            .viewers
+        for viewer in self.viewer_list() {
+            viewer.queue.push(packets.clone());
+        }
+    }
+
+    /// Queues one Opus packet for every viewer; like [`Self::broadcast`],
+    /// never blocks.
+    pub fn broadcast_audio(&self, audio: &EncodedAudio) {
+        let mut packet = Packet::default();
+        packet.header.version = 2;
+        packet.header.sequence_number = {
+            let mut sequence = self.audio_sequence.lock().expect("sequence lock");
+            *sequence = sequence.wrapping_add(1);
+            *sequence
+        };
+        packet.header.timestamp = audio_rtp_timestamp(audio.at);
+        // RFC 3551: the marker flags the first packet after a silence.
+        packet.header.marker = audio.resumed;
+        packet.payload = audio.data.clone();
+        let packets: Packets = Arc::new(vec![packet]);
+        for viewer in self.viewer_list() {
+            viewer.audio.push(packets.clone());
+        }
+    }
+
+    fn viewer_list(&self) -> Vec<Arc<Viewer>> {
+        self.viewers
             .lock()
             .expect("viewers lock")
             .values()
             .cloned()
-            .collect();
-        for viewer in viewers {
-            viewer.queue.push(packets.clone());
-        }
+            .collect()
     }
 
     /// Creates this participant's peer, sends it an offer through `out`,
@@ -246,10 +290,23 @@ impl RtcHub {
         let track = Arc::new(TrackLocalStaticRTP::new(
             self.codec.clone(),
             "video".to_owned(),
-            "syncreel".to_owned(),
+            STREAM_ID.to_owned(),
         ));
         let sender = pc.add_track(track.clone()).await?;
         let queue = Arc::new(FrameQueue::new(VIEWER_QUEUE_FRAMES));
+        spawn_writer(queue.clone(), track);
+        let audio = Arc::new(FrameQueue::new(VIEWER_QUEUE_AUDIO));
+        if let Some(codec) = &self.audio_codec {
+            let track = Arc::new(TrackLocalStaticRTP::new(
+                codec.clone(),
+                "audio".to_owned(),
+                STREAM_ID.to_owned(),
+            ));
+            let audio_sender = pc.add_track(track.clone()).await?;
+            // Reading RTCP is what runs the interceptors (NACK, reports).
+            tokio::spawn(async move { while audio_sender.read_rtcp().await.is_ok() {} });
+            spawn_writer(audio.clone(), track);
+        }
 
         // RTCP from this viewer: picture loss means it needs a keyframe.
         let hub = Arc::downgrade(self);
@@ -261,18 +318,6 @@ impl RtcHub {
                 if lost {
                     if let Some(hub) = hub.upgrade() {
                         hub.request_keyframe();
-                    }
-                }
-            }
-        });
-
-        // This viewer's writer: its own pace, its own failures.
-        let writer_queue = queue.clone();
-        tokio::spawn(async move {
-            while let Some(packets) = writer_queue.pop().await {
-                for packet in packets.iter() {
-                    if track.write_rtp(packet).await.is_err() {
-                        break;
                     }
                 }
             }
@@ -329,7 +374,7 @@ impl RtcHub {
         self.viewers
             .lock()
             .expect("viewers lock")
-            .insert(who, Arc::new(Viewer { pc, queue }));
+            .insert(who, Arc::new(Viewer { pc, queue, audio }));
         let _ = out.try_send(Outbound::message(&ServerMessage::RtcOffer {
             sdp: offer.sdp,
         }));
@@ -365,6 +410,7 @@ impl RtcHub {
         let viewer = self.viewers.lock().expect("viewers lock").remove(&who);
         if let Some(viewer) = viewer {
             viewer.queue.close();
+            viewer.audio.close();
             let _ = viewer.pc.close().await;
         }
     }
@@ -385,6 +431,27 @@ pub fn rtp_timestamp(at: ServerTime) -> u32 {
     let micros = i128::from(at.as_micros().max(0));
     let ticks = (micros * i128::from(VIDEO_CLOCK_RATE) + 999_999) / 1_000_000;
     (ticks % (1i128 << 32)) as u32
+}
+
+/// The 48 kHz RTP timestamp of a server instant. Sound goes out on 20 ms
+/// boundaries, where this is exact.
+pub fn audio_rtp_timestamp(at: ServerTime) -> u32 {
+    let micros = i128::from(at.as_micros().max(0));
+    let ticks = micros * i128::from(AUDIO_CLOCK_RATE) / 1_000_000;
+    (ticks % (1i128 << 32)) as u32
+}
+
+/// One viewer's writer for one track: its own pace, its own failures.
+fn spawn_writer(queue: Arc<FrameQueue>, track: Arc<TrackLocalStaticRTP>) {
+    tokio::spawn(async move {
+        while let Some(packets) = queue.pop().await {
+            for packet in packets.iter() {
+                if track.write_rtp(packet).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
 }
 
 struct Packetizer {

@@ -217,6 +217,7 @@ async fn the_web_client_is_served_and_nothing_else_is() {
         "/app/package.json",
         "/app/node_modules/playwright-core/package.json",
         "/app/tests/browser.test.mjs",
+        "/app/bench/video-bench.mjs",
         "/app/.hidden.js",
     ] {
         let (status, body) = server.request("GET", path, None, None).await;

@@ -5,7 +5,7 @@
 mod vp8;
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use syncreel::clock::{Speed, Transport};
@@ -51,9 +51,16 @@ fn seeks_show_the_exact_frame_and_play_and_reverse_loops_show_the_transports_fra
     let clock = ServerClock::start();
     let (events_tx, events) = mpsc::channel();
     let paused_at_30 = Transport::paused_at(30, clock.now());
-    let player = player::spawn(info.clone(), settings(), clock, paused_at_30, move |e| {
-        let _ = events_tx.send(e);
-    })
+    let player = player::spawn(
+        info.clone(),
+        settings(),
+        clock,
+        paused_at_30,
+        Arc::new(|| true),
+        move |e| {
+            let _ = events_tx.send(e);
+        },
+    )
     .unwrap();
     let mut reader = vp8::Vp8Reader::new();
 
@@ -146,6 +153,71 @@ fn seeks_show_the_exact_frame_and_play_and_reverse_loops_show_the_transports_fra
     assert!(
         frames.contains(&20) && frames.contains(&29),
         "it wrapped: {frames:?}"
+    );
+    player.send(PlayerCommand::Stop).unwrap();
+}
+
+#[test]
+fn nobody_watching_nothing_is_encoded_and_the_first_watcher_gets_a_keyframe_of_the_right_frame() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let info = probe(&clip()).unwrap();
+    let clock = ServerClock::start();
+    let watched = Arc::new(AtomicBool::new(false));
+    let (events_tx, events) = mpsc::channel();
+    let player = player::spawn(
+        info,
+        settings(),
+        clock,
+        Transport::paused_at(0, clock.now()),
+        {
+            let watched = watched.clone();
+            Arc::new(move || watched.load(Ordering::SeqCst))
+        },
+        move |e| {
+            let _ = events_tx.send(e);
+        },
+    )
+    .unwrap();
+    // Unwatched, the player still follows the room: play from 40.
+    let play = Transport {
+        playing: true,
+        ..Transport::paused_at(40, clock.now())
+    };
+    player.send(PlayerCommand::Transport(play)).unwrap();
+    // …and pause on 77, which it never decoded.
+    let pause_at = clock.now().saturating_add_micros(200_000);
+    player
+        .send(PlayerCommand::Transport(Transport::paused_at(77, pause_at)))
+        .unwrap();
+
+    // Let the room play and pause with nobody watching. This waits for
+    // time to pass, not for an event: there is none while unwatched.
+    std::thread::sleep(
+        clock.instant(pause_at) + Duration::from_millis(50) - std::time::Instant::now(),
+    );
+    let watched_from = clock.now();
+    watched.store(true, Ordering::SeqCst);
+    // A new viewer asks for a picture, as the hub does when it connects,
+    // and gets one at once rather than at the next still repeat.
+    player.send(PlayerCommand::Keyframe).unwrap();
+    // Had anything been encoded before, it would be first in the channel.
+    let first = next_frame(&events);
+    assert!(
+        first.at.as_micros() - watched_from.as_micros() < 250_000,
+        "the asked-for picture came at {:?}, {watched_from:?} asked",
+        first.at
+    );
+    assert!(
+        first.at >= watched_from,
+        "a picture from {:?}, before anyone watched at {watched_from:?}",
+        first.at
+    );
+    assert!(first.keyframe, "the first watcher starts from a keyframe");
+    let mut reader = vp8::Vp8Reader::new();
+    assert_eq!(first.frame, 77);
+    assert_eq!(
+        reader.read(&first.data, first.at.as_micros() as u64),
+        Some(77)
     );
     player.send(PlayerCommand::Stop).unwrap();
 }

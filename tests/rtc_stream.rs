@@ -3,6 +3,8 @@
 //! reads the frame code burnt into every picture.
 
 mod common;
+#[path = "support/opus.rs"]
+mod opus;
 #[path = "support/viewer.rs"]
 mod viewer;
 #[path = "support/vp8.rs"]
@@ -84,6 +86,101 @@ fn transport_of(msg: &Value) -> Transport {
             ServerTime::from_micros(t["anchorTime"].as_i64().unwrap()),
         )
     }
+}
+
+/// The server instant of a 48 kHz RTP timestamp (no wrap: a test server's
+/// clock is hours from it).
+fn audio_instant(rtp: u32) -> i64 {
+    i64::from(rtp) * 1_000_000 / 48_000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sound_follows_the_playhead_and_stops_when_the_room_pauses() {
+    let server = media_server().await;
+    let session = media_session(&server).await;
+    let mut host = Client::join(server.addr, &token(&session, "host"), "Dana").await;
+    assert_eq!(host.welcome["media"]["hasAudio"], true);
+    let mut viewer = Viewer::join(server.addr, &token(&session, "viewer")).await;
+    viewer.next_picture().await;
+
+    host.send(json!({"type": "seek", "frame": 100})).await;
+    host.expect("transport").await;
+    host.send(json!({"type": "play"})).await;
+    let play = transport_of(&host.expect("transport").await);
+    let start = play.anchor_time.as_micros();
+    // The media instant of a server instant while this play lasts.
+    let media_micros =
+        |server_micros: i64| (100 * 1001 * 1_000_000 / 24_000) + (server_micros - start);
+
+    // The demo clip beeps with the first frame of every timecode second.
+    // Listen to about three seconds and find each beep's first loud sample.
+    let mut reader = opus::OpusReader::new();
+    let mut onsets = Vec::new();
+    let mut quiet_since: Option<i64> = None;
+    let mut first_packet = None;
+    // Bounded: 3.5 s of 20 ms packets, and the wait for each is bounded.
+    for _ in 0..175 {
+        let heard = viewer.next_audio().await;
+        let at = audio_instant(heard.rtp_timestamp);
+        if at < start {
+            continue;
+        }
+        first_packet.get_or_insert((at, heard.marker));
+        let samples = reader.decode(&heard.payload, at as u64);
+        for (i, sample) in samples.iter().enumerate() {
+            let t = at + i as i64 * 1_000_000 / 48_000;
+            if sample.unsigned_abs() > 3_000 {
+                if quiet_since.is_some_and(|q| t - q > 200_000) {
+                    onsets.push(media_micros(t));
+                }
+                quiet_since = None;
+            } else {
+                quiet_since.get_or_insert(t);
+            }
+        }
+    }
+    let (first_at, first_marker) = first_packet.expect("sound while playing");
+    assert!(first_marker, "the first packet after a silence is marked");
+    assert!(first_at - start < 40_000, "sound starts with play");
+    assert!(onsets.len() >= 2, "beeps heard: {onsets:?}");
+    // Each beep starts with a frame labelled …:00, to within 3 ms (a frame
+    // is 41.7 ms).
+    let frame_start = |frame: i64| frame * 1001 * 1_000_000 / 24_000;
+    for onset in &onsets {
+        let frame = (onset * 24_000 + 500 * 1_000_000) / (1001 * 1_000_000);
+        assert_eq!(frame % 24, 0, "a beep near frame {frame}: {onsets:?}");
+        assert!(
+            (onset - frame_start(frame)).abs() <= 3_000,
+            "the beep of frame {frame} is heard {} µs off: {onsets:?}",
+            onset - frame_start(frame)
+        );
+    }
+    // Paused, nothing is sent; playing again, sound resumes, marked.
+    host.send(json!({"type": "pause"})).await;
+    let paused_at = host.expect("transport").await["executeAt"]
+        .as_i64()
+        .unwrap();
+    // The room stays paused until the still is repeated, half a second on.
+    viewer.picture_at_or_after(paused_at + 100_000).await;
+    host.send(json!({"type": "seek", "frame": 300})).await;
+    host.expect("transport").await;
+    host.send(json!({"type": "play"})).await;
+    let resumed_at = host.expect("transport").await["executeAt"]
+        .as_i64()
+        .unwrap();
+    let resumed = loop {
+        let heard = viewer.next_audio().await;
+        if audio_instant(heard.rtp_timestamp) >= paused_at {
+            break heard;
+        }
+    };
+    assert!(
+        audio_instant(resumed.rtp_timestamp) >= resumed_at - 20_000,
+        "sound between pause ({paused_at}) and play ({resumed_at}): {}",
+        audio_instant(resumed.rtp_timestamp)
+    );
+    assert!(resumed.marker, "the first packet after a silence is marked");
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

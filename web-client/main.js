@@ -511,6 +511,12 @@ function bindControls() {
   on('request-control', () => commands.control({ type: 'requestControl' }));
   on('take-control', () => commands.control({ type: 'takeControl' }));
   on('release-control', () => commands.control({ type: 'releaseControl' }));
+  on('sound', () => {
+    // A click is the gesture browsers want before they play sound.
+    video.muted = !video.muted;
+    if (!video.muted) video.play?.().catch(() => {});
+    ui.setSound(!video.muted);
+  });
   on('retry', () => connection.start());
   on('fatal-retry', () => connection.start());
   on('leave', () => {
@@ -611,6 +617,8 @@ window.syncreel = Object.freeze({
     playLatencyMedianUs: playLatencies.median(),
     equaliser,
     appliedDelayMs: stream.receiver?.jitterBufferTarget ?? null,
+    appliedAudioDelayMs: stream.audioReceiver?.jitterBufferTarget ?? null,
+    muted: video.muted,
     codeStats,
     frameMaps: frameMaps.length,
   }),
@@ -626,6 +634,7 @@ window.syncreel = Object.freeze({
     stream.setDelayMs(equaliser.delayMs);
   },
   videoStats: () => stream.inboundStats().then(copy),
+  audioStats: () => stream.inboundStats('audio').then(copy),
   sent: () => ({ ...connection.sentCounts }),
   errors: () => errors.map((e) => ({ ...e })),
 });

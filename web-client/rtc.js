@@ -31,6 +31,7 @@ export class VideoLink {
     this.onState = onState;
     this.pc = null;
     this.receiver = null;
+    this.audioReceiver = null;
     this.media = null;
     this.generation = 0;
     this.remoteCandidates = [];
@@ -87,7 +88,10 @@ export class VideoLink {
 
     pc.ontrack = (ev) => {
       if (!current()) return;
-      this.receiver = ev.receiver;
+      // Sound and picture share one stream; the browser keeps them in
+      // sync with each other, so both must be held back alike.
+      if (ev.track.kind === 'audio') this.audioReceiver = ev.receiver;
+      else this.receiver = ev.receiver;
       this.applyDelay();
       const stream = ev.streams[0] ?? new MediaStream([ev.track]);
       if (this.video.srcObject !== stream) this.video.srcObject = stream;
@@ -222,6 +226,7 @@ export class VideoLink {
     }
     this.pc = null;
     this.receiver = null;
+    this.audioReceiver = null;
     this.answered = false;
     this.remoteCandidates = [];
     this.localCandidates = [];
@@ -238,19 +243,20 @@ export class VideoLink {
   }
 
   applyDelay() {
-    const r = this.receiver;
-    if (!r) return;
-    if ('jitterBufferTarget' in r) r.jitterBufferTarget = this.delayMs;
-    else if ('playoutDelayHint' in r) r.playoutDelayHint = this.delayMs / 1000;
+    for (const r of [this.receiver, this.audioReceiver]) {
+      if (!r) continue;
+      if ('jitterBufferTarget' in r) r.jitterBufferTarget = this.delayMs;
+      else if ('playoutDelayHint' in r) r.playoutDelayHint = this.delayMs / 1000;
+    }
   }
 
-  /** The inbound video stats the browser keeps, or null. */
-  async inboundStats() {
-    const r = this.receiver;
+  /** The inbound stats the browser keeps for `kind` ('video' or 'audio'), or null. */
+  async inboundStats(kind = 'video') {
+    const r = kind === 'audio' ? this.audioReceiver : this.receiver;
     if (!r) return null;
     const report = await r.getStats();
     for (const s of report.values()) {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') return s;
+      if (s.type === 'inbound-rtp' && s.kind === kind) return s;
     }
     return null;
   }

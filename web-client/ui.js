@@ -143,7 +143,15 @@ export class Ui {
     $('video').hidden = !on;
     $('video-state').hidden = !on;
     $('video-readout').hidden = !on;
+    $('sound').hidden = !(on && media.hasAudio);
     if (!on) this.showMediaError(null);
+  }
+
+  /** Shows whether the session's sound is heard. */
+  setSound(on) {
+    const node = $('sound');
+    node.setAttribute('aria-pressed', String(on));
+    node.textContent = on ? 'Sound on' : 'Sound off';
   }
 
   setVideoState(state, detail) {

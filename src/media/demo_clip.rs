@@ -2,8 +2,9 @@
 //! and by machine.
 //!
 //! Every frame carries its timecode and, below it, its number burnt in at
-//! the top, and the [`crate::framecode`] strip at the bottom. The sound is a 1 kHz beep
-//! at the start of every second, which makes lip-sync errors audible. The
+//! the top, and the [`crate::framecode`] strip at the bottom. The sound is a one-frame 1 kHz beep
+//! on the first frame of every timecode second, which makes lip-sync errors
+//! audible (and measurable: see `tests/rtc_stream.rs`). The
 //! GOP is short (half a second) so that an accurate seek decodes little.
 //! The file is a MOV with H.264 video, PCM audio and a timecode track.
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
@@ -137,39 +139,34 @@ pub fn generate(out: &Path, spec: &DemoClipSpec) -> Result<(), MediaError> {
     let sink = make("filesink")?;
     sink.set_property("location", partial.to_string_lossy().to_string());
 
-    let tone = make("audiotestsrc")?;
-    tone.set_property_from_str("wave", "ticks");
-    tone.set_property("freq", 1000f64);
-    tone.set_property("volume", 0.5f64);
-    tone.set_property("tick-interval", 1_000_000_000u64);
-    // One audio buffer per video frame keeps both streams the same length.
-    let samples_per_frame = 48_000 * spec.rate.den() / spec.rate.num();
-    tone.set_property("samplesperbuffer", samples_per_frame as i32);
-    tone.set_property("num-buffers", spec.frames as i32);
-    let pcm = make("capsfilter")?;
-    pcm.set_property(
-        "caps",
-        gst::Caps::builder("audio/x-raw")
-            .field("format", "S16LE")
-            .field("rate", 48_000i32)
-            .field("channels", 1i32)
-            .field("layout", "interleaved")
-            .build(),
-    );
+    let tone = beeps(spec, labels)?;
+    let pcm = make("identity")?;
     let aconvert = make("audioconvert")?;
     let aqueue = make("queue")?;
 
     pipeline
         .add_many([
-            &src, &raw, &burn, &stamper, &encoder, &parse, &vqueue, &mux, &sink, &tone, &aconvert,
-            &pcm, &aqueue,
+            &src,
+            &raw,
+            &burn,
+            &stamper,
+            &encoder,
+            &parse,
+            &vqueue,
+            &mux,
+            &sink,
+            tone.upcast_ref(),
+            &aconvert,
+            &pcm,
+            &aqueue,
         ])
         .map_err(|e| fail(&e))?;
     gst::Element::link_many([
         &src, &raw, &burn, &stamper, &encoder, &parse, &vqueue, &mux, &sink,
     ])
     .map_err(|e| fail(&e))?;
-    gst::Element::link_many([&tone, &aconvert, &pcm, &aqueue, &mux]).map_err(|e| fail(&e))?;
+    gst::Element::link_many([tone.upcast_ref(), &aconvert, &pcm, &aqueue, &mux])
+        .map_err(|e| fail(&e))?;
 
     // Burn the labels and the frame code into each frame before it is
     // overlaid and encoded. videotestsrc numbers its buffers from 0 in
@@ -201,6 +198,69 @@ pub fn generate(out: &Path, spec: &DemoClipSpec) -> Result<(), MediaError> {
     run_to_eos(&pipeline)?;
     std::fs::rename(&partial, out).map_err(|e| fail(&e))?;
     Ok(())
+}
+
+/// The sound: silence, except a 1 kHz beep for the whole of the first
+/// frame of every timecode second, so that the beep and the picture
+/// labelled `…:00` are heard and seen together. Samples are counted from
+/// frame boundaries on the 48 kHz grid, so sound and picture never drift
+/// apart, even where a frame is not a whole number of samples (29.97).
+fn beeps(spec: &DemoClipSpec, labels: TimecodeFormat) -> Result<gst_app::AppSrc, MediaError> {
+    const RATE: u64 = 48_000;
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("rate", RATE as i32)
+        .field("channels", 1i32)
+        .field("layout", "interleaved")
+        .build();
+    let src = gst_app::AppSrc::builder()
+        .caps(&caps)
+        .format(gst::Format::Time)
+        .build();
+    let (num, den) = (u64::from(spec.rate.num()), u64::from(spec.rate.den()));
+    let frames = u64::from(spec.frames);
+    let sample_of = move |frame: u64| frame * RATE * den / num;
+    let mut next = 0u64;
+    src.set_callbacks(
+        gst_app::AppSrcCallbacks::builder()
+            .need_data(move |src, _| {
+                if next == frames {
+                    let _ = src.end_of_stream();
+                    return;
+                }
+                let frame = next;
+                next += 1;
+                let label = labels.label(frame as i64);
+                let beep = if frame == 0 {
+                    label.frames == 0
+                } else {
+                    label.seconds != labels.label(frame as i64 - 1).seconds
+                };
+                let (first, end) = (sample_of(frame), sample_of(frame + 1));
+                let samples: Vec<u8> = (0..end - first)
+                    .flat_map(|n| {
+                        let value = if beep {
+                            let phase =
+                                2.0 * std::f64::consts::PI * 1000.0 * n as f64 / RATE as f64;
+                            (phase.sin() * 0.5 * f64::from(i16::MAX)) as i16
+                        } else {
+                            0
+                        };
+                        value.to_le_bytes()
+                    })
+                    .collect();
+                let mut buffer = gst::Buffer::from_mut_slice(samples);
+                if let Some(b) = buffer.get_mut() {
+                    b.set_pts(gst::ClockTime::from_nseconds(first * 1_000_000_000 / RATE));
+                    b.set_duration(gst::ClockTime::from_nseconds(
+                        (end - first) * 1_000_000_000 / RATE,
+                    ));
+                }
+                let _ = src.push_buffer(buffer);
+            })
+            .build(),
+    );
+    Ok(src)
 }
 
 fn paint_frame_code(video: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>, frame: u32) {

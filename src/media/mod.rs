@@ -5,6 +5,7 @@
 //! GStreamer calls block, so callers on the async runtime go through
 //! `spawn_blocking`; nothing here is async.
 
+pub mod audio;
 pub mod demo_clip;
 pub mod mov_timecode;
 pub mod player;

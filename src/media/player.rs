@@ -104,6 +104,11 @@ const STILL_REPEAT: Duration = Duration::from_millis(500);
 /// beats decoding through.
 const MAX_DECODE_AHEAD: i64 = 48;
 
+/// Whether anyone receives the stream. Nobody watching, a player keeps
+/// time but decodes and encodes nothing: a room left open overnight
+/// costs no CPU.
+pub type Watched = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Starts a player thread. Frames and failures arrive through `events`,
 /// which is called on the player's own thread and must not block.
 pub fn spawn(
@@ -111,6 +116,7 @@ pub fn spawn(
     settings: StreamSettings,
     clock: ServerClock,
     initial: Transport,
+    watched: Watched,
     events: impl Fn(PlayerEvent) + Send + 'static,
 ) -> Result<mpsc::Sender<PlayerCommand>, MediaError> {
     super::init()?;
@@ -129,11 +135,12 @@ pub fn spawn(
                 encoder,
                 timeline,
                 clock,
-                transports: vec![initial],
+                transports: Transports::new(initial),
                 keyframe_due: true,
+                asked: false,
                 last_output: None,
             };
-            if let Err(err) = scheduler.run(&rx, &events) {
+            if let Err(err) = scheduler.run(&rx, &*watched, &events) {
                 events(PlayerEvent::Failed(err));
             }
             scheduler.decoder.close();
@@ -143,15 +150,49 @@ pub fn spawn(
     Ok(tx)
 }
 
+/// The transport in effect and any that take effect later, in order of
+/// `anchor_time`: what a player follows.
+pub(super) struct Transports(Vec<Transport>);
+
+impl Transports {
+    pub(super) fn new(initial: Transport) -> Transports {
+        Transports(vec![initial])
+    }
+
+    pub(super) fn accept(&mut self, transport: Transport) {
+        // A newer command replaces anything scheduled at or after its own
+        // instant, exactly as clients apply it.
+        self.0.retain(|t| t.anchor_time < transport.anchor_time);
+        self.0.push(transport);
+    }
+
+    /// The transport in effect at `t`, dropping those it supersedes.
+    pub(super) fn at(&mut self, t: ServerTime) -> Transport {
+        let current = self
+            .0
+            .iter()
+            .rposition(|tr| tr.anchor_time <= t)
+            .unwrap_or(0);
+        self.0.drain(..current);
+        self.0[0]
+    }
+
+    /// The next transport after the one in effect, if one is scheduled.
+    pub(super) fn upcoming(&self) -> Option<&Transport> {
+        self.0.get(1)
+    }
+}
+
 struct Scheduler {
     decoder: Decoder,
     encoder: Encoder,
     timeline: Timeline,
     clock: ServerClock,
-    /// The transport in effect and any that take effect later, in order of
-    /// `anchor_time`.
-    transports: Vec<Transport>,
+    transports: Transports,
     keyframe_due: bool,
+    /// A viewer asked for a picture: send one now rather than at the next
+    /// tick, which when paused is up to half a second away.
+    asked: bool,
     /// When the last picture went out, and the transport it followed.
     last_output: Option<(ServerTime, Transport)>,
 }
@@ -160,6 +201,7 @@ impl Scheduler {
     fn run(
         &mut self,
         rx: &mpsc::Receiver<PlayerCommand>,
+        watched: &dyn Fn() -> bool,
         events: &impl Fn(PlayerEvent),
     ) -> Result<(), MediaError> {
         loop {
@@ -170,8 +212,17 @@ impl Scheduler {
                 .saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(PlayerCommand::Transport(t)) => self.accept(t),
-                Ok(PlayerCommand::Keyframe) => self.keyframe_due = true,
+                Ok(PlayerCommand::Keyframe) => {
+                    self.keyframe_due = true;
+                    self.asked = true;
+                }
                 Ok(PlayerCommand::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Timeout) if !watched() => {
+                    let transport = self.transport_at(due);
+                    self.last_output = Some((due, transport));
+                    // Whoever comes next starts from a whole picture.
+                    self.keyframe_due = true;
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     let frame = self.output(due)?;
                     events(PlayerEvent::Frame(frame));
@@ -181,22 +232,11 @@ impl Scheduler {
     }
 
     fn accept(&mut self, transport: Transport) {
-        // A newer command replaces anything scheduled at or after its own
-        // instant, exactly as clients apply it.
-        self.transports
-            .retain(|t| t.anchor_time < transport.anchor_time);
-        self.transports.push(transport);
+        self.transports.accept(transport);
     }
 
-    /// The transport in effect at `t`, dropping those it supersedes.
     fn transport_at(&mut self, t: ServerTime) -> Transport {
-        let current = self
-            .transports
-            .iter()
-            .rposition(|tr| tr.anchor_time <= t)
-            .unwrap_or(0);
-        self.transports.drain(..current);
-        self.transports[0]
+        self.transports.at(t)
     }
 
     /// The next instant a picture is due: the next tick of the transport
@@ -208,6 +248,9 @@ impl Scheduler {
             return now;
         };
         let current = self.transport_at(last_at);
+        if self.asked {
+            return now.max(last_at.saturating_add_micros(1));
+        }
         let tick = if current.playing {
             let tick = next_frame_boundary(&current, &self.timeline, last_at);
             // Behind by more than a frame (a slow decode, say reverse play
@@ -222,7 +265,7 @@ impl Scheduler {
         } else {
             last_at.saturating_add_micros(STILL_REPEAT.as_micros() as i64)
         };
-        match self.transports.get(1) {
+        match self.transports.upcoming() {
             Some(next) if next.anchor_time < tick => {
                 next.anchor_time.max(last_at.saturating_add_micros(1))
             }
@@ -237,6 +280,7 @@ impl Scheduler {
         let (picture, sought) = self.decoder.frame(frame, &self.timeline)?;
         let keyframe = self.keyframe_due || sought || (changed && !transport.playing);
         self.keyframe_due = false;
+        self.asked = false;
         let encoded = self.encoder.encode(&picture, at, keyframe)?;
         self.last_output = Some((at, transport));
         Ok(EncodedFrame {
@@ -582,7 +626,7 @@ impl Encoder {
 }
 
 /// The first error message on a pipeline's bus, if any.
-fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+pub(super) fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
     let bus = pipeline.bus()?;
     while let Some(msg) = bus.pop() {
         if let gst::MessageView::Error(err) = msg.view() {

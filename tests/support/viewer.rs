@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndicat
 use webrtc::rtp::codecs::vp8::Vp8Packet;
 use webrtc::rtp::packet::Packet;
 use webrtc::rtp::packetizer::Depacketizer;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
 use super::common::{Client, WAIT};
 use super::vp8;
@@ -39,11 +40,27 @@ pub struct Seen {
     pub decoded: Instant,
 }
 
+/// One Opus packet as received.
+#[derive(Debug, Clone)]
+pub struct Heard {
+    pub rtp_timestamp: u32,
+    pub marker: bool,
+    pub payload: bytes::Bytes,
+}
+
+enum Received {
+    Picture(Seen),
+    Audio(Heard),
+}
+
 /// A viewer: a WebSocket participant plus a receive-only peer connection.
 pub struct Viewer {
     pub ws: Client,
     pc: Arc<RTCPeerConnection>,
-    pictures: mpsc::UnboundedReceiver<Seen>,
+    received: mpsc::UnboundedReceiver<Received>,
+    /// What arrived while the caller waited for the other kind.
+    pictures: VecDeque<Seen>,
+    audio: VecDeque<Heard>,
     candidates: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
 }
 
@@ -69,12 +86,27 @@ impl Viewer {
                 .unwrap(),
         );
 
-        let (pictures_tx, pictures) = mpsc::unbounded_channel();
+        let (pictures_tx, received) = mpsc::unbounded_channel();
         let pli_pc = Arc::downgrade(&pc);
         pc.on_track(Box::new(move |track, _, _| {
             let pictures_tx = pictures_tx.clone();
             let pli_pc = pli_pc.clone();
             Box::pin(async move {
+                if track.kind() == RTPCodecType::Audio {
+                    tokio::spawn(async move {
+                        while let Ok((packet, _)) = track.read_rtp().await {
+                            let heard = Heard {
+                                rtp_timestamp: packet.header.timestamp,
+                                marker: packet.header.marker,
+                                payload: packet.payload,
+                            };
+                            if pictures_tx.send(Received::Audio(heard)).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    return;
+                }
                 // Decoding blocks; keep it off the runtime's workers.
                 let (samples_tx, mut samples_rx) = mpsc::unbounded_channel::<(bytes::Bytes, u32)>();
                 std::thread::spawn(move || {
@@ -83,7 +115,8 @@ impl Viewer {
                         let at = ServerTime::from_micros(i64::from(rtp) * 1_000_000 / 90_000);
                         let code = reader.read(&data, at.as_micros() as u64);
                         let decoded = Instant::now();
-                        if pictures_tx.send(Seen { at, code, decoded }).is_err() {
+                        let seen = Seen { at, code, decoded };
+                        if pictures_tx.send(Received::Picture(seen)).is_err() {
                             return;
                         }
                     }
@@ -137,17 +170,45 @@ impl Viewer {
         Viewer {
             ws,
             pc,
-            pictures,
+            received,
+            pictures: VecDeque::new(),
+            audio: VecDeque::new(),
             candidates,
         }
     }
 
-    /// Feeds trickled candidates to the peer while waiting for pictures.
     pub async fn next_picture(&mut self) -> Seen {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
+            if let Some(seen) = self.pictures.pop_front() {
+                return seen;
+            }
+            self.receive(deadline, "picture").await;
+        }
+    }
+
+    pub async fn next_audio(&mut self) -> Heard {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(heard) = self.audio.pop_front() {
+                return heard;
+            }
+            self.receive(deadline, "sound").await;
+        }
+    }
+
+    /// Waits for the next picture or packet of sound, feeding trickled
+    /// candidates to the peer meanwhile.
+    async fn receive(&mut self, deadline: tokio::time::Instant, wanted: &str) {
+        loop {
             tokio::select! {
-                seen = self.pictures.recv() => return seen.expect("picture stream open"),
+                received = self.received.recv() => {
+                    match received.expect("media stream open") {
+                        Received::Picture(seen) => self.pictures.push_back(seen),
+                        Received::Audio(heard) => self.audio.push_back(heard),
+                    }
+                    return;
+                }
                 Some(ours) = self.candidates.recv() => {
                     let candidate = json!({
                         "candidate": ours.candidate,
@@ -168,7 +229,7 @@ impl Viewer {
                         self.pc.add_ice_candidate(init).await.unwrap();
                     }
                 }
-                () = tokio::time::sleep_until(deadline) => panic!("no picture within {WAIT:?}"),
+                () = tokio::time::sleep_until(deadline) => panic!("no {wanted} within {WAIT:?}"),
             }
         }
     }

@@ -362,6 +362,31 @@ test('presence shows each viewer\'s video offset and latency, and the host the s
   assertNoPageErrors();
 });
 
+test('the session\'s sound comes with the picture: muted until asked, held back as much as the picture', async () => {
+  const { byRole } = await mediaSession();
+  const host = await joinWatching(byRole.host.url, 'Host V6');
+  assert.equal((await host.evaluate(() => window.syncreel.video())).media.hasAudio, true);
+  assert.equal(await host.textContent('#sound'), 'Sound off');
+  assert.equal((await host.evaluate(() => window.syncreel.video())).muted, true);
+  await host.click('#sound');
+  assert.equal(await host.textContent('#sound'), 'Sound on');
+  assert.equal(await host.getAttribute('#sound', 'aria-pressed'), 'true');
+  assert.equal((await host.evaluate(() => window.syncreel.video())).muted, false);
+  // Sound flows only in play; in play, Opus packets arrive and are decoded.
+  await host.keyboard.press('Space');
+  const heard = await eventually(host, 'audio packets', async () => {
+    const s = await window.syncreel.audioStats();
+    return { ok: s?.packetsReceived > 25 && s?.totalSamplesReceived > 0, s };
+  });
+  assert.equal(heard.s.kind, 'audio');
+  // Whatever delay equalisation gives the picture, the sound gets too.
+  await host.evaluate(() => window.syncreel.setPlayoutDelayMs(150));
+  const v = await host.evaluate(() => window.syncreel.video());
+  assert.equal(v.appliedDelayMs, 150);
+  assert.equal(v.appliedAudioDelayMs, 150);
+  assertNoPageErrors();
+});
+
 test('after a dropped connection the stream restarts with the next welcome', async () => {
   const { byRole } = await mediaSession();
   const relay = await startRelay(server.base);
