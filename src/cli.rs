@@ -133,17 +133,20 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         let clip = demo_clip(&root).await?;
         let app = server.app.clone();
         let setup = tokio::task::spawn_blocking(move || app.prepare_media("demo.mov")).await??;
-        let created = server.app.create_session(
-            CreateSession {
-                title: "SyncReel demo: Reel 1 v3".into(),
-                media: Some("demo.mov".into()),
-                fps: None,
-                duration_frames: None,
-                start_timecode: None,
-                drop_frame: None,
-            },
-            Some(setup),
-        )?;
+        let created = server
+            .app
+            .create_session(
+                CreateSession {
+                    title: "SyncReel demo: Reel 1 v3".into(),
+                    media: Some("demo.mov".into()),
+                    fps: None,
+                    duration_frames: None,
+                    start_timecode: None,
+                    drop_frame: None,
+                },
+                Some(setup),
+            )
+            .await?;
         println!("demo clip {}", clip.display());
         print_links(&created_body(&created, &base));
     }

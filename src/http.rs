@@ -18,12 +18,16 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
-use crate::links::{random_id, Link, LinkError, LinkStore, MintedLink};
-use crate::live::{MediaSetup, Registry, ServerClock, SessionHandle, SessionMsg};
+use crate::links::{random_id, token_hash, Link, LinkError, LinkStore, MintedLink};
+use crate::live::{
+    role_name, unix_millis, wire_notes, MediaSetup, Registry, ServerClock, SessionHandle,
+    SessionMsg, SessionStart,
+};
 use crate::media::MediaError;
 use crate::metrics::Metrics;
 use crate::protocol::{WireRole, WireSession, WireSnapshot};
 use crate::session::{Role, SessionInfo};
+use crate::store::{LinkRow, SessionRow, Store, StoreError, Write};
 use crate::timecode::{FrameRate, Timecode, TimecodeFormat};
 
 /// Everything the handlers share.
@@ -35,20 +39,104 @@ pub struct App {
     pub links: LinkStore,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
+    /// The review record: sessions, links, notes, the event log.
+    pub store: Store,
     next_conn_id: AtomicU64,
 }
 
 impl App {
-    pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> App {
-        App {
+    /// Opens the record in the data dir (`syncreel.db`).
+    pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> Result<App, StoreError> {
+        let store = Store::open(&config.server.data_dir.join("syncreel.db"))?;
+        Ok(App {
             config,
             clock: ServerClock::start(),
             registry: Registry::default(),
             links: LinkStore::default(),
             metrics: Arc::new(Metrics::default()),
             shutdown,
+            store,
             next_conn_id: AtomicU64::new(1),
+        })
+    }
+
+    /// Brings back every recorded session, paused where it was last, with
+    /// its links and notes, so that clients reconnect and resync by
+    /// themselves. A session whose media can no longer be opened comes
+    /// back without its stream, and says why in the log.
+    pub async fn restore_sessions(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let store = self.store.clone();
+        let (sessions, links) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((store.sessions()?, store.links()?))
+        })
+        .await
+        .map_err(|e| StoreError::Sqlite(e.to_string()))??;
+        for link in links {
+            let role = match link.role.as_str() {
+                "host" => Role::Host,
+                "reviewer" => Role::Reviewer,
+                _ => Role::Viewer,
+            };
+            self.links.restore(
+                link.token_hash,
+                Link {
+                    id: link.id,
+                    session_id: link.session_id,
+                    role,
+                    expires_at: link.expires_at.map(|t| t.max(0) as u64),
+                    revoked: link.revoked,
+                },
+            );
         }
+        let mut restored = 0;
+        for row in sessions {
+            match self.restore_session(row).await {
+                Ok(()) => restored += 1,
+                Err(err) => tracing::warn!(%err, "a recorded session could not be restored"),
+            }
+        }
+        Ok(restored)
+    }
+
+    async fn restore_session(self: &Arc<Self>, row: SessionRow) -> anyhow::Result<()> {
+        let rate = FrameRate::new(row.fps_num, row.fps_den)?;
+        let start: Timecode = row.start_timecode.parse()?;
+        let timecode = TimecodeFormat::new(rate, row.drop_frame)?.with_start(start)?;
+        let media = match row.media.clone() {
+            Some(requested) => {
+                let app = self.clone();
+                match tokio::task::spawn_blocking(move || app.prepare_media(&requested)).await? {
+                    Ok(setup) => Some(setup),
+                    Err(err) => {
+                        tracing::warn!(session = %row.id, error = %err.message, "media unavailable after restart");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let store = self.store.clone();
+        let id = row.id.clone();
+        let notes = tokio::task::spawn_blocking(move || store.notes(&id)).await??;
+        self.registry.spawn(
+            SessionInfo {
+                id: row.id,
+                title: row.title,
+                timecode,
+                duration_frames: row.duration_frames,
+            },
+            self.config.session_limits(),
+            self.clock,
+            self.metrics.clone(),
+            self.shutdown.clone(),
+            SessionStart {
+                media,
+                store: self.store.clone(),
+                start_frame: row.last_frame,
+                notes: wire_notes(&notes),
+            },
+        )?;
+        Ok(())
     }
 
     /// Resolves and probes the media a session asks for. Blocking: call it
@@ -69,7 +157,7 @@ impl App {
 
     /// Creates a live session and one link per role. With media, the
     /// media decides the rate, length and start timecode.
-    pub fn create_session(
+    pub async fn create_session(
         &self,
         req: CreateSession,
         media: Option<MediaSetup>,
@@ -106,6 +194,18 @@ impl App {
             timecode,
             duration_frames,
         };
+        let row = SessionRow {
+            id: info.id.clone(),
+            title: info.title.clone(),
+            fps_num: info.timecode.rate().num(),
+            fps_den: info.timecode.rate().den(),
+            drop_frame: info.timecode.drop_frame(),
+            start_timecode: info.timecode.start().to_string(),
+            duration_frames: info.duration_frames,
+            media: req.media.clone(),
+            created_at: unix_millis(),
+            last_frame: 0,
+        };
         let handle = self
             .registry
             .spawn(
@@ -114,7 +214,12 @@ impl App {
                 self.clock,
                 self.metrics.clone(),
                 self.shutdown.clone(),
-                media,
+                SessionStart {
+                    media,
+                    store: self.store.clone(),
+                    start_frame: 0,
+                    notes: vec![],
+                },
             )
             .map_err(|e| {
                 ApiError::new(
@@ -123,10 +228,17 @@ impl App {
                     e.to_string(),
                 )
             })?;
-        let links = [Role::Host, Role::Reviewer, Role::Viewer]
+        let links: Vec<MintedLink> = [Role::Host, Role::Reviewer, Role::Viewer]
             .into_iter()
             .map(|role| self.links.mint(&handle.info.id, role, None))
             .collect();
+        // The links work only once they would survive a restart.
+        let rows = links.iter().map(link_row).collect();
+        self.store
+            .write_acked(Write::Session(row, rows))
+            .await
+            .unwrap_or(Err(StoreError::Closed))
+            .map_err(store_error)?;
         Ok(CreatedSession { handle, links })
     }
 
@@ -192,6 +304,21 @@ pub struct CreateSession {
     pub start_timecode: Option<String>,
     #[serde(default)]
     pub drop_frame: Option<bool>,
+}
+
+fn link_row(minted: &MintedLink) -> LinkRow {
+    LinkRow {
+        id: minted.link.id.clone(),
+        session_id: minted.link.session_id.clone(),
+        role: role_name(minted.link.role).into(),
+        token_hash: token_hash(&minted.token),
+        expires_at: minted.link.expires_at.map(|t| t as i64),
+        revoked: minted.link.revoked,
+    }
+}
+
+fn store_error(err: StoreError) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", err.to_string())
 }
 
 /// A media refusal as the API reports it.
@@ -426,7 +553,7 @@ async fn create_session(
         }
         None => None,
     };
-    let created = app.create_session(req, media)?;
+    let created = app.create_session(req, media).await?;
     tracing::info!(session = %created.handle.info.id, title = %created.handle.info.title, "session created");
     let base = public_base(&app, &headers);
     Ok((StatusCode::CREATED, Json(created_body(&created, &base))))
@@ -469,6 +596,11 @@ async fn mint_link(
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let expires_at = req.expires_in_secs.map(|s| unix_now().saturating_add(s));
     let minted = app.links.mint(&id, req.role.into(), expires_at);
+    app.store
+        .write_acked(Write::Link(link_row(&minted)))
+        .await
+        .unwrap_or(Err(StoreError::Closed))
+        .map_err(store_error)?;
     let url = link_url(&public_base(&app, &headers), &id, &minted.token);
     Ok((
         StatusCode::CREATED,
@@ -485,6 +617,14 @@ async fn revoke_link(
     if !app.links.revoke(&id, &link) {
         return Err(ApiError::not_found("link"));
     }
+    app.store
+        .write_acked(Write::RevokeLink {
+            session_id: id.clone(),
+            link_id: link.clone(),
+        })
+        .await
+        .unwrap_or(Err(StoreError::Closed))
+        .map_err(store_error)?;
     let _ = handle
         .tx
         .send(SessionMsg::RevokeLink { link_id: link })

@@ -35,5 +35,6 @@ pub mod protocol;
 pub mod rtc;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod timecode;
 pub mod ws;

@@ -66,6 +66,11 @@ impl LinkStore {
         MintedLink { link, token }
     }
 
+    /// Puts back a link read from the record after a restart.
+    pub fn restore(&self, token_hash: [u8; 32], link: Link) {
+        self.by_hash.insert(token_hash, link);
+    }
+
     /// The link a token belongs to, if it may still be used at `now_unix`.
     pub fn check(&self, token: &str, now_unix: u64) -> Result<Link, LinkError> {
         let link = self
@@ -111,6 +116,11 @@ pub fn random_id() -> String {
     let mut bytes = [0u8; 8];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the server keeps of a token.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    hash(token)
 }
 
 fn hash(token: &str) -> [u8; 32] {

@@ -23,12 +23,15 @@ use crate::media::audio::{self, AudioEvent};
 use crate::media::player::{self, PlayerCommand, PlayerEvent, StreamSettings, VideoCodec};
 use crate::media::{MediaError, MediaInfo};
 use crate::metrics::Metrics;
-use crate::protocol::{self, ErrorCode, ServerMessage, WireMedia, WireSnapshot};
+use crate::protocol::{
+    self, ErrorCode, ServerMessage, WireMedia, WireNote, WireRole, WireSnapshot,
+};
 use crate::rtc::{RtcError, RtcHub, RtcSettings, VIDEO_CLOCK_RATE};
 use crate::session::{
     Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
     SessionLimits, Snapshot, SyncReport,
 };
+use crate::store::{NewNote, NoteRow, Store, StoreError, Write};
 
 /// The server's monotonic clock. [`ServerTime`] is measured from `epoch`.
 #[derive(Debug, Clone, Copy)]
@@ -126,6 +129,18 @@ pub enum SessionMsg {
     State {
         reply: oneshot::Sender<WireSnapshot>,
     },
+    /// A participant wrote a note.
+    Note {
+        from: ParticipantId,
+        conn_id: u64,
+        draft: NoteDraft,
+    },
+    /// The record answered about a note.
+    NoteStored {
+        from: ParticipantId,
+        key: String,
+        result: Result<(NoteRow, bool), StoreError>,
+    },
     /// The session's media failed; tell the room.
     MediaFailed {
         message: String,
@@ -133,6 +148,32 @@ pub enum SessionMsg {
 }
 
 /// How the rest of the server reaches a live session.
+/// A note as its author sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteDraft {
+    pub key: String,
+    pub frame: i64,
+    pub frame_out: Option<i64>,
+    pub text: String,
+}
+
+/// The longest note, in characters.
+pub const MAX_NOTE_CHARS: usize = 4000;
+/// The longest client key for a note.
+const MAX_NOTE_KEY: usize = 64;
+
+/// What a session starts from: its media, where it is recorded, and what
+/// the record already holds.
+#[derive(Debug, Clone)]
+pub struct SessionStart {
+    pub media: Option<MediaSetup>,
+    pub store: Store,
+    /// The frame to open on: 0 for a new session, the last recorded
+    /// frame for one brought back after a restart.
+    pub start_frame: i64,
+    pub notes: Vec<WireNote>,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
     pub info: Arc<SessionInfo>,
@@ -216,11 +257,19 @@ impl Registry {
         clock: ServerClock,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
-        media: Option<MediaSetup>,
+        start: SessionStart,
     ) -> Result<SessionHandle, StartError> {
+        let SessionStart {
+            media,
+            store,
+            start_frame,
+            notes,
+        } = start;
         let (tx, rx) = mpsc::channel(1024);
+        let me = tx.downgrade();
         let info = Arc::new(info);
-        let session = Session::new((*info).clone(), limits, clock.now());
+        let session =
+            Session::new((*info).clone(), limits, clock.now()).opening_at(start_frame, clock.now());
         let media = match media {
             Some(setup) => Some(start_media(setup, clock, *session.transport(), tx.clone())?),
             None => None,
@@ -238,6 +287,10 @@ impl Registry {
             metrics: metrics.clone(),
             media,
             media_error: None,
+            me,
+            store,
+            notes,
+            recorded_frame: start_frame,
         };
         metrics.sessions_live.fetch_add(1, Relaxed);
         tokio::spawn(async move {
@@ -340,6 +393,14 @@ struct SessionTask {
     media: Option<Arc<SessionMedia>>,
     /// Why the media stopped, for participants who join afterwards.
     media_error: Option<String>,
+    /// For answers from the record; weak, so that the task still ends
+    /// when every handle is gone.
+    me: mpsc::WeakSender<SessionMsg>,
+    store: Store,
+    /// Every stored note, in order: late joiners get them all.
+    notes: Vec<WireNote>,
+    /// The anchor frame last written to the record.
+    recorded_frame: i64,
 }
 
 /// How often a lagged connection is offered a snapshot.
@@ -427,6 +488,10 @@ impl SessionTask {
                     }
                     id
                 });
+                if let Ok(id) = &result {
+                    let name = self.session.presence(*id).map(|p| p.name.clone());
+                    self.log_event("joined", format!("participant {} {name:?}", id.0));
+                }
                 let _ = reply.send(result);
             }
             SessionMsg::Command {
@@ -468,6 +533,16 @@ impl SessionTask {
                     self.session.leave(now, from);
                 }
             }
+            SessionMsg::Note {
+                from,
+                conn_id,
+                draft,
+            } => {
+                if self.is_current(from, conn_id) {
+                    self.write_note(from, draft);
+                }
+            }
+            SessionMsg::NoteStored { from, key, result } => self.note_stored(from, key, result),
             SessionMsg::RevokeLink { link_id } => {
                 let revoked: Vec<ParticipantId> = self
                     .conns
@@ -504,6 +579,184 @@ impl SessionTask {
         }
     }
 
+    /// Checks a note and hands it to the record; the author hears back
+    /// once it is on disk, and the room sees it then too.
+    fn write_note(&mut self, from: ParticipantId, draft: NoteDraft) {
+        let Some(conn) = self.conns.get(&from) else {
+            return;
+        };
+        let role = conn.role;
+        let refuse = |code: ErrorCode, message: String| ServerMessage::NoteRefused {
+            key: draft.key.clone(),
+            code,
+            message,
+        };
+        let timeline = self.session.info().timeline();
+        let text = draft.text.trim();
+        let refusal = if role == Role::Viewer {
+            Some(refuse(
+                ErrorCode::Forbidden,
+                "viewers cannot write notes; ask the host for a reviewer link".into(),
+            ))
+        } else if draft.key.is_empty() || draft.key.len() > MAX_NOTE_KEY {
+            Some(refuse(
+                ErrorCode::BadNote,
+                format!("a note key is 1 to {MAX_NOTE_KEY} bytes"),
+            ))
+        } else if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
+            Some(refuse(
+                ErrorCode::BadNote,
+                format!("a note is 1 to {MAX_NOTE_CHARS} characters"),
+            ))
+        } else if !timeline.contains(draft.frame)
+            || draft
+                .frame_out
+                .is_some_and(|out| out < draft.frame || !timeline.contains(out))
+        {
+            Some(refuse(
+                ErrorCode::FrameOutOfRange,
+                format!(
+                    "a note's frames must lie in 0..{} with frameOut not before frame",
+                    timeline.duration
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            self.metrics.rejected_in.fetch_add(1, Relaxed);
+            let _ = conn.tx.try_send(Outbound::message(&message));
+            return;
+        }
+        let author = self
+            .session
+            .presence(from)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let pending = self.store.add_note(NewNote {
+            session_id: self.session.info().id.clone(),
+            client_key: draft.key.clone(),
+            frame: draft.frame,
+            frame_out: draft.frame_out,
+            text: text.to_string(),
+            author,
+            author_role: role_name(role).into(),
+            created_at: unix_millis(),
+        });
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let result = pending.await.unwrap_or(Err(StoreError::Closed));
+            if let Some(me) = me.upgrade() {
+                let _ = me
+                    .send(SessionMsg::NoteStored {
+                        from,
+                        key: draft.key,
+                        result,
+                    })
+                    .await;
+            }
+        });
+    }
+
+    fn note_stored(
+        &mut self,
+        from: ParticipantId,
+        key: String,
+        result: Result<(NoteRow, bool), StoreError>,
+    ) {
+        let reply = match result {
+            Ok((row, _)) => {
+                let note = wire_note(&row);
+                // A resend of a stored note is acknowledged again but
+                // shown only once.
+                if !self.notes.iter().any(|n| n.id == note.id) {
+                    self.notes.push(note.clone());
+                    self.log_event("note", format!("{} at {}", note.id, note.frame));
+                    self.broadcast(&ServerMessage::Note { note: note.clone() });
+                }
+                ServerMessage::NoteAck { key, note }
+            }
+            Err(err) => ServerMessage::NoteRefused {
+                key,
+                code: ErrorCode::Store,
+                message: err.to_string(),
+            },
+        };
+        if let Some(conn) = self.conns.get(&from) {
+            let _ = conn.tx.try_send(Outbound::message(&reply));
+        }
+    }
+
+    /// Serializes once and queues for every connection that keeps up.
+    fn broadcast(&mut self, message: &ServerMessage) {
+        let text: Utf8Bytes = protocol::to_json(message).into();
+        for conn in self.conns.values_mut().filter(|c| !c.lagged) {
+            let item = Outbound::Text {
+                text: text.clone(),
+                queued_at: None,
+            };
+            if conn.tx.try_send(item).is_err() {
+                conn.lagged = true;
+                self.metrics.slow_consumer_resyncs.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Writes what the record keeps of an event: the log entry, and where
+    /// the room stands so that a restart reopens there.
+    fn record(&mut self, event: &crate::session::Event) {
+        use crate::session::Event;
+        match event {
+            Event::Transport {
+                transport,
+                cause,
+                by,
+                ..
+            } => {
+                self.log_event(
+                    "transport",
+                    format!(
+                        "{cause:?} by {:?}: {} at frame {} speed {}/{}",
+                        by.map(|p| p.0),
+                        if transport.playing { "play" } else { "pause" },
+                        transport.anchor_frame,
+                        transport.speed.num(),
+                        transport.speed.den()
+                    ),
+                );
+                if transport.anchor_frame != self.recorded_frame {
+                    self.recorded_frame = transport.anchor_frame;
+                    self.store.write_later(Write::LastFrame {
+                        session_id: self.session.info().id.clone(),
+                        frame: transport.anchor_frame,
+                    });
+                }
+            }
+            Event::Control {
+                control, reason, ..
+            } => self.log_event(
+                "control",
+                format!("{reason:?}: driver {:?}", control.driver.map(|p| p.0)),
+            ),
+            Event::Presence { left, .. } => {
+                for id in left {
+                    self.log_event("left", format!("participant {}", id.0));
+                }
+            }
+            Event::Welcome { .. } => {}
+        }
+    }
+
+    /// Appends to the session's event log without waiting for it.
+    fn log_event(&self, kind: &str, detail: String) {
+        self.store.write_later(Write::Event {
+            session_id: self.session.info().id.clone(),
+            at: unix_millis(),
+            kind: kind.into(),
+            detail,
+        });
+    }
+
     fn is_current(&self, id: ParticipantId, conn_id: u64) -> bool {
         self.conns.get(&id).is_some_and(|c| c.conn_id == conn_id)
     }
@@ -533,6 +786,7 @@ impl SessionTask {
                 self.welcome(*you, snapshot);
                 continue;
             }
+            self.record(&output.event);
             let Some(message) = protocol::event_message(&output.event) else {
                 continue;
             };
@@ -605,10 +859,17 @@ impl SessionTask {
                     message: message.clone(),
                 }));
         }
+        let notes = ServerMessage::Notes {
+            notes: self.notes.clone(),
+        };
+        if conn.tx.try_send(Outbound::message(&notes)).is_err() {
+            conn.lagged = true;
+        }
     }
 
     fn resync_lagged(&mut self) {
         let mut cached: [Option<Utf8Bytes>; 2] = [None, None];
+        let mut notes_text: Option<Utf8Bytes> = None;
         for conn in self.conns.values_mut().filter(|c| c.lagged) {
             if conn.tx.capacity() == 0 {
                 continue;
@@ -628,6 +889,24 @@ impl SessionTask {
                 queued_at: None,
             };
             conn.lagged = conn.tx.try_send(item).is_err();
+            if !conn.lagged {
+                // Notes made while it lagged are not in the snapshot.
+                let notes = notes_text
+                    .get_or_insert_with(|| {
+                        protocol::to_json(&ServerMessage::Notes {
+                            notes: self.notes.clone(),
+                        })
+                        .into()
+                    })
+                    .clone();
+                conn.lagged = conn
+                    .tx
+                    .try_send(Outbound::Text {
+                        text: notes,
+                        queued_at: None,
+                    })
+                    .is_err();
+            }
         }
     }
 }
@@ -637,6 +916,43 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
+}
+
+fn wire_note(row: &NoteRow) -> WireNote {
+    WireNote {
+        id: row.id,
+        key: row.note.client_key.clone(),
+        frame: row.note.frame,
+        frame_out: row.note.frame_out,
+        text: row.note.text.clone(),
+        author: row.note.author.clone(),
+        author_role: match row.note.author_role.as_str() {
+            "host" => WireRole::Host,
+            "reviewer" => WireRole::Reviewer,
+            _ => WireRole::Viewer,
+        },
+        created_at: row.note.created_at,
+    }
+}
+
+/// Notes from the record, as the wire carries them.
+pub fn wire_notes(rows: &[NoteRow]) -> Vec<WireNote> {
+    rows.iter().map(wire_note).collect()
+}
+
+/// How a role is written in the record.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Host => "host",
+        Role::Reviewer => "reviewer",
+        Role::Viewer => "viewer",
+    }
+}
+
+pub fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -100,6 +100,16 @@ pub enum ClientMessage {
     },
     /// Leaving for good: the participant is removed at once.
     Leave,
+    /// A note pinned to a frame (or an in/out range). `key` is the
+    /// client's own id for it: sending the same key again (after a lost
+    /// acknowledgement, say) never makes a second note.
+    Note {
+        key: String,
+        frame: i64,
+        #[serde(default)]
+        frame_out: Option<i64>,
+        text: String,
+    },
     /// Asks for the session's video stream; the server answers `rtcOffer`.
     RtcStart,
     /// The browser's answer to `rtcOffer`.
@@ -240,6 +250,44 @@ pub enum ServerMessage {
     MediaError {
         message: String,
     },
+    /// Every note so far; follows each welcome and snapshot resync.
+    Notes {
+        notes: Vec<WireNote>,
+    },
+    /// A new note, to everyone, once it is stored.
+    Note {
+        note: WireNote,
+    },
+    /// To the author: the note with this key is stored (durably) as `note`.
+    NoteAck {
+        key: String,
+        note: WireNote,
+    },
+    /// To the author: the note with this key was not stored. `store` is
+    /// worth retrying; the others will fail again.
+    NoteRefused {
+        key: String,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// A note as the wire carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireNote {
+    pub id: i64,
+    /// The author's key for it, so that an author's outbox can tell which
+    /// of its notes made it.
+    pub key: String,
+    pub frame: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_out: Option<i64>,
+    pub text: String,
+    pub author: String,
+    pub author_role: WireRole,
+    /// Unix milliseconds.
+    pub created_at: i64,
 }
 
 /// Every reason a message can be refused. Stable strings: clients switch
@@ -273,6 +321,10 @@ pub enum ErrorCode {
     Replaced,
     /// Goodbye only: the participant sent `leave`.
     Left,
+    /// A note with no text, too much text, or a bad key.
+    BadNote,
+    /// The review record could not store it (disk full, locked): retry.
+    Store,
     ShuttingDown,
 }
 

@@ -28,7 +28,14 @@ impl Server {
     pub async fn bind(config: Config) -> std::io::Result<Server> {
         let listener = TcpListener::bind(config.server.bind).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let app = Arc::new(App::new(config, shutdown_rx));
+        let app = Arc::new(App::new(config, shutdown_rx).map_err(std::io::Error::other)?);
+        let restored = app
+            .restore_sessions()
+            .await
+            .map_err(std::io::Error::other)?;
+        if restored > 0 {
+            tracing::info!(restored, "sessions restored from the review record");
+        }
         Ok(Server {
             app,
             listener,

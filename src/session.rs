@@ -349,6 +349,13 @@ impl Session {
         }
     }
 
+    /// The same session, opening paused on `frame` (clamped to the
+    /// media): how a session comes back after a restart.
+    pub fn opening_at(mut self, frame: i64, now: ServerTime) -> Session {
+        self.transport = Transport::paused_at(self.info.timeline().clamp(frame), now);
+        self
+    }
+
     pub fn info(&self) -> &SessionInfo {
         &self.info
     }

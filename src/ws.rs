@@ -271,6 +271,21 @@ impl Connection {
                 latency_micros: latency_us,
             },
             ClientMessage::Leave => SessionMsg::Leave { from, conn_id },
+            ClientMessage::Note {
+                key,
+                frame,
+                frame_out,
+                text,
+            } => SessionMsg::Note {
+                from,
+                conn_id,
+                draft: crate::live::NoteDraft {
+                    key,
+                    frame,
+                    frame_out,
+                    text,
+                },
+            },
             other => SessionMsg::Command {
                 from,
                 conn_id,
@@ -449,6 +464,7 @@ fn command_of(message: ClientMessage) -> Result<Command, Reject> {
         | ClientMessage::SyncReport { .. }
         | ClientMessage::FrameReport { .. }
         | ClientMessage::Leave
+        | ClientMessage::Note { .. }
         | ClientMessage::RtcStart
         | ClientMessage::RtcAnswer { .. }
         | ClientMessage::RtcCandidate { .. }

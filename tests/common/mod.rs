@@ -35,6 +35,13 @@ impl TestServer {
         let mut config = Config::default();
         config.server.bind = "127.0.0.1:0".parse().unwrap();
         config.server.web_root = concat!(env!("CARGO_MANIFEST_DIR"), "/web-client").into();
+        // Each server its own record, so tests never see each other's
+        // sessions.
+        config.server.data_dir = std::env::temp_dir().join(format!(
+            "syncreel-test-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
         tweak(&mut config);
         let server = Server::bind(config).await.expect("bind");
         let addr = server.local_addr().unwrap();
@@ -72,34 +79,7 @@ impl TestServer {
         bearer: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let stream = TcpStream::connect(self.addr).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string())
-            .header("content-type", "application/json");
-        if let Some(token) = bearer {
-            req = req.header("authorization", format!("Bearer {token}"));
-        }
-        let payload = body.map(|b| b.to_string()).unwrap_or_default();
-        let resp = sender
-            .send_request(req.body(Full::new(Bytes::from(payload))).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        (status, value)
+        request(self.addr, method, path, bearer, body).await
     }
 
     /// Creates a 24 fps session starting at 01:00:00:00 and returns it with
@@ -208,6 +188,30 @@ impl Client {
         }
     }
 
+    /// The next JSON message, or `None` once the connection is gone (the
+    /// server died, say) or nothing came within the wait.
+    pub async fn try_next(&mut self) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .ok()??
+                .ok()?;
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).ok(),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Sends, reporting failure instead of panicking.
+    pub async fn try_send(&mut self, value: Value) -> bool {
+        self.socket
+            .send(Message::text(value.to_string()))
+            .await
+            .is_ok()
+    }
+
     /// Skips messages until one of type `kind` arrives.
     pub async fn expect(&mut self, kind: &str) -> Value {
         loop {
@@ -283,4 +287,51 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    (NEXT.fetch_add(1, Ordering::Relaxed) << 32) | nanos
+}
+
+/// An HTTP request to a server at `addr`: (status, JSON body).
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json");
+    if let Some(token) = bearer {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::from(payload))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, value)
 }

@@ -84,10 +84,17 @@ const DEMO_START_TIMEOUT_MS = 240_000;
 export async function startDemoServer() {
   const bin = resolve(WEB_CLIENT, process.env.SYNCREEL_BIN ?? '../target/debug/syncreel');
   mkdirSync(MEDIA_DATA_DIR, { recursive: true });
-  const child = spawn(bin, ['demo', '--bind', '127.0.0.1:0', '--data-dir', MEDIA_DATA_DIR], {
+  // The clip is kept between runs (it takes a while to render); the
+  // review record is fresh each time, so old demo sessions do not pile up.
+  const recordDir = mkdtempSync(join(tmpdir(), 'syncreel-browser-record-'));
+  const child = spawn(bin, ['demo', '--bind', '127.0.0.1:0', '--data-dir', recordDir], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn' },
+    env: {
+      ...process.env,
+      RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn',
+      SYNCREEL_MEDIA__ROOT: join(MEDIA_DATA_DIR, 'media'),
+    },
   });
   let stderr = '';
   child.stderr.on('data', (d) => {
@@ -133,6 +140,7 @@ export async function startDemoServer() {
         await exited;
         clearTimeout(forced);
       }
+      rmSync(recordDir, { recursive: true, force: true });
     },
   };
 }
