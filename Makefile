@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIND ?= 127.0.0.1:8080
 
-.PHONY: demo test setup build release lint unit browser bench bench-clock bench-fanout clean
+.PHONY: demo test setup build release lint unit browser bench bench-clock bench-fanout bench-rtc-fanout clean
 
 ## Install what is missing, build, and run a server with a demo session.
 demo: setup release
@@ -39,6 +39,16 @@ bench-clock:
 
 bench-fanout: release
 	ulimit -n 65536 2>/dev/null || true; SYNCREEL_BIN=$(CURDIR)/target/release/syncreel $(CARGO) bench --locked --bench fanout
+
+## WebRTC viewers of a playing 720p session, SyncReel beside Janus (installs Janus).
+bench-rtc-fanout: release
+	bash scripts/bench-setup.sh
+	ulimit -n 65536 2>/dev/null || true; SYNCREEL_BIN=$(CURDIR)/target/release/syncreel $(CARGO) bench --locked --bench rtc_fanout
+
+## Browser video benchmarks (real Chromium; the netem part needs root). BENCH_* variables: see docs/benchmarks.md.
+.PHONY: bench-browser
+bench-browser: release
+	cd web-client && SYNCREEL_BIN=$(CURDIR)/target/release/syncreel node bench/video-bench.mjs
 
 clean:
 	$(CARGO) clean

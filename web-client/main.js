@@ -14,6 +14,7 @@ import { Commands } from './commands.js';
 import { Connection } from './connection.js';
 import { read as readLuma, readRgba, stripRect } from './framecode.js';
 import { bindKeys, nextShuttleSpeed } from './keys.js';
+import { Notes, Outbox, noteProblem } from './notes.js';
 import {
   EQUALISE, SampleWindow, TransportHistory, delayForTargetMs, latencySpreadUs, offsetLabel, reportedOffset,
   roomTargetMs, rtpToServerUs,
@@ -26,6 +27,9 @@ import { Ui } from './ui.js';
 const PROTOCOL = 1;
 const NAME_KEY = 'syncreel.name';
 const RESUME_PREFIX = 'syncreel.resume.';
+const OUTBOX_PREFIX = 'syncreel.outbox.';
+// A note the server could not store (code `store`) goes again after this.
+const NOTE_RETRY_MS = 3000;
 const FRAME_LOG_SIZE = 2000;
 const VIDEO_LOG_SIZE = 4000;
 // Frame reports go out twice a second with video (they carry the latency
@@ -115,6 +119,13 @@ const playLatencies = new SampleWindow(24);
 // the part of the latency a playout delay cannot change.
 const transits = new SampleWindow(48);
 const frameMaps = [];
+const notes = new Notes();
+// Per session, in localStorage: a note written before a reload or a
+// crash still goes out (with its key, so at most once) next time.
+const outboxFor = (sessionId) => new Outbox({ storage: localStorage, storageKey: OUTBOX_PREFIX + (sessionId ?? 'default') });
+let outbox = outboxFor(link.sessionId);
+let selectedNote = null;
+let noteRetryTimer = null;
 const errors = [];
 let name = null;
 let connState = 'idle';
@@ -207,6 +218,25 @@ function onMessage(msg) {
       frameMaps.push(msg);
       if (frameMaps.length > 32) frameMaps.shift();
       return;
+    case 'notes':
+      // Follows every welcome and snapshot: the whole list, then whatever
+      // of ours it lacks goes again under the same keys.
+      notes.replace(msg.notes);
+      outbox.settle(notes);
+      for (const m of outbox.pending()) send(m);
+      renderNotes();
+      return;
+    case 'note':
+      if (notes.add(msg.note)) renderNotes();
+      return;
+    case 'noteAck':
+      notes.add(msg.note);
+      outbox.ack(msg.key);
+      renderNotes();
+      return;
+    case 'noteRefused':
+      onNoteRefused(msg);
+      return;
     case 'mediaError':
       errors.push({ code: 'media_error', message: msg.message, ref: null, type: msg.type });
       stream.stop(msg.message, 'failed');
@@ -220,6 +250,7 @@ function onMessage(msg) {
   if (msg.type === 'welcome') {
     // After apply: at `/` the storage key comes from the welcome's session.
     saveResume(msg.resume);
+    if (!link.sessionId && outbox.storageKey !== OUTBOX_PREFIX + msg.session.id) outbox = outboxFor(msg.session.id);
     clock.onWelcome(msg.serverTime);
     onWelcomeMedia(msg);
   } else if (msg.type === 'snapshot') {
@@ -231,6 +262,7 @@ function onMessage(msg) {
   if (changed === 'all') {
     ui.showApp();
     ui.renderSession(room);
+    ui.setNoteAuthoring(room.canDrive());
     drawnTransportVersion = null;
     commands.clear();
   }
@@ -239,6 +271,70 @@ function onMessage(msg) {
     renderPresence();
   }
   if (changed === 'control' && !room.isDriver()) commands.clear();
+}
+
+function renderNotes() {
+  if (!room.joined) return;
+  ui.renderNotes(notes.all(), outbox.pending(), (f) => room.format.label(f), room.session.durationFrames, selectedNote);
+}
+
+function onNoteRefused(msg) {
+  const outcome = outbox.refused(msg.key, msg.code);
+  if (outcome === null) return;
+  errors.push({ code: msg.code, message: msg.message, ref: msg.key, type: msg.type });
+  if (errors.length > 50) errors.shift();
+  if (outcome === 'retry') {
+    // The server could not write it down; the note stays queued.
+    clearTimeout(noteRetryTimer);
+    noteRetryTimer = setTimeout(() => {
+      const again = outbox.pending().find((m) => m.key === msg.key);
+      if (again) send(again);
+    }, NOTE_RETRY_MS);
+    return;
+  }
+  ui.toast('error', msg.code, `Note not saved: ${msg.message}`);
+  renderNotes();
+}
+
+/** The frame the author is looking at: the video's picture when there is one, else the room playhead. */
+function shownFrame() {
+  const now = clock.serverNowUs();
+  if (media && videoShown && now != null && now - videoShown.atUs <= STALE_VIDEO_US) return videoShown.frame;
+  return displayed?.frame ?? null;
+}
+
+function addNote(text) {
+  const problem = noteProblem(text);
+  if (problem) {
+    if (problem === 'too_long') ui.toast('error', 'bad_note', 'A note is at most 4000 characters.');
+    return false;
+  }
+  const frame = shownFrame();
+  if (frame == null || !room.joined) return false;
+  const clamped = Math.min(Math.max(0, frame), room.session.durationFrames - 1);
+  const msg = outbox.draft(clamped, null, text);
+  if (!msg) return false;
+  // Offline, it waits in the outbox for the next welcome's `notes`.
+  send(msg);
+  renderNotes();
+  return true;
+}
+
+/**
+ * Clicking a note: the driver takes the room there; anyone else only
+ * marks it, since there is no private view to move.
+ */
+function openNote(id) {
+  const note = notes.get(id);
+  if (!note) return;
+  selectedNote = id;
+  renderNotes();
+  document.querySelector(`#notes li[data-id="${id}"]`)?.scrollIntoView({ block: 'nearest' });
+  if (room.isDriver()) {
+    commands.drive({ type: 'seek', frame: note.frame });
+  } else {
+    ui.toast('info', 'not_driver', 'Only the driver can move the room; ask for control.');
+  }
 }
 
 function renderPresence() {
@@ -559,6 +655,22 @@ function bindControls() {
     endScrub();
   });
 
+  const noteForm = document.getElementById('note-form');
+  const noteInput = document.getElementById('note-input');
+  noteForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (!addNote(noteInput.value)) return;
+    noteInput.value = '';
+    // Hand the keyboard back to the shortcuts.
+    noteInput.blur();
+  });
+  const onNoteClick = (ev) => {
+    const target = ev.target.closest('[data-id]');
+    if (target) openNote(Number(target.dataset.id));
+  };
+  document.getElementById('notes').addEventListener('click', onNoteClick);
+  document.getElementById('note-marks').addEventListener('click', onNoteClick);
+
   bindKeys(document, actions);
 }
 
@@ -637,6 +749,10 @@ window.syncreel = Object.freeze({
   audioStats: () => stream.inboundStats('audio').then(copy),
   sent: () => ({ ...connection.sentCounts }),
   errors: () => errors.map((e) => ({ ...e })),
+  /** The room's notes, by frame then id. */
+  notes: () => copy(notes.all()),
+  /** Keys of this author's notes not yet acknowledged, oldest first. */
+  outbox: () => outbox.pending().map((m) => m.key),
 });
 
 bindControls();

@@ -267,6 +267,52 @@ export class Ui {
     }
   }
 
+  /** The note box is for hosts and reviewers; everyone sees the list. */
+  setNoteAuthoring(canWrite) {
+    $('note-form').hidden = !canWrite;
+  }
+
+  /**
+   * The notes list and their ticks over the scrubber. `stored` are the
+   * room's notes (by frame), `pending` this author's unacknowledged ones,
+   * `label(frame)` the session's timecode, `selected` a note id or null.
+   */
+  renderNotes(stored, pending, label, durationFrames, selected) {
+    const list = $('notes');
+    const marks = $('note-marks');
+    list.replaceChildren();
+    marks.replaceChildren();
+    const last = Math.max(1, durationFrames - 1);
+    const span = (n) => label(n.frame) + (n.frameOut != null && n.frameOut !== n.frame ? ` → ${label(n.frameOut)}` : '');
+    const rows = [
+      ...stored.map((n) => ({ n, pending: false })),
+      ...pending.map((n) => ({ n, pending: true })),
+    ].sort((a, b) => a.n.frame - b.n.frame || Number(a.pending) - Number(b.pending));
+    for (const { n, pending: queued } of rows) {
+      const row = el('li', { title: queued ? 'Not stored yet: sent again once connected' : `Frame ${n.frame}` },
+        el('span', { className: 'note-tc' }, span(n)),
+        el('span', { className: 'note-author' }, queued ? 'sending…' : `${n.author} · ${n.authorRole}`),
+        el('span', { className: 'note-text' }, n.text),
+      );
+      row.dataset.frame = String(n.frame);
+      if (queued) {
+        row.className = 'pending';
+        row.dataset.key = n.key;
+      } else {
+        row.dataset.id = String(n.id);
+        if (n.id === selected) row.classList.add('selected');
+        const mark = el('div', { className: 'note-mark', title: `${label(n.frame)} · ${n.author}: ${n.text}` });
+        mark.style.left = `${(Math.min(n.frame, last) / last) * 100}%`;
+        mark.dataset.id = String(n.id);
+        if (n.id === selected) mark.classList.add('selected');
+        marks.append(mark);
+      }
+      list.append(row);
+    }
+    $('notes-count').textContent = stored.length ? `· ${stored.length}` : '';
+    $('notes-empty').hidden = rows.length > 0;
+  }
+
   toast(kind, code, message) {
     const box = $('toasts');
     const node = el('div', { className: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status' });

@@ -295,3 +295,129 @@ test('a refused or revoked link ends in a clear error, not a reconnect loop', as
   }
   assertNoPageErrors();
 });
+
+/** The notes list as the page draws it: [timecode, author line, text] per stored row. */
+const noteRows = (page) => page.$$eval('#notes li[data-id]', (rows) => rows.map((r) => [
+  r.querySelector('.note-tc').textContent, r.querySelector('.note-author').textContent, r.querySelector('.note-text').textContent,
+]));
+
+/** Seeks through the typed-timecode box and waits for every page to show `frame`. */
+async function seekTo(driver, timecode, frame, pages) {
+  await driver.fill('#tc-input', timecode);
+  await driver.press('#tc-input', 'Enter');
+  const v = await until(driver, (f) => {
+    const s = window.syncreel.state();
+    return window.syncreel.displayed()?.frame === f && s.pending === 0 && s.transportVersion;
+  }, frame);
+  for (const page of pages) {
+    await settledAt(page, v);
+    await until(page, (f) => window.syncreel.displayed()?.frame === f, frame);
+  }
+}
+
+test('a reviewer pins a note to the shown frame; everyone sees it; the driver clicks it to go back', async () => {
+  const { byRole } = await createSession(server.base);
+  const host = await join(byRole.host.url, 'Host N');
+  const reviewer = await join(byRole.reviewer.url, 'Reviewer N');
+  const viewer = await join(byRole.viewer.url, 'Viewer N');
+
+  assert.ok(await host.isVisible('#note-input'));
+  assert.ok(await reviewer.isVisible('#note-input'));
+  assert.ok(await viewer.isHidden('#note-input'));
+  assert.ok(await viewer.isHidden('#note-add'));
+
+  await seekTo(host, '01:00:10:05', 245, [host, reviewer, viewer]);
+  await reviewer.fill('#note-input', '  Sky is too warm');
+  // Typing into the box is not driving: space and "l" stay in the text
+  // (were they shortcuts, the reviewer would be told it cannot drive).
+  await reviewer.press('#note-input', 'Space');
+  await reviewer.press('#note-input', 'l');
+  await reviewer.press('#note-input', 'Enter');
+
+  for (const page of [host, reviewer, viewer]) {
+    const notes = await until(page, () => {
+      const n = window.syncreel.notes();
+      return n.length === 1 && n;
+    });
+    assert.equal(notes[0].frame, 245);
+    assert.equal(notes[0].text, 'Sky is too warm l');
+    assert.equal(notes[0].author, 'Reviewer N');
+    assert.equal(notes[0].authorRole, 'reviewer');
+    await until(page, () => document.querySelectorAll('#notes li[data-id]').length === 1);
+    assert.deepEqual(await noteRows(page), [['01:00:10:05', 'Reviewer N · reviewer', 'Sky is too warm l']]);
+    assert.equal(await page.$$eval('#note-marks .note-mark', (m) => m.length), 1);
+  }
+  await until(reviewer, () => window.syncreel.outbox().length === 0);
+  assert.equal(await reviewer.inputValue('#note-input'), '');
+  // The room did not move while the reviewer typed.
+  assert.equal((await displayed(host)).frame, 245);
+  assert.equal((await reviewer.evaluate(() => window.syncreel.sent())).note, 1);
+  assert.equal(await reviewer.$('#toasts [data-code="not_driver"]'), null);
+
+  await seekTo(host, '01:00:20:00', 480, [host, reviewer, viewer]);
+  // Someone not driving only marks the note: the room stays put.
+  await reviewer.click('#notes li[data-id]');
+  await reviewer.waitForSelector('#notes li.selected');
+  await reviewer.waitForSelector('#toasts [data-code="not_driver"]');
+  assert.equal((await reviewer.evaluate(() => window.syncreel.sent())).seek, undefined);
+
+  const before = (await state(host)).version;
+  await host.click('#notes li[data-id]');
+  const v = await until(host, (was) => {
+    const s = window.syncreel.state();
+    return s.transportVersion > was && s.pending === 0 && window.syncreel.displayed()?.frame === 245 && s.transportVersion;
+  }, before);
+  for (const page of [reviewer, viewer]) {
+    await settledAt(page, v);
+    await until(page, () => window.syncreel.displayed()?.frame === 245);
+    assert.equal(await page.textContent('#timecode'), '01:00:10:05');
+  }
+
+  // The tick on the scrubber does the same.
+  await seekTo(host, '01:00:20:00', 480, [host, reviewer]);
+  await host.click('#note-marks .note-mark');
+  await until(reviewer, () => window.syncreel.displayed()?.frame === 245);
+  assertNoPageErrors();
+});
+
+test('a note written while disconnected is queued and delivered once after the reconnect', async () => {
+  const { byRole } = await createSession(server.base);
+  const relay = await startRelay(server.base);
+  try {
+    const host = await join(byRole.host.url, 'Host O');
+    const reviewer = await join(byRole.reviewer.url.replace(server.base, relay.base), 'Reviewer O');
+    await seekTo(host, '01:00:01:00', 24, [host, reviewer]);
+
+    relay.refusing = true;
+    relay.cut();
+    await until(reviewer, () => window.syncreel.state().connection === 'reconnecting');
+    await reviewer.fill('#note-input', 'Written offline');
+    await reviewer.press('#note-input', 'Enter');
+    const keys = await until(reviewer, () => window.syncreel.outbox().length === 1 && window.syncreel.outbox());
+    await reviewer.waitForSelector(`#notes li.pending[data-key="${keys[0]}"]`);
+    assert.deepEqual(await reviewer.evaluate(() => window.syncreel.notes()), []);
+    assert.equal((await reviewer.evaluate(() => window.syncreel.sent())).note, undefined);
+
+    relay.refusing = false;
+    await until(reviewer, () => window.syncreel.state().connection === 'live', null, 15_000);
+    for (const page of [host, reviewer]) {
+      const notes = await until(page, () => {
+        const n = window.syncreel.notes();
+        return n.length === 1 && n;
+      });
+      assert.equal(notes[0].key, keys[0]);
+      assert.equal(notes[0].frame, 24);
+      assert.equal(notes[0].text, 'Written offline');
+    }
+    await until(reviewer, () => window.syncreel.outbox().length === 0 && !document.querySelector('#notes li.pending'));
+
+    // Exactly once: a later note is the second, not the third.
+    await host.fill('#note-input', 'After');
+    await host.press('#note-input', 'Enter');
+    await until(reviewer, () => window.syncreel.notes().length === 2);
+    assert.deepEqual((await reviewer.evaluate(() => window.syncreel.notes())).map((n) => n.text), ['Written offline', 'After']);
+    assertNoPageErrors([/WebSocket connection to .* failed/]);
+  } finally {
+    await relay.stop();
+  }
+});
