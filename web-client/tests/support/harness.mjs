@@ -94,6 +94,12 @@ export async function startDemoServer() {
       ...process.env,
       RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn',
       SYNCREEL_MEDIA__ROOT: join(MEDIA_DATA_DIR, 'media'),
+      // Half-size pictures: what the tests check (frame identity, sync)
+      // does not depend on size, and two pages decoding 720p beside the
+      // server's encoder leave a 2-core CI machine too little headroom.
+      SYNCREEL_MEDIA__STREAM_WIDTH: process.env.SYNCREEL_MEDIA__STREAM_WIDTH ?? '640',
+      SYNCREEL_MEDIA__STREAM_HEIGHT: process.env.SYNCREEL_MEDIA__STREAM_HEIGHT ?? '360',
+      SYNCREEL_MEDIA__BITRATE_KBPS: process.env.SYNCREEL_MEDIA__BITRATE_KBPS ?? '1200',
     },
   });
   let stderr = '';
