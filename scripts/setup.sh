@@ -20,6 +20,7 @@ packages=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
   fonts-dejavu-core
   chromium pkg-config build-essential ca-certificates
+  python3 python3-venv
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
@@ -66,4 +67,17 @@ if [ -f web-client/package-lock.json ]; then
     say "npm packages present"
   fi
 fi
+
+# OpenTimelineIO and its CMX3600 adapter, from PyPI, in a venv of our own
+# (Debian's Python is externally managed): the export tests read our EDL
+# and OTIO files back with it.
+otio_venv=.venv-otio
+if [ -x "$otio_venv/bin/python" ] && "$otio_venv/bin/python" -c 'import opentimelineio, otio_cmx3600_adapter' 2>/dev/null; then
+  say "OpenTimelineIO present"
+else
+  say "installing OpenTimelineIO into $otio_venv"
+  python3 -m venv "$otio_venv"
+  "$otio_venv/bin/pip" install -q --disable-pip-version-check opentimelineio otio-cmx3600-adapter
+fi
+
 say "done"

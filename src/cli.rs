@@ -32,6 +32,24 @@ pub enum CliCommand {
     /// Manage sessions on a running server.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Write a session's notes as CSV, JSON, a CMX3600 EDL or OTIO, from
+    /// the review record in the data dir (the server may be running).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub session: String,
+    /// csv, json, edl or otio.
+    #[arg(long)]
+    pub format: crate::export::Format,
+    /// Where to write; `-` for standard output.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The server's data dir (where `syncreel.db` lives).
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         CliCommand::Serve(args) => serve(args.config()?, false).await,
         CliCommand::Demo(args) => serve(args.config()?, true).await,
         CliCommand::Session(SessionCommand::Create(args)) => create_remote(args).await,
+        CliCommand::Export(args) => export(args),
     }
 }
 
@@ -180,6 +199,32 @@ fn print_links(body: &CreatedSessionBody) {
             println!("{role:<9} {url}");
         }
     }
+}
+
+/// Reads the record directly: SQLite in WAL mode lets this run beside a
+/// live server.
+fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let db = args.data_dir.join("syncreel.db");
+    if !db.is_file() {
+        bail!("no review record at {}", db.display());
+    }
+    let store = crate::store::Store::open(&db)?;
+    let review = store
+        .review(&args.session)?
+        .with_context(|| format!("no session {} in {}", args.session, db.display()))?;
+    let text = crate::export::export(&review, args.format)?;
+    if args.out.as_os_str() == "-" {
+        print!("{text}");
+    } else {
+        std::fs::write(&args.out, text)
+            .with_context(|| format!("cannot write {}", args.out.display()))?;
+        eprintln!(
+            "{} notes written to {}",
+            review.notes.len(),
+            args.out.display()
+        );
+    }
+    Ok(())
 }
 
 /// POSTs to a running server. Plain HTTP only: the CLI talks to the

@@ -421,6 +421,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/sessions", post(create_session))
         .route("/api/sessions/{id}", get(get_session))
         .route("/api/sessions/{id}/links", post(mint_link))
+        .route("/api/sessions/{id}/export/{format}", get(export_session))
         .route("/api/sessions/{id}/links/{link}", delete(revoke_link))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -583,6 +584,41 @@ async fn get_session(
             .map(|l| link_body(l, None))
             .collect(),
     }))
+}
+
+/// The session's notes as CSV, JSON, a CMX3600 EDL or OTIO (host token).
+async fn export_session(
+    State(app): State<Arc<App>>,
+    UrlPath((id, format)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_host(&app, &headers, &id)?;
+    let format: crate::export::Format = format
+        .parse()
+        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
+    let store = app.store.clone();
+    let review = tokio::task::spawn_blocking(move || store.review(&id))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    let body = crate::export::export(&review, format)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"syncreel-{}.{}\"",
+                    review.session.id,
+                    format.extension()
+                ),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn mint_link(

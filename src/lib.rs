@@ -25,6 +25,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod export;
 pub mod framecode;
 pub mod http;
 pub mod links;

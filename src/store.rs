@@ -320,6 +320,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// A session and its notes, for exports; `None` when no such session.
+    pub fn review(&self, session_id: &str) -> Result<Option<crate::export::Review>, StoreError> {
+        let Some(session) = self.sessions()?.into_iter().find(|s| s.id == session_id) else {
+            return Ok(None);
+        };
+        let notes = self.notes(session_id)?;
+        Ok(Some(crate::export::Review { session, notes }))
+    }
+
     /// A session's event log, oldest first: (at, kind, detail).
     pub fn events(&self, session_id: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
         let db = self.reader.lock().expect("reader lock");

@@ -191,6 +191,12 @@ impl TimecodeFormat {
         self.count_to_label(self.start)
     }
 
+    /// Frame 0 of the media as a frame count from `00:00:00:00`: where
+    /// tools that count frames from midnight (OTIO) put it.
+    pub fn start_frame_count(&self) -> i64 {
+        self.start
+    }
+
     /// Labels a media frame (0 is the first frame of the media).
     pub fn label(&self, frame: i64) -> Timecode {
         self.count_to_label(self.start + frame)

@@ -21,6 +21,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
+    /// Where its review record lives.
+    pub data_dir: std::path::PathBuf,
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -43,6 +45,7 @@ impl TestServer {
             rand_suffix()
         ));
         tweak(&mut config);
+        let data_dir = config.server.data_dir.clone();
         let server = Server::bind(config).await.expect("bind");
         let addr = server.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -51,6 +54,7 @@ impl TestServer {
         }));
         TestServer {
             addr,
+            data_dir,
             stop: Some(stop),
             task,
         }

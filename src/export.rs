@@ -1,0 +1,349 @@
+//! A session's notes in the forms other tools read: CSV and JSON for
+//! spreadsheets and scripts, a CMX3600 EDL with locators for an NLE
+//! (the `* LOC:` form that Avid and DaVinci Resolve import, and that
+//! OpenTimelineIO's CMX3600 adapter reads), and OTIO JSON with markers.
+//!
+//! Pure: a [`Review`] in, text out. The timeline is one event spanning the
+//! whole session from its start timecode, with one locator per note at the
+//! note's frame.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use crate::store::{NoteRow, SessionRow};
+use crate::timecode::{FrameRate, Timecode, TimecodeError, TimecodeFormat};
+
+/// What an export holds.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub session: SessionRow,
+    pub notes: Vec<NoteRow>,
+}
+
+/// The formats [`export`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+    Edl,
+    Otio,
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "csv" => Ok(Format::Csv),
+            "json" => Ok(Format::Json),
+            "edl" => Ok(Format::Edl),
+            "otio" => Ok(Format::Otio),
+            other => Err(format!(
+                "no export format {other:?}: use csv, json, edl or otio"
+            )),
+        }
+    }
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Json | Format::Otio => "application/json",
+            Format::Edl => "text/plain; charset=utf-8",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Edl => "edl",
+            Format::Otio => "otio",
+        }
+    }
+}
+
+/// Writes `review` as `format`.
+pub fn export(review: &Review, format: Format) -> Result<String, TimecodeError> {
+    let labels = labels(&review.session)?;
+    Ok(match format {
+        Format::Csv => csv(review, &labels),
+        Format::Json => json(review, &labels),
+        Format::Edl => edl(review, &labels),
+        Format::Otio => otio(review, &labels),
+    })
+}
+
+fn labels(session: &SessionRow) -> Result<TimecodeFormat, TimecodeError> {
+    let rate = FrameRate::new(session.fps_num, session.fps_den)?;
+    let start: Timecode = session.start_timecode.parse()?;
+    TimecodeFormat::new(rate, session.drop_frame)?.with_start(start)
+}
+
+fn csv(review: &Review, labels: &TimecodeFormat) -> String {
+    let mut out =
+        String::from("id,frame,timecode,frame_out,timecode_out,author,role,created_at_ms,text\r\n");
+    for row in &review.notes {
+        let n = &row.note;
+        let _ = write!(
+            out,
+            "{},{},{},{},{},{},{},{},{}\r\n",
+            row.id,
+            n.frame,
+            labels.label(n.frame),
+            n.frame_out.map(|f| f.to_string()).unwrap_or_default(),
+            n.frame_out
+                .map(|f| labels.label(f).to_string())
+                .unwrap_or_default(),
+            csv_field(&n.author),
+            n.author_role,
+            n.created_at,
+            csv_field(&n.text)
+        );
+    }
+    out
+}
+
+/// RFC 4180 quoting, and a leading quote mark for text a spreadsheet
+/// would otherwise run as a formula.
+fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+fn json(review: &Review, labels: &TimecodeFormat) -> String {
+    let s = &review.session;
+    let notes: Vec<serde_json::Value> = review
+        .notes
+        .iter()
+        .map(|row| {
+            let n = &row.note;
+            serde_json::json!({
+                "id": row.id,
+                "frame": n.frame,
+                "timecode": labels.label(n.frame).to_string(),
+                "frameOut": n.frame_out,
+                "timecodeOut": n.frame_out.map(|f| labels.label(f).to_string()),
+                "author": n.author,
+                "authorRole": n.author_role,
+                "createdAt": n.created_at,
+                "text": n.text,
+            })
+        })
+        .collect();
+    let value = serde_json::json!({
+        "session": {
+            "id": s.id,
+            "title": s.title,
+            "fps": format!("{}/{}", s.fps_num, s.fps_den),
+            "dropFrame": s.drop_frame,
+            "startTimecode": s.start_timecode,
+            "durationFrames": s.duration_frames,
+            "media": s.media,
+        },
+        "notes": notes,
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+}
+
+/// One line of EDL text: no line breaks, no control characters.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn edl(review: &Review, labels: &TimecodeFormat) -> String {
+    let s = &review.session;
+    let start = labels.label(0);
+    // The record out is exclusive: the label one past the last frame.
+    let end = labels.label(s.duration_frames.max(1));
+    let mut out = String::new();
+    let _ = writeln!(out, "TITLE: {}", one_line(&s.title));
+    let _ = writeln!(
+        out,
+        "FCM: {}",
+        if s.drop_frame {
+            "DROP FRAME"
+        } else {
+            "NON-DROP FRAME"
+        }
+    );
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "001  AX       V     C        {start} {end} {start} {end}"
+    );
+    let _ = writeln!(out, "* FROM CLIP NAME: {}", one_line(&s.title));
+    for row in &review.notes {
+        let n = &row.note;
+        let _ = writeln!(
+            out,
+            "* LOC: {} {:<7} {}: {}",
+            labels.label(n.frame),
+            marker_colour(&n.author_role),
+            one_line(&n.author),
+            one_line(&n.text)
+        );
+    }
+    out
+}
+
+/// Locator colours by role, from the set Avid and Resolve both know.
+fn marker_colour(role: &str) -> &'static str {
+    match role {
+        "host" => "RED",
+        "reviewer" => "YELLOW",
+        _ => "BLUE",
+    }
+}
+
+fn otio(review: &Review, labels: &TimecodeFormat) -> String {
+    let s = &review.session;
+    let rate = f64::from(s.fps_num) / f64::from(s.fps_den);
+    let start = labels.start_frame_count();
+    let time = |value: i64| serde_json::json!({"OTIO_SCHEMA": "RationalTime.1", "rate": rate, "value": value as f64});
+    let range = |from: i64, length: i64| {
+        serde_json::json!({
+            "OTIO_SCHEMA": "TimeRange.1",
+            "start_time": time(from),
+            "duration": time(length),
+        })
+    };
+    let markers: Vec<serde_json::Value> = review
+        .notes
+        .iter()
+        .map(|row| {
+            let n = &row.note;
+            let length = n.frame_out.map_or(0, |out| out - n.frame + 1);
+            serde_json::json!({
+                "OTIO_SCHEMA": "Marker.2",
+                "name": format!("{}: {}", n.author, one_line(&n.text)),
+                "color": marker_colour(&n.author_role),
+                "comment": n.text,
+                "marked_range": range(start + n.frame, length),
+                "metadata": {"syncreel": {
+                    "id": row.id,
+                    "frame": n.frame,
+                    "author": n.author,
+                    "authorRole": n.author_role,
+                    "createdAt": n.created_at,
+                }},
+            })
+        })
+        .collect();
+    let clip = serde_json::json!({
+        "OTIO_SCHEMA": "Clip.2",
+        "name": s.title,
+        "source_range": range(start, s.duration_frames),
+        "media_references": {"DEFAULT_MEDIA": {
+            "OTIO_SCHEMA": "MissingReference.1",
+            "name": s.media.clone().unwrap_or_default(),
+            "available_range": null,
+            "metadata": {},
+        }},
+        "active_media_reference_key": "DEFAULT_MEDIA",
+        "markers": markers,
+        "effects": [],
+        "enabled": true,
+        "metadata": {},
+    });
+    let timeline = serde_json::json!({
+        "OTIO_SCHEMA": "Timeline.1",
+        "name": s.title,
+        "global_start_time": time(start),
+        "metadata": {"syncreel": {"session": s.id}},
+        "tracks": {
+            "OTIO_SCHEMA": "Stack.1",
+            "name": "tracks",
+            "source_range": null,
+            "effects": [],
+            "markers": [],
+            "enabled": true,
+            "metadata": {},
+            "children": [{
+                "OTIO_SCHEMA": "Track.1",
+                "name": "V1",
+                "kind": "Video",
+                "source_range": null,
+                "effects": [],
+                "markers": [],
+                "enabled": true,
+                "metadata": {},
+                "children": [clip],
+            }],
+        },
+    });
+    serde_json::to_string_pretty(&timeline).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewNote;
+
+    fn review(text: &str) -> Review {
+        Review {
+            session: SessionRow {
+                id: "s1".into(),
+                title: "Reel 2, v5".into(),
+                fps_num: 24,
+                fps_den: 1,
+                drop_frame: false,
+                start_timecode: "01:00:00:00".into(),
+                duration_frames: 2400,
+                media: None,
+                created_at: 0,
+                last_frame: 0,
+            },
+            notes: vec![NoteRow {
+                id: 3,
+                note: NewNote {
+                    session_id: "s1".into(),
+                    client_key: "k".into(),
+                    frame: 245,
+                    frame_out: Some(250),
+                    text: text.into(),
+                    author: "Ravi".into(),
+                    author_role: "reviewer".into(),
+                    created_at: 9,
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting_and_defuses_formulas() {
+        let out = export(&review("=HYPERLINK(\"x\"), then\nmore"), Format::Csv).unwrap();
+        let line = out.lines().nth(1).unwrap();
+        assert!(line.starts_with("3,245,01:00:10:05,250,01:00:10:10,Ravi,reviewer,9,"));
+        assert!(
+            out.contains("\"'=HYPERLINK(\"\"x\"\"), then\nmore\""),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_edl_has_one_event_and_a_locator_per_note_on_one_line() {
+        let out = export(&review("Sky\ntoo warm"), Format::Edl).unwrap();
+        assert!(out.contains("FCM: NON-DROP FRAME"));
+        assert!(out.contains(
+            "001  AX       V     C        01:00:00:00 01:01:40:00 01:00:00:00 01:01:40:00"
+        ));
+        assert!(
+            out.contains("* LOC: 01:00:10:05 YELLOW  Ravi: Sky too warm\n"),
+            "{out}"
+        );
+    }
+}
