@@ -19,6 +19,35 @@ pub struct Config {
     pub session: SessionConfig,
     pub media: MediaConfig,
     pub rtc: RtcConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Where the record's events are announced (see `webhooks`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// `http://` URLs that receive every event as a signed JSON POST.
+    pub urls: Vec<String>,
+    /// The HMAC-SHA256 key for the `X-SyncReel-Signature` header.
+    pub secret: String,
+    /// Tries per delivery, the first included.
+    pub max_attempts: u32,
+    /// The wait before the first retry; it doubles with each retry.
+    pub backoff_ms: u64,
+    /// How long one attempt may take.
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            urls: Vec::new(),
+            secret: String::new(),
+            max_attempts: 6,
+            backoff_ms: 1_000,
+            timeout_ms: 5_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -41,6 +41,7 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// The review record: sessions, links, notes, the event log.
     pub store: Store,
+    pub webhooks: crate::webhooks::Webhooks,
     next_conn_id: AtomicU64,
 }
 
@@ -48,7 +49,9 @@ impl App {
     /// Opens the record in the data dir (`syncreel.db`).
     pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> Result<App, StoreError> {
         let store = Store::open(&config.server.data_dir.join("syncreel.db"))?;
+        let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, store.clone());
         Ok(App {
+            webhooks,
             config,
             clock: ServerClock::start(),
             registry: Registry::default(),
@@ -132,6 +135,7 @@ impl App {
             SessionStart {
                 media,
                 store: self.store.clone(),
+                webhooks: self.webhooks.clone(),
                 start_frame: row.last_frame,
                 notes: wire_notes(&notes),
             },
@@ -217,6 +221,7 @@ impl App {
                 SessionStart {
                     media,
                     store: self.store.clone(),
+                    webhooks: self.webhooks.clone(),
                     start_frame: 0,
                     notes: vec![],
                 },
@@ -239,6 +244,15 @@ impl App {
             .await
             .unwrap_or(Err(StoreError::Closed))
             .map_err(store_error)?;
+        self.webhooks.announce(crate::webhooks::Announcement {
+            event: "session.started",
+            session_id: handle.info.id.clone(),
+            data: serde_json::json!({
+                "title": handle.info.title,
+                "startTimecode": handle.info.timecode.start().to_string(),
+                "durationFrames": handle.info.duration_frames,
+            }),
+        });
         Ok(CreatedSession { handle, links })
     }
 

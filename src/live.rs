@@ -168,6 +168,7 @@ const MAX_NOTE_KEY: usize = 64;
 pub struct SessionStart {
     pub media: Option<MediaSetup>,
     pub store: Store,
+    pub webhooks: crate::webhooks::Webhooks,
     /// The frame to open on: 0 for a new session, the last recorded
     /// frame for one brought back after a restart.
     pub start_frame: i64,
@@ -262,6 +263,7 @@ impl Registry {
         let SessionStart {
             media,
             store,
+            webhooks,
             start_frame,
             notes,
         } = start;
@@ -289,6 +291,7 @@ impl Registry {
             media_error: None,
             me,
             store,
+            webhooks,
             notes,
             recorded_frame: start_frame,
         };
@@ -397,6 +400,7 @@ struct SessionTask {
     /// when every handle is gone.
     me: mpsc::WeakSender<SessionMsg>,
     store: Store,
+    webhooks: crate::webhooks::Webhooks,
     /// Every stored note, in order: late joiners get them all.
     notes: Vec<WireNote>,
     /// The anchor frame last written to the record.
@@ -672,6 +676,14 @@ impl SessionTask {
                 if !self.notes.iter().any(|n| n.id == note.id) {
                     self.notes.push(note.clone());
                     self.log_event("note", format!("{} at {}", note.id, note.frame));
+                    self.webhooks.announce(crate::webhooks::Announcement {
+                        event: "note.created",
+                        session_id: self.session.info().id.clone(),
+                        data: serde_json::json!({
+                            "note": &note,
+                            "timecode": self.session.info().timecode.label(note.frame).to_string(),
+                        }),
+                    });
                     self.broadcast(&ServerMessage::Note { note: note.clone() });
                 }
                 ServerMessage::NoteAck { key, note }

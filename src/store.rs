@@ -66,6 +66,18 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     CREATE INDEX events_by_session ON events (session_id, id);",
+    // 2: the webhook delivery log, one row per attempt.
+    "CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY,
+        delivery TEXT NOT NULL,
+        url TEXT NOT NULL,
+        event TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        status INTEGER,
+        error TEXT,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX deliveries_by_delivery ON webhook_deliveries (delivery, attempt);",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -162,6 +174,28 @@ pub enum Write {
         kind: String,
         detail: String,
     },
+    /// One webhook attempt, for the delivery log.
+    Delivery {
+        delivery: String,
+        url: String,
+        event: String,
+        attempt: u32,
+        status: Option<u16>,
+        error: Option<String>,
+        at: i64,
+    },
+}
+
+/// One attempt in the webhook delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub delivery: String,
+    pub url: String,
+    pub event: String,
+    pub attempt: u32,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub at: i64,
 }
 
 enum Job {
@@ -327,6 +361,27 @@ impl Store {
         };
         let notes = self.notes(session_id)?;
         Ok(Some(crate::export::Review { session, notes }))
+    }
+
+    /// The webhook delivery log, oldest first.
+    pub fn deliveries(&self) -> Result<Vec<DeliveryRow>, StoreError> {
+        let db = self.reader.lock().expect("reader lock");
+        let mut stmt = db.prepare(
+            "SELECT delivery, url, event, attempt, status, error, at
+             FROM webhook_deliveries ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DeliveryRow {
+                delivery: r.get(0)?,
+                url: r.get(1)?,
+                event: r.get(2)?,
+                attempt: r.get(3)?,
+                status: r.get(4)?,
+                error: r.get(5)?,
+                at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// A session's event log, oldest first: (at, kind, detail).
@@ -549,6 +604,21 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
             db.execute(
                 "INSERT INTO events (session_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![session_id, at, kind, detail],
+            )?;
+        }
+        Write::Delivery {
+            delivery,
+            url,
+            event,
+            attempt,
+            status,
+            error,
+            at,
+        } => {
+            db.execute(
+                "INSERT INTO webhook_deliveries (delivery, url, event, attempt, status, error, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![delivery, url, event, attempt, status, error, at],
             )?;
         }
     }
