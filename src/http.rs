@@ -20,8 +20,8 @@ use tokio::sync::{oneshot, watch};
 use crate::config::Config;
 use crate::links::{random_id, token_hash, Link, LinkError, LinkStore, MintedLink};
 use crate::live::{
-    role_name, unix_millis, wire_notes, MediaSetup, Registry, ServerClock, SessionHandle,
-    SessionMsg, SessionStart,
+    role_from_name, role_name, unix_millis, wire_notes, MediaSetup, Registry, ServerClock,
+    SessionHandle, SessionMsg, SessionStart,
 };
 use crate::media::MediaError;
 use crate::metrics::Metrics;
@@ -75,11 +75,7 @@ impl App {
         .await
         .map_err(|e| StoreError::Sqlite(e.to_string()))??;
         for link in links {
-            let role = match link.role.as_str() {
-                "host" => Role::Host,
-                "reviewer" => Role::Reviewer,
-                _ => Role::Viewer,
-            };
+            let role = role_from_name(&link.role);
             self.links.restore(
                 link.token_hash,
                 Link {

@@ -23,9 +23,7 @@ use crate::media::audio::{self, AudioEvent};
 use crate::media::player::{self, PlayerCommand, PlayerEvent, StreamSettings, VideoCodec};
 use crate::media::{MediaError, MediaInfo};
 use crate::metrics::Metrics;
-use crate::protocol::{
-    self, ErrorCode, ServerMessage, WireMedia, WireNote, WireRole, WireSnapshot,
-};
+use crate::protocol::{self, ErrorCode, ServerMessage, WireMedia, WireNote, WireSnapshot};
 use crate::rtc::{RtcError, RtcHub, RtcSettings, VIDEO_CLOCK_RATE};
 use crate::session::{
     Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
@@ -938,11 +936,7 @@ fn wire_note(row: &NoteRow) -> WireNote {
         frame_out: row.note.frame_out,
         text: row.note.text.clone(),
         author: row.note.author.clone(),
-        author_role: match row.note.author_role.as_str() {
-            "host" => WireRole::Host,
-            "reviewer" => WireRole::Reviewer,
-            _ => WireRole::Viewer,
-        },
+        author_role: role_from_name(&row.note.author_role).into(),
         created_at: row.note.created_at,
     }
 }
@@ -958,6 +952,16 @@ pub fn role_name(role: Role) -> &'static str {
         Role::Host => "host",
         Role::Reviewer => "reviewer",
         Role::Viewer => "viewer",
+    }
+}
+
+/// The role a recorded name stands for; anything unknown gets the least
+/// power.
+pub fn role_from_name(name: &str) -> Role {
+    match name {
+        "host" => Role::Host,
+        "reviewer" => Role::Reviewer,
+        _ => Role::Viewer,
     }
 }
 

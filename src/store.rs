@@ -243,6 +243,7 @@ impl Store {
     }
 
     /// A store in a fresh temporary file, for tests.
+    #[cfg(test)]
     pub fn temporary() -> Result<Store, StoreError> {
         let path = std::env::temp_dir().join(format!(
             "syncreel-store-{}-{}.db",
@@ -300,26 +301,23 @@ impl Store {
     /// Every session, oldest first.
     pub fn sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         let db = self.reader.lock().expect("reader lock");
-        let mut stmt = db.prepare(
-            "SELECT id, title, fps_num, fps_den, drop_frame, start_timecode, duration_frames,
-                    media, created_at, last_frame
-             FROM sessions ORDER BY created_at, id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SessionRow {
-                id: r.get(0)?,
-                title: r.get(1)?,
-                fps_num: r.get(2)?,
-                fps_den: r.get(3)?,
-                drop_frame: r.get(4)?,
-                start_timecode: r.get(5)?,
-                duration_frames: r.get(6)?,
-                media: r.get(7)?,
-                created_at: r.get(8)?,
-                last_frame: r.get(9)?,
-            })
-        })?;
+        let mut stmt = db.prepare(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([], session_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One session, if recorded.
+    pub fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        let db = self.reader.lock().expect("reader lock");
+        Ok(db
+            .query_row(
+                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"),
+                params![id],
+                session_row,
+            )
+            .optional()?)
     }
 
     /// Every link of every session.
@@ -356,7 +354,7 @@ impl Store {
 
     /// A session and its notes, for exports; `None` when no such session.
     pub fn review(&self, session_id: &str) -> Result<Option<crate::export::Review>, StoreError> {
-        let Some(session) = self.sessions()?.into_iter().find(|s| s.id == session_id) else {
+        let Some(session) = self.session(session_id)? else {
             return Ok(None);
         };
         let notes = self.notes(session_id)?;
@@ -429,6 +427,24 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+const SESSION_COLUMNS: &str = "id, title, fps_num, fps_den, drop_frame, start_timecode, \
+     duration_frames, media, created_at, last_frame";
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        fps_num: r.get(2)?,
+        fps_den: r.get(3)?,
+        drop_frame: r.get(4)?,
+        start_timecode: r.get(5)?,
+        duration_frames: r.get(6)?,
+        media: r.get(7)?,
+        created_at: r.get(8)?,
+        last_frame: r.get(9)?,
+    })
 }
 
 fn note_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NoteRow> {

@@ -198,12 +198,6 @@ fn next_tick(t: ServerTime) -> ServerTime {
     ServerTime::from_micros(rounded)
 }
 
-fn make(factory: &str) -> Result<gst::Element, MediaError> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| MediaError::Gstreamer(format!("the GStreamer element {factory} is missing")))
-}
-
 fn pcm_caps() -> gst::Caps {
     gst::Caps::builder("audio/x-raw")
         .field("format", "S16LE")
@@ -227,11 +221,11 @@ impl AudioDecoder {
     fn open(media: &MediaInfo) -> Result<AudioDecoder, MediaError> {
         let fail = |e: &dyn std::fmt::Display| MediaError::Gstreamer(e.to_string());
         let pipeline = gst::Pipeline::new();
-        let src = make("filesrc")?;
+        let src = super::element("filesrc")?;
         src.set_property("location", media.path.to_string_lossy().to_string());
-        let decode = make("decodebin")?;
-        let convert = make("audioconvert")?;
-        let resample = make("audioresample")?;
+        let decode = super::element("decodebin")?;
+        let convert = super::element("audioconvert")?;
+        let resample = super::element("audioresample")?;
         let sink = gst_app::AppSink::builder()
             .caps(&pcm_caps())
             .sync(false)
@@ -429,7 +423,7 @@ impl OpusEncoder {
             .format(gst::Format::Time)
             .is_live(false)
             .build();
-        let encoder = make("opusenc")?;
+        let encoder = super::element("opusenc")?;
         encoder.set_property_from_str("frame-size", "20");
         encoder.set_property("bitrate", 96_000i32);
         let sink = gst_app::AppSink::builder()

@@ -83,11 +83,7 @@ pub fn generate(out: &Path, spec: &DemoClipSpec) -> Result<(), MediaError> {
         .map_err(|e| fail(&e))?;
     let fps = gst::Fraction::new(spec.rate.num() as i32, spec.rate.den() as i32);
 
-    let make = |factory: &str| {
-        gst::ElementFactory::make(factory).build().map_err(|_| {
-            MediaError::Gstreamer(format!("the GStreamer element {factory} is missing"))
-        })
-    };
+    let make = super::element;
     let pipeline = gst::Pipeline::new();
     let src = make("videotestsrc")?;
     src.set_property_from_str("pattern", "smpte");

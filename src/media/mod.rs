@@ -73,6 +73,14 @@ impl MediaError {
     }
 }
 
+/// A GStreamer element by factory name; a missing plugin is named in the
+/// error, since that is what an operator has to install.
+pub(crate) fn element(factory: &str) -> Result<gstreamer::Element, MediaError> {
+    gstreamer::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| MediaError::Gstreamer(format!("the GStreamer element {factory} is missing")))
+}
+
 /// Initializes GStreamer once per process.
 pub fn init() -> Result<(), MediaError> {
     gstreamer::init().map_err(|e| MediaError::Gstreamer(e.to_string()))

@@ -341,11 +341,7 @@ impl Decoder {
     fn open(media: &MediaInfo, settings: StreamSettings) -> Result<Decoder, MediaError> {
         let fail = |e: &dyn std::fmt::Display| MediaError::Gstreamer(e.to_string());
         let pipeline = gst::Pipeline::new();
-        let make = |f: &str| {
-            gst::ElementFactory::make(f)
-                .build()
-                .map_err(|_| MediaError::Gstreamer(format!("the GStreamer element {f} is missing")))
-        };
+        let make = super::element;
         let src = make("filesrc")?;
         src.set_property("location", media.path.to_string_lossy().to_string());
         let decode = make("decodebin")?;
@@ -523,9 +519,7 @@ impl Encoder {
             .build();
         let encoder = match settings.codec {
             VideoCodec::Vp8 => {
-                let e = gst::ElementFactory::make("vp8enc")
-                    .build()
-                    .map_err(|e| fail(&e))?;
+                let e = super::element("vp8enc")?;
                 // vp8enc's defaults are for files, not realtime: set them.
                 e.set_property("deadline", 1i64);
                 e.set_property("cpu-used", 8i32);
@@ -538,9 +532,7 @@ impl Encoder {
                 e
             }
             VideoCodec::H264 => {
-                let e = gst::ElementFactory::make("x264enc")
-                    .build()
-                    .map_err(|e| fail(&e))?;
+                let e = super::element("x264enc")?;
                 e.set_property_from_str("tune", "zerolatency");
                 e.set_property_from_str("speed-preset", "ultrafast");
                 e.set_property("bitrate", settings.bitrate_kbps);
