@@ -82,6 +82,9 @@ pub struct CreateArgs {
     /// length and start timecode, and the session streams it.
     #[arg(long)]
     pub media: Option<String>,
+    /// The media item the file is a version of; defaults to the file name.
+    #[arg(long, requires = "media")]
+    pub item: Option<String>,
     /// Frame rate: 24000/1001, 24, 25, 30000/1001, 30, 48, 50, 60000/1001, 60.
     #[arg(long, required_unless_present = "media")]
     pub fps: Option<String>,
@@ -158,6 +161,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
                 CreateSession {
                     title: "SyncReel demo: Reel 1 v3".into(),
                     media: Some("demo.mov".into()),
+                    item: Some("Reel 1".into()),
                     fps: None,
                     duration_frames: None,
                     start_timecode: None,
@@ -237,6 +241,7 @@ async fn create_remote(args: CreateArgs) -> anyhow::Result<()> {
     let body = serde_json::to_vec(&CreateSession {
         title: args.title,
         media: args.media,
+        item: args.item,
         fps: args.fps,
         duration_frames: args.duration_frames,
         start_timecode: args.start_timecode,

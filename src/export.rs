@@ -10,14 +10,33 @@
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-use crate::store::{NoteRow, SessionRow};
+use crate::store::{ApprovalRow, DrawingRow, NoteRow, SessionRow, VersionRow};
 use crate::timecode::{FrameRate, Timecode, TimecodeError, TimecodeFormat};
 
 /// What an export holds.
 #[derive(Debug, Clone)]
 pub struct Review {
     pub session: SessionRow,
+    /// The version reviewed, for sessions made from a media file.
+    pub version: Option<VersionRow>,
+    /// Notes and replies, in the order made.
     pub notes: Vec<NoteRow>,
+    /// Every drawing, erased ones included (marked so).
+    pub drawings: Vec<DrawingRow>,
+    pub approvals: Vec<ApprovalRow>,
+}
+
+impl Review {
+    /// Notes that are not replies: what becomes a marker.
+    pub fn top_level_notes(&self) -> impl Iterator<Item = &NoteRow> {
+        self.notes.iter().filter(|n| n.note.parent_id.is_none())
+    }
+
+    pub fn replies_to(&self, id: i64) -> impl Iterator<Item = &NoteRow> {
+        self.notes
+            .iter()
+            .filter(move |n| n.note.parent_id == Some(id))
+    }
 }
 
 /// The formats [`export`] writes.
@@ -82,13 +101,14 @@ fn labels(session: &SessionRow) -> Result<TimecodeFormat, TimecodeError> {
 }
 
 fn csv(review: &Review, labels: &TimecodeFormat) -> String {
-    let mut out =
-        String::from("id,frame,timecode,frame_out,timecode_out,author,role,created_at_ms,text\r\n");
+    let mut out = String::from(
+        "id,frame,timecode,frame_out,timecode_out,author,role,created_at_ms,text,reply_to,resolved_by\r\n",
+    );
     for row in &review.notes {
         let n = &row.note;
         let _ = write!(
             out,
-            "{},{},{},{},{},{},{},{},{}\r\n",
+            "{},{},{},{},{},{},{},{},{},{},{}\r\n",
             row.id,
             n.frame,
             labels.label(n.frame),
@@ -99,7 +119,12 @@ fn csv(review: &Review, labels: &TimecodeFormat) -> String {
             csv_field(&n.author),
             n.author_role,
             n.created_at,
-            csv_field(&n.text)
+            csv_field(&n.text),
+            n.parent_id.map(|p| p.to_string()).unwrap_or_default(),
+            row.resolved
+                .as_ref()
+                .map(|m| csv_field(&m.by))
+                .unwrap_or_default()
         );
     }
     out
@@ -137,9 +162,63 @@ fn json(review: &Review, labels: &TimecodeFormat) -> String {
                 "authorRole": n.author_role,
                 "createdAt": n.created_at,
                 "text": n.text,
+                "replyTo": n.parent_id,
+                "resolvedBy": row.resolved.as_ref().map(|m| &m.by),
+                "resolvedAt": row.resolved.as_ref().map(|m| m.at),
             })
         })
         .collect();
+    let drawings: Vec<serde_json::Value> = review
+        .drawings
+        .iter()
+        .map(|row| {
+            let d = &row.drawing;
+            serde_json::json!({
+                "id": row.id,
+                "frame": d.frame,
+                "timecode": labels.label(d.frame).to_string(),
+                "tool": d.shape.tool.name(),
+                "colour": d.shape.colour.to_string(),
+                "width": d.shape.width,
+                "points": d.shape.points,
+                "author": d.author,
+                "createdAt": d.created_at,
+                "erasedBy": row.erased.as_ref().map(|m| &m.by),
+            })
+        })
+        .collect();
+    let approvals: Vec<serde_json::Value> = review
+        .approvals
+        .iter()
+        .map(|row| {
+            let a = &row.approval;
+            serde_json::json!({
+                "id": row.id,
+                "status": a.status,
+                "author": a.author,
+                "authorRole": a.author_role,
+                "createdAt": a.created_at,
+                "versionId": a.version_id,
+                "receipt": {
+                    "frames": a.receipt.frames,
+                    "frameCount": a.receipt.frame_count,
+                    "stream": a.receipt.stream,
+                    "streamBytes": a.receipt.stream_bytes,
+                    "streamKbps": a.receipt.stream_kbps,
+                    "checksum": a.receipt.checksum,
+                },
+            })
+        })
+        .collect();
+    let version = review.version.as_ref().map(|v| {
+        serde_json::json!({
+            "id": v.id,
+            "item": v.item,
+            "number": v.number,
+            "checksum": v.checksum,
+            "sizeBytes": v.size_bytes,
+        })
+    });
     let value = serde_json::json!({
         "session": {
             "id": s.id,
@@ -150,7 +229,10 @@ fn json(review: &Review, labels: &TimecodeFormat) -> String {
             "durationFrames": s.duration_frames,
             "media": s.media,
         },
+        "version": version,
         "notes": notes,
+        "drawings": drawings,
+        "approvals": approvals,
     });
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
 }
@@ -186,7 +268,7 @@ fn edl(review: &Review, labels: &TimecodeFormat) -> String {
         "001  AX       V     C        {start} {end} {start} {end}"
     );
     let _ = writeln!(out, "* FROM CLIP NAME: {}", one_line(&s.title));
-    for row in &review.notes {
+    for row in review.top_level_notes() {
         let n = &row.note;
         let _ = writeln!(
             out,
@@ -222,8 +304,7 @@ fn otio(review: &Review, labels: &TimecodeFormat) -> String {
         })
     };
     let markers: Vec<serde_json::Value> = review
-        .notes
-        .iter()
+        .top_level_notes()
         .map(|row| {
             let n = &row.note;
             let length = n.frame_out.map_or(0, |out| out - n.frame + 1);
@@ -239,6 +320,11 @@ fn otio(review: &Review, labels: &TimecodeFormat) -> String {
                     "author": n.author,
                     "authorRole": n.author_role,
                     "createdAt": n.created_at,
+                    "resolvedBy": row.resolved.as_ref().map(|m| &m.by),
+                    "replies": review.replies_to(row.id).map(|r| serde_json::json!({
+                        "author": r.note.author,
+                        "text": r.note.text,
+                    })).collect::<Vec<_>>(),
                 }},
             })
         })
@@ -306,11 +392,19 @@ mod tests {
                 media: None,
                 created_at: 0,
                 last_frame: 0,
+                version_id: None,
+                ended_at: None,
             },
+            version: None,
+            drawings: vec![],
+            approvals: vec![],
             notes: vec![NoteRow {
                 id: 3,
+                resolved: None,
                 note: NewNote {
                     session_id: "s1".into(),
+                    version_id: None,
+                    parent_id: None,
                     client_key: "k".into(),
                     frame: 245,
                     frame_out: Some(250),

@@ -20,14 +20,16 @@ use tokio::sync::{oneshot, watch};
 use crate::config::Config;
 use crate::links::{random_id, token_hash, Link, LinkError, LinkStore, MintedLink};
 use crate::live::{
-    role_from_name, role_name, unix_millis, wire_notes, MediaSetup, Registry, ServerClock,
+    role_from_name, role_name, unix_millis, SessionReview, MediaSetup, Registry, ServerClock,
     SessionHandle, SessionMsg, SessionStart,
 };
 use crate::media::MediaError;
 use crate::metrics::Metrics;
-use crate::protocol::{WireRole, WireSession, WireSnapshot};
+use crate::protocol::{WireRole, WireSession, WireSnapshot, WireVersion};
 use crate::session::{Role, SessionInfo};
-use crate::store::{LinkRow, SessionRow, Store, StoreError, Write};
+use crate::store::{
+    LinkRow, NewVersion, Record, Recorded, SessionRow, Store, StoreError, VersionRow, Write,
+};
 use crate::timecode::{FrameRate, Timecode, TimecodeFormat};
 
 /// Everything the handlers share.
@@ -116,7 +118,39 @@ impl App {
         };
         let store = self.store.clone();
         let id = row.id.clone();
-        let notes = tokio::task::spawn_blocking(move || store.notes(&id)).await??;
+        let version_id = row.version_id.clone();
+        let (review, version) = tokio::task::spawn_blocking(move || {
+            let review = SessionReview::from_rows(
+                &store.notes(&id)?,
+                &store.drawings(&id)?,
+                &store.approvals(&id)?,
+            );
+            let version = match version_id {
+                Some(v) => store.version(&v)?,
+                None => None,
+            };
+            Ok::<_, StoreError>((review, version))
+        })
+        .await??;
+        // A version is its bytes: a file changed since it was recorded is
+        // not what the notes and approvals are about.
+        let (media, media_error) = match (media, &version) {
+            (Some(setup), Some(v)) if setup.checksum.0 != v.checksum => {
+                let message = format!(
+                    "{} has changed since it was recorded as {} v{}: add it as a new version",
+                    row.media.as_deref().unwrap_or_default(),
+                    v.item,
+                    v.number
+                );
+                tracing::warn!(session = %row.id, "{message}");
+                (None, Some(message))
+            }
+            (media, _) => {
+                let missing = (media.is_none() && row.media.is_some())
+                    .then(|| "the media file could not be opened after a restart".to_string());
+                (media, missing)
+            }
+        };
         self.registry.spawn(
             SessionInfo {
                 id: row.id,
@@ -133,7 +167,9 @@ impl App {
                 store: self.store.clone(),
                 webhooks: self.webhooks.clone(),
                 start_frame: row.last_frame,
-                notes: wire_notes(&notes),
+                review,
+                version: version.as_ref().map(wire_version),
+                media_error,
             },
         )?;
         Ok(())
@@ -148,10 +184,13 @@ impl App {
         // is none of a remote client's business.
         let info = crate::media::probe::probe(&path)
             .map_err(|e| media_error(e.naming(Path::new(requested))))?;
+        let checksum = crate::media::checksum(&path)
+            .map_err(|e| media_error(e.naming(Path::new(requested))))?;
         Ok(MediaSetup {
             info,
             stream: self.config.stream_settings(),
             rtc: self.config.rtc_settings(),
+            checksum,
         })
     }
 
@@ -188,6 +227,10 @@ impl App {
             Some(setup) => (setup.info.timecode, setup.info.duration_frames),
             None => session_timeline(&req)?,
         };
+        let version = match (&media, &req.media) {
+            (Some(setup), Some(requested)) => Some(self.record_version(&req, requested, setup).await?),
+            _ => None,
+        };
         let info = SessionInfo {
             id: random_id(),
             title: title.to_string(),
@@ -205,6 +248,8 @@ impl App {
             media: req.media.clone(),
             created_at: unix_millis(),
             last_frame: 0,
+            version_id: version.as_ref().map(|v| v.id.clone()),
+            ended_at: None,
         };
         let handle = self
             .registry
@@ -219,7 +264,9 @@ impl App {
                     store: self.store.clone(),
                     webhooks: self.webhooks.clone(),
                     start_frame: 0,
-                    notes: vec![],
+                    review: SessionReview::default(),
+                    version: version.as_ref().map(wire_version),
+                    media_error: None,
                 },
             )
             .map_err(|e| {
@@ -249,7 +296,54 @@ impl App {
                 "durationFrames": handle.info.duration_frames,
             }),
         });
-        Ok(CreatedSession { handle, links })
+        Ok(CreatedSession {
+            handle,
+            links,
+            version: version.as_ref().map(wire_version),
+        })
+    }
+
+    /// Records the file as a version of its media item: the item named in
+    /// the request, else the file's stem. The same bytes are the same
+    /// version; new bytes are the next number in the stack.
+    async fn record_version(
+        &self,
+        req: &CreateSession,
+        requested: &str,
+        setup: &MediaSetup,
+    ) -> Result<VersionRow, ApiError> {
+        let item = match req.item.as_deref().map(str::trim) {
+            Some(item) if item.is_empty() || item.chars().count() > 200 => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "item must be 1 to 200 characters",
+                ))
+            }
+            Some(item) => item.to_string(),
+            None => Path::new(requested)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| requested.to_string()),
+        };
+        let recorded = self
+            .store
+            .record(Record::Version(NewVersion {
+                item,
+                path: requested.to_string(),
+                checksum: setup.checksum.0.clone(),
+                size_bytes: setup.checksum.1 as i64,
+                created_at: unix_millis(),
+            }))
+            .await
+            .unwrap_or(Err(StoreError::Closed))
+            .map_err(store_error)?;
+        match recorded {
+            (Recorded::Version(v), _) => Ok(v),
+            _ => Err(store_error(StoreError::Sqlite(
+                "a version came back as another record".into(),
+            ))),
+        }
     }
 
     fn next_conn_id(&self) -> u64 {
@@ -295,6 +389,7 @@ fn session_timeline(req: &CreateSession) -> Result<(TimecodeFormat, i64), ApiErr
 pub struct CreatedSession {
     pub handle: SessionHandle,
     pub links: Vec<MintedLink>,
+    pub version: Option<WireVersion>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -305,6 +400,10 @@ pub struct CreateSession {
     /// rate, length and start timecode, and the session streams it.
     #[serde(default)]
     pub media: Option<String>,
+    /// The media item the file is a version of (a shot, a cut). Defaults
+    /// to the file's name without its extension.
+    #[serde(default)]
+    pub item: Option<String>,
     /// `24000/1001`, `24`, `29.97`, … (sessions without media).
     #[serde(default)]
     pub fps: Option<String>,
@@ -349,6 +448,9 @@ fn media_error(err: MediaError) -> ApiError {
 pub struct CreatedSessionBody {
     pub session: WireSession,
     pub links: Vec<LinkBody>,
+    /// The version under review, for a session made from a media file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<WireVersion>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -484,6 +586,18 @@ pub fn created_body(created: &CreatedSession, base: &str) -> CreatedSessionBody 
                 link_body(&m.link, Some((&m.token, &url)))
             })
             .collect(),
+        version: created.version.clone(),
+    }
+}
+
+/// A recorded version as the wire shows it.
+pub fn wire_version(v: &VersionRow) -> WireVersion {
+    WireVersion {
+        id: v.id.clone(),
+        item: v.item.clone(),
+        number: v.number,
+        checksum: v.checksum.clone(),
+        size_bytes: v.size_bytes,
     }
 }
 

@@ -9,6 +9,9 @@
 //!   anchor from which every participant computes the same frame.
 //! - [`session`]: participants, roles, the driver's seat, presence, and
 //!   commands turned into versioned, scheduled events.
+//! - [`drawing`]: shapes on a frame in normalised coordinates, and their
+//!   rasterization for stills.
+//! - [`ranges`]: the frames a participant actually watched (approval receipts).
 //!
 //! The edges:
 //! - [`protocol`]: the serde wire types (documented in `docs/protocol.md`).
@@ -25,6 +28,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod drawing;
 pub mod export;
 pub mod framecode;
 pub mod http;
@@ -33,6 +37,7 @@ pub mod live;
 pub mod media;
 pub mod metrics;
 pub mod protocol;
+pub mod ranges;
 pub mod rtc;
 pub mod server;
 pub mod session;

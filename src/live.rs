@@ -23,13 +23,17 @@ use crate::media::audio::{self, AudioEvent};
 use crate::media::player::{self, PlayerCommand, PlayerEvent, StreamSettings, VideoCodec};
 use crate::media::{MediaError, MediaInfo};
 use crate::metrics::Metrics;
-use crate::protocol::{self, ErrorCode, ServerMessage, WireMedia, WireNote, WireSnapshot};
+use crate::protocol::{self, ErrorCode, ServerMessage, WireMedia, WireSnapshot, WireVersion};
 use crate::rtc::{RtcError, RtcHub, RtcSettings, VIDEO_CLOCK_RATE};
 use crate::session::{
     Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
     SessionLimits, Snapshot, SyncReport,
 };
-use crate::store::{NewNote, NoteRow, Store, StoreError, Write};
+use crate::store::{Receipt, RecordResult, Store, StoreError, Write};
+
+mod record;
+pub use record::{wire_approval, wire_drawing, wire_note, Draft, Kind, SessionReview, MAX_NOTE_CHARS};
+use record::{Context, Happened};
 
 /// The server's monotonic clock. [`ServerTime`] is measured from `epoch`.
 #[derive(Debug, Clone, Copy)]
@@ -127,17 +131,18 @@ pub enum SessionMsg {
     State {
         reply: oneshot::Sender<WireSnapshot>,
     },
-    /// A participant wrote a note.
-    Note {
+    /// A participant adds to the record: a note, drawing, approval…
+    Record {
         from: ParticipantId,
         conn_id: u64,
-        draft: NoteDraft,
+        draft: Draft,
     },
-    /// The record answered about a note.
-    NoteStored {
+    /// The record answered about a draft.
+    Stored {
         from: ParticipantId,
         key: String,
-        result: Result<(NoteRow, bool), StoreError>,
+        kind: Kind,
+        result: RecordResult,
     },
     /// The session's media failed; tell the room.
     MediaFailed {
@@ -146,20 +151,6 @@ pub enum SessionMsg {
 }
 
 /// How the rest of the server reaches a live session.
-/// A note as its author sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoteDraft {
-    pub key: String,
-    pub frame: i64,
-    pub frame_out: Option<i64>,
-    pub text: String,
-}
-
-/// The longest note, in characters.
-pub const MAX_NOTE_CHARS: usize = 4000;
-/// The longest client key for a note.
-const MAX_NOTE_KEY: usize = 64;
-
 /// What a session starts from: its media, where it is recorded, and what
 /// the record already holds.
 #[derive(Debug, Clone)]
@@ -170,7 +161,12 @@ pub struct SessionStart {
     /// The frame to open on: 0 for a new session, the last recorded
     /// frame for one brought back after a restart.
     pub start_frame: i64,
-    pub notes: Vec<WireNote>,
+    /// What the record already holds: notes, drawings, approvals.
+    pub review: SessionReview,
+    /// The version under review, for sessions made from a media file.
+    pub version: Option<WireVersion>,
+    /// Why the media cannot be played, when it could not be restored.
+    pub media_error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -215,6 +211,8 @@ pub struct MediaSetup {
     pub info: MediaInfo,
     pub stream: StreamSettings,
     pub rtc: RtcSettings,
+    /// SHA-256 (hex) and size of the file, read when it was prepared.
+    pub checksum: (String, u64),
 }
 
 /// Why a session could not start.
@@ -263,7 +261,9 @@ impl Registry {
             store,
             webhooks,
             start_frame,
-            notes,
+            review,
+            version,
+            media_error,
         } = start;
         let (tx, rx) = mpsc::channel(1024);
         let me = tx.downgrade();
@@ -271,7 +271,13 @@ impl Registry {
         let session =
             Session::new((*info).clone(), limits, clock.now()).opening_at(start_frame, clock.now());
         let media = match media {
-            Some(setup) => Some(start_media(setup, clock, *session.transport(), tx.clone())?),
+            Some(setup) => Some(start_media(
+                setup,
+                version.clone(),
+                clock,
+                *session.transport(),
+                tx.clone(),
+            )?),
             None => None,
         };
         let handle = SessionHandle {
@@ -286,11 +292,12 @@ impl Registry {
             clock,
             metrics: metrics.clone(),
             media,
-            media_error: None,
+            media_error,
             me,
             store,
             webhooks,
-            notes,
+            review,
+            version,
             recorded_frame: start_frame,
         };
         metrics.sessions_live.fetch_add(1, Relaxed);
@@ -304,6 +311,7 @@ impl Registry {
 
 fn start_media(
     setup: MediaSetup,
+    version: Option<WireVersion>,
     clock: ServerClock,
     initial: crate::clock::Transport,
     session: mpsc::Sender<SessionMsg>,
@@ -326,6 +334,7 @@ fn start_media(
         has_audio: setup.info.has_audio,
         rtp_clock_rate: VIDEO_CLOCK_RATE as u32,
         ice_servers: setup.rtc.wire_ice_servers(),
+        version,
     };
     let watched: player::Watched = {
         let hub = Arc::downgrade(&hub);
@@ -399,8 +408,9 @@ struct SessionTask {
     me: mpsc::WeakSender<SessionMsg>,
     store: Store,
     webhooks: crate::webhooks::Webhooks,
-    /// Every stored note, in order: late joiners get them all.
-    notes: Vec<WireNote>,
+    /// The notes, drawings and approvals late joiners get.
+    review: SessionReview,
+    version: Option<WireVersion>,
     /// The anchor frame last written to the record.
     recorded_frame: i64,
 }
@@ -535,16 +545,21 @@ impl SessionTask {
                     self.session.leave(now, from);
                 }
             }
-            SessionMsg::Note {
+            SessionMsg::Record {
                 from,
                 conn_id,
                 draft,
             } => {
                 if self.is_current(from, conn_id) {
-                    self.write_note(from, draft);
+                    self.write_record(from, draft);
                 }
             }
-            SessionMsg::NoteStored { from, key, result } => self.note_stored(from, key, result),
+            SessionMsg::Stored {
+                from,
+                key,
+                kind,
+                result,
+            } => self.stored(from, key, kind, result),
             SessionMsg::RevokeLink { link_id } => {
                 let revoked: Vec<ParticipantId> = self
                     .conns
@@ -581,78 +596,47 @@ impl SessionTask {
         }
     }
 
-    /// Checks a note and hands it to the record; the author hears back
+    /// Checks a draft and hands it to the record; the author hears back
     /// once it is on disk, and the room sees it then too.
-    fn write_note(&mut self, from: ParticipantId, draft: NoteDraft) {
+    fn write_record(&mut self, from: ParticipantId, draft: Draft) {
         let Some(conn) = self.conns.get(&from) else {
             return;
         };
-        let role = conn.role;
-        let refuse = |code: ErrorCode, message: String| ServerMessage::NoteRefused {
-            key: draft.key.clone(),
-            code,
-            message,
-        };
-        let timeline = self.session.info().timeline();
-        let text = draft.text.trim();
-        let refusal = if role == Role::Viewer {
-            Some(refuse(
-                ErrorCode::Forbidden,
-                "viewers cannot write notes; ask the host for a reviewer link".into(),
-            ))
-        } else if draft.key.is_empty() || draft.key.len() > MAX_NOTE_KEY {
-            Some(refuse(
-                ErrorCode::BadNote,
-                format!("a note key is 1 to {MAX_NOTE_KEY} bytes"),
-            ))
-        } else if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
-            Some(refuse(
-                ErrorCode::BadNote,
-                format!("a note is 1 to {MAX_NOTE_CHARS} characters"),
-            ))
-        } else if !timeline.contains(draft.frame)
-            || draft
-                .frame_out
-                .is_some_and(|out| out < draft.frame || !timeline.contains(out))
-        {
-            Some(refuse(
-                ErrorCode::FrameOutOfRange,
-                format!(
-                    "a note's frames must lie in 0..{} with frameOut not before frame",
-                    timeline.duration
-                ),
-            ))
-        } else {
-            None
-        };
-        if let Some(message) = refusal {
-            self.metrics.rejected_in.fetch_add(1, Relaxed);
-            let _ = conn.tx.try_send(Outbound::message(&message));
-            return;
-        }
+        let (key, kind) = (draft.key().to_string(), draft.kind());
         let author = self
             .session
             .presence(from)
             .map(|p| p.name.clone())
             .unwrap_or_default();
-        let pending = self.store.add_note(NewNote {
-            session_id: self.session.info().id.clone(),
-            client_key: draft.key.clone(),
-            frame: draft.frame,
-            frame_out: draft.frame_out,
-            text: text.to_string(),
+        let info = self.session.info();
+        let ctx = Context {
+            session_id: &info.id,
+            version: self.version.as_ref(),
+            timeline: info.timeline(),
+            role: conn.role,
             author,
-            author_role: role_name(role).into(),
-            created_at: unix_millis(),
-        });
+        };
+        let receipt = || self.receipt(from);
+        let record = match self.review.check(draft, &ctx, receipt) {
+            Ok(record) => record,
+            Err((code, message)) => {
+                self.metrics.rejected_in.fetch_add(1, Relaxed);
+                let _ = conn
+                    .tx
+                    .try_send(Outbound::message(&kind.refused(key, code, message)));
+                return;
+            }
+        };
+        let pending = self.store.record(record);
         let me = self.me.clone();
         tokio::spawn(async move {
             let result = pending.await.unwrap_or(Err(StoreError::Closed));
             if let Some(me) = me.upgrade() {
                 let _ = me
-                    .send(SessionMsg::NoteStored {
+                    .send(SessionMsg::Stored {
                         from,
-                        key: draft.key,
+                        key,
+                        kind,
                         result,
                     })
                     .await;
@@ -660,40 +644,93 @@ impl SessionTask {
         });
     }
 
-    fn note_stored(
-        &mut self,
-        from: ParticipantId,
-        key: String,
-        result: Result<(NoteRow, bool), StoreError>,
-    ) {
+    /// What `who` was shown, for an approval's receipt.
+    fn receipt(&self, who: ParticipantId) -> Receipt {
+        let seen = self.session.seen(who).cloned().unwrap_or_default();
+        let sent = self.media.as_ref().and_then(|m| m.hub.sent_to(who));
+        let (stream, stream_bytes, stream_kbps) = match (&self.media, sent) {
+            (Some(media), Some((bytes, span))) => (
+                Some(format!(
+                    "{}x{} {}",
+                    media.wire.stream_width, media.wire.stream_height, media.wire.codec
+                )),
+                Some(bytes as i64),
+                (span.as_millis() > 0).then(|| (bytes as u128 * 8 / span.as_millis()) as i64),
+            ),
+            _ => (None, None, None),
+        };
+        Receipt {
+            frames: seen.ranges().to_vec(),
+            frame_count: seen.frame_count(),
+            stream,
+            stream_bytes,
+            stream_kbps,
+            checksum: self.version.as_ref().map(|v| v.checksum.clone()),
+        }
+    }
+
+    fn stored(&mut self, from: ParticipantId, key: String, kind: Kind, result: RecordResult) {
         let reply = match result {
-            Ok((row, _)) => {
-                let note = wire_note(&row);
-                // A resend of a stored note is acknowledged again but
-                // shown only once.
-                if !self.notes.iter().any(|n| n.id == note.id) {
-                    self.notes.push(note.clone());
-                    self.log_event("note", format!("{} at {}", note.id, note.frame));
-                    self.webhooks.announce(crate::webhooks::Announcement {
-                        event: "note.created",
-                        session_id: self.session.info().id.clone(),
-                        data: serde_json::json!({
-                            "note": &note,
-                            "timecode": self.session.info().timecode.label(note.frame).to_string(),
-                        }),
-                    });
-                    self.broadcast(&ServerMessage::Note { note: note.clone() });
+            Ok((recorded, _)) => {
+                let (ack, news) = self.review.apply(key, &recorded);
+                if let Some((happened, news)) = news {
+                    self.announce(happened, &news);
+                    self.broadcast(&news);
                 }
-                ServerMessage::NoteAck { key, note }
+                ack
             }
-            Err(err) => ServerMessage::NoteRefused {
-                key,
-                code: ErrorCode::Store,
-                message: err.to_string(),
-            },
+            Err(err) => kind.refused(key, ErrorCode::Store, err.to_string()),
         };
         if let Some(conn) = self.conns.get(&from) {
             let _ = conn.tx.try_send(Outbound::message(&reply));
+        }
+    }
+
+    /// Logs a change to the record and tells the team's other tools.
+    fn announce(&self, happened: Happened, news: &ServerMessage) {
+        let info = self.session.info();
+        let (detail, hook) = match news {
+            ServerMessage::Note { note } => {
+                let event = match happened {
+                    Happened::NoteResolved => "note.resolved",
+                    Happened::NoteReopened => "note.reopened",
+                    _ => "note.created",
+                };
+                let data = serde_json::json!({
+                    "note": note,
+                    "timecode": info.timecode.label(note.frame).to_string(),
+                    "version": self.version,
+                });
+                (format!("{} at {}", note.id, note.frame), Some((event, data)))
+            }
+            ServerMessage::Drawing { drawing } => (
+                format!("{} {} at {}", drawing.id, drawing.tool, drawing.frame),
+                None,
+            ),
+            ServerMessage::Approval { approval } => {
+                let data = serde_json::json!({ "approval": approval, "version": self.version });
+                (
+                    format!("{} {} by {}", approval.id, approval.status.name(), approval.author),
+                    Some(("approval.changed", data)),
+                )
+            }
+            _ => return,
+        };
+        let kind = match happened {
+            Happened::NoteCreated => "note",
+            Happened::NoteResolved => "resolve",
+            Happened::NoteReopened => "reopen",
+            Happened::Drawn => "drawing",
+            Happened::Erased => "erase",
+            Happened::Decided => "approval",
+        };
+        self.log_event(kind, detail);
+        if let Some((event, data)) = hook {
+            self.webhooks.announce(crate::webhooks::Announcement {
+                event,
+                session_id: info.id.clone(),
+                data,
+            });
         }
     }
 
@@ -869,17 +906,16 @@ impl SessionTask {
                     message: message.clone(),
                 }));
         }
-        let notes = ServerMessage::Notes {
-            notes: self.notes.clone(),
-        };
-        if conn.tx.try_send(Outbound::message(&notes)).is_err() {
-            conn.lagged = true;
+        for message in self.review.catch_up() {
+            if conn.tx.try_send(Outbound::message(&message)).is_err() {
+                conn.lagged = true;
+            }
         }
     }
 
     fn resync_lagged(&mut self) {
         let mut cached: [Option<Utf8Bytes>; 2] = [None, None];
-        let mut notes_text: Option<Utf8Bytes> = None;
+        let mut review_texts: Option<Vec<Utf8Bytes>> = None;
         for conn in self.conns.values_mut().filter(|c| c.lagged) {
             if conn.tx.capacity() == 0 {
                 continue;
@@ -899,20 +935,23 @@ impl SessionTask {
                 queued_at: None,
             };
             conn.lagged = conn.tx.try_send(item).is_err();
-            if !conn.lagged {
-                // Notes made while it lagged are not in the snapshot.
-                let notes = notes_text
-                    .get_or_insert_with(|| {
-                        protocol::to_json(&ServerMessage::Notes {
-                            notes: self.notes.clone(),
-                        })
-                        .into()
-                    })
-                    .clone();
+            // Notes and drawings made while it lagged are not in the
+            // snapshot.
+            let texts = review_texts.get_or_insert_with(|| {
+                self.review
+                    .catch_up()
+                    .iter()
+                    .map(|m| protocol::to_json(m).into())
+                    .collect()
+            });
+            for text in texts.iter() {
+                if conn.lagged {
+                    break;
+                }
                 conn.lagged = conn
                     .tx
                     .try_send(Outbound::Text {
-                        text: notes,
+                        text: text.clone(),
                         queued_at: None,
                     })
                     .is_err();
@@ -926,24 +965,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
-}
-
-fn wire_note(row: &NoteRow) -> WireNote {
-    WireNote {
-        id: row.id,
-        key: row.note.client_key.clone(),
-        frame: row.note.frame,
-        frame_out: row.note.frame_out,
-        text: row.note.text.clone(),
-        author: row.note.author.clone(),
-        author_role: role_from_name(&row.note.author_role).into(),
-        created_at: row.note.created_at,
-    }
-}
-
-/// Notes from the record, as the wire carries them.
-pub fn wire_notes(rows: &[NoteRow]) -> Vec<WireNote> {
-    rows.iter().map(wire_note).collect()
 }
 
 /// How a role is written in the record.

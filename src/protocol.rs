@@ -110,6 +110,44 @@ pub enum ClientMessage {
         frame_out: Option<i64>,
         text: String,
     },
+    /// A reply to note `parent`; it sits on the parent's frame. Answered
+    /// like a note.
+    Reply {
+        key: String,
+        parent: i64,
+        text: String,
+    },
+    /// Resolves (or, with `resolved: false`, reopens) a note. Answered
+    /// like a note, with the note as it now stands.
+    Resolve {
+        key: String,
+        note: i64,
+        resolved: bool,
+    },
+    /// A shape drawn on a paused frame, in picture-normalised coordinates
+    /// (0..1 on each axis, origin top left). `width` is a fraction of the
+    /// picture height. Answered with `drawingAck` or `drawingRefused`.
+    Drawing {
+        key: String,
+        frame: i64,
+        tool: String,
+        colour: String,
+        width: f32,
+        points: Vec<[f32; 2]>,
+    },
+    /// The eraser: removes drawing `drawing` for everyone.
+    Erase {
+        key: String,
+        drawing: i64,
+    },
+    /// The approver's decision on the version under review. `version`,
+    /// when given, must be the one the session reviews.
+    Approve {
+        key: String,
+        status: WireApprovalStatus,
+        #[serde(default)]
+        version: Option<String>,
+    },
     /// Asks for the session's video stream; the server answers `rtcOffer`.
     RtcStart,
     /// The browser's answer to `rtcOffer`.
@@ -152,6 +190,23 @@ pub struct WireMedia {
     /// STUN/TURN servers for the browser's RTCPeerConnection, shaped as
     /// `RTCIceServer` so that a client can pass them straight through.
     pub ice_servers: Vec<WireIceServer>,
+    /// The version of the media item under review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<WireVersion>,
+}
+
+/// One version in a media item's stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireVersion {
+    pub id: String,
+    /// The media item's name.
+    pub item: String,
+    /// 1, 2, 3… within the item.
+    pub number: i64,
+    /// SHA-256 of the file, hex.
+    pub checksum: String,
+    pub size_bytes: i64,
 }
 
 /// One `RTCIceServer`: TURN needs the credentials, STUN does not.
@@ -270,6 +325,123 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
+    /// Every drawing not erased; follows each welcome and resync.
+    Drawings {
+        drawings: Vec<WireDrawing>,
+    },
+    /// A new drawing, or one just erased (`erasedBy` set), to everyone.
+    Drawing {
+        drawing: WireDrawing,
+    },
+    DrawingAck {
+        key: String,
+        drawing: WireDrawing,
+    },
+    DrawingRefused {
+        key: String,
+        code: ErrorCode,
+        message: String,
+    },
+    /// Every decision so far, oldest first; follows each welcome and resync.
+    Approvals {
+        approvals: Vec<WireApproval>,
+    },
+    /// A new decision, to everyone, once stored.
+    Approval {
+        approval: WireApproval,
+    },
+    ApprovalAck {
+        key: String,
+        approval: WireApproval,
+    },
+    ApprovalRefused {
+        key: String,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// A shape on a frame as the wire carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireDrawing {
+    pub id: i64,
+    pub key: String,
+    pub frame: i64,
+    /// `pen`, `arrow` or `rect`.
+    pub tool: String,
+    /// `#rrggbb`.
+    pub colour: String,
+    pub width: f32,
+    pub points: Vec<[f32; 2]>,
+    pub author: String,
+    pub author_role: WireRole,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WireApprovalStatus {
+    Approved,
+    ChangesRequested,
+    Pending,
+}
+
+impl WireApprovalStatus {
+    /// The name the record and webhooks use.
+    pub fn name(self) -> &'static str {
+        match self {
+            WireApprovalStatus::Approved => "approved",
+            WireApprovalStatus::ChangesRequested => "changes_requested",
+            WireApprovalStatus::Pending => "pending",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<WireApprovalStatus> {
+        match name {
+            "approved" => Some(WireApprovalStatus::Approved),
+            "changes_requested" => Some(WireApprovalStatus::ChangesRequested),
+            "pending" => Some(WireApprovalStatus::Pending),
+            _ => None,
+        }
+    }
+}
+
+/// A decision on a version, with the receipt of what its author saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireApproval {
+    pub id: i64,
+    pub key: String,
+    pub status: WireApprovalStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    pub author: String,
+    pub author_role: WireRole,
+    pub created_at: i64,
+    pub receipt: WireReceipt,
+}
+
+/// What the approver was shown: the frames their playback reports cover,
+/// the stream the server sent them, and the checksum of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireReceipt {
+    /// Inclusive `[first, last]` frame ranges.
+    pub frames: Vec<[i64; 2]>,
+    pub frame_count: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_kbps: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 /// A note as the wire carries it.
@@ -288,6 +460,13 @@ pub struct WireNote {
     pub author_role: WireRole,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// Set on a reply: the note it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<i64>,
 }
 
 /// Every reason a message can be refused. Stable strings: clients switch
@@ -323,6 +502,18 @@ pub enum ErrorCode {
     Left,
     /// A note with no text, too much text, or a bad key.
     BadNote,
+    /// A reply or resolve names a note this session does not have.
+    UnknownNote,
+    /// A shape with too many points, points off the picture, or a bad
+    /// tool, colour, width or key.
+    BadDrawing,
+    /// Drawing happens on a paused frame.
+    NotPaused,
+    /// An erase names a drawing this session does not have.
+    UnknownDrawing,
+    /// An approval names a version this session does not review, or the
+    /// session has no version (no media).
+    UnknownVersion,
     /// The review record could not store it (disk full, locked): retry.
     Store,
     ShuttingDown,

@@ -122,6 +122,37 @@ pub struct RtcHub {
     audio_sequence: Mutex<u16>,
     /// Where keyframe requests go.
     player: Mutex<Option<std::sync::mpsc::Sender<PlayerCommand>>>,
+    /// Video sent to each participant, kept across reconnects: approval
+    /// receipts say what the approver was sent.
+    sent: Mutex<HashMap<ParticipantId, Arc<SentVideo>>>,
+}
+
+/// What one participant has been sent: payload bytes, first and last write.
+#[derive(Debug, Default)]
+pub struct SentVideo {
+    bytes: std::sync::atomic::AtomicU64,
+    span: Mutex<Option<(std::time::Instant, std::time::Instant)>>,
+}
+
+impl SentVideo {
+    fn add(&self, bytes: usize) {
+        self.bytes
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        let mut span = self.span.lock().expect("span lock");
+        *span = Some(span.map_or((now, now), |(first, _)| (first, now)));
+    }
+
+    /// Payload bytes, and the time between the first and the last write.
+    pub fn totals(&self) -> (u64, std::time::Duration) {
+        let bytes = self.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let span = self
+            .span
+            .lock()
+            .expect("span lock")
+            .map_or(std::time::Duration::ZERO, |(a, b)| b - a);
+        (bytes, span)
+    }
 }
 
 impl std::fmt::Debug for RtcHub {
@@ -218,7 +249,14 @@ impl RtcHub {
                 sequence: rand::random(),
             }),
             player: Mutex::new(None),
+            sent: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The video sent to `who` so far, if any was.
+    pub fn sent_to(&self, who: ParticipantId) -> Option<(u64, std::time::Duration)> {
+        let sent = self.sent.lock().expect("sent lock");
+        sent.get(&who).map(|s| s.totals())
     }
 
     /// Connects the hub to the player whose frames it sends.
@@ -295,7 +333,14 @@ impl RtcHub {
         ));
         let sender = pc.add_track(track.clone()).await?;
         let queue = Arc::new(FrameQueue::new(VIEWER_QUEUE_FRAMES));
-        spawn_writer(queue.clone(), track);
+        let sent = self
+            .sent
+            .lock()
+            .expect("sent lock")
+            .entry(who)
+            .or_default()
+            .clone();
+        spawn_writer(queue.clone(), track, Some(sent));
         let audio = Arc::new(FrameQueue::new(VIEWER_QUEUE_AUDIO));
         if let Some(codec) = &self.audio_codec {
             let track = Arc::new(TrackLocalStaticRTP::new(
@@ -306,7 +351,7 @@ impl RtcHub {
             let audio_sender = pc.add_track(track.clone()).await?;
             // Reading RTCP is what runs the interceptors (NACK, reports).
             tokio::spawn(async move { while audio_sender.read_rtcp().await.is_ok() {} });
-            spawn_writer(audio.clone(), track);
+            spawn_writer(audio.clone(), track, None);
         }
 
         // RTCP from this viewer: picture loss means it needs a keyframe.
@@ -464,12 +509,23 @@ pub fn audio_rtp_timestamp(at: ServerTime) -> u32 {
 }
 
 /// One viewer's writer for one track: its own pace, its own failures.
-fn spawn_writer(queue: Arc<FrameQueue>, track: Arc<TrackLocalStaticRTP>) {
+fn spawn_writer(
+    queue: Arc<FrameQueue>,
+    track: Arc<TrackLocalStaticRTP>,
+    sent: Option<Arc<SentVideo>>,
+) {
     tokio::spawn(async move {
         while let Some(packets) = queue.pop().await {
             for packet in packets.iter() {
-                if track.write_rtp(packet).await.is_err() {
-                    break;
+                match track.write_rtp(packet).await {
+                    // No bound peer yet (0 bytes) counts as nothing sent.
+                    Ok(n) if n > 0 => {
+                        if let Some(sent) = &sent {
+                            sent.add(packet.payload.len());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
                 }
             }
         }

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::ranges::{FrameRanges, SeenFrames};
 use crate::clock::{LoopMarks, ServerTime, Speed, Timeline, Transport};
 use crate::timecode::{Timecode, TimecodeError, TimecodeFormat};
 
@@ -312,6 +313,8 @@ struct Participant {
     /// When the connection dropped; `None` while connected.
     away_since: Option<ServerTime>,
     joined_seq: u64,
+    /// What their frame reports show they watched, for approval receipts.
+    seen: SeenFrames,
 }
 
 /// A live review room.
@@ -411,6 +414,7 @@ impl Session {
                 resume_secret: req.resume_secret,
                 away_since: None,
                 joined_seq: id.0,
+                seen: SeenFrames::default(),
             },
         );
         self.presence_touched(now, id);
@@ -516,11 +520,18 @@ impl Session {
         at: ServerTime,
         video_latency_micros: Option<i64>,
     ) {
+        let rate = self.info.timecode.rate();
         if let Some(p) = self.participants.get_mut(&id) {
+            p.seen.report(frame, at.as_micros(), (rate.num(), rate.den()));
             p.presence.last_frame = Some((frame, at));
             p.presence.video_latency_micros = video_latency_micros;
             self.presence_touched(now, id);
         }
+    }
+
+    /// The frames this participant's reports show they watched.
+    pub fn seen(&self, id: ParticipantId) -> Option<&FrameRanges> {
+        self.participants.get(&id).map(|p| p.seen.ranges())
     }
 
     /// The state a newcomer (or a participant that fell behind) needs.

@@ -20,6 +20,8 @@ use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::drawing::{decode_points, encode_points, Colour, Shape, Tool};
 use tokio::sync::oneshot;
 
 /// Schema steps, applied in order; entry `i` takes `user_version` from
@@ -78,6 +80,64 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     );
     CREATE INDEX deliveries_by_delivery ON webhook_deliveries (delivery, attempt);",
+    // 3: media items and their version stacks; drawings; approvals with
+    // receipts; replies and resolution on notes; the version under review.
+    "CREATE TABLE media_items (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE versions (
+        id TEXT PRIMARY KEY,
+        media_item_id TEXT NOT NULL REFERENCES media_items(id),
+        number INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        checksum TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (media_item_id, number),
+        UNIQUE (media_item_id, checksum)
+    );
+    ALTER TABLE sessions ADD COLUMN version_id TEXT REFERENCES versions(id);
+    ALTER TABLE sessions ADD COLUMN ended_at INTEGER;
+    ALTER TABLE notes ADD COLUMN version_id TEXT REFERENCES versions(id);
+    ALTER TABLE notes ADD COLUMN parent_id INTEGER REFERENCES notes(id);
+    ALTER TABLE notes ADD COLUMN resolved_by TEXT;
+    ALTER TABLE notes ADD COLUMN resolved_at INTEGER;
+    CREATE TABLE drawings (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        version_id TEXT REFERENCES versions(id),
+        client_key TEXT NOT NULL,
+        frame INTEGER NOT NULL,
+        tool TEXT NOT NULL,
+        colour TEXT NOT NULL,
+        width REAL NOT NULL,
+        points BLOB NOT NULL,
+        author TEXT NOT NULL,
+        author_role TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        erased_by TEXT,
+        erased_at INTEGER,
+        UNIQUE (session_id, client_key)
+    );
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        version_id TEXT REFERENCES versions(id),
+        client_key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        author TEXT NOT NULL,
+        author_role TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        frames_seen TEXT NOT NULL,
+        frame_count INTEGER NOT NULL,
+        stream TEXT,
+        stream_bytes INTEGER,
+        stream_kbps INTEGER,
+        checksum TEXT,
+        UNIQUE (session_id, client_key)
+    );",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -122,6 +182,11 @@ pub struct SessionRow {
     pub created_at: i64,
     /// Where the room was when last recorded; a restart resumes here.
     pub last_frame: i64,
+    /// The version under review, for sessions made from a media file.
+    pub version_id: Option<String>,
+    /// When the host ended the live review; its links then open the
+    /// review page.
+    pub ended_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +203,9 @@ pub struct LinkRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNote {
     pub session_id: String,
+    pub version_id: Option<String>,
+    /// Set for a reply: the note it answers.
+    pub parent_id: Option<i64>,
     /// The author's own key for it: a resend after a lost acknowledgement
     /// finds the first copy instead of making a second.
     pub client_key: String,
@@ -153,7 +221,131 @@ pub struct NewNote {
 pub struct NoteRow {
     pub id: i64,
     pub note: NewNote,
+    pub resolved: Option<Mark>,
 }
+
+/// Who did something to a record, and when (Unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub by: String,
+    pub at: i64,
+}
+
+/// A shape drawn on a frame, before it has an id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDrawing {
+    pub session_id: String,
+    pub version_id: Option<String>,
+    pub client_key: String,
+    pub frame: i64,
+    pub shape: Shape,
+    pub author: String,
+    pub author_role: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrawingRow {
+    pub id: i64,
+    pub drawing: NewDrawing,
+    /// Set once someone erased it; erased shapes stay in the record.
+    pub erased: Option<Mark>,
+}
+
+/// What an approver saw when they decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// Inclusive frame ranges their playback reports cover.
+    pub frames: Vec<(i64, i64)>,
+    pub frame_count: i64,
+    /// The stream they were sent, e.g. `1280x720 VP8`, if they watched one.
+    pub stream: Option<String>,
+    pub stream_bytes: Option<i64>,
+    pub stream_kbps: Option<i64>,
+    /// SHA-256 of the version's file.
+    pub checksum: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApproval {
+    pub session_id: String,
+    pub version_id: Option<String>,
+    pub client_key: String,
+    /// `approved`, `changes_requested` or `pending`.
+    pub status: String,
+    pub author: String,
+    pub author_role: String,
+    pub created_at: i64,
+    pub receipt: Receipt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRow {
+    pub id: i64,
+    pub approval: NewApproval,
+}
+
+/// A file offered as the next version of a media item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVersion {
+    /// The media item's name (a shot, a cut); made on first use.
+    pub item: String,
+    pub path: String,
+    pub checksum: String,
+    pub size_bytes: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRow {
+    pub id: String,
+    pub item_id: String,
+    pub item: String,
+    /// 1 for the first version of the item, then 2, 3…
+    pub number: i64,
+    pub path: String,
+    pub checksum: String,
+    pub size_bytes: i64,
+    pub created_at: i64,
+}
+
+/// Something a participant adds to the record and waits to hear about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A note or a reply; idempotent by its client key.
+    Note(NewNote),
+    /// Resolves (`Some`) or reopens (`None`) a note.
+    Resolve {
+        session_id: String,
+        note_id: i64,
+        resolved: Option<Mark>,
+    },
+    /// Idempotent by its client key.
+    Drawing(NewDrawing),
+    Erase {
+        session_id: String,
+        drawing_id: i64,
+        mark: Mark,
+    },
+    /// Idempotent by its client key.
+    Approval(NewApproval),
+    /// A file with the same checksum as an existing version of the item
+    /// is that version, not a new one.
+    Version(NewVersion),
+}
+
+/// What the record holds once a [`Record`] is committed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    Note(NoteRow),
+    Drawing(DrawingRow),
+    Approval(ApprovalRow),
+    Version(VersionRow),
+}
+
+/// A record's outcome: what is stored, and whether this call stored it
+/// (`false` for a resend that found the first copy).
+pub type RecordResult = Result<(Recorded, bool), StoreError>;
 
 /// One write the writer thread performs.
 #[derive(Debug)]
@@ -200,10 +392,7 @@ pub struct DeliveryRow {
 
 enum Job {
     Plain(Write, Option<oneshot::Sender<Result<(), StoreError>>>),
-    Note(
-        NewNote,
-        oneshot::Sender<Result<(NoteRow, bool), StoreError>>,
-    ),
+    Record(Record, oneshot::Sender<RecordResult>),
 }
 
 /// The record. Cheap to clone; every clone feeds the same writer.
@@ -277,25 +466,32 @@ impl Store {
         rx
     }
 
-    /// Queues a note. Its outcome is the stored note and whether it is
-    /// new; a note whose `client_key` was seen before comes back as first
+    /// Queues a record. Its outcome is what is stored and whether it is
+    /// new; a record whose `client_key` was seen before comes back as first
     /// stored, not stored twice.
-    pub fn add_note(
-        &self,
-        note: NewNote,
-    ) -> oneshot::Receiver<Result<(NoteRow, bool), StoreError>> {
+    pub fn record(&self, record: Record) -> oneshot::Receiver<RecordResult> {
         let (tx, rx) = oneshot::channel();
-        match self.jobs.try_send(Job::Note(note, tx)) {
+        match self.jobs.try_send(Job::Record(record, tx)) {
             Ok(()) => {}
-            Err(mpsc::TrySendError::Full(Job::Note(_, tx))) => {
+            Err(mpsc::TrySendError::Full(Job::Record(_, tx))) => {
                 let _ = tx.send(Err(StoreError::Busy));
             }
-            Err(mpsc::TrySendError::Disconnected(Job::Note(_, tx))) => {
+            Err(mpsc::TrySendError::Disconnected(Job::Record(_, tx))) => {
                 let _ = tx.send(Err(StoreError::Closed));
             }
             Err(_) => {}
         }
         rx
+    }
+
+    /// Queues a note; see [`Store::record`].
+    pub async fn add_note(&self, note: NewNote) -> Result<(NoteRow, bool), StoreError> {
+        match self.record(Record::Note(note)).await {
+            Ok(Ok((Recorded::Note(row), new))) => Ok((row, new)),
+            Ok(Ok(_)) => Err(StoreError::Sqlite("a note came back as another record".into())),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(StoreError::Closed),
+        }
     }
 
     /// Every session, oldest first.
@@ -343,11 +539,9 @@ impl Store {
     /// A session's notes, in the order they were made.
     pub fn notes(&self, session_id: &str) -> Result<Vec<NoteRow>, StoreError> {
         let db = self.reader.lock().expect("reader lock");
-        let mut stmt = db.prepare(
-            "SELECT id, session_id, client_key, frame, frame_out, text, author, author_role,
-                    created_at
-             FROM notes WHERE session_id = ?1 ORDER BY id",
-        )?;
+        let mut stmt = db.prepare(&format!(
+            "SELECT {NOTE_COLUMNS} FROM notes WHERE session_id = ?1 ORDER BY id"
+        ))?;
         let rows = stmt.query_map(params![session_id], note_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -358,7 +552,58 @@ impl Store {
             return Ok(None);
         };
         let notes = self.notes(session_id)?;
-        Ok(Some(crate::export::Review { session, notes }))
+        let drawings = self.drawings(session_id)?;
+        let approvals = self.approvals(session_id)?;
+        let version = match &session.version_id {
+            Some(id) => self.version(id)?,
+            None => None,
+        };
+        Ok(Some(crate::export::Review {
+            session,
+            version,
+            notes,
+            drawings,
+            approvals,
+        }))
+    }
+
+    /// A session's drawings, erased ones included, in the order drawn.
+    pub fn drawings(&self, session_id: &str) -> Result<Vec<DrawingRow>, StoreError> {
+        let db = self.reader.lock().expect("reader lock");
+        let mut stmt = db.prepare(&format!(
+            "SELECT {DRAWING_COLUMNS} FROM drawings WHERE session_id = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![session_id], drawing_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A session's approvals, oldest first: the newest per author stands.
+    pub fn approvals(&self, session_id: &str) -> Result<Vec<ApprovalRow>, StoreError> {
+        let db = self.reader.lock().expect("reader lock");
+        let mut stmt = db.prepare(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE session_id = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![session_id], approval_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn version(&self, id: &str) -> Result<Option<VersionRow>, StoreError> {
+        let db = self.reader.lock().expect("reader lock");
+        Ok(db
+            .query_row(
+                &format!("{VERSION_SELECT} WHERE v.id = ?1"),
+                params![id],
+                version_row,
+            )
+            .optional()?)
+    }
+
+    /// Every version of every media item: by item name, then number.
+    pub fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
+        let db = self.reader.lock().expect("reader lock");
+        let mut stmt = db.prepare(&format!("{VERSION_SELECT} ORDER BY m.name, v.number"))?;
+        let rows = stmt.query_map([], version_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The webhook delivery log, oldest first.
@@ -430,7 +675,15 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
 }
 
 const SESSION_COLUMNS: &str = "id, title, fps_num, fps_den, drop_frame, start_timecode, \
-     duration_frames, media, created_at, last_frame";
+     duration_frames, media, created_at, last_frame, version_id, ended_at";
+const NOTE_COLUMNS: &str = "id, session_id, client_key, frame, frame_out, text, author, \
+     author_role, created_at, version_id, parent_id, resolved_by, resolved_at";
+const DRAWING_COLUMNS: &str = "id, session_id, version_id, client_key, frame, tool, colour, \
+     width, points, author, author_role, created_at, erased_by, erased_at";
+const APPROVAL_COLUMNS: &str = "id, session_id, version_id, client_key, status, author, \
+     author_role, created_at, frames_seen, frame_count, stream, stream_bytes, stream_kbps, checksum";
+const VERSION_SELECT: &str = "SELECT v.id, v.media_item_id, m.name, v.number, v.path, \
+     v.checksum, v.size_bytes, v.created_at FROM versions v JOIN media_items m ON m.id = v.media_item_id";
 
 fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -444,7 +697,13 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         media: r.get(7)?,
         created_at: r.get(8)?,
         last_frame: r.get(9)?,
+        version_id: r.get(10)?,
+        ended_at: r.get(11)?,
     })
+}
+
+fn mark(by: Option<String>, at: Option<i64>) -> Option<Mark> {
+    Some(Mark { by: by?, at: at? })
 }
 
 fn note_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NoteRow> {
@@ -459,7 +718,93 @@ fn note_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NoteRow> {
             author: r.get(6)?,
             author_role: r.get(7)?,
             created_at: r.get(8)?,
+            version_id: r.get(9)?,
+            parent_id: r.get(10)?,
         },
+        resolved: mark(r.get(11)?, r.get(12)?),
+    })
+}
+
+fn drawing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrawingRow> {
+    let tool: String = r.get(5)?;
+    let colour: String = r.get(6)?;
+    let points: Vec<u8> = r.get(8)?;
+    // Only checked shapes are ever written, so these parse; a row edited by
+    // hand into nonsense reads as a dot rather than failing the whole list.
+    let shape = Shape {
+        tool: Tool::from_name(&tool).unwrap_or(Tool::Pen),
+        colour: Colour::parse(&colour).unwrap_or(Colour([255, 0, 0])),
+        width: r.get::<_, f64>(7)? as f32,
+        points: decode_points(&points),
+    };
+    Ok(DrawingRow {
+        id: r.get(0)?,
+        drawing: NewDrawing {
+            session_id: r.get(1)?,
+            version_id: r.get(2)?,
+            client_key: r.get(3)?,
+            frame: r.get(4)?,
+            shape,
+            author: r.get(9)?,
+            author_role: r.get(10)?,
+            created_at: r.get(11)?,
+        },
+        erased: mark(r.get(12)?, r.get(13)?),
+    })
+}
+
+/// Frame ranges as the record keeps them: `10-20,31-31`.
+fn ranges_text(ranges: &[(i64, i64)]) -> String {
+    ranges
+        .iter()
+        .map(|(a, b)| format!("{a}-{b}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_ranges(text: &str) -> Vec<(i64, i64)> {
+    text.split(',')
+        .filter_map(|part| {
+            let (a, b) = part.split_once('-')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect()
+}
+
+fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
+    let frames: String = r.get(8)?;
+    Ok(ApprovalRow {
+        id: r.get(0)?,
+        approval: NewApproval {
+            session_id: r.get(1)?,
+            version_id: r.get(2)?,
+            client_key: r.get(3)?,
+            status: r.get(4)?,
+            author: r.get(5)?,
+            author_role: r.get(6)?,
+            created_at: r.get(7)?,
+            receipt: Receipt {
+                frames: parse_ranges(&frames),
+                frame_count: r.get(9)?,
+                stream: r.get(10)?,
+                stream_bytes: r.get(11)?,
+                stream_kbps: r.get(12)?,
+                checksum: r.get(13)?,
+            },
+        },
+    })
+}
+
+fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRow> {
+    Ok(VersionRow {
+        id: r.get(0)?,
+        item_id: r.get(1)?,
+        item: r.get(2)?,
+        number: r.get(3)?,
+        path: r.get(4)?,
+        checksum: r.get(5)?,
+        size_bytes: r.get(6)?,
+        created_at: r.get(7)?,
     })
 }
 
@@ -482,10 +827,7 @@ enum Outcome {
         Option<oneshot::Sender<Result<(), StoreError>>>,
         Result<(), StoreError>,
     ),
-    Note(
-        oneshot::Sender<Result<(NoteRow, bool), StoreError>>,
-        Result<(NoteRow, bool), StoreError>,
-    ),
+    Record(oneshot::Sender<RecordResult>, Box<RecordResult>),
 }
 
 fn commit_batch(db: &mut Connection, batch: Vec<Job>) {
@@ -500,9 +842,9 @@ fn commit_batch(db: &mut Connection, batch: Vec<Job>) {
                 let result = in_savepoint(&tx, |db| apply(db, &write));
                 outcomes.push(Outcome::Plain(reply, result));
             }
-            Job::Note(note, reply) => {
-                let result = in_savepoint(&tx, |db| insert_note(db, &note));
-                outcomes.push(Outcome::Note(reply, result));
+            Job::Record(record, reply) => {
+                let result = in_savepoint(&tx, |db| apply_record(db, &record));
+                outcomes.push(Outcome::Record(reply, Box::new(result)));
             }
         }
     }
@@ -516,7 +858,7 @@ fn commit_batch(db: &mut Connection, batch: Vec<Job>) {
                     let _ = reply.send(Err(err.clone()));
                 }
                 Outcome::Plain(None, _) => {}
-                Outcome::Note(reply, _) => {
+                Outcome::Record(reply, _) => {
                     let _ = reply.send(Err(err.clone()));
                 }
             }
@@ -532,8 +874,8 @@ fn commit_batch(db: &mut Connection, batch: Vec<Job>) {
                 tracing::warn!(%err, "review record write failed");
             }
             Outcome::Plain(None, Ok(())) => {}
-            Outcome::Note(reply, result) => {
-                let _ = reply.send(result);
+            Outcome::Record(reply, result) => {
+                let _ = reply.send(*result);
             }
         }
     }
@@ -547,7 +889,7 @@ fn fail_all(batch: Vec<Job>, err: StoreError) {
                 let _ = reply.send(Err(err.clone()));
             }
             Job::Plain(_, None) => {}
-            Job::Note(_, reply) => {
+            Job::Record(_, reply) => {
                 let _ = reply.send(Err(err.clone()));
             }
         }
@@ -576,8 +918,9 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
         Write::Session(s, links) => {
             db.execute(
                 "INSERT INTO sessions (id, title, fps_num, fps_den, drop_frame, start_timecode,
-                                       duration_frames, media, created_at, last_frame)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                       duration_frames, media, created_at, last_frame,
+                                       version_id, ended_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     s.id,
                     s.title,
@@ -588,7 +931,9 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                     s.duration_frames,
                     s.media,
                     s.created_at,
-                    s.last_frame
+                    s.last_frame,
+                    s.version_id,
+                    s.ended_at
                 ],
             )?;
             for link in links {
@@ -657,12 +1002,204 @@ fn insert_link(db: &Connection, link: &LinkRow) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn apply_record(db: &Connection, record: &Record) -> RecordResult {
+    match record {
+        Record::Note(note) => {
+            let (row, new) = insert_note(db, note)?;
+            Ok((Recorded::Note(row), new))
+        }
+        Record::Resolve {
+            session_id,
+            note_id,
+            resolved,
+        } => {
+            db.execute(
+                "UPDATE notes SET resolved_by = ?1, resolved_at = ?2 WHERE id = ?3 AND session_id = ?4",
+                params![
+                    resolved.as_ref().map(|m| &m.by),
+                    resolved.as_ref().map(|m| m.at),
+                    note_id,
+                    session_id
+                ],
+            )?;
+            let row = db.query_row(
+                &format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?1"),
+                params![note_id],
+                note_row,
+            )?;
+            Ok((Recorded::Note(row), true))
+        }
+        Record::Drawing(drawing) => {
+            let existing = db
+                .query_row(
+                    &format!(
+                        "SELECT {DRAWING_COLUMNS} FROM drawings WHERE session_id = ?1 AND client_key = ?2"
+                    ),
+                    params![drawing.session_id, drawing.client_key],
+                    drawing_row,
+                )
+                .optional()?;
+            if let Some(row) = existing {
+                return Ok((Recorded::Drawing(row), false));
+            }
+            db.execute(
+                "INSERT INTO drawings (session_id, version_id, client_key, frame, tool, colour,
+                                       width, points, author, author_role, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    drawing.session_id,
+                    drawing.version_id,
+                    drawing.client_key,
+                    drawing.frame,
+                    drawing.shape.tool.name(),
+                    drawing.shape.colour.to_string(),
+                    f64::from(drawing.shape.width),
+                    encode_points(&drawing.shape.points),
+                    drawing.author,
+                    drawing.author_role,
+                    drawing.created_at
+                ],
+            )?;
+            let row = DrawingRow {
+                id: db.last_insert_rowid(),
+                drawing: drawing.clone(),
+                erased: None,
+            };
+            Ok((Recorded::Drawing(row), true))
+        }
+        Record::Erase {
+            session_id,
+            drawing_id,
+            mark,
+        } => {
+            // The first eraser wins; erasing again changes nothing.
+            let changed = db.execute(
+                "UPDATE drawings SET erased_by = ?1, erased_at = ?2
+                 WHERE id = ?3 AND session_id = ?4 AND erased_at IS NULL",
+                params![mark.by, mark.at, drawing_id, session_id],
+            )?;
+            let row = db.query_row(
+                &format!("SELECT {DRAWING_COLUMNS} FROM drawings WHERE id = ?1"),
+                params![drawing_id],
+                drawing_row,
+            )?;
+            Ok((Recorded::Drawing(row), changed > 0))
+        }
+        Record::Approval(approval) => {
+            let existing = db
+                .query_row(
+                    &format!(
+                        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE session_id = ?1 AND client_key = ?2"
+                    ),
+                    params![approval.session_id, approval.client_key],
+                    approval_row,
+                )
+                .optional()?;
+            if let Some(row) = existing {
+                return Ok((Recorded::Approval(row), false));
+            }
+            let receipt = &approval.receipt;
+            db.execute(
+                "INSERT INTO approvals (session_id, version_id, client_key, status, author,
+                                        author_role, created_at, frames_seen, frame_count,
+                                        stream, stream_bytes, stream_kbps, checksum)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    approval.session_id,
+                    approval.version_id,
+                    approval.client_key,
+                    approval.status,
+                    approval.author,
+                    approval.author_role,
+                    approval.created_at,
+                    ranges_text(&receipt.frames),
+                    receipt.frame_count,
+                    receipt.stream,
+                    receipt.stream_bytes,
+                    receipt.stream_kbps,
+                    receipt.checksum
+                ],
+            )?;
+            let row = ApprovalRow {
+                id: db.last_insert_rowid(),
+                approval: approval.clone(),
+            };
+            Ok((Recorded::Approval(row), true))
+        }
+        Record::Version(version) => {
+            let (row, new) = insert_version(db, version)?;
+            Ok((Recorded::Version(row), new))
+        }
+    }
+}
+
+fn insert_version(db: &Connection, version: &NewVersion) -> Result<(VersionRow, bool), StoreError> {
+    let item_id: String = match db
+        .query_row(
+            "SELECT id FROM media_items WHERE name = ?1",
+            params![version.item],
+            |r| r.get(0),
+        )
+        .optional()?
+    {
+        Some(id) => id,
+        None => {
+            let id = crate::links::random_id();
+            db.execute(
+                "INSERT INTO media_items (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![id, version.item, version.created_at],
+            )?;
+            id
+        }
+    };
+    let same = db
+        .query_row(
+            &format!("{VERSION_SELECT} WHERE v.media_item_id = ?1 AND v.checksum = ?2"),
+            params![item_id, version.checksum],
+            version_row,
+        )
+        .optional()?;
+    if let Some(row) = same {
+        return Ok((row, false));
+    }
+    let number: i64 = db.query_row(
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE media_item_id = ?1",
+        params![item_id],
+        |r| r.get(0),
+    )?;
+    let id = crate::links::random_id();
+    db.execute(
+        "INSERT INTO versions (id, media_item_id, number, path, checksum, size_bytes, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            id,
+            item_id,
+            number,
+            version.path,
+            version.checksum,
+            version.size_bytes,
+            version.created_at
+        ],
+    )?;
+    Ok((
+        VersionRow {
+            id,
+            item_id,
+            item: version.item.clone(),
+            number,
+            path: version.path.clone(),
+            checksum: version.checksum.clone(),
+            size_bytes: version.size_bytes,
+            created_at: version.created_at,
+        },
+        true,
+    ))
+}
+
 fn insert_note(db: &Connection, note: &NewNote) -> Result<(NoteRow, bool), StoreError> {
     let existing = db
         .query_row(
-            "SELECT id, session_id, client_key, frame, frame_out, text, author, author_role,
-                    created_at
-             FROM notes WHERE session_id = ?1 AND client_key = ?2",
+            &format!("SELECT {NOTE_COLUMNS} FROM notes WHERE session_id = ?1 AND client_key = ?2"),
             params![note.session_id, note.client_key],
             note_row,
         )
@@ -672,8 +1209,8 @@ fn insert_note(db: &Connection, note: &NewNote) -> Result<(NoteRow, bool), Store
     }
     db.execute(
         "INSERT INTO notes (session_id, client_key, frame, frame_out, text, author, author_role,
-                            created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                            created_at, version_id, parent_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             note.session_id,
             note.client_key,
@@ -682,13 +1219,16 @@ fn insert_note(db: &Connection, note: &NewNote) -> Result<(NoteRow, bool), Store
             note.text,
             note.author,
             note.author_role,
-            note.created_at
+            note.created_at,
+            note.version_id,
+            note.parent_id
         ],
     )?;
     Ok((
         NoteRow {
             id: db.last_insert_rowid(),
             note: note.clone(),
+            resolved: None,
         },
         true,
     ))
@@ -710,12 +1250,16 @@ mod tests {
             media: Some("demo.mov".into()),
             created_at: 1,
             last_frame: 0,
+            version_id: None,
+            ended_at: None,
         }
     }
 
     fn note(key: &str, frame: i64) -> NewNote {
         NewNote {
             session_id: "s1".into(),
+            version_id: None,
+            parent_id: None,
             client_key: key.into(),
             frame,
             frame_out: None,
@@ -734,9 +1278,9 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let (a, new_a) = store.add_note(note("a", 10)).await.unwrap().unwrap();
-        let (b, new_b) = store.add_note(note("b", 20)).await.unwrap().unwrap();
-        let (again, new_again) = store.add_note(note("a", 99)).await.unwrap().unwrap();
+        let (a, new_a) = store.add_note(note("a", 10)).await.unwrap();
+        let (b, new_b) = store.add_note(note("b", 20)).await.unwrap();
+        let (again, new_again) = store.add_note(note("a", 99)).await.unwrap();
         assert!(new_a && new_b && !new_again);
         assert_eq!(again, a, "a resend finds the first copy");
         let notes = store.notes("s1").unwrap();
@@ -753,8 +1297,9 @@ mod tests {
             ..note("x", 1)
         });
         let fine = store.add_note(note("y", 2));
-        assert!(matches!(orphan.await.unwrap(), Err(StoreError::Sqlite(_))));
-        assert!(fine.await.unwrap().is_ok());
+        let (orphan, fine) = tokio::join!(orphan, fine);
+        assert!(matches!(orphan, Err(StoreError::Sqlite(_))));
+        assert!(fine.is_ok());
         assert_eq!(store.notes("s1").unwrap().len(), 1);
     }
 
@@ -777,7 +1322,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            store.add_note(note("a", 5)).await.unwrap().unwrap();
+            store.add_note(note("a", 5)).await.unwrap();
             store
                 .write_acked(Write::LastFrame {
                     session_id: "s1".into(),

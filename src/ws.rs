@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::http::App;
 use crate::links::LinkError;
-use crate::live::{unhex16, Outbound, SessionHandle, SessionMsg};
+use crate::live::{unhex16, Draft, Outbound, SessionHandle, SessionMsg};
 use crate::protocol::{
     self, speed_from_wire, ClientMessage, ErrorCode, ParseError, ServerMessage, PROTOCOL_VERSION,
 };
@@ -271,26 +271,18 @@ impl Connection {
                 latency_micros: latency_us,
             },
             ClientMessage::Leave => SessionMsg::Leave { from, conn_id },
-            ClientMessage::Note {
-                key,
-                frame,
-                frame_out,
-                text,
-            } => SessionMsg::Note {
-                from,
-                conn_id,
-                draft: crate::live::NoteDraft {
-                    key,
-                    frame,
-                    frame_out,
-                    text,
+            other => match draft_of(other) {
+                Ok(draft) => SessionMsg::Record {
+                    from,
+                    conn_id,
+                    draft,
                 },
-            },
-            other => SessionMsg::Command {
-                from,
-                conn_id,
-                command: command_of(other)?,
-                reference,
+                Err(other) => SessionMsg::Command {
+                    from,
+                    conn_id,
+                    command: command_of(other)?,
+                    reference,
+                },
             },
         };
         let leaving = matches!(msg, SessionMsg::Leave { .. });
@@ -417,6 +409,59 @@ fn rtc_signal(message: ClientMessage) -> Result<RtcSignal, ClientMessage> {
     })
 }
 
+/// The messages that add to the review record.
+fn draft_of(message: ClientMessage) -> Result<Draft, ClientMessage> {
+    Ok(match message {
+        ClientMessage::Note {
+            key,
+            frame,
+            frame_out,
+            text,
+        } => Draft::Note {
+            key,
+            frame,
+            frame_out,
+            text,
+        },
+        ClientMessage::Reply { key, parent, text } => Draft::Reply { key, parent, text },
+        ClientMessage::Resolve {
+            key,
+            note,
+            resolved,
+        } => Draft::Resolve {
+            key,
+            note,
+            resolved,
+        },
+        ClientMessage::Drawing {
+            key,
+            frame,
+            tool,
+            colour,
+            width,
+            points,
+        } => Draft::Drawing {
+            key,
+            frame,
+            tool,
+            colour,
+            width,
+            points,
+        },
+        ClientMessage::Erase { key, drawing } => Draft::Erase { key, drawing },
+        ClientMessage::Approve {
+            key,
+            status,
+            version,
+        } => Draft::Approve {
+            key,
+            status,
+            version,
+        },
+        other => return Err(other),
+    })
+}
+
 /// Turns a driving message into a core command, checking what the core
 /// cannot: the wire's own shape.
 fn command_of(message: ClientMessage) -> Result<Command, Reject> {
@@ -465,6 +510,11 @@ fn command_of(message: ClientMessage) -> Result<Command, Reject> {
         | ClientMessage::FrameReport { .. }
         | ClientMessage::Leave
         | ClientMessage::Note { .. }
+        | ClientMessage::Reply { .. }
+        | ClientMessage::Resolve { .. }
+        | ClientMessage::Drawing { .. }
+        | ClientMessage::Erase { .. }
+        | ClientMessage::Approve { .. }
         | ClientMessage::RtcStart
         | ClientMessage::RtcAnswer { .. }
         | ClientMessage::RtcCandidate { .. }

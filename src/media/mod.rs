@@ -73,6 +73,30 @@ impl MediaError {
     }
 }
 
+/// The SHA-256 (hex) and size of a file: a version's identity. Reads the
+/// whole file; call it off the async runtime.
+pub fn checksum(path: &Path) -> Result<(String, u64), MediaError> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|_| MediaError::Missing(path.to_owned()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| MediaError::NotMedia {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    let digest = hasher.finalize();
+    Ok((digest.iter().map(|b| format!("{b:02x}")).collect(), size))
+}
+
 /// A GStreamer element by factory name; a missing plugin is named in the
 /// error, since that is what an operator has to install.
 pub(crate) fn element(factory: &str) -> Result<gstreamer::Element, MediaError> {
