@@ -159,7 +159,7 @@ impl Default for ServerConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            max_message_bytes: 16 * 1024,
+            max_message_bytes: 64 * 1024,
             messages_per_second: 30,
             message_burst: 60,
             max_participants: 5_000,

@@ -20,8 +20,8 @@ use tokio::sync::{oneshot, watch};
 use crate::config::Config;
 use crate::links::{random_id, token_hash, Link, LinkError, LinkStore, MintedLink};
 use crate::live::{
-    role_from_name, role_name, unix_millis, SessionReview, MediaSetup, Registry, ServerClock,
-    SessionHandle, SessionMsg, SessionStart,
+    role_from_name, role_name, unix_millis, MediaSetup, Registry, ServerClock, SessionHandle,
+    SessionMsg, SessionReview, SessionStart,
 };
 use crate::media::MediaError;
 use crate::metrics::Metrics;
@@ -228,7 +228,9 @@ impl App {
             None => session_timeline(&req)?,
         };
         let version = match (&media, &req.media) {
-            (Some(setup), Some(requested)) => Some(self.record_version(&req, requested, setup).await?),
+            (Some(setup), Some(requested)) => {
+                Some(self.record_version(&req, requested, setup).await?)
+            }
             _ => None,
         };
         let info = SessionInfo {
@@ -532,6 +534,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ws", get(upgrade))
         .route("/api/sessions", post(create_session))
         .route("/api/sessions/{id}", get(get_session))
+        .route("/api/media", get(list_media))
         .route("/api/sessions/{id}/links", post(mint_link))
         .route("/api/sessions/{id}/export/{format}", get(export_session))
         .route("/api/sessions/{id}/links/{link}", delete(revoke_link))
@@ -656,14 +659,7 @@ async fn create_session(
     headers: HeaderMap,
     body: Result<Json<CreateSession>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedSessionBody>), ApiError> {
-    let admin = &app.config.server.admin_token;
-    if !admin.is_empty() && bearer(&headers) != Some(admin.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "creating sessions needs Authorization: Bearer <admin token>",
-        ));
-    }
+    require_admin(&app, &headers, "creating sessions")?;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let media = match req.media.clone() {
@@ -682,6 +678,50 @@ async fn create_session(
     tracing::info!(session = %created.handle.info.id, title = %created.handle.info.title, "session created");
     let base = public_base(&app, &headers);
     Ok((StatusCode::CREATED, Json(created_body(&created, &base))))
+}
+
+/// Every media item with its stack of versions, newest last.
+async fn list_media(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&app, &headers, "listing media")?;
+    let store = app.store.clone();
+    let versions = tokio::task::spawn_blocking(move || store.versions())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(store_error)?;
+    let mut items: Vec<serde_json::Value> = Vec::new();
+    for chunk in versions.chunk_by(|a, b| a.item_id == b.item_id) {
+        let stack: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "id": v.id,
+                    "number": v.number,
+                    "media": v.path,
+                    "checksum": v.checksum,
+                    "sizeBytes": v.size_bytes,
+                    "createdAt": v.created_at,
+                })
+            })
+            .collect();
+        items.push(serde_json::json!({"name": chunk[0].item, "versions": stack}));
+    }
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+/// Server-wide actions need the admin token, when one is configured.
+fn require_admin(app: &App, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    let admin = &app.config.server.admin_token;
+    if !admin.is_empty() && bearer(headers) != Some(admin.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("{what} needs Authorization: Bearer <admin token>"),
+        ));
+    }
+    Ok(())
 }
 
 async fn get_session(

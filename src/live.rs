@@ -32,7 +32,9 @@ use crate::session::{
 use crate::store::{Receipt, RecordResult, Store, StoreError, Write};
 
 mod record;
-pub use record::{wire_approval, wire_drawing, wire_note, Draft, Kind, SessionReview, MAX_NOTE_CHARS};
+pub use record::{
+    wire_approval, wire_drawing, wire_note, Draft, Kind, SessionReview, MAX_NOTE_CHARS,
+};
 use record::{Context, Happened};
 
 /// The server's monotonic clock. [`ServerTime`] is measured from `epoch`.
@@ -701,7 +703,10 @@ impl SessionTask {
                     "timecode": info.timecode.label(note.frame).to_string(),
                     "version": self.version,
                 });
-                (format!("{} at {}", note.id, note.frame), Some((event, data)))
+                (
+                    format!("{} at {}", note.id, note.frame),
+                    Some((event, data)),
+                )
             }
             ServerMessage::Drawing { drawing } => (
                 format!("{} {} at {}", drawing.id, drawing.tool, drawing.frame),
@@ -710,7 +715,12 @@ impl SessionTask {
             ServerMessage::Approval { approval } => {
                 let data = serde_json::json!({ "approval": approval, "version": self.version });
                 (
-                    format!("{} {} by {}", approval.id, approval.status.name(), approval.author),
+                    format!(
+                        "{} {} by {}",
+                        approval.id,
+                        approval.status.name(),
+                        approval.author
+                    ),
                     Some(("approval.changed", data)),
                 )
             }

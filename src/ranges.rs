@@ -32,8 +32,12 @@ impl FrameRanges {
     pub fn add(&mut self, first: i64, last: i64) {
         let (lo, hi) = (first.min(last), first.max(last));
         // Every range that touches or overlaps [lo, hi] merges with it.
-        let start = self.ranges.partition_point(|&(_, b)| b < lo.saturating_sub(1));
-        let end = self.ranges.partition_point(|&(a, _)| a <= hi.saturating_add(1));
+        let start = self
+            .ranges
+            .partition_point(|&(_, b)| b < lo.saturating_sub(1));
+        let end = self
+            .ranges
+            .partition_point(|&(a, _)| a <= hi.saturating_add(1));
         if start == end && self.ranges.len() >= MAX_RANGES {
             return;
         }
@@ -62,9 +66,8 @@ impl SeenFrames {
         match self.last {
             Some((last_frame, last_at)) if at_micros > last_at && frame >= last_frame => {
                 let elapsed = i128::from(at_micros - last_at);
-                let possible = (elapsed * i128::from(rate.0)
-                    / (1_000_000 * i128::from(rate.1.max(1))))
-                    as i64;
+                let possible =
+                    (elapsed * i128::from(rate.0) / (1_000_000 * i128::from(rate.1.max(1)))) as i64;
                 if frame - last_frame <= possible + SLACK_FRAMES {
                     self.seen.add(last_frame, frame);
                 } else {

@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::ranges::{FrameRanges, SeenFrames};
 use crate::clock::{LoopMarks, ServerTime, Speed, Timeline, Transport};
+use crate::ranges::{FrameRanges, SeenFrames};
 use crate::timecode::{Timecode, TimecodeError, TimecodeFormat};
 
 /// Identifies a participant within one session. Stable across reconnects.
@@ -522,7 +522,8 @@ impl Session {
     ) {
         let rate = self.info.timecode.rate();
         if let Some(p) = self.participants.get_mut(&id) {
-            p.seen.report(frame, at.as_micros(), (rate.num(), rate.den()));
+            p.seen
+                .report(frame, at.as_micros(), (rate.num(), rate.den()));
             p.presence.last_frame = Some((frame, at));
             p.presence.video_latency_micros = video_latency_micros;
             self.presence_touched(now, id);

@@ -488,7 +488,9 @@ impl Store {
     pub async fn add_note(&self, note: NewNote) -> Result<(NoteRow, bool), StoreError> {
         match self.record(Record::Note(note)).await {
             Ok(Ok((Recorded::Note(row), new))) => Ok((row, new)),
-            Ok(Ok(_)) => Err(StoreError::Sqlite("a note came back as another record".into())),
+            Ok(Ok(_)) => Err(StoreError::Sqlite(
+                "a note came back as another record".into(),
+            )),
             Ok(Err(err)) => Err(err),
             Err(_) => Err(StoreError::Closed),
         }

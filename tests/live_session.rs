@@ -214,7 +214,7 @@ async fn malformed_oversized_and_flooding_messages_get_typed_errors_while_others
     assert_eq!(bad.expect_error().await["code"], "bad_timecode");
     bad.send_text(format!(
         r#"{{"type":"ping","id":1,"t0":0,"pad":"{}"}}"#,
-        "x".repeat(20_000)
+        "x".repeat(70_000)
     ))
     .await;
     let err = bad.expect_error().await;

@@ -111,7 +111,8 @@ async fn bad_notes_are_refused_with_typed_codes_and_the_connection_carries_on() 
     server.shutdown().await;
 }
 
-/// The real server process on a data dir of our choosing.
+/// The real server process on a data dir of our choosing; its media root
+/// is `media/` inside it.
 struct Process {
     child: Child,
     addr: SocketAddr,
@@ -123,6 +124,7 @@ impl Process {
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .env("RUST_LOG", "syncreel=warn")
+            .env("SYNCREEL_MEDIA__ROOT", data.join("media"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -182,7 +184,21 @@ async fn kill_9_mid_stream_loses_no_acknowledged_note_and_duplicates_none() {
         let token = if i == 0 { &host_token } else { &reviewer_token };
         authors.push(Client::join(server.addr, token, &format!("Author {i}")).await);
     }
-    let mut sent: Vec<Vec<String>> = vec![Vec::new(); CLIENTS];
+    // Every third thing an author sends is a drawing: both kinds take the
+    // same path to the disk and must both survive.
+    let draft = |key: &str, round: usize| {
+        if round % 3 == 2 {
+            drawing(
+                key,
+                (round % 1000) as i64,
+                "pen",
+                json!([[0.1, 0.1], [0.2, 0.25]]),
+            )
+        } else {
+            note(key, (round % 1000) as i64, key)
+        }
+    };
+    let mut sent: Vec<Vec<(String, usize)>> = vec![Vec::new(); CLIENTS];
     let mut acked: HashSet<String> = HashSet::new();
     let mut in_flight = [0usize; CLIENTS];
     // Bounded: each round sends at most one note per author and reads one
@@ -191,11 +207,8 @@ async fn kill_9_mid_stream_loses_no_acknowledged_note_and_duplicates_none() {
         for (i, author) in authors.iter_mut().enumerate() {
             if in_flight[i] < 4 {
                 let key = format!("a{i}-{round}");
-                if author
-                    .try_send(note(&key, (round % 1000) as i64, &key))
-                    .await
-                {
-                    sent[i].push(key);
+                if author.try_send(draft(&key, round)).await {
+                    sent[i].push((key, round));
                     in_flight[i] += 1;
                 }
             }
@@ -206,7 +219,7 @@ async fn kill_9_mid_stream_loses_no_acknowledged_note_and_duplicates_none() {
                 let Some(msg) = author.try_next().await else {
                     break;
                 };
-                if msg["type"] == "noteAck" {
+                if msg["type"] == "noteAck" || msg["type"] == "drawingAck" {
                     acked.insert(msg["key"].as_str().unwrap().to_string());
                     in_flight[i] -= 1;
                     break;
@@ -220,7 +233,7 @@ async fn kill_9_mid_stream_loses_no_acknowledged_note_and_duplicates_none() {
     // Whatever else arrives before the socket closes is acknowledged too.
     for author in authors.iter_mut() {
         while let Some(msg) = author.try_next().await {
-            if msg["type"] == "noteAck" {
+            if msg["type"] == "noteAck" || msg["type"] == "drawingAck" {
                 acked.insert(msg["key"].as_str().unwrap().to_string());
             }
         }
@@ -237,43 +250,50 @@ async fn kill_9_mid_stream_loses_no_acknowledged_note_and_duplicates_none() {
         "the room reopens where it was"
     );
     let notes = host.expect("notes").await["notes"].clone();
-    let keys: Vec<String> = notes
-        .as_array()
-        .unwrap()
+    let drawings = host.expect("drawings").await["drawings"].clone();
+    assert!(
+        !drawings.as_array().unwrap().is_empty(),
+        "drawings were among what was stored"
+    );
+    let keys: Vec<String> = [notes, drawings]
         .iter()
+        .flat_map(|list| list.as_array().unwrap().iter())
         .map(|n| n["key"].as_str().unwrap().to_string())
         .collect();
     let unique: HashSet<&String> = keys.iter().collect();
-    assert_eq!(unique.len(), keys.len(), "no note is stored twice");
+    assert_eq!(unique.len(), keys.len(), "nothing is stored twice");
     let missing: Vec<&String> = acked.iter().filter(|k| !unique.contains(k)).collect();
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
 
     // The authors' outboxes resend what was never acknowledged, with the
     // same keys: each note ends up stored exactly once.
     let mut author = Client::join(server.addr, &reviewer_token, "Outbox").await;
-    let unacked: Vec<String> = sent
+    let unacked: Vec<(String, usize)> = sent
         .iter()
         .flatten()
-        .filter(|k| !acked.contains(*k))
+        .filter(|(k, _)| !acked.contains(k))
         .cloned()
         .collect();
-    for key in &unacked {
-        author.send(note(key, 1, key)).await;
+    for (key, round) in &unacked {
+        author.send(draft(key, *round)).await;
     }
     let mut reacked = HashMap::new();
-    while reacked.len() < unacked.len() {
-        let msg = author.expect("noteAck").await;
-        reacked.insert(
-            msg["key"].as_str().unwrap().to_string(),
-            msg["note"]["id"].clone(),
-        );
+    for _ in 0..unacked.len() * 4 + 100 {
+        if reacked.len() >= unacked.len() {
+            break;
+        }
+        let msg = author.next().await;
+        if msg["type"] == "noteAck" || msg["type"] == "drawingAck" {
+            reacked.insert(msg["key"].as_str().unwrap().to_string(), ());
+        }
     }
+    assert_eq!(reacked.len(), unacked.len(), "every resend is acknowledged");
     let mut late = Client::join(server.addr, &host_token, "Late").await;
-    let all = late.expect("notes").await["notes"].clone();
-    let all_keys: Vec<&str> = all
-        .as_array()
-        .unwrap()
-        .iter()
+    let all_notes = late.expect("notes").await["notes"].clone();
+    let all_drawings = late.expect("drawings").await["drawings"].clone();
+    let all_keys: Vec<&str> = [&all_notes, &all_drawings]
+        .into_iter()
+        .flat_map(|list| list.as_array().unwrap().iter())
         .map(|n| n["key"].as_str().unwrap())
         .collect();
     let distinct: HashSet<&str> = all_keys.iter().copied().collect();
@@ -284,6 +304,280 @@ async fn kill_9_mid_stream_loses_no_acknowledged_note_and_duplicates_none() {
         "no duplicates after resends"
     );
     assert_eq!(all_keys.len(), total_sent, "every note sent is stored once");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+fn drawing(key: &str, frame: i64, tool: &str, points: Value) -> Value {
+    json!({"type": "drawing", "key": key, "frame": frame, "tool": tool,
+           "colour": "#ff3300", "width": 0.01, "points": points})
+}
+
+#[tokio::test]
+async fn drawings_reach_the_room_and_late_joiners_and_the_eraser_removes_them_for_everyone() {
+    let server = TestServer::start().await;
+    let s = server.create_session().await;
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
+    let mut reviewer = Client::join(server.addr, &s.reviewer, "Ravi").await;
+    assert_eq!(reviewer.expect("drawings").await["drawings"], json!([]));
+
+    let arrow = drawing("d1", 48, "arrow", json!([[0.1, 0.2], [0.5, 0.6]]));
+    reviewer.send(arrow.clone()).await;
+    let ack = reviewer.expect("drawingAck").await;
+    assert_eq!(ack["key"], "d1");
+    let stored = ack["drawing"].clone();
+    assert_eq!(stored["frame"], 48);
+    assert_eq!(stored["tool"], "arrow");
+    assert_eq!(stored["colour"], "#ff3300");
+    assert_eq!(stored["points"], json!([[0.1, 0.2], [0.5, 0.6]]));
+    assert_eq!(stored["author"], "Ravi");
+    assert_eq!(host.expect("drawing").await["drawing"], stored);
+
+    // A resend is the same drawing, shown to nobody again.
+    reviewer.send(arrow).await;
+    assert_eq!(reviewer.expect("drawingAck").await["drawing"], stored);
+    let pen = drawing(
+        "d2",
+        48,
+        "pen",
+        json!([[0.3, 0.3], [0.31, 0.32], [0.33, 0.35]]),
+    );
+    host.send(pen).await;
+    let second = host.expect("drawingAck").await["drawing"].clone();
+    assert_eq!(
+        reviewer.expect("drawing").await["drawing"],
+        second,
+        "d1 was not broadcast twice"
+    );
+
+    let mut late = Client::join(server.addr, &s.viewer, "Vic").await;
+    assert_eq!(
+        late.expect("drawings").await["drawings"],
+        json!([stored, second])
+    );
+
+    // The eraser removes a drawing for everyone, late joiners included.
+    host.send(json!({"type": "erase", "key": "e1", "drawing": stored["id"]}))
+        .await;
+    let erased = host.expect("drawingAck").await["drawing"].clone();
+    assert_eq!(erased["erasedBy"], "Dana");
+    assert_eq!(reviewer.expect("drawing").await["drawing"], erased);
+    assert_eq!(late.expect("drawing").await["drawing"], erased);
+    host.send(json!({"type": "erase", "key": "e2", "drawing": stored["id"]}))
+        .await;
+    assert_eq!(
+        host.expect("drawingRefused").await["code"],
+        "unknown_drawing"
+    );
+    let mut later = Client::join(server.addr, &s.viewer, "Vee").await;
+    assert_eq!(later.expect("drawings").await["drawings"], json!([second]));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_drawings_are_refused_with_typed_codes_and_the_connection_carries_on() {
+    let server = TestServer::start().await;
+    let s = server.create_session().await;
+    let mut reviewer = Client::join(server.addr, &s.reviewer, "Ravi").await;
+    let mut viewer = Client::join(server.addr, &s.viewer, "Vic").await;
+    let duration = s.body["session"]["durationFrames"].as_i64().unwrap();
+    let line = json!([[0.1, 0.1], [0.2, 0.2]]);
+
+    viewer.send(drawing("v1", 1, "pen", line.clone())).await;
+    assert_eq!(viewer.expect("drawingRefused").await["code"], "forbidden");
+    viewer
+        .send(json!({"type": "erase", "key": "v2", "drawing": 1}))
+        .await;
+    assert_eq!(viewer.expect("drawingRefused").await["code"], "forbidden");
+
+    let too_many: Vec<[f64; 2]> = (0..2001).map(|i| [0.5, f64::from(i) / 2001.0]).collect();
+    let cases = [
+        (drawing("b1", 1, "pen", json!(too_many)), "bad_drawing"),
+        (drawing("b2", 1, "pen", json!([])), "bad_drawing"),
+        (
+            drawing("b3", 1, "pen", json!([[0.1, 1.5], [0.2, 0.2]])),
+            "bad_drawing",
+        ),
+        (drawing("b4", 1, "lasso", line.clone()), "bad_drawing"),
+        (
+            drawing(
+                "b5",
+                1,
+                "arrow",
+                json!([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]),
+            ),
+            "bad_drawing",
+        ),
+        (
+            json!({"type": "drawing", "key": "b6", "frame": 1, "tool": "pen",
+                   "colour": "red", "width": 0.01, "points": line}),
+            "bad_drawing",
+        ),
+        (
+            json!({"type": "drawing", "key": "b7", "frame": 1, "tool": "pen",
+                   "colour": "#ff0000", "width": 0.9, "points": line}),
+            "bad_drawing",
+        ),
+        (drawing("", 1, "pen", line.clone()), "bad_drawing"),
+        (drawing("b8", -1, "pen", line.clone()), "frame_out_of_range"),
+        (
+            drawing("b9", duration, "pen", line.clone()),
+            "frame_out_of_range",
+        ),
+        (
+            json!({"type": "erase", "key": "b10", "drawing": 424242}),
+            "unknown_drawing",
+        ),
+    ];
+    for (bad, code) in cases {
+        let key = bad["key"].clone();
+        reviewer.send(bad).await;
+        let refused = reviewer.expect("drawingRefused").await;
+        assert_eq!(refused["key"], key);
+        assert_eq!(refused["code"], code, "{refused}");
+    }
+    // The most points a stroke may have is fine, and the connection works.
+    let most: Vec<[f64; 2]> = (0..2000).map(|i| [0.5, f64::from(i) / 2000.0]).collect();
+    reviewer.send(drawing("ok", 1, "pen", json!(most))).await;
+    let ack = reviewer.expect("drawingAck").await;
+    assert_eq!(ack["drawing"]["points"].as_array().unwrap().len(), 2000);
+    reviewer.ping(7).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn replies_sit_under_their_note_and_resolving_is_shown_to_everyone() {
+    let server = TestServer::start().await;
+    let s = server.create_session().await;
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
+    let mut reviewer = Client::join(server.addr, &s.reviewer, "Ravi").await;
+
+    reviewer.send(note("n1", 120, "Sky too warm")).await;
+    let parent = reviewer.expect("noteAck").await["note"].clone();
+    host.expect("note").await;
+
+    host.send(
+        json!({"type": "reply", "key": "r1", "parent": parent["id"], "text": "Cooler in v4"}),
+    )
+    .await;
+    let reply = host.expect("noteAck").await["note"].clone();
+    assert_eq!(reply["parent"], parent["id"]);
+    assert_eq!(reply["frame"], 120, "a reply sits on its note's frame");
+    assert_eq!(reviewer.expect("note").await["note"], reply);
+
+    // Replies to replies and unknown notes are refused.
+    for (bad, code) in [
+        (
+            json!({"type": "reply", "key": "r2", "parent": reply["id"], "text": "deeper"}),
+            "unknown_note",
+        ),
+        (
+            json!({"type": "reply", "key": "r3", "parent": 9999, "text": "nobody"}),
+            "unknown_note",
+        ),
+        (
+            json!({"type": "resolve", "key": "x1", "note": 9999, "resolved": true}),
+            "unknown_note",
+        ),
+        (
+            json!({"type": "reply", "key": "r4", "parent": parent["id"], "text": " "}),
+            "bad_note",
+        ),
+    ] {
+        host.send(bad).await;
+        assert_eq!(host.expect("noteRefused").await["code"], code);
+    }
+
+    host.send(json!({"type": "resolve", "key": "x2", "note": parent["id"], "resolved": true}))
+        .await;
+    let resolved = host.expect("noteAck").await["note"].clone();
+    assert_eq!(resolved["id"], parent["id"]);
+    assert_eq!(resolved["resolvedBy"], "Dana");
+    assert!(resolved["resolvedAt"].as_i64().unwrap() > 0);
+    assert_eq!(reviewer.expect("note").await["note"], resolved);
+
+    let mut late = Client::join(server.addr, &s.viewer, "Vic").await;
+    assert_eq!(
+        late.expect("notes").await["notes"],
+        json!([resolved, reply])
+    );
+
+    reviewer
+        .send(json!({"type": "resolve", "key": "x3", "note": parent["id"], "resolved": false}))
+        .await;
+    let reopened = reviewer.expect("noteAck").await["note"].clone();
+    assert!(reopened.get("resolvedBy").is_none(), "{reopened}");
+    assert_eq!(late.expect("note").await["note"], reopened);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviews_notes_drawings_and_approval_survive_kill_9_with_its_version() {
+    let data = std::env::temp_dir().join(format!("syncreel-crash-v-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let media = data.join("media");
+    let spec = syncreel::media::demo_clip::DemoClipSpec {
+        width: 320,
+        height: 180,
+        frames: 48,
+        ..Default::default()
+    };
+    syncreel::media::demo_clip::ensure(&media.join("shot.mov"), &spec).unwrap();
+    let mut server = Process::start(&data);
+    let created = server
+        .post(
+            "/api/sessions",
+            json!({"title": "Shot 030", "media": "shot.mov", "item": "Shot 030"}),
+        )
+        .await;
+    let version = created["version"].clone();
+    let host_token = token(&created, "host");
+    let mut host = Client::join(server.addr, &host_token, "Dana").await;
+    host.send(note("n", 12, "Lose the boom")).await;
+    let note_row = host.expect("noteAck").await["note"].clone();
+    host.send(drawing("d", 12, "rect", json!([[0.2, 0.2], [0.6, 0.5]])))
+        .await;
+    let drawing_row = host.expect("drawingAck").await["drawing"].clone();
+    host.send(json!({"type": "approve", "key": "a", "status": "changesRequested"}))
+        .await;
+    let approval = host.expect("approvalAck").await["approval"].clone();
+    assert_eq!(approval["receipt"]["checksum"], version["checksum"]);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(host);
+
+    let server = Process::start(&data);
+    let mut host = Client::join(server.addr, &host_token, "Dana").await;
+    assert_eq!(host.welcome["media"]["version"], version);
+    assert_eq!(host.expect("notes").await["notes"], json!([note_row]));
+    assert_eq!(
+        host.expect("drawings").await["drawings"],
+        json!([drawing_row])
+    );
+    assert_eq!(
+        host.expect("approvals").await["approvals"],
+        json!([approval])
+    );
+    drop(host);
+    drop(server);
+
+    // Other bytes under the same name are not the version the record is
+    // about: the session comes back without a stream and says why.
+    std::fs::remove_file(media.join("shot.mov")).unwrap();
+    let other = syncreel::media::demo_clip::DemoClipSpec { frames: 24, ..spec };
+    syncreel::media::demo_clip::ensure(&media.join("shot.mov"), &other).unwrap();
+    let server = Process::start(&data);
+    let mut host = Client::join(server.addr, &host_token, "Dana").await;
+    assert_eq!(host.welcome["media"], Value::Null);
+    let error = host.expect("mediaError").await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("has changed since it was recorded as Shot 030 v1"),
+        "{error}"
+    );
+    assert_eq!(host.expect("notes").await["notes"], json!([note_row]));
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -8,8 +8,8 @@
 use crate::clock::Timeline;
 use crate::drawing::Shape;
 use crate::protocol::{
-    ErrorCode, ServerMessage, WireApproval, WireApprovalStatus, WireDrawing, WireNote,
-    WireReceipt, WireVersion,
+    ErrorCode, ServerMessage, WireApproval, WireApprovalStatus, WireDrawing, WireNote, WireReceipt,
+    WireVersion,
 };
 use crate::session::Role;
 use crate::store::{
@@ -235,11 +235,15 @@ impl SessionReview {
             Draft::Reply { key, parent, text } => {
                 let text = checked_text(&text)?;
                 let parent = self.top_level_note(parent)?;
-                Ok(note(key, parent.frame, parent.frame_out, text, Some(parent.id)))
+                Ok(note(
+                    key,
+                    parent.frame,
+                    parent.frame_out,
+                    text,
+                    Some(parent.id),
+                ))
             }
-            Draft::Resolve {
-                note, resolved, ..
-            } => {
+            Draft::Resolve { note, resolved, .. } => {
                 let target = self.top_level_note(note)?;
                 Ok(Record::Resolve {
                     session_id: ctx.session_id.into(),
@@ -301,8 +305,7 @@ impl SessionReview {
                 let Some(current) = ctx.version else {
                     return Err((
                         ErrorCode::UnknownVersion,
-                        "this session reviews no media version; there is nothing to approve"
-                            .into(),
+                        "this session reviews no media version; there is nothing to approve".into(),
                     ));
                 };
                 if version.as_deref().is_some_and(|v| v != current.id) {
