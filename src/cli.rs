@@ -41,7 +41,8 @@ pub enum CliCommand {
 pub struct ExportArgs {
     #[arg(long)]
     pub session: String,
-    /// csv, json, edl or otio.
+    /// csv, json, edl, otio or html (a report with a still of each noted
+    /// frame, drawings on it).
     #[arg(long)]
     pub format: crate::export::Format,
     /// Where to write; `-` for standard output.
@@ -50,6 +51,10 @@ pub struct ExportArgs {
     /// The server's data dir (where `syncreel.db` lives).
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
+    /// Where the session's media is, for the report's stills; defaults to
+    /// `<data-dir>/media`, the server's default.
+    #[arg(long)]
+    pub media_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +212,25 @@ fn print_links(body: &CreatedSessionBody) {
 
 /// Reads the record directly: SQLite in WAL mode lets this run beside a
 /// live server.
+/// `stills [#########...........]  9/20` on standard error, redrawn in
+/// place, and a newline when done.
+fn progress_bar(done: usize, total: usize) {
+    const WIDTH: usize = 30;
+    let filled = if total == 0 {
+        WIDTH
+    } else {
+        done * WIDTH / total
+    };
+    eprint!(
+        "\rstills [{}{}] {done:>4}/{total}",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled)
+    );
+    if done == total {
+        eprintln!();
+    }
+}
+
 fn export(args: ExportArgs) -> anyhow::Result<()> {
     let db = args.data_dir.join("syncreel.db");
     if !db.is_file() {
@@ -216,7 +240,19 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     let review = store
         .review(&args.session)?
         .with_context(|| format!("no session {} in {}", args.session, db.display()))?;
-    let text = crate::export::export(&review, args.format)?;
+    let text = if args.format == crate::export::Format::Html {
+        let root = args
+            .media_root
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("media"));
+        let (text, warning) = crate::media::still::html_report(&review, &root, progress_bar)?;
+        if let Some(why) = warning {
+            eprintln!("warning: the report has no stills: {why}");
+        }
+        text
+    } else {
+        crate::export::export(&review, args.format)?
+    };
     if args.out.as_os_str() == "-" {
         print!("{text}");
     } else {

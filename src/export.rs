@@ -7,6 +7,7 @@
 //! whole session from its start timecode, with one locator per note at the
 //! note's frame.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::str::FromStr;
 
@@ -46,6 +47,7 @@ pub enum Format {
     Json,
     Edl,
     Otio,
+    Html,
 }
 
 impl FromStr for Format {
@@ -57,8 +59,9 @@ impl FromStr for Format {
             "json" => Ok(Format::Json),
             "edl" => Ok(Format::Edl),
             "otio" => Ok(Format::Otio),
+            "html" => Ok(Format::Html),
             other => Err(format!(
-                "no export format {other:?}: use csv, json, edl or otio"
+                "no export format {other:?}: use csv, json, edl, otio or html"
             )),
         }
     }
@@ -70,6 +73,7 @@ impl Format {
             Format::Csv => "text/csv; charset=utf-8",
             Format::Json | Format::Otio => "application/json",
             Format::Edl => "text/plain; charset=utf-8",
+            Format::Html => "text/html; charset=utf-8",
         }
     }
 
@@ -79,11 +83,13 @@ impl Format {
             Format::Json => "json",
             Format::Edl => "edl",
             Format::Otio => "otio",
+            Format::Html => "html",
         }
     }
 }
 
-/// Writes `review` as `format`.
+/// Writes `review` as `format`. An HTML report written this way has no
+/// stills; see [`html`].
 pub fn export(review: &Review, format: Format) -> Result<String, TimecodeError> {
     let labels = labels(&review.session)?;
     Ok(match format {
@@ -91,7 +97,184 @@ pub fn export(review: &Review, format: Format) -> Result<String, TimecodeError> 
         Format::Json => json(review, &labels),
         Format::Edl => edl(review, &labels),
         Format::Otio => otio(review, &labels),
+        Format::Html => report(review, &labels, &HashMap::new()),
     })
+}
+
+/// The frames the HTML report shows a still of: every noted frame and
+/// every frame with a drawing still on it.
+pub fn still_frames(review: &Review) -> Vec<i64> {
+    let frames: BTreeSet<i64> = review
+        .top_level_notes()
+        .map(|n| n.note.frame)
+        .chain(
+            review
+                .drawings
+                .iter()
+                .filter(|d| d.erased.is_none())
+                .map(|d| d.drawing.frame),
+        )
+        .collect();
+    frames.into_iter().collect()
+}
+
+/// The HTML report: one self-contained page (stills inline as JPEG data
+/// URIs) that can be mailed or archived. `stills` maps a frame to its
+/// JPEG, drawings already painted on.
+pub fn html(review: &Review, stills: &HashMap<i64, Vec<u8>>) -> Result<String, TimecodeError> {
+    Ok(report(review, &labels(&review.session)?, stills))
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn report(review: &Review, labels: &TimecodeFormat, stills: &HashMap<i64, Vec<u8>>) -> String {
+    use base64::Engine as _;
+    let s = &review.session;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>{title}: review notes</title>\n<style>\
+body{{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:980px;color:#1d1d1f;padding:0 1rem}}\
+h1{{margin-bottom:.2rem}}.meta{{color:#666}}table{{border-collapse:collapse;margin:1rem 0}}\
+td,th{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}}\
+section.frame{{border-top:2px solid #222;margin-top:2rem;padding-top:.6rem}}\
+section.frame img{{max-width:100%;display:block;margin:.4rem 0}}.tc{{font:600 1.1rem ui-monospace,monospace}}\
+.note{{margin:.4rem 0}}.reply{{margin-left:1.6rem;color:#333}}.resolved{{color:#888}}\
+.approved{{color:#0a7d32}}.changes_requested{{color:#b3261e}}code{{font-size:.85em}}\
+</style></head><body>\n<h1>{title}</h1>\n",
+        title = escape(&s.title)
+    );
+    let version = review.version.as_ref().map_or(String::new(), |v| {
+        format!(
+            "{} v{} · <code>{}</code> · ",
+            escape(&v.item),
+            v.number,
+            escape(&v.checksum)
+        )
+    });
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">{version}{} fps{} · starts {} · {} frames · session <code>{}</code></p>",
+        escape(&format!("{}/{}", s.fps_num, s.fps_den)),
+        if s.drop_frame { " drop-frame" } else { "" },
+        escape(&s.start_timecode),
+        s.duration_frames,
+        escape(&s.id)
+    );
+    if !review.approvals.is_empty() {
+        out.push_str("<h2>Decisions</h2>\n<table><tr><th>Decision</th><th>By</th><th>Frames seen</th><th>Stream</th><th>Checksum</th></tr>\n");
+        for row in &review.approvals {
+            let a = &row.approval;
+            let r = &a.receipt;
+            let seen: Vec<String> = r
+                .frames
+                .iter()
+                .map(|&(x, y)| format!("{}–{}", labels.label(x), labels.label(y)))
+                .collect();
+            let stream = match (&r.stream, r.stream_kbps) {
+                (Some(stream), Some(kbps)) => format!("{stream}, {kbps} kb/s"),
+                (Some(stream), None) => stream.clone(),
+                _ => "none".into(),
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"{status}\">{status_text}</td><td>{author} ({role})</td><td>{count} frames<br><small>{seen}</small></td><td>{stream}</td><td><code>{checksum}</code></td></tr>",
+                status = escape(&a.status),
+                status_text = escape(&a.status.replace('_', " ")),
+                author = escape(&a.author),
+                role = escape(&a.author_role),
+                count = r.frame_count,
+                seen = escape(&seen.join(", ")),
+                stream = escape(&stream),
+                checksum = escape(r.checksum.as_deref().unwrap_or("")),
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    let frames = still_frames(review);
+    if frames.is_empty() {
+        out.push_str("<p>No notes or drawings.</p>\n");
+    }
+    for frame in frames {
+        let _ = writeln!(
+            out,
+            "<section class=\"frame\" id=\"f{frame}\"><div class=\"tc\">{} <small>frame {frame}</small></div>",
+            labels.label(frame)
+        );
+        if let Some(jpeg) = stills.get(&frame) {
+            let _ = writeln!(
+                out,
+                "<img alt=\"frame {frame}\" src=\"data:image/jpeg;base64,{}\">",
+                base64::engine::general_purpose::STANDARD.encode(jpeg)
+            );
+        }
+        for row in review.top_level_notes().filter(|n| n.note.frame == frame) {
+            let n = &row.note;
+            let range = n
+                .frame_out
+                .map(|f| format!(" (to {})", labels.label(f)))
+                .unwrap_or_default();
+            let resolved = row.resolved.as_ref().map_or(String::new(), |m| {
+                format!(" · resolved by {}", escape(&m.by))
+            });
+            let _ = writeln!(
+                out,
+                "<div class=\"note{}\"><b>{}</b> <small>{}{}{}</small><br>{}</div>",
+                if row.resolved.is_some() {
+                    " resolved"
+                } else {
+                    ""
+                },
+                escape(&n.author),
+                escape(&n.author_role),
+                range,
+                resolved,
+                escape(&n.text).replace('\n', "<br>")
+            );
+            for reply in review.replies_to(row.id) {
+                let _ = writeln!(
+                    out,
+                    "<div class=\"reply\"><b>{}</b>: {}</div>",
+                    escape(&reply.note.author),
+                    escape(&reply.note.text).replace('\n', "<br>")
+                );
+            }
+        }
+        let drawn: Vec<&str> = review
+            .drawings
+            .iter()
+            .filter(|d| d.erased.is_none() && d.drawing.frame == frame)
+            .map(|d| d.drawing.author.as_str())
+            .collect();
+        if !drawn.is_empty() {
+            let mut authors = drawn.clone();
+            authors.sort_unstable();
+            authors.dedup();
+            let _ = writeln!(
+                out,
+                "<p class=\"meta\">{} drawing{} by {}</p>",
+                drawn.len(),
+                if drawn.len() == 1 { "" } else { "s" },
+                escape(&authors.join(", "))
+            );
+        }
+        out.push_str("</section>\n");
+    }
+    out.push_str("</body></html>\n");
+    out
 }
 
 fn labels(session: &SessionRow) -> Result<TimecodeFormat, TimecodeError> {

@@ -761,13 +761,30 @@ async fn export_session(
         .parse()
         .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
     let store = app.store.clone();
-    let review = tokio::task::spawn_blocking(move || store.review(&id))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found("session"))?;
-    let body = crate::export::export(&review, format)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let root = app.config.media_root();
+    // Stills mean decoding: the whole export runs off the runtime.
+    let (review, body) = tokio::task::spawn_blocking(move || {
+        let review = store
+            .review(&id)
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::not_found("session"))?;
+        let internal = |e: crate::timecode::TimecodeError| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        };
+        let body = if format == crate::export::Format::Html {
+            let (body, warning) =
+                crate::media::still::html_report(&review, &root, |_, _| {}).map_err(internal)?;
+            if let Some(why) = warning {
+                tracing::warn!(session = %review.session.id, "report without stills: {why}");
+            }
+            body
+        } else {
+            crate::export::export(&review, format).map_err(internal)?
+        };
+        Ok::<_, ApiError>((review, body))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),

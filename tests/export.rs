@@ -17,15 +17,23 @@ fn otio_python() -> String {
 }
 
 /// Reads `path` with OpenTimelineIO and returns its markers as
-/// `[{name, color, start_tc, rate}]`.
-fn otio_markers(path: &std::path::Path) -> Value {
+/// `[{name, color, start_tc, rate}]`. An EDL does not say its rate, so
+/// it is read at `edl_rate`, as an editor tells their NLE on import.
+fn otio_markers_at(path: &std::path::Path, edl_rate: f64) -> Value {
     let script = r#"
 import json, sys
 import opentimelineio as otio
-tl = otio.adapters.read_from_file(sys.argv[1])
+rate = float(sys.argv[2])
+if sys.argv[1].endswith(".edl"):
+    tl = otio.adapters.read_from_file(sys.argv[1], rate=rate)
+else:
+    tl = otio.adapters.read_from_file(sys.argv[1])
 out = []
+clips = []
 for clip in tl.find_clips():
     start = clip.source_range.start_time if clip.source_range else otio.opentime.RationalTime(0, 24)
+    clips.append({"tc": otio.opentime.to_timecode(start, start.rate),
+                  "frames": clip.source_range.duration.value if clip.source_range else None})
     for m in clip.markers:
         t = m.marked_range.start_time
         # EDL locators are placed relative to the clip's source range;
@@ -33,11 +41,12 @@ for clip in tl.find_clips():
         out.append({"name": m.name, "color": str(m.color),
                     "tc": otio.opentime.to_timecode(t, t.rate),
                     "rate": t.rate})
-print(json.dumps({"markers": out, "name": tl.name}))
+print(json.dumps({"markers": out, "clips": clips, "name": tl.name}))
 "#;
     let out = Command::new(otio_python())
         .args(["-c", script])
         .arg(path)
+        .arg(edl_rate.to_string())
         .output()
         .expect("OpenTimelineIO's Python runs (scripts/setup.sh installs it)");
     assert!(
@@ -47,6 +56,10 @@ print(json.dumps({"markers": out, "name": tl.name}))
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn otio_markers(path: &std::path::Path) -> Value {
+    otio_markers_at(path, 24.0)
 }
 
 #[tokio::test]
@@ -160,7 +173,7 @@ async fn notes_export_to_an_edl_and_otio_that_opentimelineio_reads_with_markers_
     let rows: Vec<&str> = text.lines().collect();
     assert!(rows[0].starts_with("id,frame,timecode"));
     assert!(
-        rows[1].contains(",245,01:00:10:05,") && rows[1].ends_with("Sky too warm"),
+        rows[1].contains(",245,01:00:10:05,") && rows[1].ends_with("Sky too warm,,"),
         "{text}"
     );
     assert!(text.contains("\"Boom in shot,\nupper left\""), "{text}");
@@ -180,6 +193,289 @@ async fn notes_export_to_an_edl_and_otio_that_opentimelineio_reads_with_markers_
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no session nope"));
+    let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown().await;
+}
+
+/// A small clip with the frame code in every picture.
+fn media_root() -> std::path::PathBuf {
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("syncreel-report-{}", std::process::id()));
+        let spec = syncreel::media::demo_clip::DemoClipSpec {
+            width: 640,
+            height: 360,
+            frames: 72,
+            ..Default::default()
+        };
+        syncreel::media::demo_clip::ensure(&root.join("shot.mov"), &spec).unwrap();
+        root
+    })
+    .clone()
+}
+
+/// Decodes a JPEG to packed RGB with GStreamer.
+fn decode_jpeg(jpeg: &[u8]) -> (Vec<u8>, usize, usize) {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(
+        "appsrc name=src caps=image/jpeg ! jpegdec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    src.push_buffer(gst::Buffer::from_slice(jpeg.to_vec()))
+        .unwrap();
+    src.end_of_stream().unwrap();
+    let sample = sink
+        .try_pull_sample(gst::ClockTime::from_seconds(10))
+        .expect("the JPEG decodes");
+    let caps = sample.caps().unwrap().structure(0).unwrap();
+    let (w, h) = (
+        caps.get::<i32>("width").unwrap() as usize,
+        caps.get::<i32>("height").unwrap() as usize,
+    );
+    let map = sample.buffer().unwrap().map_readable().unwrap();
+    let stride = map.len() / h;
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for row in 0..h {
+        rgb.extend_from_slice(&map[row * stride..row * stride + w * 3]);
+    }
+    drop(map);
+    pipeline.set_state(gst::State::Null).unwrap();
+    (rgb, w, h)
+}
+
+#[tokio::test]
+async fn the_html_report_shows_each_noted_frame_exactly_with_its_drawings_on_it() {
+    use base64::Engine as _;
+    let root = media_root();
+    let server = TestServer::start_with({
+        let root = root.clone();
+        move |c| c.media.root = root
+    })
+    .await;
+    let (status, created) = server
+        .request(
+            "POST",
+            "/api/sessions",
+            None,
+            Some(json!({"title": "Shot <040>", "media": "shot.mov"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let link = |role: &str| {
+        created["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["role"] == role)
+            .unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let id = created["session"]["id"].as_str().unwrap().to_string();
+    let mut host = Client::join(server.addr, &link("host"), "Dana").await;
+    host.send(json!({"type": "note", "key": "n", "frame": 30, "text": "Fix <script>alert(1)</script> & this"}))
+        .await;
+    let note = host.expect("noteAck").await["note"].clone();
+    host.send(json!({"type": "reply", "key": "r", "parent": note["id"], "text": "On it"}))
+        .await;
+    host.expect("noteAck").await;
+    // A bold red box across the middle of frame 30.
+    host.send(
+        json!({"type": "drawing", "key": "d", "frame": 30, "tool": "rect",
+                     "colour": "#ff0000", "width": 0.03, "points": [[0.25, 0.25], [0.75, 0.6]]}),
+    )
+    .await;
+    host.expect("drawingAck").await;
+    host.send(
+        json!({"type": "drawing", "key": "e", "frame": 50, "tool": "pen",
+                     "colour": "#00ff00", "width": 0.02, "points": [[0.1, 0.1], [0.9, 0.1]]}),
+    )
+    .await;
+    let gone = host.expect("drawingAck").await["drawing"]["id"].clone();
+    host.send(json!({"type": "erase", "key": "x", "drawing": gone}))
+        .await;
+    host.expect("drawingAck").await;
+
+    let (status, page) = server
+        .request(
+            "GET",
+            &format!("/api/sessions/{id}/export/html"),
+            Some(&link("host")),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let page = page.as_str().unwrap().to_string();
+    assert!(page.contains("Shot &lt;040&gt;"), "titles are escaped");
+    assert!(page.contains("Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; this"));
+    assert!(!page.contains("<script>"));
+    assert!(page.contains("On it"), "replies are in the report");
+    assert!(
+        !page.contains("id=\"f50\""),
+        "an erased drawing's frame gets no still"
+    );
+    let section = page
+        .split("id=\"f30\"")
+        .nth(1)
+        .expect("a section for frame 30");
+    let data = section
+        .split("data:image/jpeg;base64,")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let jpeg = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap();
+    let (rgb, w, h) = decode_jpeg(&jpeg);
+    assert_eq!((w, h), (960, 540));
+    // The still is frame 30 exactly: its frame code says so.
+    let luma: Vec<u8> = rgb
+        .chunks_exact(3)
+        .map(|p| ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8) as u8)
+        .collect();
+    let layout = syncreel::framecode::PlaneLayout {
+        width: w,
+        height: h,
+        stride: w,
+    };
+    assert_eq!(syncreel::framecode::read(&luma, layout), Some(30));
+    // The box is painted on: its left edge is red, its inside is not.
+    let px = |x: usize, y: usize| &rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
+    let edge = px(w / 4, h * 2 / 5);
+    assert!(
+        edge[0] > 200 && edge[1] < 60 && edge[2] < 60,
+        "edge {edge:?}"
+    );
+    let inside = px(w / 2, h * 2 / 5);
+    assert!(
+        !(inside[0] > 200 && inside[1] < 60 && inside[2] < 60),
+        "inside {inside:?}"
+    );
+
+    // The CLI writes the same report from the data dir, with a progress bar.
+    let out_path = server.data_dir.join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_syncreel"))
+        .args(["export", "--session", &id, "--format", "html", "--out"])
+        .arg(&out_path)
+        .arg("--data-dir")
+        .arg(&server.data_dir)
+        .arg("--media-root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("stills [") && stderr.contains("1/1"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(&out_path).unwrap();
+    assert!(written.contains("data:image/jpeg;base64,"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn drop_frame_notes_land_on_their_drop_frame_timecodes_in_opentimelineio() {
+    let server = TestServer::start().await;
+    let (status, created) = server
+        .request(
+            "POST",
+            "/api/sessions",
+            None,
+            Some(
+                json!({"title": "DF reel", "fps": "29.97", "dropFrame": true,
+                        "startTimecode": "01:00:00;00", "durationFrames": 36000}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = |role: &str| {
+        created["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["role"] == role)
+            .unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let id = created["session"]["id"].as_str().unwrap().to_string();
+    let mut host = Client::join(server.addr, &token("host"), "Dana").await;
+    // 1800 frames is one minute and two labels in (;00 and ;01 of minute
+    // one are skipped); 17982 frames is exactly ten minutes.
+    for (key, frame) in [("a", 1800), ("b", 17982)] {
+        host.send(json!({"type": "note", "key": key, "frame": frame, "text": key}))
+            .await;
+        host.expect("noteAck").await;
+    }
+    let dir = std::env::temp_dir().join(format!("syncreel-export-df-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for format in ["edl", "otio"] {
+        let (status, body) = server
+            .request(
+                "GET",
+                &format!("/api/sessions/{id}/export/{format}"),
+                Some(&token("host")),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let text = match &body {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let path = dir.join(format!("df.{format}"));
+        std::fs::write(&path, &text).unwrap();
+        let read = otio_markers_at(&path, 30000.0 / 1001.0);
+        assert_eq!(
+            read["clips"],
+            json!([{"tc": "01:00:00;00", "frames": 36000.0}]),
+            "{format}: the session's span, counted in drop-frame"
+        );
+        if format == "edl" {
+            // The locators carry drop-frame labels, as NLEs and OTIO's own
+            // EDL writer put them. The adapter's reader (otio-cmx3600-adapter
+            // 1.x) matches only `hh:mm:ss:ff` in a LOC line, so it skips
+            // these; the labels themselves are checked here.
+            assert!(
+                text.contains("* LOC: 01:01:00;02 RED     Dana: a"),
+                "{text}"
+            );
+            assert!(
+                text.contains("* LOC: 01:10:00;00 RED     Dana: b"),
+                "{text}"
+            );
+            continue;
+        }
+        let tcs: Vec<&str> = read["markers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["tc"].as_str().unwrap())
+            .collect();
+        assert_eq!(tcs, ["01:01:00;02", "01:10:00;00"], "{format}: {read}");
+        let rate = read["markers"][0]["rate"].as_f64().unwrap();
+        assert!((rate - 29.97).abs() < 0.01, "{format}: {read}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
     server.shutdown().await;
 }

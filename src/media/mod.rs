@@ -10,6 +10,7 @@ pub mod demo_clip;
 pub mod mov_timecode;
 pub mod player;
 pub mod probe;
+pub mod still;
 
 use std::path::{Path, PathBuf};
 

@@ -321,12 +321,13 @@ fn next_frame_boundary(t: &Transport, timeline: &Timeline, after: ServerTime) ->
     }
 }
 
-/// A decoded picture at stream size.
-struct Picture {
-    buffer: gst::Buffer,
+/// A decoded picture at the decoder's output size.
+pub(super) struct Picture {
+    pub(super) buffer: gst::Buffer,
 }
 
-struct Decoder {
+/// Decodes exact frames of a file, scaled to one size and pixel format.
+pub(super) struct Decoder {
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
     /// The frame the next pulled sample will be, when known.
@@ -339,6 +340,20 @@ struct Decoder {
 
 impl Decoder {
     fn open(media: &MediaInfo, settings: StreamSettings) -> Result<Decoder, MediaError> {
+        Decoder::open_as(
+            media,
+            settings.width,
+            settings.height,
+            gst_video::VideoFormat::I420,
+        )
+    }
+
+    pub(super) fn open_as(
+        media: &MediaInfo,
+        width: u32,
+        height: u32,
+        format: gst_video::VideoFormat,
+    ) -> Result<Decoder, MediaError> {
         let fail = |e: &dyn std::fmt::Display| MediaError::Gstreamer(e.to_string());
         let pipeline = gst::Pipeline::new();
         let make = super::element;
@@ -348,9 +363,9 @@ impl Decoder {
         let convert = make("videoconvert")?;
         let scale = make("videoscale")?;
         let caps = gst_video::VideoCapsBuilder::new()
-            .format(gst_video::VideoFormat::I420)
-            .width(settings.width as i32)
-            .height(settings.height as i32)
+            .format(format)
+            .width(width as i32)
+            .height(height as i32)
             .pixel_aspect_ratio(gst::Fraction::new(1, 1))
             .build();
         let sink = gst_app::AppSink::builder()
@@ -398,7 +413,11 @@ impl Decoder {
     }
 
     /// The picture of `frame`, and whether getting it took a seek.
-    fn frame(&mut self, frame: i64, timeline: &Timeline) -> Result<(Picture, bool), MediaError> {
+    pub(super) fn frame(
+        &mut self,
+        frame: i64,
+        timeline: &Timeline,
+    ) -> Result<(Picture, bool), MediaError> {
         if let Some((last, picture)) = &self.last {
             if *last == frame {
                 return Ok((
@@ -488,7 +507,7 @@ impl Decoder {
         (num / den) as i64
     }
 
-    fn close(&self) {
+    pub(super) fn close(&self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
