@@ -216,11 +216,7 @@ fn print_links(body: &CreatedSessionBody) {
 /// place, and a newline when done.
 fn progress_bar(done: usize, total: usize) {
     const WIDTH: usize = 30;
-    let filled = if total == 0 {
-        WIDTH
-    } else {
-        done * WIDTH / total
-    };
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
     eprint!(
         "\rstills [{}{}] {done:>4}/{total}",
         "#".repeat(filled),
