@@ -202,3 +202,50 @@ async fn events_arrive_signed_and_are_retried_with_backoff_and_logged() {
     assert!(gaps[0] >= 20 && gaps[1] >= 40, "waits {gaps:?} ms");
     server.shutdown().await;
 }
+
+/// The next request announcing `event`, skipping others (bounded).
+async fn next_event(rx: &mut mpsc::UnboundedReceiver<Received>, event: &str) -> Value {
+    for _ in 0..20 {
+        let got = next(rx).await;
+        if got.headers["x-syncreel-event"] == event {
+            return serde_json::from_str(&got.body).unwrap();
+        }
+    }
+    panic!("no {event} among the next 20 requests");
+}
+
+#[tokio::test]
+async fn resolving_and_reopening_a_note_are_announced() {
+    let (url, mut requests) = receiver(0).await;
+    let server = TestServer::start_with(move |c| {
+        c.webhooks.urls = vec![url];
+        c.webhooks.secret = "s3cret".into();
+    })
+    .await;
+    let s = server.create_session().await;
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
+    host.send(json!({"type": "note", "key": "n1", "frame": 24, "text": "Flicker"}))
+        .await;
+    let id = host.expect("noteAck").await["note"]["id"].clone();
+    host.send(json!({"type": "reply", "key": "r1", "parent": id, "text": "Fixed in v2"}))
+        .await;
+    host.expect("noteAck").await;
+    let reply = next_event(&mut requests, "note.created").await;
+    assert_eq!(reply["data"]["note"]["text"], "Flicker");
+    let reply = next_event(&mut requests, "note.created").await;
+    assert_eq!(reply["data"]["note"]["parent"], id, "{reply}");
+
+    host.send(json!({"type": "resolve", "key": "x1", "note": id, "resolved": true}))
+        .await;
+    host.expect("noteAck").await;
+    let resolved = next_event(&mut requests, "note.resolved").await;
+    assert_eq!(resolved["data"]["note"]["id"], id);
+    assert_eq!(resolved["data"]["note"]["resolvedBy"], "Dana");
+    assert_eq!(resolved["data"]["timecode"], "01:00:01:00");
+    host.send(json!({"type": "resolve", "key": "x2", "note": id, "resolved": false}))
+        .await;
+    host.expect("noteAck").await;
+    let reopened = next_event(&mut requests, "note.reopened").await;
+    assert!(reopened["data"]["note"].get("resolvedBy").is_none());
+    server.shutdown().await;
+}
