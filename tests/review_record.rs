@@ -581,3 +581,35 @@ async fn a_reviews_notes_drawings_and_approval_survive_kill_9_with_its_version()
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_record_refuses_the_note_as_retryable_and_the_session_carries_on() {
+    let server = TestServer::start().await;
+    let s = server.create_session().await;
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
+    let mut reviewer = Client::join(server.addr, &s.reviewer, "Ravi").await;
+
+    // Another process (a backup tool, say) holds the write lock for longer
+    // than the server waits for it.
+    let db = rusqlite::Connection::open(server.data_dir.join("syncreel.db")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    reviewer.send(note("k1", 10, "Locked out")).await;
+    let refused = reviewer.expect("noteRefused").await;
+    assert_eq!(refused["code"], "store", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("locked"),
+        "{refused}"
+    );
+    // The room carries on meanwhile: control still works for everyone.
+    host.send(json!({"type": "seek", "frame": 100})).await;
+    assert_eq!(reviewer.expect("transport").await["transport"]["anchorFrame"], 100);
+    db.execute_batch("COMMIT").unwrap();
+    drop(db);
+
+    // Once the lock is gone the outbox's resend goes through, once.
+    reviewer.send(note("k1", 10, "Locked out")).await;
+    let ack = reviewer.expect("noteAck").await;
+    assert_eq!(ack["note"]["text"], "Locked out");
+    assert_eq!(host.expect("note").await["note"], ack["note"]);
+    server.shutdown().await;
+}
