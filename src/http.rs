@@ -170,6 +170,7 @@ impl App {
                 review,
                 version: version.as_ref().map(wire_version),
                 media_error,
+                ended_at: row.ended_at,
             },
         )?;
         Ok(())
@@ -269,6 +270,7 @@ impl App {
                     review: SessionReview::default(),
                     version: version.as_ref().map(wire_version),
                     media_error: None,
+                    ended_at: None,
                 },
             )
             .map_err(|e| {
@@ -536,6 +538,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/sessions/{id}", get(get_session))
         .route("/api/media", get(list_media))
         .route("/api/sessions/{id}/links", post(mint_link))
+        .route("/api/sessions/{id}/end", post(end_session))
         .route("/api/sessions/{id}/export/{format}", get(export_session))
         .route("/api/sessions/{id}/links/{link}", delete(revoke_link))
         .route("/healthz", get(healthz))
@@ -823,6 +826,25 @@ async fn mint_link(
         StatusCode::CREATED,
         Json(link_body(&minted.link, Some((&minted.token, &url)))),
     ))
+}
+
+/// Ends the live review (host bearer). The links keep working, for the
+/// record; idempotent.
+async fn end_session(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let handle = require_host(&app, &headers, &id)?;
+    let (reply, ended) = tokio::sync::oneshot::channel();
+    let gone = || ApiError::new(StatusCode::GONE, "session_ended", "the session is gone");
+    handle
+        .tx
+        .send(SessionMsg::End { reply })
+        .await
+        .map_err(|_| gone())?;
+    let at = ended.await.map_err(|_| gone())?.map_err(store_error)?;
+    Ok(Json(serde_json::json!({ "endedAt": at })))
 }
 
 async fn revoke_link(

@@ -146,6 +146,10 @@ pub enum SessionMsg {
         kind: Kind,
         result: RecordResult,
     },
+    /// The host ends the live review; answered once it is recorded.
+    End {
+        reply: oneshot::Sender<Result<i64, StoreError>>,
+    },
     /// The session's media failed; tell the room.
     MediaFailed {
         message: String,
@@ -169,6 +173,8 @@ pub struct SessionStart {
     pub version: Option<WireVersion>,
     /// Why the media cannot be played, when it could not be restored.
     pub media_error: Option<String>,
+    /// When the host ended the live review, if they have.
+    pub ended_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +272,7 @@ impl Registry {
             review,
             version,
             media_error,
+            ended_at,
         } = start;
         let (tx, rx) = mpsc::channel(1024);
         let me = tx.downgrade();
@@ -300,6 +307,7 @@ impl Registry {
             webhooks,
             review,
             version,
+            ended_at,
             recorded_frame: start_frame,
         };
         metrics.sessions_live.fetch_add(1, Relaxed);
@@ -413,6 +421,7 @@ struct SessionTask {
     /// The notes, drawings and approvals late joiners get.
     review: SessionReview,
     version: Option<WireVersion>,
+    ended_at: Option<i64>,
     /// The anchor frame last written to the record.
     recorded_frame: i64,
 }
@@ -582,6 +591,7 @@ impl SessionTask {
             SessionMsg::State { reply } => {
                 let _ = reply.send((&self.session.snapshot(false)).into());
             }
+            SessionMsg::End { reply } => self.end(reply),
             SessionMsg::MediaFailed { message } => {
                 let text: Utf8Bytes = protocol::to_json(&ServerMessage::MediaError {
                     message: message.clone(),
@@ -643,6 +653,47 @@ impl SessionTask {
                     })
                     .await;
             }
+        });
+    }
+
+    /// Ends the live review: the room is told, the record and the team's
+    /// other tools learn of it, and the room stays open for the record.
+    /// Ending again changes nothing.
+    fn end(&mut self, reply: oneshot::Sender<Result<i64, StoreError>>) {
+        if let Some(at) = self.ended_at {
+            let _ = reply.send(Ok(at));
+            return;
+        }
+        let at = unix_millis();
+        self.ended_at = Some(at);
+        let info = self.session.info();
+        let decisions: Vec<_> = self
+            .review
+            .approvals
+            .iter()
+            .map(|a| serde_json::json!({"author": a.author, "status": a.status.name()}))
+            .collect();
+        self.webhooks.announce(crate::webhooks::Announcement {
+            event: "session.ended",
+            session_id: info.id.clone(),
+            data: serde_json::json!({
+                "title": info.title,
+                "version": self.version,
+                "notes": self.review.notes.iter().filter(|n| n.parent.is_none()).count(),
+                "openNotes": self.review.notes.iter().filter(|n| n.parent.is_none() && n.resolved_at.is_none()).count(),
+                "drawings": self.review.drawings.len(),
+                "approvals": decisions,
+            }),
+        });
+        let done = self.store.write_acked(Write::End {
+            session_id: info.id.clone(),
+            at,
+        });
+        self.log_event("ended", "by the host".into());
+        self.broadcast(&ServerMessage::Ended { at });
+        tokio::spawn(async move {
+            let result = done.await.unwrap_or(Err(StoreError::Closed));
+            let _ = reply.send(result.map(|()| at));
         });
     }
 
@@ -920,6 +971,11 @@ impl SessionTask {
             if conn.tx.try_send(Outbound::message(&message)).is_err() {
                 conn.lagged = true;
             }
+        }
+        if let Some(at) = self.ended_at {
+            let _ = conn
+                .tx
+                .try_send(Outbound::message(&ServerMessage::Ended { at }));
         }
     }
 

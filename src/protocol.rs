@@ -325,6 +325,12 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
+    /// The host ended the live review at `at` (Unix ms). The room stays
+    /// open for reviewing the record; sent to everyone then, and after the
+    /// welcome to anyone who joins later.
+    Ended {
+        at: i64,
+    },
     /// Every drawing not erased; follows each welcome and resync.
     Drawings {
         drawings: Vec<WireDrawing>,

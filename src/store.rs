@@ -360,6 +360,11 @@ pub enum Write {
         session_id: String,
         frame: i64,
     },
+    /// The host ended the live review (first end wins).
+    End {
+        session_id: String,
+        at: i64,
+    },
     Event {
         session_id: String,
         at: i64,
@@ -956,6 +961,12 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
             db.execute(
                 "UPDATE sessions SET last_frame = ?1 WHERE id = ?2",
                 params![frame, session_id],
+            )?;
+        }
+        Write::End { session_id, at } => {
+            db.execute(
+                "UPDATE sessions SET ended_at = ?1 WHERE id = ?2 AND ended_at IS NULL",
+                params![at, session_id],
             )?;
         }
         Write::Event {

@@ -542,6 +542,18 @@ async fn a_reviews_notes_drawings_and_approval_survive_kill_9_with_its_version()
         .await;
     let approval = host.expect("approvalAck").await["approval"].clone();
     assert_eq!(approval["receipt"]["checksum"], version["checksum"]);
+    let (status, ended) = common::request(
+        server.addr,
+        "POST",
+        &format!(
+            "/api/sessions/{}/end",
+            created["session"]["id"].as_str().unwrap()
+        ),
+        Some(&host_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{ended}");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     drop(host);
@@ -602,7 +614,10 @@ async fn a_locked_record_refuses_the_note_as_retryable_and_the_session_carries_o
     );
     // The room carries on meanwhile: control still works for everyone.
     host.send(json!({"type": "seek", "frame": 100})).await;
-    assert_eq!(reviewer.expect("transport").await["transport"]["anchorFrame"], 100);
+    assert_eq!(
+        reviewer.expect("transport").await["transport"]["anchorFrame"],
+        100
+    );
     db.execute_batch("COMMIT").unwrap();
     drop(db);
 

@@ -247,5 +247,23 @@ async fn resolving_and_reopening_a_note_are_announced() {
     host.expect("noteAck").await;
     let reopened = next_event(&mut requests, "note.reopened").await;
     assert!(reopened["data"]["note"].get("resolvedBy").is_none());
+
+    // Ending the review: only the host may; everyone is told; the team's
+    // tools get a summary; ending twice is the same end.
+    let path = format!("/api/sessions/{}/end", s.id);
+    let (status, _) = server.request("POST", &path, Some(&s.reviewer), None).await;
+    assert_eq!(status, 403);
+    let (status, body) = server.request("POST", &path, Some(&s.host), None).await;
+    assert_eq!(status, 200, "{body}");
+    let at = body["endedAt"].as_i64().unwrap();
+    assert_eq!(host.expect("ended").await["at"], at);
+    let ended = next_event(&mut requests, "session.ended").await;
+    assert_eq!(ended["data"]["notes"], 1);
+    assert_eq!(ended["data"]["openNotes"], 1);
+    let (_, again) = server.request("POST", &path, Some(&s.host), None).await;
+    assert_eq!(again["endedAt"], at);
+    // The room stays open for the record, and says it has ended.
+    let mut late = Client::join(server.addr, &s.reviewer, "Ravi").await;
+    assert_eq!(late.expect("ended").await["at"], at);
     server.shutdown().await;
 }
