@@ -12,7 +12,7 @@ mod vp8;
 
 use std::path::PathBuf;
 
-use common::{Client, TestServer};
+use common::{token, Client, TestServer};
 use serde_json::{json, Value};
 use sha2::Digest;
 use syncreel::media::demo_clip::{self, DemoClipSpec};
@@ -59,18 +59,6 @@ async fn create(server: &TestServer, media: &str, item: &str) -> Value {
         .await;
     assert_eq!(status, 201, "{body}");
     body
-}
-
-fn token(body: &Value, role: &str) -> String {
-    body["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["role"] == role)
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 fn sha256_hex(path: &std::path::Path) -> String {

@@ -267,28 +267,11 @@ async fn the_html_report_shows_each_noted_frame_exactly_with_its_drawings_on_it(
         move |c| c.media.root = root
     })
     .await;
-    let (status, created) = server
-        .request(
-            "POST",
-            "/api/sessions",
-            None,
-            Some(json!({"title": "Shot <040>", "media": "shot.mov"})),
-        )
+    let s = server
+        .create_session_with(json!({"title": "Shot <040>", "media": "shot.mov"}))
         .await;
-    assert_eq!(status, 201, "{created}");
-    let link = |role: &str| {
-        created["links"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["role"] == role)
-            .unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let id = created["session"]["id"].as_str().unwrap().to_string();
-    let mut host = Client::join(server.addr, &link("host"), "Dana").await;
+    let id = s.id.clone();
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
     host.send(json!({"type": "note", "key": "n", "frame": 30, "text": "Fix <script>alert(1)</script> & this"}))
         .await;
     let note = host.expect("noteAck").await["note"].clone();
@@ -316,7 +299,7 @@ async fn the_html_report_shows_each_noted_frame_exactly_with_its_drawings_on_it(
         .request(
             "GET",
             &format!("/api/sessions/{id}/export/html"),
-            Some(&link("host")),
+            Some(&s.host),
             None,
         )
         .await;
@@ -395,31 +378,14 @@ async fn the_html_report_shows_each_noted_frame_exactly_with_its_drawings_on_it(
 #[tokio::test]
 async fn drop_frame_notes_land_on_their_drop_frame_timecodes_in_opentimelineio() {
     let server = TestServer::start().await;
-    let (status, created) = server
-        .request(
-            "POST",
-            "/api/sessions",
-            None,
-            Some(
-                json!({"title": "DF reel", "fps": "29.97", "dropFrame": true,
-                        "startTimecode": "01:00:00;00", "durationFrames": 36000}),
-            ),
+    let s = server
+        .create_session_with(
+            json!({"title": "DF reel", "fps": "29.97", "dropFrame": true,
+                                    "startTimecode": "01:00:00;00", "durationFrames": 36000}),
         )
         .await;
-    assert_eq!(status, 201, "{created}");
-    let token = |role: &str| {
-        created["links"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["role"] == role)
-            .unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let id = created["session"]["id"].as_str().unwrap().to_string();
-    let mut host = Client::join(server.addr, &token("host"), "Dana").await;
+    let id = s.id.clone();
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
     // 1800 frames is one minute and two labels in (;00 and ;01 of minute
     // one are skipped); 17982 frames is exactly ten minutes.
     for (key, frame) in [("a", 1800), ("b", 17982)] {
@@ -434,7 +400,7 @@ async fn drop_frame_notes_land_on_their_drop_frame_timecodes_in_opentimelineio()
             .request(
                 "GET",
                 &format!("/api/sessions/{id}/export/{format}"),
-                Some(&token("host")),
+                Some(&s.host),
                 None,
             )
             .await;

@@ -9,22 +9,10 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use common::{Client, TestServer};
+use common::{token, Client, TestServer};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_syncreel");
-
-fn token(created: &Value, role: &str) -> String {
-    created["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["role"] == role)
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 fn note(key: &str, frame: i64, text: &str) -> Value {
     json!({"type": "note", "key": key, "frame": frame, "text": text})

@@ -12,7 +12,7 @@ mod vp8;
 
 use std::path::PathBuf;
 
-use common::{Client, TestServer};
+use common::{token, Client, TestServer};
 use serde_json::{json, Value};
 use syncreel::clock::{ServerTime, Speed, Timeline, Transport};
 use syncreel::media::demo_clip::{self, DemoClipSpec};
@@ -62,18 +62,6 @@ async fn media_session(server: &TestServer) -> Value {
         .await;
     assert_eq!(status, 201, "{body}");
     body
-}
-
-fn token(body: &Value, role: &str) -> String {
-    body["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["role"] == role)
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 fn transport_of(msg: &Value) -> Transport {

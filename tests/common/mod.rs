@@ -98,23 +98,40 @@ impl TestServer {
             )
             .await;
         assert_eq!(status, 201, "{body}");
-        let token = |role: &str| {
-            body["links"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|l| l["role"] == role)
-                .unwrap()["token"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
+        CreatedSession::from_body(body)
+    }
+
+    /// Creates a session with this request body (201 expected).
+    pub async fn create_session_with(&self, request: Value) -> CreatedSession {
+        let (status, body) = self
+            .request("POST", "/api/sessions", None, Some(request))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        CreatedSession::from_body(body)
+    }
+}
+
+/// The token of the link for `role` in a created session's body.
+pub fn token(body: &Value, role: &str) -> String {
+    body["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["role"] == role)
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+impl CreatedSession {
+    pub fn from_body(body: Value) -> CreatedSession {
         CreatedSession {
             id: body["session"]["id"].as_str().unwrap().to_string(),
-            host: token("host"),
-            reviewer: token("reviewer"),
-            viewer: token("viewer"),
-            body: body.clone(),
+            host: token(&body, "host"),
+            reviewer: token(&body, "reviewer"),
+            viewer: token(&body, "viewer"),
+            body,
         }
     }
 }
