@@ -628,6 +628,12 @@ impl SessionTask {
             role: conn.role,
             author,
         };
+        if conn.role != Role::Viewer {
+            if let Some(ack) = self.review.already_done(&draft) {
+                let _ = conn.tx.try_send(Outbound::message(&ack));
+                return;
+            }
+        }
         let receipt = || self.receipt(from);
         let record = match self.review.check(draft, &ctx, receipt) {
             Ok(record) => record,

@@ -513,8 +513,6 @@ pub enum ErrorCode {
     /// A shape with too many points, points off the picture, or a bad
     /// tool, colour, width or key.
     BadDrawing,
-    /// Drawing happens on a paused frame.
-    NotPaused,
     /// An erase names a drawing this session does not have.
     UnknownDrawing,
     /// An approval names a version this session does not review, or the

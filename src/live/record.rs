@@ -131,6 +131,9 @@ pub struct SessionReview {
     pub notes: Vec<WireNote>,
     /// Drawings not erased, in the order drawn.
     pub drawings: Vec<WireDrawing>,
+    /// Erased drawings, so that a repeated erase is acknowledged rather
+    /// than refused. Never sent in a catch-up.
+    pub erased: Vec<WireDrawing>,
     /// Every decision, oldest first.
     pub approvals: Vec<WireApproval>,
 }
@@ -146,6 +149,11 @@ impl SessionReview {
             drawings: drawings
                 .iter()
                 .filter(|d| d.erased.is_none())
+                .map(wire_drawing)
+                .collect(),
+            erased: drawings
+                .iter()
+                .filter(|d| d.erased.is_some())
                 .map(wire_drawing)
                 .collect(),
             approvals: approvals.iter().map(wire_approval).collect(),
@@ -165,6 +173,33 @@ impl SessionReview {
                 approvals: self.approvals.clone(),
             },
         ]
+    }
+
+    /// The acknowledgement for a draft whose effect already stands (a
+    /// resolve of a resolved note, an erase of an erased drawing): a
+    /// resend after a lost acknowledgement changes nothing and is told so.
+    pub fn already_done(&self, draft: &Draft) -> Option<ServerMessage> {
+        match draft {
+            Draft::Resolve {
+                key,
+                note,
+                resolved,
+            } => {
+                let current = self.notes.iter().find(|n| n.id == *note)?;
+                (current.resolved_at.is_some() == *resolved).then(|| ServerMessage::NoteAck {
+                    key: key.clone(),
+                    note: current.clone(),
+                })
+            }
+            Draft::Erase { key, drawing } => {
+                let erased = self.erased.iter().find(|d| d.id == *drawing)?;
+                Some(ServerMessage::DrawingAck {
+                    key: key.clone(),
+                    drawing: erased.clone(),
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Checks a draft. `receipt` is asked for only when an approval passes
@@ -385,6 +420,7 @@ impl SessionReview {
                 let happened = match (position, row.erased.is_some()) {
                     (Some(at), true) => {
                         self.drawings.remove(at);
+                        self.erased.push(drawing.clone());
                         Some(Happened::Erased)
                     }
                     (None, false) => {
