@@ -8,13 +8,23 @@
 // server instant (its RTP timestamp), which names the frame it shows and
 // how late it is; the room's clients delay their pictures to match (see
 // playout.js).
+//
+// The review record (notes and replies, drawings, decisions) arrives as
+// whole lists after each welcome and as single items after that; what
+// this author writes goes through one outbox (notes.js), so that it is
+// stored exactly once however the connection behaves.
 
+import { Approvals, approveMessage } from './approvals.js';
 import { ClockSync, clientNowUs } from './clock-sync.js';
 import { Commands } from './commands.js';
 import { Connection } from './connection.js';
+import { Drawings, NO_MEDIA_PICTURE, drawingMessage } from './drawing.js';
 import { read as readLuma, readRgba, stripRect } from './framecode.js';
 import { bindKeys, nextShuttleSpeed } from './keys.js';
-import { Notes, Outbox, noteProblem } from './notes.js';
+import {
+  Notes, Outbox, noteProblem, refusalNotice,
+} from './notes.js';
+import { Overlay } from './overlay.js';
 import {
   EQUALISE, SampleWindow, TransportHistory, delayForTargetMs, latencySpreadUs, offsetLabel, reportedOffset,
   roomTargetMs, rtpToServerUs,
@@ -28,8 +38,16 @@ const PROTOCOL = 1;
 const NAME_KEY = 'syncreel.name';
 const RESUME_PREFIX = 'syncreel.resume.';
 const OUTBOX_PREFIX = 'syncreel.outbox.';
-// A note the server could not store (code `store`) goes again after this.
-const NOTE_RETRY_MS = 3000;
+// A write the server could not store (code `store`) goes again after this.
+const WRITE_RETRY_MS = 3000;
+// What the drawing bar says when the tools work, by the tool armed.
+const TOOL_HINT = {
+  none: 'Pick a tool to mark up this frame.',
+  pen: 'Drag on the picture to draw; everyone sees it on this frame.',
+  arrow: 'Drag from the tail to the tip.',
+  rect: 'Drag from corner to corner.',
+  eraser: 'Drag over a drawing to remove it for everyone.',
+};
 const FRAME_LOG_SIZE = 2000;
 const VIDEO_LOG_SIZE = 4000;
 // Frame reports go out twice a second with video (they carry the latency
@@ -125,7 +143,20 @@ const notes = new Notes();
 const outboxFor = (sessionId) => new Outbox({ storage: localStorage, storageKey: OUTBOX_PREFIX + (sessionId ?? 'default') });
 let outbox = outboxFor(link.sessionId);
 let selectedNote = null;
-let noteRetryTimer = null;
+// The note whose reply box is open.
+let replyingTo = null;
+const drawings = new Drawings();
+const approvals = new Approvals();
+let drawTool = null;
+let drawColour = '#ff453a';
+let drawState = { enabled: false, reason: '' };
+// Bumped on every change to what the overlay could show (drawings, the
+// outbox's drawings and erasures), so the animation loop repaints it only then.
+let drawRevision = 0;
+let overlayKey = null;
+// Keys refused with `store`, to send again after WRITE_RETRY_MS.
+const retryKeys = new Set();
+let retryTimer = null;
 const errors = [];
 let name = null;
 let connState = 'idle';
@@ -164,6 +195,9 @@ const stream = new VideoLink({
     ui.setVideoState(state, detail);
   },
 });
+
+// Drawings over the picture; finished strokes and erasures come back here.
+const overlay = new Overlay(document.getElementById('draw-canvas'), { onStroke: addDrawing, onErase: eraseDrawings });
 
 const connection = new Connection({
   url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
@@ -219,23 +253,53 @@ function onMessage(msg) {
       if (frameMaps.length > 32) frameMaps.shift();
       return;
     case 'notes':
-      // Follows every welcome and snapshot: the whole list, then whatever
-      // of ours it lacks goes again under the same keys.
+      // Follows every welcome and snapshot (then `drawings`, then
+      // `approvals`): the whole list, then whatever of ours it lacks goes
+      // again under the same keys.
       notes.replace(msg.notes);
-      outbox.settle(notes);
-      for (const m of outbox.pending()) send(m);
+      catchUp('note', notes);
       renderNotes();
       return;
     case 'note':
-      if (notes.add(msg.note)) renderNotes();
+      // New, a reply, or a resolve or reopen of one we have.
+      if (notes.put(msg.note)) renderNotes();
       return;
     case 'noteAck':
-      notes.add(msg.note);
+      notes.put(msg.note);
       outbox.ack(msg.key);
       renderNotes();
       return;
+    case 'drawings':
+      drawings.replace(msg.drawings);
+      catchUp('drawing', drawings);
+      drawRevision += 1;
+      return;
+    case 'drawing':
+      // New, or erased (then it goes).
+      if (drawings.put(msg.drawing)) drawRevision += 1;
+      return;
+    case 'drawingAck':
+      drawings.put(msg.drawing);
+      outbox.ack(msg.key);
+      drawRevision += 1;
+      return;
+    case 'approvals':
+      approvals.replace(msg.approvals);
+      catchUp('approval', approvals);
+      renderApprovals();
+      return;
+    case 'approval':
+      if (approvals.add(msg.approval)) renderApprovals();
+      return;
+    case 'approvalAck':
+      approvals.add(msg.approval);
+      outbox.ack(msg.key);
+      renderApprovals();
+      return;
     case 'noteRefused':
-      onNoteRefused(msg);
+    case 'drawingRefused':
+    case 'approvalRefused':
+      onRefused(msg);
       return;
     case 'mediaError':
       errors.push({ code: 'media_error', message: msg.message, ref: null, type: msg.type });
@@ -263,6 +327,7 @@ function onMessage(msg) {
     ui.showApp();
     ui.renderSession(room);
     ui.setNoteAuthoring(room.canDrive());
+    renderApprovals();
     drawnTransportVersion = null;
     commands.clear();
   }
@@ -273,27 +338,65 @@ function onMessage(msg) {
   if (changed === 'control' && !room.isDriver()) commands.clear();
 }
 
-function renderNotes() {
-  if (!room.joined) return;
-  ui.renderNotes(notes.all(), outbox.pending(), (f) => room.format.label(f), room.session.durationFrames, selectedNote);
+/** After a catch-up list: drop what it shows is stored, send the rest of that kind again. */
+function catchUp(family, record) {
+  outbox.settle(record);
+  for (const m of outbox.pending(family)) send(m);
 }
 
-function onNoteRefused(msg) {
+const label = (f) => room.format.label(f);
+
+function renderNotes() {
+  if (!room.joined) return;
+  if (replyingTo != null && !notes.get(replyingTo)) replyingTo = null;
+  ui.renderNotes({
+    threads: notes.threads(),
+    pending: outbox.pending('note'),
+    label,
+    durationFrames: room.session.durationFrames,
+    selected: selectedNote,
+    canWrite: room.canDrive(),
+    replyingTo,
+  });
+}
+
+function renderApprovals() {
+  if (!room.joined) return;
+  const mine = approvals.of(room.nameOf(room.you));
+  ui.renderApprovals({
+    decisions: approvals.current(),
+    canApprove: room.canDrive() && media?.version != null,
+    mine: mine?.status ?? null,
+    sending: outbox.pending('approval').at(-1)?.status ?? null,
+    label,
+  });
+}
+
+/** A refused write: kept to retry when the store was busy, else dropped with a word to its author. */
+function onRefused(msg) {
+  const queued = outbox.get(msg.key);
   const outcome = outbox.refused(msg.key, msg.code);
   if (outcome === null) return;
   errors.push({ code: msg.code, message: msg.message, ref: msg.key, type: msg.type });
   if (errors.length > 50) errors.shift();
   if (outcome === 'retry') {
-    // The server could not write it down; the note stays queued.
-    clearTimeout(noteRetryTimer);
-    noteRetryTimer = setTimeout(() => {
-      const again = outbox.pending().find((m) => m.key === msg.key);
-      if (again) send(again);
-    }, NOTE_RETRY_MS);
+    // The server could not write it down; it stays queued.
+    retryKeys.add(msg.key);
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(() => {
+      for (const key of retryKeys) {
+        const again = outbox.get(key);
+        if (again) send(again);
+      }
+      retryKeys.clear();
+    }, WRITE_RETRY_MS);
     return;
   }
-  ui.toast('error', msg.code, `Note not saved: ${msg.message}`);
+  const notice = refusalNotice(queued, msg.code, msg.message);
+  if (notice) ui.toast('error', msg.code, notice);
   renderNotes();
+  renderApprovals();
+  drawRevision += 1;
 }
 
 /** The frame the author is looking at: the video's picture when there is one, else the room playhead. */
@@ -318,6 +421,95 @@ function addNote(text) {
   send(msg);
   renderNotes();
   return true;
+}
+
+function addReply(text) {
+  const problem = noteProblem(text);
+  if (problem) {
+    if (problem === 'too_long') ui.toast('error', 'bad_note', 'A reply is at most 4000 characters.');
+    return false;
+  }
+  if (replyingTo == null || !notes.get(replyingTo)) return false;
+  const msg = outbox.reply(replyingTo, text);
+  if (!msg) return false;
+  send(msg);
+  replyingTo = null;
+  renderNotes();
+  return true;
+}
+
+/** Reply, Resolve or Reopen on note `id`. */
+function noteAction(action, id) {
+  if (!notes.get(id) || !room.canDrive()) return;
+  if (action === 'reply') {
+    replyingTo = replyingTo === id ? null : id;
+  } else {
+    send(outbox.resolve(id, action === 'resolve'));
+  }
+  renderNotes();
+}
+
+/** Approve or request changes on the version under review. */
+function decide(status) {
+  if (!room.joined || !room.canDrive() || !media?.version) return;
+  const msg = outbox.queue(approveMessage(status, media.version.id));
+  if (!msg) return;
+  send(msg);
+  renderApprovals();
+}
+
+/**
+ * Why the drawing tools cannot be used now, or null when they can. Only
+ * a still frame can be drawn on: in play, a shape would belong to a frame
+ * already gone.
+ */
+function drawBlocked(transport) {
+  if (!room.canDrive()) return 'Viewers watch along; drawing is for hosts and reviewers.';
+  if (transport.playing) return 'Pause to draw: drawings sit on a still frame.';
+  return null;
+}
+
+/** What the overlay shows on `frame`: the stored drawings not being erased, then ours on their way. */
+function shapesOn(frame) {
+  const queued = outbox.pending('drawing');
+  const erasing = new Set(queued.filter((m) => m.type === 'erase').map((m) => m.drawing));
+  return [
+    ...drawings.onFrame(frame).filter((d) => !erasing.has(d.id)).map((d) => ({ drawing: d, pending: false })),
+    ...queued.filter((m) => m.type === 'drawing' && m.frame === frame).map((m) => ({ drawing: m, pending: true })),
+  ];
+}
+
+/** Per animation frame: the tools' state, the picture's shape, and the drawings of the frame on screen. */
+function updateOverlay(transport) {
+  const blocked = drawBlocked(transport);
+  drawState = { enabled: blocked == null, reason: blocked ?? TOOL_HINT[drawTool ?? 'none'] };
+  ui.setDrawTools({ tool: drawTool, colour: drawColour, ...drawState });
+  overlay.setEnabled(drawState.enabled);
+  if (media) overlay.setSource(video.videoWidth || media.streamWidth, video.videoHeight || media.streamHeight, false);
+  else overlay.setSource(NO_MEDIA_PICTURE.width, NO_MEDIA_PICTURE.height, true);
+  // Drawings show on a still frame: the picture on screen when there is
+  // video (it can trail the room's playhead just after a seek).
+  const frame = transport.playing ? null : shownFrame();
+  const key = `${frame}|${drawRevision}`;
+  if (key === overlayKey) return;
+  overlayKey = key;
+  overlay.show(frame, frame == null ? [] : shapesOn(frame));
+}
+
+function addDrawing(shape, frame) {
+  if (!drawState.enabled || !room.joined || frame == null) return;
+  const clamped = Math.min(Math.max(0, frame), room.session.durationFrames - 1);
+  const fields = drawingMessage(clamped, shape);
+  if (!fields) return;
+  // Offline, it waits in the outbox for the next welcome's `drawings`.
+  send(outbox.queue(fields));
+  drawRevision += 1;
+}
+
+function eraseDrawings(ids) {
+  if (!drawState.enabled) return;
+  for (const id of ids) send(outbox.queue({ type: 'erase', drawing: id }));
+  drawRevision += 1;
 }
 
 /**
@@ -365,6 +557,7 @@ function onWelcomeMedia(msg) {
   stream.resetSignalling();
   media = msg.media ?? null;
   ui.setMedia(media);
+  ui.setVersion(media?.version ?? null);
   if (media) {
     ui.showMediaError(null);
     stream.start(media);
@@ -551,6 +744,7 @@ function paint() {
     drawnTransportVersion = room.schedule.currentVersion;
     ui.renderTransport(transport, room);
   }
+  updateOverlay(transport);
 }
 
 function reportFrame() {
@@ -665,11 +859,54 @@ function bindControls() {
     noteInput.blur();
   });
   const onNoteClick = (ev) => {
+    const action = ev.target.closest('button[data-action]');
+    if (action) {
+      noteAction(action.dataset.action, Number(action.closest('li[data-id]').dataset.id));
+      return;
+    }
+    // Typing a reply is not asking to go to the note.
+    if (ev.target.closest('form')) return;
     const target = ev.target.closest('[data-id]');
     if (target) openNote(Number(target.dataset.id));
   };
-  document.getElementById('notes').addEventListener('click', onNoteClick);
+  const notesList = document.getElementById('notes');
+  notesList.addEventListener('click', onNoteClick);
   document.getElementById('note-marks').addEventListener('click', onNoteClick);
+  notesList.addEventListener('submit', (ev) => {
+    if (ev.target.id !== 'reply-form') return;
+    ev.preventDefault();
+    addReply(document.getElementById('reply-input').value);
+  });
+  notesList.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape' || ev.target.id !== 'reply-input') return;
+    replyingTo = null;
+    renderNotes();
+  });
+
+  on('approve', () => decide('approved'));
+  on('request-changes', () => decide('changesRequested'));
+
+  const arm = (tool) => {
+    drawTool = tool;
+    overlay.arm(drawTool, drawColour);
+  };
+  document.getElementById('draw-bar').addEventListener('click', (ev) => {
+    const tool = ev.target.closest('.tool');
+    if (tool) {
+      // The armed tool's button puts it down again.
+      arm(drawTool === tool.dataset.tool ? null : tool.dataset.tool);
+      return;
+    }
+    const swatch = ev.target.closest('.swatch');
+    if (!swatch) return;
+    drawColour = swatch.dataset.colour;
+    // Picking a colour means drawing with it.
+    arm(drawTool == null || drawTool === 'eraser' ? 'pen' : drawTool);
+  });
+  document.getElementById('colour-custom').addEventListener('input', (ev) => {
+    drawColour = ev.target.value;
+    arm(drawTool == null || drawTool === 'eraser' ? 'pen' : drawTool);
+  });
 
   bindKeys(document, actions);
 }
@@ -751,8 +988,29 @@ window.syncreel = Object.freeze({
   errors: () => errors.map((e) => ({ ...e })),
   /** The room's notes, by frame then id. */
   notes: () => copy(notes.all()),
-  /** Keys of this author's notes not yet acknowledged, oldest first. */
+  /** Keys of this author's writes not yet acknowledged (notes, replies, drawings, decisions…), oldest first. */
   outbox: () => outbox.pending().map((m) => m.key),
+  /** The room's drawings that are not erased, by frame then id. */
+  drawings: () => copy(drawings.all()),
+  /**
+   * What the drawing overlay shows: the frame (null in play), the shapes
+   * on it ({id, key, pending}), the tool, whether drawing is possible now
+   * and why not, and the picture's rectangle in the canvas (CSS px).
+   */
+  overlay: () => copy({
+    frame: overlay.frame,
+    shown: overlay.shapes.map((s) => ({ id: s.drawing.id ?? null, key: s.drawing.key, pending: s.pending })),
+    tool: drawTool,
+    colour: drawColour,
+    enabled: drawState.enabled,
+    reason: drawState.reason,
+    picture: overlay.picture(),
+    canvas: { width: overlay.canvas.width, height: overlay.canvas.height, cssWidth: overlay.cssWidth, cssHeight: overlay.cssHeight },
+  }),
+  /** Every decision on the version, oldest first. */
+  approvals: () => copy(approvals.all()),
+  /** The decision standing for each author, newest first. */
+  decisions: () => copy(approvals.current()),
 });
 
 bindControls();

@@ -1,19 +1,48 @@
 // The review record on this side: the room's notes as the server stored
-// them, and this author's notes that the server has not yet acknowledged.
-// No DOM, no socket: main.js feeds in server messages and sends what the
-// outbox hands it, so node tests it with a fake storage.
+// them (replies and resolutions included), and this author's outbox of
+// writes the server has not yet acknowledged. No DOM, no socket: main.js
+// feeds in server messages and sends what the outbox hands it, so node
+// tests it with a fake storage.
 //
-// A note leaves with a key the client makes up. The server stores a key
-// once per session, so resending the same key after a lost connection or
-// a lost acknowledgement never makes a second note: the outbox keeps every
-// note until the server says it is stored (or refuses it for good), and
-// survives a reload through the storage it is given.
+// Every write (a note, a reply, a resolve, a drawing, an erasure, a
+// decision) leaves with a key the client makes up. The server stores a
+// key once per session, so resending the same key after a lost connection
+// or a lost acknowledgement never makes a second record: the outbox keeps
+// every write until the server says it is stored (or refuses it for
+// good), and survives a reload through the storage it is given.
 
 /** The server's limit, in characters (code points), after trimming. */
 export const MAX_NOTE_CHARS = 4000;
 
 /** Refusals worth retrying later; any other code will fail again. */
 const RETRYABLE = new Set(['store']);
+
+/**
+ * Which acknowledgement answers each kind of write (noteAck, drawingAck,
+ * approvalAck), and so which catch-up list (`notes`, `drawings`,
+ * `approvals`) tells whether it is already stored.
+ */
+const FAMILY = Object.freeze({
+  note: 'note', reply: 'note', resolve: 'note', drawing: 'drawing', erase: 'drawing', approve: 'approval',
+});
+
+/** 'note', 'drawing' or 'approval' for a write's type; undefined for anything else. */
+export const familyOf = (type) => FAMILY[type];
+
+const REFUSED = Object.freeze({
+  note: 'Note not saved', reply: 'Reply not saved', resolve: 'Note not updated',
+  drawing: 'Drawing not saved', erase: 'Not erased', approve: 'Decision not recorded',
+});
+
+/**
+ * What to tell the author of `write` that the server refused for good
+ * (with `code` and `message`), or null when there is nothing to tell.
+ */
+export function refusalNotice(write, code, message) {
+  // Someone else's eraser got there first: the shape is gone, as wished.
+  if (write.type === 'erase' && code === 'unknown_drawing') return null;
+  return `${REFUSED[write.type] ?? 'Not saved'}: ${message}`;
+}
 
 /**
  * A fresh key. randomUUID exists only in secure contexts (https,
@@ -28,7 +57,7 @@ export function freshKey() {
 
 const byFrameThenId = (a, b) => a.frame - b.frame || a.id - b.id;
 
-/** The room's stored notes, by id; listed by frame, then id. */
+/** The room's stored notes and replies, by id; listed by frame, then id. */
 export class Notes {
   constructor() {
     this.byId = new Map();
@@ -44,6 +73,19 @@ export class Notes {
   /** Adds one note; returns false when it was already known. */
   add(note) {
     if (this.byId.has(note.id)) return false;
+    this.put(note);
+    return true;
+  }
+
+  /**
+   * Takes a note as the server now has it: new, or an update of one we
+   * know (resolved or reopened). Returns whether anything changed.
+   */
+  put(note) {
+    const old = this.byId.get(note.id);
+    if (old && old.resolvedAt === note.resolvedAt && old.resolvedBy === note.resolvedBy && old.text === note.text) {
+      return false;
+    }
     this.byId.set(note.id, note);
     this.sorted = [...this.byId.values()].sort(byFrameThenId);
     return true;
@@ -58,8 +100,38 @@ export class Notes {
     return false;
   }
 
+  /** Every note and reply, by frame then id. */
   all() {
     return this.sorted;
+  }
+
+  /**
+   * The notes people wrote on frames, by frame then id, each with its
+   * replies oldest first: `[{note, replies}]`. A reply sits on its
+   * note's frame, so it is never listed on its own.
+   */
+  threads() {
+    const replies = new Map();
+    for (const n of this.sorted) {
+      if (n.parent == null) continue;
+      if (!replies.has(n.parent)) replies.set(n.parent, []);
+      replies.get(n.parent).push(n);
+    }
+    for (const list of replies.values()) list.sort((a, b) => a.id - b.id);
+    return this.sorted.filter((n) => n.parent == null).map((note) => ({ note, replies: replies.get(note.id) ?? [] }));
+  }
+
+  /**
+   * Whether a queued write needs no resend given this list: the note or
+   * reply is stored, or the note already stands as the resolve asks.
+   */
+  settles(msg) {
+    if (msg.type === 'note' || msg.type === 'reply') return this.hasKey(msg.key);
+    if (msg.type === 'resolve') {
+      const note = this.get(msg.note);
+      return note != null && (note.resolvedAt != null) === msg.resolved;
+    }
+    return false;
   }
 
   get size() {
@@ -79,8 +151,8 @@ export function noteProblem(text) {
 }
 
 /**
- * Unacknowledged notes, in the order they were written, written through
- * to `storage` (localStorage in the page) under `storageKey`.
+ * Unacknowledged writes, in the order they were made, written through to
+ * `storage` (localStorage in the page) under `storageKey`.
  */
 export class Outbox {
   constructor({ storage, storageKey, newKey = freshKey }) {
@@ -94,7 +166,7 @@ export class Outbox {
     try {
       const raw = this.storage?.getItem(this.storageKey);
       const items = raw ? JSON.parse(raw) : [];
-      return Array.isArray(items) ? items.filter((m) => m && m.type === 'note' && typeof m.key === 'string') : [];
+      return Array.isArray(items) ? items.filter((m) => m && familyOf(m.type) && typeof m.key === 'string') : [];
     } catch {
       return [];
     }
@@ -105,8 +177,20 @@ export class Outbox {
       if (this.items.length) this.storage?.setItem(this.storageKey, JSON.stringify(this.items));
       else this.storage?.removeItem(this.storageKey);
     } catch {
-      // Storage full or denied: the note still goes out from memory.
+      // Storage full or denied: the write still goes out from memory.
     }
+  }
+
+  /**
+   * Queues a write (any message of a known type, without its key) under a
+   * fresh key and returns the message to send, or null for an unknown type.
+   */
+  queue(fields) {
+    if (!familyOf(fields?.type)) return null;
+    const msg = { ...fields, key: this.newKey() };
+    this.items.push(msg);
+    this.save();
+    return { ...msg };
   }
 
   /**
@@ -115,23 +199,45 @@ export class Outbox {
    */
   draft(frame, frameOut, text) {
     if (noteProblem(text)) return null;
-    const msg = { type: 'note', key: this.newKey(), frame, text: String(text).trim() };
+    const msg = { type: 'note', frame, text: String(text).trim() };
     if (frameOut != null) msg.frameOut = frameOut;
-    this.items.push(msg);
-    this.save();
-    return { ...msg };
+    return this.queue(msg);
   }
 
-  /** Every note still to be acknowledged, oldest first: send them again as they are. */
-  pending() {
-    return this.items.map((m) => ({ ...m }));
+  /** Queues a reply to note `parent`; null when the text cannot be a note. */
+  reply(parent, text) {
+    if (noteProblem(text)) return null;
+    return this.queue({ type: 'reply', parent, text: String(text).trim() });
+  }
+
+  /**
+   * Queues resolving (or reopening) note `note`. Only the last wish per
+   * note is kept: an earlier one still queued would, resent after a
+   * reconnect, undo it.
+   */
+  resolve(note, resolved) {
+    const before = this.items.length;
+    this.items = this.items.filter((m) => !(m.type === 'resolve' && m.note === note));
+    if (this.items.length !== before) this.save();
+    return this.queue({ type: 'resolve', note, resolved: Boolean(resolved) });
+  }
+
+  /** Every write still to be acknowledged (of one family, when given), oldest first: send them again as they are. */
+  pending(family = null) {
+    return this.items.filter((m) => family == null || familyOf(m.type) === family).map((m) => ({ ...m }));
+  }
+
+  /** The queued write with `key`, or null. */
+  get(key) {
+    const m = this.items.find((x) => x.key === key);
+    return m ? { ...m } : null;
   }
 
   has(key) {
     return this.items.some((m) => m.key === key);
   }
 
-  /** The server stored the note with `key`; returns whether it was pending. */
+  /** The server stored the write with `key`; returns whether it was pending. */
   ack(key) {
     const before = this.items.length;
     this.items = this.items.filter((m) => m.key !== key);
@@ -141,9 +247,9 @@ export class Outbox {
   }
 
   /**
-   * The server refused `key` with `code`. Returns 'retry' when the note is
-   * kept (to send again later), 'dropped' when it is gone for good, null
-   * when it was not pending.
+   * The server refused `key` with `code`. Returns 'retry' when the write
+   * is kept (to send again later), 'dropped' when it is gone for good,
+   * null when it was not pending.
    */
   refused(key, code) {
     if (!this.has(key)) return null;
@@ -152,11 +258,15 @@ export class Outbox {
     return 'dropped';
   }
 
-  /** Drops the pending notes the server already has (their ack was lost); returns how many. */
-  settle(notes) {
+  /**
+   * Drops the pending writes the server already has (their ack was lost),
+   * as told by each record's `settles(msg)` (Notes, Drawings, Approvals);
+   * returns how many.
+   */
+  settle(...records) {
     let settled = 0;
     for (const m of [...this.items]) {
-      if (notes.hasKey(m.key) && this.ack(m.key)) settled += 1;
+      if (records.some((r) => r.settles(m)) && this.ack(m.key)) settled += 1;
     }
     return settled;
   }

@@ -3,6 +3,8 @@
 // tells main.js what the user clicked. Names come from other people, so
 // they only ever reach the page through textContent.
 
+import { STATUS_LABEL, receiptParts, versionLabel } from './approvals.js';
+
 const $ = (id) => document.getElementById(id);
 
 const ROLE_ORDER = { host: 0, reviewer: 1, viewer: 2 };
@@ -273,22 +275,43 @@ export class Ui {
   }
 
   /**
-   * The notes list and their ticks over the scrubber. `stored` are the
-   * room's notes (by frame), `pending` this author's unacknowledged ones,
-   * `label(frame)` the session's timecode, `selected` a note id or null.
+   * The notes list, with replies under their note, and the notes' ticks
+   * over the scrubber. `threads` are the room's notes ([{note, replies}],
+   * by frame), `pending` this author's unacknowledged notes, replies and
+   * resolves, `label(frame)` the session's timecode, `selected` a note id
+   * or null, `canWrite` whether to offer Reply and Resolve, `replyingTo`
+   * the note whose reply box is open (or null).
    */
-  renderNotes(stored, pending, label, durationFrames, selected) {
+  renderNotes({ threads, pending, label, durationFrames, selected, canWrite, replyingTo }) {
     const list = $('notes');
     const marks = $('note-marks');
+    // A reply being typed survives the list being redrawn under it.
+    const typing = $('reply-input');
+    const draft = typing && Number(typing.dataset.note) === replyingTo && {
+      value: typing.value, focused: document.activeElement === typing,
+      start: typing.selectionStart, end: typing.selectionEnd,
+    };
     list.replaceChildren();
     marks.replaceChildren();
     const last = Math.max(1, durationFrames - 1);
     const span = (n) => label(n.frame) + (n.frameOut != null && n.frameOut !== n.frame ? ` → ${label(n.frameOut)}` : '');
+    const queuedReplies = new Map();
+    const queuedResolves = new Map();
+    for (const m of pending) {
+      if (m.type === 'reply') {
+        if (!queuedReplies.has(m.parent)) queuedReplies.set(m.parent, []);
+        queuedReplies.get(m.parent).push(m);
+      } else if (m.type === 'resolve') {
+        queuedResolves.set(m.note, m.resolved);
+      }
+    }
     const rows = [
-      ...stored.map((n) => ({ n, pending: false })),
-      ...pending.map((n) => ({ n, pending: true })),
+      ...threads.map((t) => ({ n: t.note, replies: t.replies, pending: false })),
+      ...pending.filter((m) => m.type === 'note').map((n) => ({ n, replies: [], pending: true })),
     ].sort((a, b) => a.n.frame - b.n.frame || Number(a.pending) - Number(b.pending));
-    for (const { n, pending: queued } of rows) {
+    let open = 0;
+    let replyInput = null;
+    for (const { n, replies, pending: queued } of rows) {
       const row = el('li', { title: queued ? 'Not stored yet: sent again once connected' : `Frame ${n.frame}` },
         el('span', { className: 'note-tc' }, span(n)),
         el('span', { className: 'note-author' }, queued ? 'sending…' : `${n.author} · ${n.authorRole}`),
@@ -298,19 +321,161 @@ export class Ui {
       if (queued) {
         row.className = 'pending';
         row.dataset.key = n.key;
-      } else {
-        row.dataset.id = String(n.id);
-        if (n.id === selected) row.classList.add('selected');
-        const mark = el('div', { className: 'note-mark', title: `${label(n.frame)} · ${n.author}: ${n.text}` });
-        mark.style.left = `${(Math.min(n.frame, last) / last) * 100}%`;
-        mark.dataset.id = String(n.id);
-        if (n.id === selected) mark.classList.add('selected');
-        marks.append(mark);
+        list.append(row);
+        continue;
       }
+      row.dataset.id = String(n.id);
+      const wish = queuedResolves.get(n.id);
+      const resolved = wish ?? n.resolvedAt != null;
+      if (!resolved) open += 1;
+      if (n.id === selected) row.classList.add('selected');
+      if (resolved) row.classList.add('resolved');
+      if (wish !== undefined) {
+        row.append(el('span', { className: 'note-state' }, wish ? 'resolving…' : 'reopening…'));
+      } else if (n.resolvedAt != null) {
+        row.append(el('span', { className: 'note-state', title: new Date(n.resolvedAt).toLocaleString() },
+          `resolved by ${n.resolvedBy ?? 'someone'}`));
+      }
+      const answers = [
+        ...replies.map((r) => ({ r, queued: false })),
+        ...(queuedReplies.get(n.id) ?? []).map((r) => ({ r, queued: true })),
+      ];
+      if (answers.length) {
+        const thread = el('ul', { className: 'replies' });
+        for (const { r, queued: q } of answers) {
+          const item = el('li', { className: q ? 'reply pending' : 'reply' },
+            el('span', { className: 'reply-author' }, q ? 'sending…' : `${r.author} · ${r.authorRole}`),
+            el('span', { className: 'reply-text' }, r.text),
+          );
+          if (q) item.dataset.key = r.key;
+          else item.dataset.replyId = String(r.id);
+          thread.append(item);
+        }
+        row.append(thread);
+      }
+      if (canWrite) {
+        row.append(el('div', { className: 'note-actions' },
+          this.action('reply', 'Reply', 'Answer this note'),
+          resolved
+            ? this.action('reopen', 'Reopen', 'Mark this note as not yet done')
+            : this.action('resolve', 'Resolve', 'Mark this note as done'),
+        ));
+        if (replyingTo === n.id) {
+          const input = el('input', {
+            id: 'reply-input', className: 'reply-input', maxLength: 4000, autocomplete: 'off', spellcheck: true,
+            placeholder: `Reply to ${n.author}…`,
+          });
+          input.setAttribute('aria-label', 'Reply text');
+          input.dataset.note = String(n.id);
+          row.append(el('form', { id: 'reply-form', className: 'reply-form' }, input,
+            el('button', { className: 'btn small', type: 'submit', textContent: 'Send' })));
+          if (draft) input.value = draft.value;
+          replyInput = input;
+        }
+      }
+      const mark = el('div', { className: 'note-mark', title: `${label(n.frame)} · ${n.author}: ${n.text}` });
+      mark.style.left = `${(Math.min(n.frame, last) / last) * 100}%`;
+      mark.dataset.id = String(n.id);
+      if (n.id === selected) mark.classList.add('selected');
+      if (resolved) mark.classList.add('resolved');
+      marks.append(mark);
       list.append(row);
     }
-    $('notes-count').textContent = stored.length ? `· ${stored.length}` : '';
+    // Focus only takes once the box is in the document. A box just opened
+    // takes the keyboard; one redrawn keeps it only if it had it.
+    if (replyInput && (!draft || draft.focused)) {
+      replyInput.focus({ preventScroll: Boolean(draft) });
+      if (draft) replyInput.setSelectionRange(draft.start, draft.end);
+    }
+    const total = threads.length;
+    $('notes-count').textContent = !total ? '' : open === total ? `· ${total}` : `· ${open} open of ${total}`;
     $('notes-empty').hidden = rows.length > 0;
+  }
+
+  action(name, text, title) {
+    const button = el('button', { className: 'btn small ghost', type: 'button', textContent: text, title });
+    button.dataset.action = name;
+    return button;
+  }
+
+  /** The version under review in the header and the approval panel (null: none). */
+  setVersion(version) {
+    const chip = $('version');
+    chip.hidden = version == null;
+    chip.textContent = versionLabel(version);
+    chip.title = version ? `The version under review · sha256 ${version.checksum}` : '';
+    $('approval-panel').hidden = version == null;
+    $('approval-version').textContent = version ? `· ${versionLabel(version)}` : '';
+  }
+
+  /**
+   * Where the room stands on the version: each author's standing decision
+   * (newest first) with its receipt. `mine` is this person's standing
+   * status, `sending` the status of their decision still in the outbox.
+   */
+  renderApprovals({ decisions, canApprove, mine, sending, label }) {
+    $('approval-actions').hidden = !canApprove;
+    for (const id of ['approve', 'request-changes']) {
+      const button = $(id);
+      const status = button.dataset.status;
+      button.setAttribute('aria-pressed', String((sending ?? mine) === status));
+      button.classList.toggle('sending', sending === status);
+    }
+    const list = $('decisions');
+    list.replaceChildren();
+    for (const a of decisions) {
+      const r = receiptParts(a.receipt, label);
+      const receipt = el('div', { className: 'receipt' }, el('span', { className: 'receipt-seen' }, r.seen));
+      if (r.ranges) receipt.append(el('span', { className: 'receipt-ranges' }, r.ranges));
+      if (r.stream) receipt.append(el('span', { className: 'receipt-stream' }, r.stream));
+      if (r.checksum) {
+        receipt.append(el('span', { className: 'receipt-checksum', title: `sha256 ${a.receipt.checksum}` }, `sha256 ${r.checksum}`));
+      }
+      const when = new Date(a.createdAt);
+      const row = el('li', { className: 'decision' },
+        el('div', { className: 'decision-head' },
+          el('span', { className: 'decision-status' }, STATUS_LABEL[a.status] ?? a.status),
+          el('span', { className: 'decision-who' }, `${a.author} · ${a.authorRole}`),
+          el('time', {
+            className: 'decision-when', dateTime: when.toISOString(), title: when.toLocaleString(),
+          }, when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }))),
+        receipt,
+      );
+      row.dataset.id = String(a.id);
+      row.dataset.status = a.status;
+      row.dataset.author = a.author;
+      list.append(row);
+    }
+    $('decisions-empty').hidden = decisions.length > 0;
+  }
+
+  /**
+   * The drawing tools: which is armed, the colour, and whether they work
+   * now; `reason` says why not (or what to do). Touches the DOM on change.
+   */
+  setDrawTools({ tool, colour, enabled, reason }) {
+    const key = `${tool}|${colour}|${enabled}|${reason}`;
+    if (key === this.drawKey) return;
+    this.drawKey = key;
+    for (const button of document.querySelectorAll('#draw-bar .tool')) {
+      button.disabled = !enabled;
+      button.setAttribute('aria-pressed', String(button.dataset.tool === tool));
+    }
+    let custom = true;
+    for (const swatch of document.querySelectorAll('#swatches .swatch')) {
+      const on = swatch.dataset.colour === colour;
+      if (on) custom = false;
+      swatch.setAttribute('aria-checked', String(on));
+      swatch.disabled = !enabled;
+    }
+    const picker = $('colour-custom');
+    picker.disabled = !enabled;
+    picker.classList.toggle('on', custom);
+    if (custom && picker.value !== colour) picker.value = colour;
+    const status = $('draw-status');
+    status.textContent = reason;
+    status.dataset.enabled = String(enabled);
+    $('monitor').classList.toggle('drawing', enabled && tool != null);
   }
 
   toast(kind, code, message) {
