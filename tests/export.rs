@@ -58,6 +58,23 @@ print(json.dumps({"markers": out, "clips": clips, "name": tl.name}))
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A session's export over REST, as text.
+async fn exported(server: &TestServer, s: &common::CreatedSession, format: &str) -> String {
+    let (status, body) = server
+        .request(
+            "GET",
+            &format!("/api/sessions/{}/export/{format}", s.id),
+            Some(&s.host),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    match body {
+        Value::String(text) => text,
+        other => other.to_string(),
+    }
+}
+
 fn otio_markers(path: &std::path::Path) -> Value {
     otio_markers_at(path, 24.0)
 }
@@ -84,19 +101,7 @@ async fn notes_export_to_an_edl_and_otio_that_opentimelineio_reads_with_markers_
         ("edl", ["01:00:10:05", "01:01:40:00"]),
         ("otio", ["01:00:10:05", "01:01:40:00"]),
     ] {
-        let (status, body) = server
-            .request(
-                "GET",
-                &format!("/api/sessions/{}/export/{format}", s.id),
-                Some(&s.host),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let text = match &body {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
+        let text = exported(&server, &s, format).await;
         let path = dir.join(format!("notes.{format}"));
         std::fs::write(&path, text).unwrap();
         let read = otio_markers(&path);
@@ -384,7 +389,6 @@ async fn drop_frame_notes_land_on_their_drop_frame_timecodes_in_opentimelineio()
                                     "startTimecode": "01:00:00;00", "durationFrames": 36000}),
         )
         .await;
-    let id = s.id.clone();
     let mut host = Client::join(server.addr, &s.host, "Dana").await;
     // 1800 frames is one minute and two labels in (;00 and ;01 of minute
     // one are skipped); 17982 frames is exactly ten minutes.
@@ -396,19 +400,7 @@ async fn drop_frame_notes_land_on_their_drop_frame_timecodes_in_opentimelineio()
     let dir = std::env::temp_dir().join(format!("syncreel-export-df-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for format in ["edl", "otio"] {
-        let (status, body) = server
-            .request(
-                "GET",
-                &format!("/api/sessions/{id}/export/{format}"),
-                Some(&s.host),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let text = match &body {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
+        let text = exported(&server, &s, format).await;
         let path = dir.join(format!("df.{format}"));
         std::fs::write(&path, &text).unwrap();
         let read = otio_markers_at(&path, 30000.0 / 1001.0);
