@@ -522,8 +522,12 @@ impl Session {
     ) {
         let rate = self.info.timecode.rate();
         if let Some(p) = self.participants.get_mut(&id) {
-            p.seen
-                .report(frame, at.as_micros(), (rate.num(), rate.den()));
+            // Only those who may approve need a receipt; viewers in a big
+            // room would otherwise each keep a range per seek.
+            if p.presence.role != Role::Viewer {
+                p.seen
+                    .report(frame, at.as_micros(), (rate.num(), rate.den()));
+            }
             p.presence.last_frame = Some((frame, at));
             p.presence.video_latency_micros = video_latency_micros;
             self.presence_touched(now, id);

@@ -490,6 +490,7 @@ impl Store {
     }
 
     /// Queues a note; see [`Store::record`].
+    #[cfg(test)]
     pub async fn add_note(&self, note: NewNote) -> Result<(NoteRow, bool), StoreError> {
         match self.record(Record::Note(note)).await {
             Ok(Ok((Recorded::Note(row), new))) => Ok((row, new)),

@@ -451,7 +451,16 @@ impl SessionReview {
                     changed.then_some((Happened::Decided, ServerMessage::Approval { approval })),
                 )
             }
-            Recorded::Version(_) => unreachable!("sessions never record versions"),
+            // Sessions never ask for a version; should the record answer
+            // with one, the author hears of it rather than the room ending.
+            Recorded::Version(_) => (
+                ServerMessage::Error {
+                    code: ErrorCode::Store,
+                    message: format!("the record answered {key} with a version"),
+                    reference: None,
+                },
+                None,
+            ),
         }
     }
 }

@@ -616,3 +616,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn frame_reports_make_a_receipt_for_those_who_may_approve_only() {
+    let mut room = Room::new();
+    let reviewer = room.join("Ravi", Role::Reviewer);
+    let viewer = room.join("Vic", Role::Viewer);
+    for i in 0..4 {
+        let at = room.now;
+        for who in [reviewer, viewer] {
+            room.session.report_frame(at, who, 100 + i * 12, at, None);
+        }
+        room.advance_ms(500);
+    }
+    let seen = room.session.seen(reviewer).unwrap();
+    assert_eq!(seen.ranges(), &[(100, 136)]);
+    assert_eq!(room.session.seen(viewer).unwrap().frame_count(), 0);
+}

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 
 import {
-  createSession, displayed, frameLog, joinAs, launchBrowser, settledAt, startRelay, startServer, state,
-  until, waitFor,
+  assertNoPageErrors, createSession, displayed, frameLog, joinAs, launchBrowser, seekTo, settledAt,
+  startRelay, startServer, state, until, waitFor,
 } from './support/harness.mjs';
 
 let server;
@@ -33,13 +33,6 @@ async function join(url, name) {
   return page;
 }
 
-/** No page threw or logged an error, apart from the `expected` kinds. */
-function assertNoPageErrors(expected = []) {
-  for (const page of pages) {
-    const unexpected = page.problems.filter((p) => !expected.some((re) => re.test(p)));
-    assert.deepEqual(unexpected, [], 'page reported errors');
-  }
-}
 
 /** The sample of a frame log shown at instant `t` (column `col`): the last one at or before it. */
 function shownAt(log, t, col) {
@@ -107,7 +100,7 @@ test('a typed timecode seek shows the same frame everywhere, and pause lands on 
     assert.equal(await page.textContent('#frame'), String(h.frame));
     assert.equal(await page.textContent('#timecode'), h.timecode);
   }
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('two pages display the same frame at the same instant while playing', async (t) => {
@@ -138,7 +131,7 @@ test('two pages display the same frame at the same instant while playing', async
     assert.ok(r.advanced >= 40, `${what}: frames only advanced by ${r.advanced}`);
     assert.ok(r.worst <= 1, `${what}: pages differed by ${r.worst} frames, e.g. ${JSON.stringify(r.bad)}`);
   }
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('a viewer cannot drive; a reviewer drives once the host grants control', async () => {
@@ -191,7 +184,7 @@ test('a viewer cannot drive; a reviewer drives once the host grants control', as
   for (const page of [host, reviewer, viewer]) {
     await until(page, () => window.syncreel.state().transport.playing && window.syncreel.displayed().frame > 5);
   }
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('typed server errors appear in the toast area', async () => {
@@ -206,7 +199,7 @@ test('typed server errors appear in the toast area', async () => {
   await host.press('#tc-input', 'Enter');
   await until(host, () => window.syncreel.errors().filter((e) => e.code === 'bad_timecode').length === 2);
   assert.equal((await state(host)).version, before.version);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('a reload resumes the same identity and keeps the driver seat', async () => {
@@ -223,7 +216,7 @@ test('a reload resumes the same identity and keeps the driver seat', async () =>
   const again = await state(host);
   assert.equal(again.you, first.you);
   assert.equal(again.driver, first.you);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('a cut connection reconnects with backoff, resumes, and keeps the seat; the picture never stops', async () => {
@@ -260,7 +253,7 @@ test('a cut connection reconnects with backoff, resumes, and keeps the seat; the
     await settledAt(viewer, paused);
     assert.deepEqual(await displayed(viewer), await displayed(host));
     // Chromium logs each refused attempt; that is the point of this test.
-    assertNoPageErrors([/WebSocket connection to .* failed/]);
+    assertNoPageErrors(pages, [/WebSocket connection to .* failed/]);
   } finally {
     await relay.stop();
   }
@@ -293,7 +286,7 @@ test('a refused or revoked link ends in a clear error, not a reconnect loop', as
   } finally {
     await context.close();
   }
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 /** The notes list as the page draws it: [timecode, author line, text] per stored row. */
@@ -301,19 +294,6 @@ const noteRows = (page) => page.$$eval('#notes li[data-id]', (rows) => rows.map(
   r.querySelector('.note-tc').textContent, r.querySelector('.note-author').textContent, r.querySelector('.note-text').textContent,
 ]));
 
-/** Seeks through the typed-timecode box and waits for every page to show `frame`. */
-async function seekTo(driver, timecode, frame, pages) {
-  await driver.fill('#tc-input', timecode);
-  await driver.press('#tc-input', 'Enter');
-  const v = await until(driver, (f) => {
-    const s = window.syncreel.state();
-    return window.syncreel.displayed()?.frame === f && s.pending === 0 && s.transportVersion;
-  }, frame);
-  for (const page of pages) {
-    await settledAt(page, v);
-    await until(page, (f) => window.syncreel.displayed()?.frame === f, frame);
-  }
-}
 
 test('a reviewer pins a note to the shown frame; everyone sees it; the driver clicks it to go back', async () => {
   const { byRole } = await createSession(server.base);
@@ -377,7 +357,7 @@ test('a reviewer pins a note to the shown frame; everyone sees it; the driver cl
   await seekTo(host, '01:00:20:00', 480, [host, reviewer]);
   await host.click('#note-marks .note-mark');
   await until(reviewer, () => window.syncreel.displayed()?.frame === 245);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('a note written while disconnected is queued and delivered once after the reconnect', async () => {
@@ -416,7 +396,7 @@ test('a note written while disconnected is queued and delivered once after the r
     await host.press('#note-input', 'Enter');
     await until(reviewer, () => window.syncreel.notes().length === 2);
     assert.deepEqual((await reviewer.evaluate(() => window.syncreel.notes())).map((n) => n.text), ['Written offline', 'After']);
-    assertNoPageErrors([/WebSocket connection to .* failed/]);
+    assertNoPageErrors(pages, [/WebSocket connection to .* failed/]);
   } finally {
     await relay.stop();
   }

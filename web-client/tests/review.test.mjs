@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 
 import {
-  createSession, joinAs, launchBrowser, postSession, settledAt, startDemoServer, startRelay, until,
+  assertNoPageErrors, createSession, joinAs, launchBrowser, postSession, seekTo, startDemoServer, startRelay,
+  until,
 } from './support/harness.mjs';
 
 // Connecting and the first keyframe take a second or two on a busy
@@ -43,26 +44,7 @@ async function join(url, name) {
   return page;
 }
 
-function assertNoPageErrors(expected = []) {
-  for (const page of pages) {
-    const unexpected = page.problems.filter((p) => !expected.some((re) => re.test(p)));
-    assert.deepEqual(unexpected, [], 'page reported errors');
-  }
-}
 
-/** Seeks through the typed-timecode box and waits for every page to show `frame`. */
-async function seekTo(driver, timecode, frame, everyone) {
-  await driver.fill('#tc-input', timecode);
-  await driver.press('#tc-input', 'Enter');
-  const v = await until(driver, (f) => {
-    const s = window.syncreel.state();
-    return window.syncreel.displayed()?.frame === f && s.pending === 0 && s.transportVersion;
-  }, frame);
-  for (const page of everyone) {
-    await settledAt(page, v);
-    await until(page, (f) => window.syncreel.displayed()?.frame === f, frame);
-  }
-}
 
 /**
  * Where the picture is on the page, worked out here rather than asked of
@@ -193,7 +175,7 @@ test('a line drawn with the mouse on a paused frame shows on the other page over
       && document.getElementById('tool-pen').disabled;
   });
   assert.equal((await inkAt(reviewer, stroke[5], 6))[3], 0);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('a page that joins later gets the drawings; a viewer sees them but cannot draw', async () => {
@@ -212,7 +194,7 @@ test('a page that joins later gets the drawings; a viewer sees them but cannot d
   await drag(late, line([0.6, 0.6], [0.8, 0.7], 3));
   assert.equal((await late.evaluate(() => window.syncreel.sent())).drawing, undefined);
   assert.equal((await host.evaluate(() => window.syncreel.drawings())).length, 1);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('the eraser on one page removes the drawing for everyone', async () => {
@@ -239,7 +221,7 @@ test('the eraser on one page removes the drawing for everyone', async () => {
   }
   assert.equal((await reviewer.evaluate(() => window.syncreel.sent())).erase, 1);
   await until(reviewer, () => window.syncreel.outbox().length === 0);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 /** The notes panel as a page draws it: per note, [text, classes, state line, replies' texts]. */
@@ -312,7 +294,7 @@ test('a reply and a resolve made on one page show on the other; a reopen too', a
     }, note.id);
   }
   assert.equal((await reviewer.evaluate(() => window.syncreel.sent())).resolve, 1);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('a reply and a resolve written while disconnected are delivered once after the reconnect', async () => {
@@ -348,7 +330,7 @@ test('a reply and a resolve written while disconnected are delivered once after 
     }
     await until(reviewer, () => window.syncreel.outbox().length === 0 && !document.querySelector('#notes .pending'));
     assert.equal((await reviewer.evaluate(() => window.syncreel.notes())).find((n) => n.parent != null).key, keys[0]);
-    assertNoPageErrors([/WebSocket connection to .* failed/]);
+    assertNoPageErrors(pages, [/WebSocket connection to .* failed/]);
   } finally {
     await relay.stop();
   }
@@ -386,7 +368,7 @@ test('over video, a stroke lands on the picture (not the letterbox) of the frame
   assert.ok(near(arrow.points[1][0], 0.45, 0.004) && near(arrow.points[1][1], 0.5, 0.004), `tip ${arrow.points[1]}`);
   await showsDrawings(host, 245, [arrow.id]);
   assert.ok((await inkAt(host, [0.325, 0.6]))[3] > 200, 'the shaft');
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('an approval shows on the other page with a receipt of what its author was shown', async (t) => {
@@ -451,7 +433,7 @@ test('an approval shows on the other page with a receipt of what its author was 
   assert.ok(await viewer.isHidden('#approve'));
   assert.ok(await viewer.isHidden('#request-changes'));
   assert.equal(await viewer.textContent('#version'), `${version.item} v${version.number}`);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('a session without media shows no version and offers no approval', async () => {
@@ -460,5 +442,5 @@ test('a session without media shows no version and offers no approval', async ()
   assert.ok(await host.isHidden('#version'));
   assert.ok(await host.isHidden('#approval-panel'));
   assert.deepEqual(await host.evaluate(() => window.syncreel.approvals()), []);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });

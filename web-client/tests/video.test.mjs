@@ -13,7 +13,8 @@ import { join as joinPath } from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
 
 import {
-  createSession, joinAs, launchBrowser, postSession, startDemoServer, startRelay, state, until,
+  assertNoPageErrors, createSession, joinAs, launchBrowser, postSession, startDemoServer, startRelay, state,
+  until,
 } from './support/harness.mjs';
 
 // Connecting, the first keyframe, and a seek's keyframe take a second or
@@ -102,12 +103,6 @@ const median = (xs) => {
   return s.length ? s[s.length >> 1] : null;
 };
 
-function assertNoPageErrors(expected = []) {
-  for (const page of pages) {
-    const unexpected = page.problems.filter((p) => !expected.some((re) => re.test(p)));
-    assert.deepEqual(unexpected, [], 'page reported errors');
-  }
-}
 
 test('a typed timecode seek shows the exact frame in both videos, paused; so does a second seek', async (t) => {
   const { byRole } = await mediaSession();
@@ -145,7 +140,7 @@ test('a typed timecode seek shows the exact frame in both videos, paused; so doe
       + `${(v.codeStats.totalMs / Math.max(1, v.codeStats.reads)).toFixed(2)} ms mean, ${v.codeStats.maxMs.toFixed(1)} ms max`);
     assert.equal(v.codeStats.mismatches, 0, 'a picture showed another frame than its RTP timestamp names');
   }
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 /** Polls an async condition in this process until it holds or the deadline passes. */
@@ -298,7 +293,7 @@ test('playing, both videos show the same frame at the same server instant, withi
   assert.ok(byCode.instants >= byRtp.instants / 2, `only ${byCode.instants} of ${byRtp.instants} instants had frame codes on both pages`);
   assert.ok(Math.abs(quantile(skews, 0.5)) <= FRAME_US / 2, 'one page shows pictures systematically later than the other');
   assert.deepEqual(mismatched.slice(0, 5), [], 'pictures whose frame code is not the frame their RTP timestamp names');
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('equalisation: a viewer whose pictures come late pulls the host\'s playout along', async (t) => {
@@ -341,7 +336,7 @@ test('equalisation: a viewer whose pictures come late pulls the host\'s playout 
   } finally {
     await host.keyboard.press('Space');
   }
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('presence shows each viewer\'s video offset and latency, and the host the sync spread', async () => {
@@ -359,7 +354,7 @@ test('presence shows each viewer\'s video offset and latency, and the host the s
   ), viewerId);
   await until(host, () => /^Sync spread: [\d.]+ ms across 2 watching$/.test(document.getElementById('sync-spread').textContent));
   assert.equal(await viewer.isHidden('#sync-spread'), true, 'the spread is for hosts');
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('the session\'s sound comes with the picture: muted until asked, held back as much as the picture', async () => {
@@ -384,7 +379,7 @@ test('the session\'s sound comes with the picture: muted until asked, held back 
   const v = await host.evaluate(() => window.syncreel.video());
   assert.equal(v.appliedDelayMs, 150);
   assert.equal(v.appliedAudioDelayMs, 150);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('after a dropped connection the stream restarts with the next welcome', async () => {
@@ -398,7 +393,7 @@ test('after a dropped connection the stream restarts with the next welcome', asy
     await until(host, () => window.syncreel.video().starts >= 2 && window.syncreel.video().state === 'playing', null, VIDEO_WAIT_MS);
     await host.keyboard.press('ArrowRight');
     await videoShows(host, 1);
-    assertNoPageErrors([/WebSocket connection to .* failed/]);
+    assertNoPageErrors(pages, [/WebSocket connection to .* failed/]);
   } finally {
     await relay.stop();
   }
@@ -413,7 +408,7 @@ test('a session without media shows no video and asks for none', async () => {
   assert.equal(v.media, null);
   assert.equal(v.state, 'none');
   assert.equal((await host.evaluate(() => window.syncreel.sent())).rtcStart, undefined);
-  assertNoPageErrors();
+  assertNoPageErrors(pages);
 });
 
 test('media that fails mid-session is reported on the page; the room carries on', async () => {
@@ -434,7 +429,7 @@ test('media that fails mid-session is reported on the page; the room carries on'
   // The room itself still works.
   await host.keyboard.press('ArrowRight');
   await until(host, () => window.syncreel.displayed()?.frame === 2161);
-  assertNoPageErrors([/media_error/]);
+  assertNoPageErrors(pages, [/media_error/]);
 });
 
 test('sessions from bad media are refused with typed codes', async () => {

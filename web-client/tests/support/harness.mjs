@@ -2,6 +2,7 @@
 // Every wait here is on an event (a line on stdout, a page condition) with
 // a deadline; nothing sleeps in the hope that something has happened.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -284,5 +285,27 @@ export async function waitFor(what, condition, timeout = WAIT_MS) {
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** No page threw or logged an error, apart from the `expected` kinds. */
+export function assertNoPageErrors(pages, expected = []) {
+  for (const page of pages) {
+    const unexpected = page.problems.filter((p) => !expected.some((re) => re.test(p)));
+    assert.deepEqual(unexpected, [], 'page reported errors');
+  }
+}
+
+/** Seeks through the typed-timecode box and waits for every page to show `frame`. */
+export async function seekTo(driver, timecode, frame, everyone) {
+  await driver.fill('#tc-input', timecode);
+  await driver.press('#tc-input', 'Enter');
+  const v = await until(driver, (f) => {
+    const s = window.syncreel.state();
+    return window.syncreel.displayed()?.frame === f && s.pending === 0 && s.transportVersion;
+  }, frame);
+  for (const page of everyone) {
+    await settledAt(page, v);
+    await until(page, (f) => window.syncreel.displayed()?.frame === f, frame);
   }
 }
