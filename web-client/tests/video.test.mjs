@@ -230,14 +230,23 @@ test('playing, both videos show the same frame at the same server instant, withi
     const s = window.syncreel.state();
     return s.transport.playing && s.pending === 0 && s.transport.anchorTime;
   });
-  // Two seconds of media to settle (jitter buffers leave the paused
-  // stills' pace, transits are measured on the running stream), then a
-  // window of about three seconds (72 pictures on each page) to sample.
-  // A starved stream (a busy machine) delivers fewer pictures per second:
-  // the window then lasts longer, within a deadline.
-  const WARM_UP = 48;
+  // Playout equalisation converges over a few presence rounds (reports
+  // go out twice a second); until both pages work to the same room target
+  // they are meant to differ, so wait for that, not for a fixed time. Then
+  // a second for the delays to reach the target (jitter buffers also leave
+  // the paused stills' pace), then a window of about three seconds (72
+  // pictures on each page) to sample. A starved stream (a busy machine)
+  // delivers fewer pictures per second: the window then lasts longer,
+  // within a deadline.
+  const FRAME_MS = 1000 / 24;
+  await waitForAsync('both pages working to one playout target', async () => {
+    const [a, b] = await Promise.all([host, viewer].map((p) => p.evaluate(() => window.syncreel.video().equaliser.targetMs)));
+    return a != null && b != null && Math.abs(a - b) <= FRAME_MS;
+  }, 20_000);
+  const shown = await Promise.all([host, viewer].map((p) => p.evaluate(() => window.syncreel.displayed()?.frame ?? 0)));
+  const firstSampled = Math.max(720, ...shown) + 24;
   const WINDOW = 72;
-  const sampled = (page) => page.evaluate((first) => window.syncreel.videoLog.filter((r) => r[1] >= first).length, 720 + WARM_UP);
+  const sampled = (page) => page.evaluate((first) => window.syncreel.videoLog.filter((r) => r[1] >= first).length, firstSampled);
   try {
     await waitForAsync('72 playing pictures on each page', async () => (await sampled(host)) >= WINDOW
       && (await sampled(viewer)) >= WINDOW, 30_000);
@@ -248,7 +257,7 @@ test('playing, both videos show the same frame at the same server instant, withi
   for (const page of [host, viewer]) {
     const log = await page.evaluate(() => window.syncreel.videoLog);
     // Pictures made while playing, after the warm-up, before the pause could take effect.
-    logs.push(log.filter((r) => r[4] >= started && r[1] >= 720 + WARM_UP));
+    logs.push(log.filter((r) => r[4] >= started && r[1] >= firstSampled));
   }
   const logFile = joinPath(process.env.SYNCREEL_VIDEO_LOG_DIR ?? tmpdir(), 'syncreel-video-logs.json');
   writeFileSync(logFile, JSON.stringify({ started, logs }));
