@@ -29,7 +29,7 @@ use crate::session::{
     Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
     SessionLimits, Snapshot, SyncReport,
 };
-use crate::store::{Receipt, RecordResult, Store, StoreError, Write};
+use crate::store::{Receipt, RecordResult, Recorded, Store, StoreError, Write};
 
 mod record;
 pub use record::{
@@ -100,7 +100,7 @@ pub enum SessionMsg {
         fresh_secret: [u8; 16],
         conn_id: u64,
         tx: mpsc::Sender<Outbound>,
-        reply: oneshot::Sender<Result<ParticipantId, JoinError>>,
+        reply: oneshot::Sender<Result<Admitted, JoinError>>,
     },
     Command {
         from: ParticipantId,
@@ -154,7 +154,32 @@ pub enum SessionMsg {
     MediaFailed {
         message: String,
     },
+    /// Another room of the same session committed this to the record:
+    /// a personal room telling its session, or the session passing it on
+    /// to its other rooms (`from_room` is then `None`).
+    Relay {
+        recorded: Recorded,
+        from_room: Option<String>,
+    },
+    /// A personal room has nobody left in it and nobody to come back.
+    RoomEmpty {
+        key: String,
+    },
 }
+
+/// Where a join lands.
+#[derive(Debug)]
+pub enum Admitted {
+    /// In this room, as this participant.
+    Here(ParticipantId),
+    /// The live review has ended: in a room of their own. Send the same
+    /// join there.
+    Elsewhere(SessionHandle),
+}
+
+/// How many personal rooms one ended session keeps open at once: each
+/// decodes and encodes its own stream.
+pub const MAX_PERSONAL_ROOMS: usize = 16;
 
 /// How the rest of the server reaches a live session.
 /// What a session starts from: its media, where it is recorded, and what
@@ -274,49 +299,103 @@ impl Registry {
             media_error,
             ended_at,
         } = start;
-        let (tx, rx) = mpsc::channel(1024);
-        let me = tx.downgrade();
-        let info = Arc::new(info);
         let session =
-            Session::new((*info).clone(), limits, clock.now()).opening_at(start_frame, clock.now());
-        let media = match media {
-            Some(setup) => Some(start_media(
-                setup,
-                version.clone(),
-                clock,
-                *session.transport(),
-                tx.clone(),
-            )?),
-            None => None,
-        };
-        let handle = SessionHandle {
-            info: info.clone(),
-            tx,
-            media: media.clone(),
-        };
-        self.sessions.insert(info.id.clone(), handle.clone());
-        let task = SessionTask {
-            session,
-            conns: HashMap::new(),
+            Session::new(info.clone(), limits, clock.now()).opening_at(start_frame, clock.now());
+        let parts = RoomParts {
+            info: Arc::new(info),
+            limits,
             clock,
-            metrics: metrics.clone(),
-            media,
-            media_error,
-            me,
+            metrics,
+            shutdown,
             store,
             webhooks,
-            review,
+            setup: media,
             version,
-            ended_at,
-            recorded_frame: start_frame,
+            media_error,
         };
-        metrics.sessions_live.fetch_add(1, Relaxed);
-        tokio::spawn(async move {
-            task.run(rx, shutdown).await;
-            metrics.sessions_live.fetch_sub(1, Relaxed);
-        });
+        let handle = open_room(session, parts, review, ended_at, None)?;
+        self.sessions.insert(handle.info.id.clone(), handle.clone());
         Ok(handle)
     }
+}
+
+/// What every room of a session is made from. A session keeps its own
+/// to open personal rooms once the live review has ended.
+#[derive(Clone)]
+struct RoomParts {
+    info: Arc<SessionInfo>,
+    limits: SessionLimits,
+    clock: ServerClock,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+    store: Store,
+    webhooks: crate::webhooks::Webhooks,
+    setup: Option<MediaSetup>,
+    version: Option<WireVersion>,
+    media_error: Option<String>,
+}
+
+/// A personal room's place in its session.
+struct Belonging {
+    parent: mpsc::WeakSender<SessionMsg>,
+    /// The resume secret its one participant holds, which is also how the
+    /// session finds the room again on a reconnect.
+    key: [u8; 16],
+}
+
+/// Starts a room's task (and its players) and returns its handle.
+fn open_room(
+    session: Session,
+    parts: RoomParts,
+    review: SessionReview,
+    ended_at: Option<i64>,
+    belonging: Option<Belonging>,
+) -> Result<SessionHandle, StartError> {
+    let (tx, rx) = mpsc::channel(1024);
+    let me = tx.downgrade();
+    let media = match &parts.setup {
+        Some(setup) if parts.media_error.is_none() => Some(start_media(
+            setup.clone(),
+            parts.version.clone(),
+            parts.clock,
+            *session.transport(),
+            tx.clone(),
+        )?),
+        _ => None,
+    };
+    let handle = SessionHandle {
+        info: parts.info.clone(),
+        tx,
+        media: media.clone(),
+    };
+    let recorded_frame = session.transport().anchor_frame;
+    let metrics = parts.metrics.clone();
+    let shutdown = parts.shutdown.clone();
+    let task = SessionTask {
+        session,
+        conns: HashMap::new(),
+        clock: parts.clock,
+        metrics: parts.metrics.clone(),
+        media,
+        media_error: parts.media_error.clone(),
+        me,
+        store: parts.store.clone(),
+        webhooks: parts.webhooks.clone(),
+        review,
+        version: parts.version.clone(),
+        ended_at,
+        recorded_frame,
+        parts,
+        belonging,
+        rooms: HashMap::new(),
+        anyone_joined: false,
+    };
+    metrics.sessions_live.fetch_add(1, Relaxed);
+    tokio::spawn(async move {
+        task.run(rx, shutdown).await;
+        metrics.sessions_live.fetch_sub(1, Relaxed);
+    });
+    Ok(handle)
 }
 
 fn start_media(
@@ -424,6 +503,13 @@ struct SessionTask {
     ended_at: Option<i64>,
     /// The anchor frame last written to the record.
     recorded_frame: i64,
+    parts: RoomParts,
+    /// Set for a personal room: the session it belongs to.
+    belonging: Option<Belonging>,
+    /// A session's personal rooms, by their key (hex).
+    rooms: HashMap<String, SessionHandle>,
+    /// A personal room is born empty; it closes once it is empty again.
+    anyone_joined: bool,
 }
 
 /// How often a lagged connection is offered a snapshot.
@@ -454,6 +540,15 @@ impl SessionTask {
                 _ = shutdown.changed() => break,
             }
             self.flush();
+            if self.anyone_joined && self.session.is_empty() {
+                if let Some(belonging) = &self.belonging {
+                    if let Some(parent) = belonging.parent.upgrade() {
+                        let key = hex(&belonging.key);
+                        let _ = parent.try_send(SessionMsg::RoomEmpty { key });
+                    }
+                    break;
+                }
+            }
         }
     }
 
@@ -470,10 +565,21 @@ impl SessionTask {
                 tx,
                 reply,
             } => {
+                if let Some(room) = resume.and_then(|secret| self.rooms.get(&hex(&secret))) {
+                    let _ = reply.send(Ok(Admitted::Elsewhere(room.clone())));
+                    return;
+                }
                 let resumed = resume.and_then(|secret| {
                     let id = self.session.resume(now, &secret).ok()?;
                     Some((id, secret))
                 });
+                if resumed.is_none() && self.ended_at.is_some() && self.belonging.is_none() {
+                    let _ = reply.send(self.open_personal_room(fresh_secret));
+                    return;
+                }
+                // A personal room's participant always holds the room's
+                // key, so that its session finds the room on a reconnect.
+                let fresh_secret = self.belonging.as_ref().map_or(fresh_secret, |b| b.key);
                 // A stale resume secret is not an error: the client simply
                 // becomes a new participant.
                 let joined = match resumed {
@@ -512,10 +618,16 @@ impl SessionTask {
                     id
                 });
                 if let Ok(id) = &result {
+                    self.anyone_joined = true;
                     let name = self.session.presence(*id).map(|p| p.name.clone());
-                    self.log_event("joined", format!("participant {} {name:?}", id.0));
+                    let place = if self.belonging.is_some() {
+                        " in a room of their own"
+                    } else {
+                        ""
+                    };
+                    self.log_event("joined", format!("participant {} {name:?}{place}", id.0));
                 }
-                let _ = reply.send(result);
+                let _ = reply.send(result.map(Admitted::Here));
             }
             SessionMsg::Command {
                 from,
@@ -572,6 +684,11 @@ impl SessionTask {
                 result,
             } => self.stored(from, key, kind, result),
             SessionMsg::RevokeLink { link_id } => {
+                for room in self.rooms.values() {
+                    let _ = room.tx.try_send(SessionMsg::RevokeLink {
+                        link_id: link_id.clone(),
+                    });
+                }
                 let revoked: Vec<ParticipantId> = self
                     .conns
                     .iter()
@@ -604,6 +721,86 @@ impl SessionTask {
                     });
                 }
                 self.media_error = Some(message);
+            }
+            SessionMsg::Relay {
+                recorded,
+                from_room,
+            } => {
+                let (_, news) = self.review.apply(String::new(), &recorded);
+                if let Some((_, news)) = news {
+                    self.broadcast(&news);
+                    self.pass_on(&recorded, from_room.as_deref());
+                }
+            }
+            SessionMsg::RoomEmpty { key } => {
+                self.rooms.remove(&key);
+            }
+        }
+    }
+
+    /// Opens a room of one for someone joining after the live review
+    /// ended, so that their playback moves nobody else's. It shares the
+    /// session's record: what they add is the session's.
+    fn open_personal_room(&mut self, key: [u8; 16]) -> Result<Admitted, JoinError> {
+        if self.rooms.len() >= MAX_PERSONAL_ROOMS {
+            return Err(JoinError::TooManyRooms(MAX_PERSONAL_ROOMS));
+        }
+        let now = self.clock.now();
+        let frame = self.session.position(now);
+        let session = Session::new((*self.parts.info).clone(), self.parts.limits, now)
+            .personal()
+            .opening_at(frame, now);
+        let mut parts = self.parts.clone();
+        parts.media_error = self.media_error.clone();
+        let belonging = Belonging {
+            parent: self.me.clone(),
+            key,
+        };
+        match open_room(
+            session,
+            parts,
+            self.review.clone(),
+            self.ended_at,
+            Some(belonging),
+        ) {
+            Ok(room) => {
+                self.rooms.insert(hex(&key), room.clone());
+                Ok(Admitted::Elsewhere(room))
+            }
+            Err(err) => {
+                tracing::warn!(%err, "could not open a personal review room");
+                Err(JoinError::RoomUnavailable(err.to_string()))
+            }
+        }
+    }
+
+    /// Tells the session's other rooms of a record one of them committed.
+    fn pass_on(&self, recorded: &Recorded, from_room: Option<&str>) {
+        match &self.belonging {
+            Some(belonging) => {
+                if let Some(parent) = belonging.parent.upgrade() {
+                    let relay = SessionMsg::Relay {
+                        recorded: recorded.clone(),
+                        from_room: Some(hex(&belonging.key)),
+                    };
+                    if parent.try_send(relay).is_err() {
+                        tracing::warn!("a session's queue is full; a record was not passed on");
+                    }
+                }
+            }
+            None => {
+                for (key, room) in &self.rooms {
+                    if Some(key.as_str()) == from_room {
+                        continue;
+                    }
+                    let relay = SessionMsg::Relay {
+                        recorded: recorded.clone(),
+                        from_room: None,
+                    };
+                    if room.tx.try_send(relay).is_err() {
+                        tracing::warn!("a room's queue is full; a record was not passed on");
+                    }
+                }
             }
         }
     }
@@ -735,6 +932,7 @@ impl SessionTask {
                 if let Some((happened, news)) = news {
                     self.announce(happened, &news);
                     self.broadcast(&news);
+                    self.pass_on(&recorded, None);
                 }
                 ack
             }
@@ -820,6 +1018,12 @@ impl SessionTask {
     /// the room stands so that a restart reopens there.
     fn record(&mut self, event: &crate::session::Event) {
         use crate::session::Event;
+        // One person's own playback is neither the room's position nor
+        // part of the review's story; their joins, leaves and what they
+        // add to the record are.
+        if self.belonging.is_some() && !matches!(event, Event::Presence { .. }) {
+            return;
+        }
         match event {
             Event::Transport {
                 transport,
@@ -950,12 +1154,19 @@ impl SessionTask {
         };
         let message = protocol::welcome_message(
             self.session.info(),
-            you,
-            conn.role,
-            conn.resume_hex.clone(),
+            protocol::Newcomer {
+                you,
+                role: conn.role,
+                resume: conn.resume_hex.clone(),
+            },
             snapshot,
             self.clock.now(),
             self.media.as_ref().map(|m| m.wire.clone()),
+            if self.belonging.is_some() {
+                protocol::WireRoom::Personal
+            } else {
+                protocol::WireRoom::Shared
+            },
         );
         conn.lagged = conn.tx.try_send(Outbound::message(&message)).is_err();
         if self.media.is_some() {

@@ -238,6 +238,9 @@ pub enum ServerMessage {
         server_time: i64,
         /// The stream, or null for a session without media.
         media: Option<Box<WireMedia>>,
+        /// `shared` for the live review; `personal` for the room of one
+        /// that a link opens once the host has ended it.
+        room: WireRoom,
     },
     /// The transport changes at `execute_at` (server clock, µs).
     Transport {
@@ -520,7 +523,18 @@ pub enum ErrorCode {
     UnknownVersion,
     /// The review record could not store it (disk full, locked): retry.
     Store,
+    /// The review has ended and a room of one could not be opened for
+    /// this participant (its media failed to start).
+    RoomUnavailable,
     ShuttingDown,
+}
+
+/// Whose playback a room is: everyone's, or its one participant's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WireRoom {
+    Shared,
+    Personal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -669,6 +683,8 @@ impl ErrorCode {
         match err {
             JoinError::Full(_) => ErrorCode::SessionFull,
             JoinError::NothingToResume => ErrorCode::ResumeFailed,
+            JoinError::TooManyRooms(_) => ErrorCode::SessionFull,
+            JoinError::RoomUnavailable(_) => ErrorCode::RoomUnavailable,
         }
     }
 }
@@ -845,24 +861,32 @@ pub fn event_message(event: &Event) -> Option<ServerMessage> {
     })
 }
 
+/// Who a welcome is for.
+pub struct Newcomer {
+    pub you: ParticipantId,
+    pub role: Role,
+    /// The secret (hex) that resumes them after a reconnect.
+    pub resume: String,
+}
+
 pub fn welcome_message(
     info: &SessionInfo,
-    you: ParticipantId,
-    role: Role,
-    resume: String,
+    newcomer: Newcomer,
     snapshot: &Snapshot,
     now: ServerTime,
     media: Option<WireMedia>,
+    room: WireRoom,
 ) -> ServerMessage {
     ServerMessage::Welcome {
         protocol: PROTOCOL_VERSION,
-        you: you.0,
-        role: role.into(),
-        resume,
+        you: newcomer.you.0,
+        role: newcomer.role.into(),
+        resume: newcomer.resume,
         session: info.into(),
         state: snapshot.into(),
         server_time: now.as_micros(),
         media: media.map(Box::new),
+        room,
     }
 }
 

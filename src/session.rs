@@ -151,6 +151,13 @@ pub enum JoinError {
     /// The resume secret matches nobody still within the resume window.
     #[error("nothing to resume; join afresh")]
     NothingToResume,
+    /// The review has ended and as many people as the server allows are
+    /// reviewing it on their own (raised by the runtime, not the core).
+    #[error("{0} people are reviewing this session on their own already; try again shortly")]
+    TooManyRooms(usize),
+    /// A room of one could not be opened (raised by the runtime).
+    #[error("a review room could not be opened: {0}")]
+    RoomUnavailable(String),
 }
 
 /// Why a command was refused. The sender gets this back; nobody else
@@ -332,6 +339,9 @@ pub struct Session {
     presence_left: Vec<ParticipantId>,
     next_presence_flush: Option<ServerTime>,
     outputs: VecDeque<Output>,
+    /// A room of one, where whoever is in it drives: the async review of
+    /// an ended session.
+    personal: bool,
 }
 
 impl Session {
@@ -349,7 +359,26 @@ impl Session {
             presence_left: Vec::new(),
             next_presence_flush: None,
             outputs: VecDeque::new(),
+            personal: false,
         }
+    }
+
+    /// The same session as a room of one: its participant drives whatever
+    /// their role, because nobody else is watching. What they may add to
+    /// the record still follows their role.
+    pub fn personal(mut self) -> Session {
+        self.personal = true;
+        self.limits.max_participants = 1;
+        self
+    }
+
+    pub fn is_personal(&self) -> bool {
+        self.personal
+    }
+
+    /// Nobody is in the room, and nobody can come back to it.
+    pub fn is_empty(&self) -> bool {
+        self.participants.is_empty()
     }
 
     /// The same session, opening paused on `frame` (clamped to the
@@ -492,7 +521,7 @@ impl Session {
             .map(|p| p.presence.role)
             .ok_or(CommandError::UnknownParticipant)?;
         if command.is_transport() {
-            if !role.can_drive() {
+            if !role.can_drive() && !self.personal {
                 return Err(CommandError::Forbidden(role));
             }
             if self.driver != Some(from) {
@@ -862,7 +891,8 @@ impl Session {
     /// version, which the newcomer then ignores as already applied.
     fn welcome_and_seat(&mut self, _now: ServerTime, id: ParticipantId) {
         let role = self.participants.get(&id).map(|p| p.presence.role);
-        let takes_seat = role == Some(Role::Host) && self.driver.is_none();
+        let takes_seat =
+            (role == Some(Role::Host) || self.personal && role.is_some()) && self.driver.is_none();
         if takes_seat {
             self.driver = Some(id);
             self.requests.remove(&id);

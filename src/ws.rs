@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::http::App;
 use crate::links::LinkError;
-use crate::live::{unhex16, Draft, Outbound, SessionHandle, SessionMsg};
+use crate::live::{unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg};
 use crate::protocol::{
     self, speed_from_wire, ClientMessage, ErrorCode, ParseError, ServerMessage, PROTOCOL_VERSION,
 };
@@ -340,23 +340,37 @@ impl Connection {
             .ok_or_else(|| Reject::new(ErrorCode::SessionNotFound, "the session has ended"))?;
         let mut fresh_secret = [0u8; 16];
         rand::rng().fill_bytes(&mut fresh_secret);
-        let (reply, answer) = oneshot::channel();
-        let join = SessionMsg::Join {
-            name: clean_name(name, self.app.config.limits.max_name_chars),
-            role: link.role,
-            link_id: link.id,
-            resume: resume.and_then(unhex16),
-            fresh_secret,
-            conn_id: self.conn_id,
-            tx: self.tx.clone(),
-            reply,
-        };
         let ended = || Reject::new(ErrorCode::SessionNotFound, "the session has ended");
-        session.tx.send(join).await.map_err(|_| ended())?;
-        let id = answer
-            .await
-            .map_err(|_| ended())?
-            .map_err(|err| Reject(ErrorCode::of_join(&err), err.to_string()))?;
+        let mut session = session;
+        // At most one hop: a session that has ended sends a newcomer to a
+        // room of their own, and that room admits them.
+        let mut hops = 0;
+        let id = loop {
+            let (reply, answer) = oneshot::channel();
+            let join = SessionMsg::Join {
+                name: clean_name(name, self.app.config.limits.max_name_chars),
+                role: link.role,
+                link_id: link.id.clone(),
+                resume: resume.and_then(unhex16),
+                fresh_secret,
+                conn_id: self.conn_id,
+                tx: self.tx.clone(),
+                reply,
+            };
+            session.tx.send(join).await.map_err(|_| ended())?;
+            match answer
+                .await
+                .map_err(|_| ended())?
+                .map_err(|err| Reject(ErrorCode::of_join(&err), err.to_string()))?
+            {
+                Admitted::Here(id) => break id,
+                Admitted::Elsewhere(room) if hops == 0 => {
+                    hops += 1;
+                    session = room;
+                }
+                Admitted::Elsewhere(_) => return Err(ended()),
+            }
+        };
         self.joined = Some(Joined { session, id });
         Ok(())
     }

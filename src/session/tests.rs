@@ -633,3 +633,49 @@ fn frame_reports_make_a_receipt_for_those_who_may_approve_only() {
     assert_eq!(seen.ranges(), &[(100, 136)]);
     assert_eq!(room.session.seen(viewer).unwrap().frame_count(), 0);
 }
+
+#[test]
+fn in_a_personal_room_whoever_is_there_drives_and_the_room_empties_when_they_go() {
+    let mut room = Room::new();
+    let info = room.session.info().clone();
+    room.session = Session::new(info, SessionLimits::default(), room.now).personal();
+    let viewer = room.join_with_secret("Vic", Role::Viewer, [7; 16]);
+    assert_eq!(room.session.driver(), Some(viewer));
+    room.cmd(viewer, Command::Seek(SeekTarget::Frame(100)))
+        .unwrap();
+    assert_eq!(room.last_transport().1.anchor_frame, 100);
+
+    // A room of one: a second person is someone else's room.
+    let second = room.session.join(
+        room.now,
+        JoinRequest {
+            name: "Ash".into(),
+            role: Role::Reviewer,
+            resume_secret: [8; 16],
+        },
+    );
+    assert_eq!(second, Err(JoinError::Full(1)));
+
+    // A dropped connection keeps the room (and the seat, on return) for
+    // the resume window; after it the room is empty.
+    room.session.disconnect(room.now, viewer);
+    assert!(!room.session.is_empty());
+    room.advance_ms(5_000);
+    assert_eq!(room.session.resume(room.now, &[7; 16]), Ok(viewer));
+    room.drain();
+    assert_eq!(room.session.driver(), Some(viewer));
+    room.session.disconnect(room.now, viewer);
+    room.advance_ms(60_000);
+    assert!(room.session.is_empty());
+}
+
+#[test]
+fn in_a_shared_room_a_viewer_never_drives() {
+    let mut room = Room::new();
+    let viewer = room.join("Vic", Role::Viewer);
+    assert_eq!(room.session.driver(), None);
+    assert_eq!(
+        room.cmd(viewer, Command::Play),
+        Err(CommandError::Forbidden(Role::Viewer))
+    );
+}
