@@ -167,12 +167,13 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
                     title: "SyncReel demo: Reel 1 v3".into(),
                     media: Some("demo.mov".into()),
                     item: Some("Reel 1".into()),
+                    playlist: None,
                     fps: None,
                     duration_frames: None,
                     start_timecode: None,
                     drop_frame: None,
                 },
-                Some(setup),
+                vec![setup],
             )
             .await?;
         println!("demo clip {}", clip.display());
@@ -274,6 +275,7 @@ async fn create_remote(args: CreateArgs) -> anyhow::Result<()> {
         title: args.title,
         media: args.media,
         item: args.item,
+        playlist: None,
         fps: args.fps,
         duration_frames: args.duration_frames,
         start_timecode: args.start_timecode,

@@ -577,6 +577,8 @@ mod tests {
                 last_frame: 0,
                 version_id: None,
                 ended_at: None,
+                playlist: Vec::new(),
+                entry: 0,
             },
             version: None,
             drawings: vec![],

@@ -20,8 +20,8 @@ use tokio::sync::{oneshot, watch};
 use crate::config::Config;
 use crate::links::{random_id, token_hash, Link, LinkError, LinkStore, MintedLink};
 use crate::live::{
-    role_from_name, role_name, unix_millis, MediaSetup, Registry, ServerClock, SessionHandle,
-    SessionMsg, SessionReview, SessionStart,
+    role_from_name, role_name, unix_millis, MediaSetup, PlaylistEntry, Registry, ServerClock,
+    SessionHandle, SessionMsg, SessionReview, SessionStart,
 };
 use crate::media::MediaError;
 use crate::metrics::Metrics;
@@ -100,6 +100,9 @@ impl App {
     }
 
     async fn restore_session(self: &Arc<Self>, row: SessionRow) -> anyhow::Result<()> {
+        if !row.playlist.is_empty() {
+            return self.restore_playlist_session(row).await;
+        }
         let rate = FrameRate::new(row.fps_num, row.fps_den)?;
         let start: Timecode = row.start_timecode.parse()?;
         let timecode = TimecodeFormat::new(rate, row.drop_frame)?.with_start(start)?;
@@ -171,6 +174,84 @@ impl App {
                 version: version.as_ref().map(wire_version),
                 media_error,
                 ended_at: row.ended_at,
+                playlist: Vec::new(),
+                entry: 0,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Brings back a playlist session on the entry it was on. Every entry
+    /// must still be the bytes it was recorded as; otherwise the session
+    /// comes back without a stream and the room is told which file changed.
+    async fn restore_playlist_session(self: &Arc<Self>, row: SessionRow) -> anyhow::Result<()> {
+        let rate = FrameRate::new(row.fps_num, row.fps_den)?;
+        let start: Timecode = row.start_timecode.parse()?;
+        let timecode = TimecodeFormat::new(rate, row.drop_frame)?.with_start(start)?;
+        let app = self.clone();
+        let store = self.store.clone();
+        let id = row.id.clone();
+        let files = row.playlist.clone();
+        let (review, entries) = tokio::task::spawn_blocking(move || {
+            let review = SessionReview::from_rows(
+                &store.notes(&id)?,
+                &store.drawings(&id)?,
+                &store.approvals(&id)?,
+            );
+            let entries: Vec<Result<PlaylistEntry, String>> = files
+                .iter()
+                .map(|(media, version_id)| {
+                    let version = version_id
+                        .as_deref()
+                        .and_then(|v| store.version(v).ok().flatten())
+                        .ok_or_else(|| format!("{media} has no recorded version"))?;
+                    let setup = app.prepare_media(media).map_err(|e| e.message)?;
+                    if setup.checksum.0 != version.checksum {
+                        return Err(format!(
+                            "{media} has changed since it was recorded as {} v{}: add it as a new version",
+                            version.item, version.number
+                        ));
+                    }
+                    Ok(PlaylistEntry {
+                        setup,
+                        version: wire_version(&version),
+                    })
+                })
+                .collect();
+            Ok::<_, StoreError>((review, entries))
+        })
+        .await??;
+        let (playlist, media_error) = match entries.into_iter().collect::<Result<Vec<_>, _>>() {
+            Ok(playlist) => (playlist, None),
+            Err(message) => {
+                tracing::warn!(session = %row.id, "{message}");
+                (Vec::new(), Some(message))
+            }
+        };
+        let entry = (row.entry.max(0) as usize).min(playlist.len().saturating_sub(1));
+        let current = playlist.get(entry);
+        self.registry.spawn(
+            SessionInfo {
+                id: row.id,
+                title: row.title,
+                timecode,
+                duration_frames: row.duration_frames,
+            },
+            self.config.session_limits(),
+            self.clock,
+            self.metrics.clone(),
+            self.shutdown.clone(),
+            SessionStart {
+                media: current.map(|e| e.setup.clone()),
+                store: self.store.clone(),
+                webhooks: self.webhooks.clone(),
+                start_frame: row.last_frame,
+                review,
+                version: current.map(|e| e.version.clone()),
+                media_error,
+                ended_at: row.ended_at,
+                playlist,
+                entry,
             },
         )?;
         Ok(())
@@ -200,7 +281,7 @@ impl App {
     pub async fn create_session(
         &self,
         req: CreateSession,
-        media: Option<MediaSetup>,
+        prepared: Vec<MediaSetup>,
     ) -> Result<CreatedSession, ApiError> {
         if self.registry.len() >= self.config.limits.max_sessions {
             return Err(ApiError::new(
@@ -214,6 +295,16 @@ impl App {
         if title.is_empty() || title.chars().count() > 200 {
             return Err(bad("title must be 1 to 200 characters".into()));
         }
+        let mut playlist = Vec::new();
+        if let Some(items) = &req.playlist {
+            for (item, setup) in items.iter().zip(&prepared) {
+                let version = self
+                    .record_version(item.item.as_deref(), &item.media, setup)
+                    .await?;
+                playlist.push((item.media.clone(), version, setup.clone()));
+            }
+        }
+        let media = prepared.into_iter().next();
         let (timecode, duration_frames) = match &media {
             Some(_)
                 if req.fps.is_some()
@@ -228,10 +319,12 @@ impl App {
             Some(setup) => (setup.info.timecode, setup.info.duration_frames),
             None => session_timeline(&req)?,
         };
-        let version = match (&media, &req.media) {
-            (Some(setup), Some(requested)) => {
-                Some(self.record_version(&req, requested, setup).await?)
-            }
+        let version = match (&media, &req.media, playlist.first()) {
+            (_, _, Some((_, first, _))) => Some(first.clone()),
+            (Some(setup), Some(requested), None) => Some(
+                self.record_version(req.item.as_deref(), requested, setup)
+                    .await?,
+            ),
             _ => None,
         };
         let info = SessionInfo {
@@ -248,11 +341,19 @@ impl App {
             drop_frame: info.timecode.drop_frame(),
             start_timecode: info.timecode.start().to_string(),
             duration_frames: info.duration_frames,
-            media: req.media.clone(),
+            media: req
+                .media
+                .clone()
+                .or_else(|| playlist.first().map(|(m, _, _)| m.clone())),
             created_at: unix_millis(),
             last_frame: 0,
             version_id: version.as_ref().map(|v| v.id.clone()),
             ended_at: None,
+            playlist: playlist
+                .iter()
+                .map(|(media, v, _)| (media.clone(), Some(v.id.clone())))
+                .collect(),
+            entry: 0,
         };
         let handle = self
             .registry
@@ -271,6 +372,14 @@ impl App {
                     version: version.as_ref().map(wire_version),
                     media_error: None,
                     ended_at: None,
+                    playlist: playlist
+                        .iter()
+                        .map(|(_, v, setup)| PlaylistEntry {
+                            setup: setup.clone(),
+                            version: wire_version(v),
+                        })
+                        .collect(),
+                    entry: 0,
                 },
             )
             .map_err(|e| {
@@ -312,11 +421,11 @@ impl App {
     /// version; new bytes are the next number in the stack.
     async fn record_version(
         &self,
-        req: &CreateSession,
+        item: Option<&str>,
         requested: &str,
         setup: &MediaSetup,
     ) -> Result<VersionRow, ApiError> {
-        let item = match req.item.as_deref().map(str::trim) {
+        let item = match item.map(str::trim) {
             Some(item) if item.is_empty() || item.chars().count() > 200 => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -408,6 +517,10 @@ pub struct CreateSession {
     /// to the file's name without its extension.
     #[serde(default)]
     pub item: Option<String>,
+    /// Instead of `media`: several files (versions or shots) the room can
+    /// be cued between, in order. The session opens on the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playlist: Option<Vec<PlaylistItem>>,
     /// `24000/1001`, `24`, `29.97`, … (sessions without media).
     #[serde(default)]
     pub fps: Option<String>,
@@ -418,6 +531,18 @@ pub struct CreateSession {
     #[serde(default)]
     pub drop_frame: Option<bool>,
 }
+
+/// One file of a playlist session.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlaylistItem {
+    pub media: String,
+    #[serde(default)]
+    pub item: Option<String>,
+}
+
+/// The most entries a playlist session may have.
+pub const MAX_PLAYLIST: usize = 100;
 
 fn link_row(minted: &MintedLink) -> LinkRow {
     LinkRow {
@@ -665,18 +790,25 @@ async fn create_session(
     require_admin(&app, &headers, "creating sessions")?;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    let media = match req.media.clone() {
-        Some(requested) => {
-            let prepare = app.clone();
-            let prepared = tokio::task::spawn_blocking(move || prepare.prepare_media(&requested))
-                .await
-                .map_err(|e| {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-                })??;
-            Some(prepared)
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    let files: Vec<String> = match (&req.media, &req.playlist) {
+        (Some(_), Some(_)) => return Err(bad("give media or playlist, not both")),
+        (Some(media), None) => vec![media.clone()],
+        (None, Some(items)) if items.is_empty() || items.len() > MAX_PLAYLIST => {
+            return Err(bad("a playlist has 1 to 100 entries"))
         }
-        None => None,
+        (None, Some(items)) => items.iter().map(|i| i.media.clone()).collect(),
+        (None, None) => vec![],
     };
+    let prepare = app.clone();
+    let media = tokio::task::spawn_blocking(move || {
+        files
+            .iter()
+            .map(|f| prepare.prepare_media(f))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
     let created = app.create_session(req, media).await?;
     tracing::info!(session = %created.handle.info.id, title = %created.handle.info.title, "session created");
     let base = public_base(&app, &headers);

@@ -27,7 +27,7 @@ use crate::protocol::{self, ErrorCode, ServerMessage, WireMedia, WireSnapshot, W
 use crate::rtc::{RtcError, RtcHub, RtcSettings, VIDEO_CLOCK_RATE};
 use crate::session::{
     Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
-    SessionLimits, Snapshot, SyncReport,
+    SessionLimits, Snapshot, SyncReport, TransportCause,
 };
 use crate::store::{Receipt, RecordResult, Recorded, Store, StoreError, Write};
 
@@ -200,6 +200,37 @@ pub struct SessionStart {
     pub media_error: Option<String>,
     /// When the host ended the live review, if they have.
     pub ended_at: Option<i64>,
+    /// A playlist session's entries (empty for a session of one file);
+    /// `media` and `version` are then those of entry `entry`.
+    pub playlist: Vec<PlaylistEntry>,
+    pub entry: usize,
+}
+
+/// One entry of a playlist session: a version of an item, ready to play.
+#[derive(Debug, Clone)]
+pub struct PlaylistEntry {
+    pub setup: MediaSetup,
+    pub version: WireVersion,
+}
+
+impl PlaylistEntry {
+    fn cut(&self) -> crate::session::Cut {
+        crate::session::Cut {
+            timecode: self.setup.info.timecode,
+            duration_frames: self.setup.info.duration_frames,
+        }
+    }
+
+    fn wire(&self) -> protocol::WireEntry {
+        let timecode = self.setup.info.timecode;
+        protocol::WireEntry {
+            version: self.version.clone(),
+            fps: timecode.rate().to_string(),
+            drop_frame: timecode.drop_frame(),
+            start_timecode: timecode.start().to_string(),
+            duration_frames: self.setup.info.duration_frames,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +252,16 @@ pub struct SessionMedia {
 }
 
 impl SessionMedia {
+    /// Moves the players to another file from the transport's instant.
+    fn cue(&self, media: &MediaInfo, transport: crate::clock::Transport) {
+        let _ = self
+            .player
+            .send(PlayerCommand::Cue(Box::new(media.clone()), transport));
+        if let Some(audio) = &self.audio {
+            let _ = audio.send(PlayerCommand::Cue(Box::new(media.clone()), transport));
+        }
+    }
+
     fn follow(&self, transport: crate::clock::Transport) {
         let _ = self.player.send(PlayerCommand::Transport(transport));
         if let Some(audio) = &self.audio {
@@ -298,9 +339,13 @@ impl Registry {
             version,
             media_error,
             ended_at,
+            playlist,
+            entry,
         } = start;
-        let session =
-            Session::new(info.clone(), limits, clock.now()).opening_at(start_frame, clock.now());
+        let cuts = playlist.iter().map(PlaylistEntry::cut).collect();
+        let session = Session::new(info.clone(), limits, clock.now())
+            .with_playlist(cuts, entry)
+            .opening_at(start_frame, clock.now());
         let parts = RoomParts {
             info: Arc::new(info),
             limits,
@@ -312,6 +357,7 @@ impl Registry {
             setup: media,
             version,
             media_error,
+            playlist: Arc::new(playlist),
         };
         let handle = open_room(session, parts, review, ended_at, None)?;
         self.sessions.insert(handle.info.id.clone(), handle.clone());
@@ -333,6 +379,7 @@ struct RoomParts {
     setup: Option<MediaSetup>,
     version: Option<WireVersion>,
     media_error: Option<String>,
+    playlist: Arc<Vec<PlaylistEntry>>,
 }
 
 /// A personal room's place in its session.
@@ -360,6 +407,7 @@ fn open_room(
             parts.clock,
             *session.transport(),
             tx.clone(),
+            parts.playlist.iter().any(|e| e.setup.info.has_audio),
         )?),
         _ => None,
     };
@@ -404,12 +452,11 @@ fn start_media(
     clock: ServerClock,
     initial: crate::clock::Transport,
     session: mpsc::Sender<SessionMsg>,
+    // A playlist has a sound track if any of its entries has sound.
+    any_audio: bool,
 ) -> Result<Arc<SessionMedia>, StartError> {
-    let hub = Arc::new(RtcHub::new(
-        &setup.rtc,
-        setup.stream.codec,
-        setup.info.has_audio,
-    )?);
+    let has_audio = setup.info.has_audio || any_audio;
+    let hub = Arc::new(RtcHub::new(&setup.rtc, setup.stream.codec, has_audio)?);
     let wire = WireMedia {
         codec: match setup.stream.codec {
             VideoCodec::Vp8 => "VP8".into(),
@@ -420,7 +467,7 @@ fn start_media(
         source_width: setup.info.width,
         source_height: setup.info.height,
         source_codec: setup.info.video_codec.clone(),
-        has_audio: setup.info.has_audio,
+        has_audio,
         rtp_clock_rate: VIDEO_CLOCK_RATE as u32,
         ice_servers: setup.rtc.wire_ice_servers(),
         version,
@@ -429,7 +476,7 @@ fn start_media(
         let hub = Arc::downgrade(&hub);
         Arc::new(move || hub.upgrade().is_some_and(|h| h.viewer_count() > 0))
     };
-    let audio = if setup.info.has_audio {
+    let audio = if has_audio {
         let packets = hub.clone();
         Some(audio::spawn(
             &setup.info,
@@ -747,11 +794,17 @@ impl SessionTask {
         }
         let now = self.clock.now();
         let frame = self.session.position(now);
+        let cuts = self.parts.playlist.iter().map(PlaylistEntry::cut).collect();
         let session = Session::new((*self.parts.info).clone(), self.parts.limits, now)
             .personal()
+            .with_playlist(cuts, self.session.entry())
             .opening_at(frame, now);
         let mut parts = self.parts.clone();
         parts.media_error = self.media_error.clone();
+        if let Some(entry) = self.parts.playlist.get(self.session.entry()) {
+            parts.setup = Some(entry.setup.clone());
+            parts.version = Some(entry.version.clone());
+        }
         let belonging = Belonging {
             parent: self.me.clone(),
             key,
@@ -1105,18 +1158,32 @@ impl SessionTask {
                 continue;
             }
             self.record(&output.event);
-            let Some(message) = protocol::event_message(&output.event) else {
-                continue;
+            let message = match &output.event {
+                crate::session::Event::Transport {
+                    version,
+                    transport,
+                    cause: TransportCause::Command(Command::Cue(entry)),
+                    by,
+                } => self.cue(*entry, *version, transport, *by),
+                event => match protocol::event_message(event) {
+                    Some(message) => message,
+                    None => continue,
+                },
             };
             let mut texts: Vec<Utf8Bytes> = vec![protocol::to_json(&message).into()];
             if let (
                 Some(media),
                 crate::session::Event::Transport {
-                    version, transport, ..
+                    version,
+                    transport,
+                    cause,
+                    ..
                 },
             ) = (&self.media, &output.event)
             {
-                media.follow(*transport);
+                if !matches!(cause, TransportCause::Command(Command::Cue(_))) {
+                    media.follow(*transport);
+                }
                 let map =
                     protocol::frame_map(*version, transport, self.session.info().timecode.rate());
                 texts.push(protocol::to_json(&map).into());
@@ -1148,6 +1215,57 @@ impl SessionTask {
         self.resync_lagged();
     }
 
+    /// The room moved to another playlist entry: the players follow, the
+    /// record notes where the room now stands, and everyone is told the
+    /// entry's timeline and version with the transport.
+    fn cue(
+        &mut self,
+        entry: usize,
+        version: u64,
+        transport: &crate::clock::Transport,
+        by: Option<ParticipantId>,
+    ) -> ServerMessage {
+        let info = self.session.info();
+        let chosen = self.parts.playlist.get(entry);
+        if let (Some(chosen), Some(media)) = (chosen, &self.media) {
+            media.cue(&chosen.setup.info, *transport);
+        }
+        self.version = chosen.map(|c| c.version.clone());
+        if self.belonging.is_none() {
+            let rate = info.timecode.rate();
+            self.recorded_frame = 0;
+            self.store.write_later(Write::Cue {
+                session_id: info.id.clone(),
+                entry: entry as i64,
+                version_id: self.version.as_ref().map(|v| v.id.clone()),
+                fps_num: rate.num(),
+                fps_den: rate.den(),
+                drop_frame: info.timecode.drop_frame(),
+                start_timecode: info.timecode.start().to_string(),
+                duration_frames: info.duration_frames,
+            });
+            self.log_event(
+                "cue",
+                format!(
+                    "entry {entry} ({}) by {:?}",
+                    self.version
+                        .as_ref()
+                        .map_or(String::new(), |v| format!("{} v{}", v.item, v.number)),
+                    by.map(|p| p.0)
+                ),
+            );
+        }
+        ServerMessage::Cue {
+            version,
+            execute_at: transport.anchor_time.as_micros(),
+            entry,
+            session: info.into(),
+            media_version: self.version.clone(),
+            transport: transport.into(),
+            by: by.map(|p| p.0),
+        }
+    }
+
     fn welcome(&mut self, you: ParticipantId, snapshot: &Snapshot) {
         let Some(conn) = self.conns.get_mut(&you) else {
             return;
@@ -1161,12 +1279,20 @@ impl SessionTask {
             },
             snapshot,
             self.clock.now(),
-            self.media.as_ref().map(|m| m.wire.clone()),
+            self.media.as_ref().map(|m| WireMedia {
+                version: self.version.clone(),
+                ..m.wire.clone()
+            }),
             if self.belonging.is_some() {
                 protocol::WireRoom::Personal
             } else {
                 protocol::WireRoom::Shared
             },
+            self.parts
+                .playlist
+                .iter()
+                .map(PlaylistEntry::wire)
+                .collect(),
         );
         conn.lagged = conn.tx.try_send(Outbound::message(&message)).is_err();
         if self.media.is_some() {

@@ -75,6 +75,11 @@ pub enum ClientMessage {
         frame: Option<i64>,
     },
     ClearLoop,
+    /// Moves the room to entry `entry` (0-based) of its playlist, paused
+    /// on its first frame. Driver only.
+    Cue {
+        entry: usize,
+    },
     RequestControl,
     GrantControl {
         participant: u64,
@@ -241,6 +246,22 @@ pub enum ServerMessage {
         /// `shared` for the live review; `personal` for the room of one
         /// that a link opens once the host has ended it.
         room: WireRoom,
+        /// The entries a playlist session can be cued to; empty for a
+        /// session of one file.
+        playlist: Vec<WireEntry>,
+    },
+    /// The room moves to another playlist entry at `execute_at`: from
+    /// then on `session` (its rate, start and length) and `version` are
+    /// those of entry `entry`, and `transport` (paused on its first
+    /// frame) is in effect.
+    Cue {
+        version: u64,
+        execute_at: i64,
+        entry: usize,
+        session: WireSession,
+        media_version: Option<WireVersion>,
+        transport: WireTransport,
+        by: Option<u64>,
     },
     /// The transport changes at `execute_at` (server clock, µs).
     Transport {
@@ -375,6 +396,9 @@ pub enum ServerMessage {
 #[serde(rename_all = "camelCase")]
 pub struct WireDrawing {
     pub id: i64,
+    /// As for notes: the version it was drawn on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     pub key: String,
     pub frame: i64,
     /// `pen`, `arrow` or `rect`.
@@ -458,6 +482,10 @@ pub struct WireReceipt {
 #[serde(rename_all = "camelCase")]
 pub struct WireNote {
     pub id: i64,
+    /// The version it is about (in a playlist, the entry it was made on);
+    /// absent in sessions without media.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     /// The author's key for it, so that an author's outbox can tell which
     /// of its notes made it.
     pub key: String,
@@ -523,10 +551,23 @@ pub enum ErrorCode {
     UnknownVersion,
     /// The review record could not store it (disk full, locked): retry.
     Store,
+    /// A `cue` to an entry the playlist does not have.
+    UnknownEntry,
     /// The review has ended and a room of one could not be opened for
     /// this participant (its media failed to start).
     RoomUnavailable,
     ShuttingDown,
+}
+
+/// One entry of a playlist: a version of an item, and its timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireEntry {
+    pub version: WireVersion,
+    pub fps: String,
+    pub drop_frame: bool,
+    pub start_timecode: String,
+    pub duration_frames: i64,
 }
 
 /// Whose playback a room is: everyone's, or its one participant's.
@@ -619,6 +660,8 @@ pub struct WireCounts {
 #[serde(rename_all = "camelCase")]
 pub struct WireSnapshot {
     pub version: u64,
+    /// The playlist entry on screen (0 for a single file).
+    pub entry: usize,
     pub transport: WireTransport,
     pub control: WireControl,
     pub participants: Vec<WirePresence>,
@@ -676,6 +719,7 @@ impl ErrorCode {
             CommandError::BadTimecode(_) => ErrorCode::BadTimecode,
             CommandError::StepTooLarge(_) => ErrorCode::StepTooLarge,
             CommandError::CannotTakeControl(_) => ErrorCode::CannotTakeControl,
+            CommandError::UnknownEntry { .. } => ErrorCode::UnknownEntry,
         }
     }
 
@@ -794,6 +838,7 @@ impl From<&Snapshot> for WireSnapshot {
     fn from(s: &Snapshot) -> WireSnapshot {
         WireSnapshot {
             version: s.version,
+            entry: s.entry,
             transport: (&s.transport).into(),
             control: (&s.control).into(),
             participants: s.participants.iter().map(Into::into).collect(),
@@ -816,6 +861,7 @@ fn cause_name(cause: &TransportCause) -> &'static str {
             LoopIn(_) => "loopIn",
             LoopOut(_) => "loopOut",
             ClearLoop => "clearLoop",
+            Cue(_) => "cue",
             RequestControl | GrantControl(_) | DenyControl(_) | TakeControl | ReleaseControl => {
                 "control"
             }
@@ -876,6 +922,7 @@ pub fn welcome_message(
     now: ServerTime,
     media: Option<WireMedia>,
     room: WireRoom,
+    playlist: Vec<WireEntry>,
 ) -> ServerMessage {
     ServerMessage::Welcome {
         protocol: PROTOCOL_VERSION,
@@ -887,6 +934,7 @@ pub fn welcome_message(
         server_time: now.as_micros(),
         media: media.map(Box::new),
         room,
+        playlist,
     }
 }
 

@@ -76,7 +76,16 @@ impl Default for SessionLimits {
     }
 }
 
-/// The fixed facts of a session.
+/// One entry of a playlist as the room's clock sees it: a version or a
+/// shot, with its own rate, start label and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub timecode: TimecodeFormat,
+    pub duration_frames: i64,
+}
+
+/// The facts of a session. `timecode` and `duration_frames` are those of
+/// the playlist entry on screen; they change only with a cue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
     pub id: String,
@@ -116,6 +125,9 @@ pub enum Command {
     LoopOut(Option<i64>),
     ClearLoop,
     RequestControl,
+    /// Moves the room to another entry of its playlist, paused on its
+    /// first frame.
+    Cue(usize),
     /// The driver (or a host) hands the seat to someone.
     GrantControl(ParticipantId),
     /// The driver (or a host) turns down a request.
@@ -138,6 +150,7 @@ impl Command {
                 | Command::LoopIn(_)
                 | Command::LoopOut(_)
                 | Command::ClearLoop
+                | Command::Cue(_)
         )
     }
 }
@@ -185,6 +198,9 @@ pub enum CommandError {
     /// Grant or deny named someone who is not waiting or cannot drive.
     #[error("participant {0} cannot take control")]
     CannotTakeControl(u64),
+    /// A cue to an entry the playlist does not have.
+    #[error("the playlist has no entry {entry} (it has {entries})")]
+    UnknownEntry { entry: usize, entries: usize },
 }
 
 /// A participant as the room sees it.
@@ -223,6 +239,8 @@ pub struct Control {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     pub version: u64,
+    /// The playlist entry on screen (0 for a single file).
+    pub entry: usize,
     pub transport: Transport,
     pub control: Control,
     pub participants: Vec<Presence>,
@@ -342,12 +360,15 @@ pub struct Session {
     /// A room of one, where whoever is in it drives: the async review of
     /// an ended session.
     personal: bool,
+    /// What the room can be cued to; one entry unless it reviews a
+    /// playlist.
+    playlist: Vec<Cut>,
+    entry: usize,
 }
 
 impl Session {
     pub fn new(info: SessionInfo, limits: SessionLimits, now: ServerTime) -> Session {
         Session {
-            info,
             limits,
             version: 1,
             transport: Transport::paused_at(0, now),
@@ -360,7 +381,33 @@ impl Session {
             next_presence_flush: None,
             outputs: VecDeque::new(),
             personal: false,
+            playlist: vec![Cut {
+                timecode: info.timecode,
+                duration_frames: info.duration_frames,
+            }],
+            entry: 0,
+            info,
         }
+    }
+
+    /// The same session over a playlist, showing `entry` (clamped to the
+    /// playlist). An empty playlist leaves the session's own cut.
+    pub fn with_playlist(mut self, playlist: Vec<Cut>, entry: usize) -> Session {
+        if playlist.is_empty() {
+            return self;
+        }
+        self.entry = entry.min(playlist.len() - 1);
+        let cut = playlist[self.entry];
+        self.info.timecode = cut.timecode;
+        self.info.duration_frames = cut.duration_frames;
+        self.playlist = playlist;
+        self.transport = Transport::paused_at(0, self.transport.anchor_time);
+        self
+    }
+
+    /// The playlist entry on screen.
+    pub fn entry(&self) -> usize {
+        self.entry
     }
 
     /// The same session as a room of one: its participant drives whatever
@@ -574,6 +621,7 @@ impl Session {
         let hide_viewers = for_viewer && self.large_room();
         Snapshot {
             version: self.version,
+            entry: self.entry,
             transport: self.transport,
             control: self.control(),
             participants: self
@@ -680,8 +728,11 @@ impl Session {
         from: ParticipantId,
         command: Command,
     ) -> Result<(), CommandError> {
-        let timeline = self.info.timeline();
         let execute_at = now.saturating_add_micros(self.lead_micros());
+        if let Command::Cue(entry) = command {
+            return self.cue(execute_at, from, entry);
+        }
+        let timeline = self.info.timeline();
         let here = self.transport.position(&timeline, execute_at);
         let in_media = |frame: i64| {
             if timeline.contains(frame) {
@@ -756,6 +807,40 @@ impl Session {
                 version: self.version,
                 transport: next,
                 cause: TransportCause::Command(command),
+                by: Some(from),
+            },
+        );
+        Ok(())
+    }
+
+    /// Moves the room to another entry, paused on its first frame. What
+    /// anyone watched of the last entry says nothing about this one, so
+    /// the receipts start over.
+    fn cue(
+        &mut self,
+        execute_at: ServerTime,
+        from: ParticipantId,
+        entry: usize,
+    ) -> Result<(), CommandError> {
+        let cut = *self.playlist.get(entry).ok_or(CommandError::UnknownEntry {
+            entry,
+            entries: self.playlist.len(),
+        })?;
+        self.entry = entry;
+        self.info.timecode = cut.timecode;
+        self.info.duration_frames = cut.duration_frames;
+        for p in self.participants.values_mut() {
+            p.seen = SeenFrames::default();
+        }
+        let next = Transport::paused_at(0, execute_at);
+        self.transport = next;
+        self.version += 1;
+        self.push(
+            Audience::All,
+            Event::Transport {
+                version: self.version,
+                transport: next,
+                cause: TransportCause::Command(Command::Cue(entry)),
                 by: Some(from),
             },
         );

@@ -138,6 +138,17 @@ const MIGRATIONS: &[&str] = &[
         checksum TEXT,
         UNIQUE (session_id, client_key)
     );",
+    // 4: playlist sessions: the entries a session can be cued to, and the
+    // one on screen. `sessions.version_id` and its timeline columns follow
+    // the entry on screen.
+    "CREATE TABLE session_entries (
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        position INTEGER NOT NULL,
+        media TEXT NOT NULL,
+        version_id TEXT REFERENCES versions(id),
+        PRIMARY KEY (session_id, position)
+    );
+    ALTER TABLE sessions ADD COLUMN entry INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -187,6 +198,11 @@ pub struct SessionRow {
     /// When the host ended the live review; its links then open the
     /// review page.
     pub ended_at: Option<i64>,
+    /// A playlist session's entries in order (media as asked, version);
+    /// empty for a session of one file.
+    pub playlist: Vec<(String, Option<String>)>,
+    /// The playlist entry on screen.
+    pub entry: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,6 +376,18 @@ pub enum Write {
         session_id: String,
         frame: i64,
     },
+    /// A playlist session moved to another entry: its timeline and
+    /// version are now that entry's, and it stands on its first frame.
+    Cue {
+        session_id: String,
+        entry: i64,
+        version_id: Option<String>,
+        fps_num: u32,
+        fps_den: u32,
+        drop_frame: bool,
+        start_timecode: String,
+        duration_frames: i64,
+    },
     /// The host ended the live review (first end wins).
     End {
         session_id: String,
@@ -509,7 +537,15 @@ impl Store {
             "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY created_at, id"
         ))?;
         let rows = stmt.query_map([], session_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut sessions: Vec<SessionRow> = rows.collect::<Result<_, _>>()?;
+        let mut stmt = db.prepare(
+            "SELECT media, version_id FROM session_entries WHERE session_id = ?1 ORDER BY position",
+        )?;
+        for session in &mut sessions {
+            let entries = stmt.query_map(params![session.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            session.playlist = entries.collect::<Result<_, _>>()?;
+        }
+        Ok(sessions)
     }
 
     /// One session, if recorded.
@@ -559,13 +595,26 @@ impl Store {
         let Some(session) = self.session(session_id)? else {
             return Ok(None);
         };
-        let notes = self.notes(session_id)?;
-        let drawings = self.drawings(session_id)?;
-        let approvals = self.approvals(session_id)?;
+        let mut notes = self.notes(session_id)?;
+        let mut drawings = self.drawings(session_id)?;
+        let mut approvals = self.approvals(session_id)?;
         let version = match &session.version_id {
             Some(id) => self.version(id)?,
             None => None,
         };
+        // A playlist's review is that of the version on screen, on its
+        // timeline: the one the session row holds.
+        let entries: i64 = self.reader.lock().expect("reader lock").query_row(
+            "SELECT COUNT(*) FROM session_entries WHERE session_id = ?1",
+            params![session_id],
+            |r| r.get(0),
+        )?;
+        if entries > 0 {
+            let on_screen = session.version_id.clone();
+            notes.retain(|n| n.note.version_id == on_screen);
+            drawings.retain(|d| d.drawing.version_id == on_screen);
+            approvals.retain(|a| a.approval.version_id == on_screen);
+        }
         Ok(Some(crate::export::Review {
             session,
             version,
@@ -683,7 +732,7 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
 }
 
 const SESSION_COLUMNS: &str = "id, title, fps_num, fps_den, drop_frame, start_timecode, \
-     duration_frames, media, created_at, last_frame, version_id, ended_at";
+     duration_frames, media, created_at, last_frame, version_id, ended_at, entry";
 const NOTE_COLUMNS: &str = "id, session_id, client_key, frame, frame_out, text, author, \
      author_role, created_at, version_id, parent_id, resolved_by, resolved_at";
 const DRAWING_COLUMNS: &str = "id, session_id, version_id, client_key, frame, tool, colour, \
@@ -707,6 +756,8 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         last_frame: r.get(9)?,
         version_id: r.get(10)?,
         ended_at: r.get(11)?,
+        playlist: Vec::new(),
+        entry: r.get(12)?,
     })
 }
 
@@ -927,8 +978,8 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
             db.execute(
                 "INSERT INTO sessions (id, title, fps_num, fps_den, drop_frame, start_timecode,
                                        duration_frames, media, created_at, last_frame,
-                                       version_id, ended_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                       version_id, ended_at, entry)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     s.id,
                     s.title,
@@ -941,9 +992,17 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                     s.created_at,
                     s.last_frame,
                     s.version_id,
-                    s.ended_at
+                    s.ended_at,
+                    s.entry
                 ],
             )?;
+            for (position, (media, version_id)) in s.playlist.iter().enumerate() {
+                db.execute(
+                    "INSERT INTO session_entries (session_id, position, media, version_id)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![s.id, position as i64, media, version_id],
+                )?;
+            }
             for link in links {
                 insert_link(db, link)?;
             }
@@ -962,6 +1021,33 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
             db.execute(
                 "UPDATE sessions SET last_frame = ?1 WHERE id = ?2",
                 params![frame, session_id],
+            )?;
+        }
+        Write::Cue {
+            session_id,
+            entry,
+            version_id,
+            fps_num,
+            fps_den,
+            drop_frame,
+            start_timecode,
+            duration_frames,
+        } => {
+            db.execute(
+                "UPDATE sessions SET entry = ?1, version_id = ?2, fps_num = ?3, fps_den = ?4,
+                        drop_frame = ?5, start_timecode = ?6, duration_frames = ?7,
+                        last_frame = 0
+                 WHERE id = ?8",
+                params![
+                    entry,
+                    version_id,
+                    fps_num,
+                    fps_den,
+                    drop_frame,
+                    start_timecode,
+                    duration_frames,
+                    session_id
+                ],
             )?;
         }
         Write::End { session_id, at } => {
@@ -1266,6 +1352,8 @@ mod tests {
             last_frame: 0,
             version_id: None,
             ended_at: None,
+            playlist: Vec::new(),
+            entry: 0,
         }
     }
 

@@ -509,6 +509,7 @@ fn command_of(message: ClientMessage) -> Result<Command, Reject> {
         ClientMessage::LoopIn { frame } => Command::LoopIn(frame),
         ClientMessage::LoopOut { frame } => Command::LoopOut(frame),
         ClientMessage::ClearLoop => Command::ClearLoop,
+        ClientMessage::Cue { entry } => Command::Cue(entry),
         ClientMessage::RequestControl => Command::RequestControl,
         ClientMessage::GrantControl { participant } => {
             Command::GrantControl(ParticipantId(participant))

@@ -3,16 +3,14 @@
 //! `kill -9` of the server.
 
 mod common;
+#[path = "support/process.rs"]
+mod process;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 
 use common::{token, Client, TestServer};
+use process::Process;
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_syncreel");
 
 fn note(key: &str, frame: i64, text: &str) -> Value {
     json!({"type": "note", "key": key, "frame": frame, "text": text})
@@ -97,51 +95,6 @@ async fn bad_notes_are_refused_with_typed_codes_and_the_connection_carries_on() 
     assert_eq!(reviewer.expect("noteAck").await["key"], "ok");
     reviewer.ping(7).await;
     server.shutdown().await;
-}
-
-/// The real server process on a data dir of our choosing; its media root
-/// is `media/` inside it.
-struct Process {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Process {
-    fn start(data: &std::path::Path) -> Process {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .env("RUST_LOG", "syncreel=warn")
-            .env("SYNCREEL_MEDIA__ROOT", data.join("media"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("server starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Process { child, addr }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let (status, body) = common::request(self.addr, "POST", path, None, Some(body)).await;
-        assert_eq!(status, 201, "{body}");
-        body
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -479,6 +479,7 @@ fn checked_text(text: &str) -> Result<&str, Refusal> {
 pub fn wire_note(row: &NoteRow) -> WireNote {
     WireNote {
         id: row.id,
+        version_id: row.note.version_id.clone(),
         key: row.note.client_key.clone(),
         frame: row.note.frame,
         frame_out: row.note.frame_out,
@@ -496,6 +497,7 @@ pub fn wire_drawing(row: &DrawingRow) -> WireDrawing {
     let d = &row.drawing;
     WireDrawing {
         id: row.id,
+        version_id: d.version_id.clone(),
         key: d.client_key.clone(),
         frame: d.frame,
         tool: d.shape.tool.name().into(),

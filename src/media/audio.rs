@@ -101,7 +101,12 @@ pub fn spawn(
     events: impl Fn(AudioEvent) + Send + 'static,
 ) -> Result<mpsc::Sender<PlayerCommand>, MediaError> {
     super::init()?;
-    let decoder = AudioDecoder::open(media)?;
+    // A playlist entry without sound may open a session whose later
+    // entries have it.
+    let decoder = media
+        .has_audio
+        .then(|| AudioDecoder::open(media))
+        .transpose()?;
     let encoder = OpusEncoder::open()?;
     let timeline = Timeline {
         rate: media.rate,
@@ -115,6 +120,7 @@ pub fn spawn(
                 decoder,
                 encoder,
                 timeline,
+                next_cut: None,
                 clock,
                 transports: Transports::new(initial),
                 sounding: false,
@@ -122,7 +128,15 @@ pub fn spawn(
             if let Err(err) = scheduler.run(&rx, &*watched, &events) {
                 events(AudioEvent::Failed(err));
             }
-            scheduler.decoder.close();
+            for decoder in [
+                scheduler.decoder.take(),
+                scheduler.next_cut.and_then(|c| c.decoder),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                decoder.close();
+            }
             scheduler.encoder.close();
         })
         .map_err(|e| MediaError::Gstreamer(e.to_string()))?;
@@ -130,13 +144,22 @@ pub fn spawn(
 }
 
 struct AudioScheduler {
-    decoder: AudioDecoder,
+    /// `None` while a playlist entry without sound is on.
+    decoder: Option<AudioDecoder>,
     encoder: OpusEncoder,
     timeline: Timeline,
+    /// The next playlist entry's sound, waiting for its instant.
+    next_cut: Option<AudioCut>,
     clock: ServerClock,
     transports: Transports,
     /// The last tick sent a packet.
     sounding: bool,
+}
+
+struct AudioCut {
+    at: ServerTime,
+    decoder: Option<AudioDecoder>,
+    timeline: Timeline,
 }
 
 impl AudioScheduler {
@@ -155,10 +178,27 @@ impl AudioScheduler {
             match rx.recv_timeout(wait) {
                 Ok(PlayerCommand::Transport(t)) => self.transports.accept(t),
                 Ok(PlayerCommand::Keyframe) => {}
+                Ok(PlayerCommand::Cue(media, transport)) => {
+                    let cut = AudioCut {
+                        at: transport.anchor_time,
+                        decoder: media
+                            .has_audio
+                            .then(|| AudioDecoder::open(&media))
+                            .transpose()?,
+                        timeline: Timeline {
+                            rate: media.rate,
+                            duration: media.duration_frames,
+                        },
+                    };
+                    if let Some(decoder) = self.next_cut.replace(cut).and_then(|c| c.decoder) {
+                        decoder.close();
+                    }
+                    self.transports.accept(transport);
+                }
                 Ok(PlayerCommand::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 Err(RecvTimeoutError::Timeout) => {
                     if !watched() {
-                        self.transports.at(tick);
+                        self.transport_at(tick);
                         self.sounding = false;
                     } else if let Some(packet) = self.output(tick)? {
                         events(AudioEvent::Packet(packet));
@@ -176,14 +216,29 @@ impl AudioScheduler {
         }
     }
 
+    fn transport_at(&mut self, t: ServerTime) -> Transport {
+        if self.next_cut.as_ref().is_some_and(|cut| cut.at <= t) {
+            let cut = self.next_cut.take().expect("checked above");
+            if let Some(old) = std::mem::replace(&mut self.decoder, cut.decoder) {
+                old.close();
+            }
+            self.timeline = cut.timeline;
+            self.sounding = false;
+        }
+        self.transports.at(t)
+    }
+
     fn output(&mut self, at: ServerTime) -> Result<Option<EncodedAudio>, MediaError> {
-        let transport = self.transports.at(at);
+        let transport = self.transport_at(at);
         let heard_at = at.saturating_add_micros(self.encoder.lookahead_micros());
-        let Some(first) = sample_at(&transport, &self.timeline, heard_at) else {
+        let (Some(first), Some(decoder)) = (
+            sample_at(&transport, &self.timeline, heard_at),
+            self.decoder.as_mut(),
+        ) else {
             self.sounding = false;
             return Ok(None);
         };
-        let pcm = self.decoder.samples(first, PACKET_SAMPLES)?;
+        let pcm = decoder.samples(first, PACKET_SAMPLES)?;
         let data = self.encoder.encode(&pcm, at)?;
         let resumed = !self.sounding;
         self.sounding = true;

@@ -30,6 +30,9 @@ pub struct DemoClipSpec {
     pub start: Timecode,
     /// Frames between keyframes.
     pub gop: u32,
+    /// Added to each frame's code: several clips (the shots of a
+    /// playlist) can then be told apart by their pixels alone.
+    pub code_offset: u32,
 }
 
 impl Default for DemoClipSpec {
@@ -48,6 +51,7 @@ impl Default for DemoClipSpec {
                 drop_frame: false,
             },
             gop: 12,
+            code_offset: 0,
         }
     }
 }
@@ -172,6 +176,7 @@ pub fn generate(out: &Path, spec: &DemoClipSpec) -> Result<(), MediaError> {
         .build()
         .map_err(|e| fail(&e))?;
     let burn_weak = burn.downgrade();
+    let code_offset = spec.code_offset;
     let pad = burn
         .static_pad("video_sink")
         .ok_or_else(|| fail(&"textoverlay has no video_sink"))?;
@@ -186,7 +191,7 @@ pub fn generate(out: &Path, spec: &DemoClipSpec) -> Result<(), MediaError> {
         }
         let buffer = buffer.make_mut();
         if let Ok(mut video) = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &info) {
-            paint_frame_code(&mut video, frame as u32);
+            paint_frame_code(&mut video, frame as u32 + code_offset);
         }
         gst::PadProbeReturn::Ok
     });

@@ -85,6 +85,10 @@ pub enum PlayerCommand {
     Transport(Transport),
     /// A viewer joined or lost a picture: send a keyframe next.
     Keyframe,
+    /// A playlist session moves to another file. Pictures from this file
+    /// begin with the transport's `anchor_time`; the file is opened at
+    /// once, so that the switch itself costs no time.
+    Cue(Box<MediaInfo>, Transport),
     Stop,
 }
 
@@ -134,6 +138,8 @@ pub fn spawn(
                 decoder,
                 encoder,
                 timeline,
+                settings,
+                next_cut: None,
                 clock,
                 transports: Transports::new(initial),
                 keyframe_due: true,
@@ -145,6 +151,10 @@ pub fn spawn(
             }
             scheduler.decoder.close();
             scheduler.encoder.close();
+            if let Some(cut) = scheduler.next_cut.take() {
+                cut.decoder.close();
+                cut.encoder.close();
+            }
         })
         .map_err(|e| MediaError::Gstreamer(e.to_string()))?;
     Ok(tx)
@@ -187,6 +197,9 @@ struct Scheduler {
     decoder: Decoder,
     encoder: Encoder,
     timeline: Timeline,
+    settings: StreamSettings,
+    /// A file to switch to at an instant: the next playlist entry.
+    next_cut: Option<Cut>,
     clock: ServerClock,
     transports: Transports,
     keyframe_due: bool,
@@ -195,6 +208,14 @@ struct Scheduler {
     asked: bool,
     /// When the last picture went out, and the transport it followed.
     last_output: Option<(ServerTime, Transport)>,
+}
+
+/// Another file, opened and waiting for its instant.
+struct Cut {
+    at: ServerTime,
+    decoder: Decoder,
+    encoder: Encoder,
+    timeline: Timeline,
 }
 
 impl Scheduler {
@@ -212,6 +233,7 @@ impl Scheduler {
                 .saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(PlayerCommand::Transport(t)) => self.accept(t),
+                Ok(PlayerCommand::Cue(media, transport)) => self.cue(&media, transport)?,
                 Ok(PlayerCommand::Keyframe) => {
                     self.keyframe_due = true;
                     self.asked = true;
@@ -235,7 +257,32 @@ impl Scheduler {
         self.transports.accept(transport);
     }
 
+    fn cue(&mut self, media: &MediaInfo, transport: Transport) -> Result<(), MediaError> {
+        let cut = Cut {
+            at: transport.anchor_time,
+            decoder: Decoder::open(media, self.settings)?,
+            encoder: Encoder::open(self.settings, media)?,
+            timeline: Timeline {
+                rate: media.rate,
+                duration: media.duration_frames,
+            },
+        };
+        if let Some(superseded) = self.next_cut.replace(cut) {
+            superseded.decoder.close();
+            superseded.encoder.close();
+        }
+        self.accept(transport);
+        Ok(())
+    }
+
     fn transport_at(&mut self, t: ServerTime) -> Transport {
+        if self.next_cut.as_ref().is_some_and(|cut| cut.at <= t) {
+            let cut = self.next_cut.take().expect("checked above");
+            std::mem::replace(&mut self.decoder, cut.decoder).close();
+            std::mem::replace(&mut self.encoder, cut.encoder).close();
+            self.timeline = cut.timeline;
+            self.keyframe_due = true;
+        }
         self.transports.at(t)
     }
 

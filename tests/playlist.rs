@@ -1,0 +1,224 @@
+//! Playlist sessions: one room over several versions or shots. The driver
+//! cues the room from one to another; everyone switches timeline, version
+//! and picture together, what is added is pinned to the version on screen,
+//! and a restart comes back on the same entry.
+
+mod common;
+#[path = "support/opus.rs"]
+mod opus;
+#[path = "support/process.rs"]
+mod process;
+#[path = "support/viewer.rs"]
+mod viewer;
+#[path = "support/vp8.rs"]
+mod vp8;
+
+use std::path::Path;
+
+use common::{token, Client, TestServer};
+use process::Process;
+use serde_json::{json, Value};
+use syncreel::media::demo_clip::{self, DemoClipSpec};
+use syncreel::timecode::{FrameRate, Timecode};
+use viewer::Viewer;
+
+/// Take 2's frame codes start here, so its pictures cannot pass for
+/// take 1's.
+const TAKE2_CODES: u32 = 10_000;
+
+/// Two takes of one shot that differ in every way a timeline can: length,
+/// rate and start label.
+fn make_takes(root: &Path) {
+    let take1 = DemoClipSpec {
+        width: 320,
+        height: 180,
+        frames: 240,
+        ..DemoClipSpec::default()
+    };
+    let take2 = DemoClipSpec {
+        rate: FrameRate::FPS_25,
+        frames: 96,
+        start: "02:00:00:00".parse::<Timecode>().unwrap(),
+        code_offset: TAKE2_CODES,
+        ..take1
+    };
+    demo_clip::ensure(&root.join("take1.mov"), &take1).unwrap();
+    demo_clip::ensure(&root.join("take2.mov"), &take2).unwrap();
+}
+
+fn playlist_request() -> Value {
+    json!({"title": "Shot 010 takes", "playlist": [
+        {"media": "take1.mov", "item": "Shot 010"},
+        {"media": "take2.mov", "item": "Shot 010"},
+    ]})
+}
+
+fn cue(entry: usize) -> Value {
+    json!({"type": "cue", "entry": entry})
+}
+
+fn seek(frame: i64) -> Value {
+    json!({"type": "seek", "frame": frame})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_driver_cues_the_room_between_versions_and_timeline_version_and_picture_follow() {
+    let root = std::env::temp_dir().join(format!("syncreel-playlist-{}", std::process::id()));
+    make_takes(&root);
+    let server = TestServer::start_with(move |c| {
+        c.media.root = root;
+        c.media.stream_width = 320;
+        c.media.stream_height = 180;
+    })
+    .await;
+    let created = server.create_session_with(playlist_request()).await;
+    let mut host = Client::join(server.addr, &created.host, "Dana").await;
+    let mut viewer = Viewer::join(server.addr, &created.reviewer).await;
+
+    let playlist = host.welcome["playlist"].as_array().unwrap().clone();
+    assert_eq!(playlist.len(), 2);
+    let (v1, v2) = (&playlist[0]["version"], &playlist[1]["version"]);
+    assert_eq!(
+        (v1["item"].as_str(), v1["number"].as_i64()),
+        (Some("Shot 010"), Some(1))
+    );
+    assert_eq!(
+        (v2["item"].as_str(), v2["number"].as_i64()),
+        (Some("Shot 010"), Some(2))
+    );
+    assert_eq!(playlist[1]["fps"], "25");
+    assert_eq!(playlist[1]["durationFrames"], 96);
+    assert_eq!(playlist[1]["startTimecode"], "02:00:00:00");
+    assert_eq!(host.welcome["state"]["entry"], 0);
+    assert_eq!(host.welcome["media"]["version"], *v1);
+    assert_eq!(created.body["version"], *v1);
+
+    // Only the driver moves the room, and only to an entry that exists.
+    viewer.ws.send(cue(1)).await;
+    assert_eq!(viewer.ws.expect_error().await["code"], "not_driver");
+    host.send(cue(2)).await;
+    assert_eq!(host.expect_error().await["code"], "unknown_entry");
+
+    host.send(seek(200)).await;
+    host.expect("transport").await;
+    host.send(json!({"type": "note", "key": "n1", "frame": 200, "text": "Take 1 flares"}))
+        .await;
+    assert_eq!(host.expect("noteAck").await["note"]["versionId"], v1["id"]);
+
+    host.send(cue(1)).await;
+    let moved = host.expect("cue").await;
+    assert_eq!(moved["entry"], 1);
+    assert_eq!(moved["by"], host.id());
+    assert_eq!(moved["session"]["fps"], "25");
+    assert_eq!(moved["session"]["durationFrames"], 96);
+    assert_eq!(moved["session"]["startTimecode"], "02:00:00:00");
+    assert_eq!(moved["mediaVersion"], *v2);
+    assert_eq!(moved["transport"]["anchorFrame"], 0);
+    assert!(!moved["transport"]["playing"].as_bool().unwrap());
+    assert_eq!(viewer.ws.expect("cue").await, moved);
+
+    // The picture is take 2's first frame from the cue's instant on.
+    let at = moved["executeAt"].as_i64().unwrap();
+    assert_eq!(viewer.picture_at_or_after(at).await.code, Some(TAKE2_CODES));
+
+    // Take 2's timeline: frame 200 is past its end; frame 90 is take 2's.
+    host.send(seek(200)).await;
+    assert_eq!(host.expect_error().await["code"], "frame_out_of_range");
+    host.send(seek(90)).await;
+    let at = host.expect("transport").await["executeAt"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        viewer.picture_at_or_after(at).await.code,
+        Some(TAKE2_CODES + 90)
+    );
+
+    // What is added now is about take 2, and so is an approval.
+    host.send(json!({"type": "note", "key": "n2", "frame": 90, "text": "Better"}))
+        .await;
+    assert_eq!(host.expect("noteAck").await["note"]["versionId"], v2["id"]);
+    host.send(json!({"type": "approve", "key": "a1", "status": "approved", "version": v2["id"]}))
+        .await;
+    assert_eq!(
+        host.expect("approvalAck").await["approval"]["versionId"],
+        v2["id"]
+    );
+    host.send(json!({"type": "approve", "key": "a2", "status": "approved", "version": v1["id"]}))
+        .await;
+    assert_eq!(
+        host.expect("approvalRefused").await["code"],
+        "unknown_version"
+    );
+
+    // A late joiner lands on take 2 with every note, each with its version.
+    let mut late = Client::join(server.addr, &created.viewer, "Vic").await;
+    assert_eq!(late.welcome["state"]["entry"], 1);
+    assert_eq!(late.welcome["session"]["durationFrames"], 96);
+    assert_eq!(late.welcome["media"]["version"], *v2);
+    let notes = late.expect("notes").await["notes"].clone();
+    let versions: Vec<&Value> = notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| &n["versionId"])
+        .collect();
+    assert_eq!(versions, [&v1["id"], &v2["id"]]);
+
+    // The export is the review of the version on screen, on its timeline.
+    let (status, export) = server
+        .request(
+            "GET",
+            &format!("/api/sessions/{}/export/json", created.id),
+            Some(&created.host),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{export}");
+    let exported: Vec<&str> = export["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(exported, ["Better"], "{export}");
+
+    // And back: take 1 again, at its first frame.
+    host.send(cue(0)).await;
+    let back = host.expect("cue").await;
+    assert_eq!(back["session"]["durationFrames"], 240);
+    let at = back["executeAt"].as_i64().unwrap();
+    assert_eq!(viewer.picture_at_or_after(at).await.code, Some(0));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlist_session_comes_back_on_its_entry_after_kill_9() {
+    let data = std::env::temp_dir().join(format!("syncreel-playlist-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    make_takes(&data.join("media"));
+    let mut server = Process::start(&data);
+    let created = server.post("/api/sessions", playlist_request()).await;
+    let mut host = Client::join(server.addr, &token(&created, "host"), "Dana").await;
+    host.send(cue(1)).await;
+    let moved = host.expect("cue").await;
+    host.send(seek(40)).await;
+    host.expect("transport").await;
+    // Acknowledged after the commit that also holds the cue and the seek,
+    // which were queued before it.
+    host.send(json!({"type": "note", "key": "n", "frame": 40, "text": "Hold here"}))
+        .await;
+    let note = host.expect("noteAck").await["note"].clone();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let server = Process::start(&data);
+    let mut back = Client::join(server.addr, &token(&created, "host"), "Dana").await;
+    assert_eq!(back.welcome["state"]["entry"], 1);
+    assert_eq!(back.welcome["state"]["transport"]["anchorFrame"], 40);
+    assert_eq!(back.welcome["session"]["durationFrames"], 96);
+    assert_eq!(back.welcome["session"]["fps"], "25");
+    assert_eq!(back.welcome["media"]["version"], moved["mediaVersion"]);
+    assert_eq!(back.welcome["playlist"].as_array().unwrap().len(), 2);
+    assert_eq!(back.expect("notes").await["notes"], json!([note]));
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -1,0 +1,56 @@
+//! The real server process, for tests that kill and restart it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use super::common;
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncreel");
+
+/// The real server process on a data dir of our choosing; its media root
+/// is `media/` inside it.
+pub struct Process {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Process {
+    pub fn start(data: &std::path::Path) -> Process {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "syncreel=warn")
+            .env("SYNCREEL_MEDIA__ROOT", data.join("media"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        Process { child, addr }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, body) = common::request(self.addr, "POST", path, None, Some(body)).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
