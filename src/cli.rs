@@ -84,10 +84,12 @@ pub struct CreateArgs {
     #[arg(long)]
     pub title: String,
     /// A media file under the server's media root; it sets the rate,
-    /// length and start timecode, and the session streams it.
+    /// length and start timecode, and the session streams it. Give it
+    /// more than once for a playlist session the host can cue through.
     #[arg(long)]
-    pub media: Option<String>,
-    /// The media item the file is a version of; defaults to the file name.
+    pub media: Vec<String>,
+    /// The media item the file (each file) is a version of; defaults to
+    /// the file name.
     #[arg(long, requires = "media")]
     pub item: Option<String>,
     /// Frame rate: 24000/1001, 24, 25, 30000/1001, 30, 48, 50, 60000/1001, 60.
@@ -271,11 +273,26 @@ async fn create_remote(args: CreateArgs) -> anyhow::Result<()> {
     let Some(authority) = base.strip_prefix("http://") else {
         bail!("--server must be an http:// URL");
     };
+    let (media, playlist) = match args.media.as_slice() {
+        [] => (None, None),
+        [one] => (Some(one.clone()), None),
+        many => {
+            let entries = many
+                .iter()
+                .map(|media| crate::http::PlaylistItem {
+                    media: media.clone(),
+                    item: args.item.clone(),
+                })
+                .collect();
+            (None, Some(entries))
+        }
+    };
+    let item = if playlist.is_some() { None } else { args.item };
     let body = serde_json::to_vec(&CreateSession {
         title: args.title,
-        media: args.media,
-        item: args.item,
-        playlist: None,
+        media,
+        item,
+        playlist,
         fps: args.fps,
         duration_frames: args.duration_frames,
         start_timecode: args.start_timecode,

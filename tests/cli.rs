@@ -78,6 +78,31 @@ fn serve_then_create_a_session_from_the_cli_then_stop_on_sigterm() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("bad_fps"));
 
+    // Several files make a playlist session: versions of one item.
+    let media = data.join("media");
+    let spec = syncreel::media::demo_clip::DemoClipSpec {
+        width: 160,
+        height: 90,
+        frames: 12,
+        ..Default::default()
+    };
+    for (name, frames) in [("v1.mov", 12), ("v2.mov", 13)] {
+        let spec = syncreel::media::demo_clip::DemoClipSpec { frames, ..spec };
+        syncreel::media::demo_clip::ensure(&media.join(name), &spec).unwrap();
+    }
+    let out = Command::new(BIN)
+        .args(["session", "create", "--server", &base, "--title", "Shot 5"])
+        .args(["--media", "v1.mov", "--media", "v2.mov", "--item", "Shot 5"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("#token=")).count(), 3);
+
     let status = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
