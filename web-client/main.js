@@ -167,6 +167,8 @@ let media = null;
 let videoShown = null;
 let reportTicks = 0;
 let equaliseConfig = EQUALISE;
+/** `shared` in the live review; `personal` in a room of one after it ended. */
+let roomKind = 'shared';
 const equaliser = {
   delayMs: 0, targetMs: null, ownMs: null, transitMs: null, changedAt: -Infinity, reportedUs: null, fixed: false,
   // The last changes, as [serverMs, transitMs, targetMs, newDelayMs]: for diagnosis.
@@ -252,6 +254,14 @@ function onMessage(msg) {
       frameMaps.push(msg);
       if (frameMaps.length > 32) frameMaps.shift();
       return;
+    case 'ended':
+      // A fresh join from now on opens a room of one; a resume would put
+      // this tab back in the shared room.
+      if (roomKind === 'shared') {
+        dropResume();
+        ui.toast('info', 'ended', 'The host ended the live review. Reload to carry on reviewing on your own: your playback will move nobody else.');
+      }
+      return;
     case 'notes':
       // Follows every welcome and snapshot (then `drawings`, then
       // `approvals`): the whole list, then whatever of ours it lacks goes
@@ -314,6 +324,10 @@ function onMessage(msg) {
   if (msg.type === 'welcome') {
     // After apply: at `/` the storage key comes from the welcome's session.
     saveResume(msg.resume);
+    roomKind = msg.room ?? 'shared';
+    if (roomKind === 'personal') {
+      ui.toast('info', 'personal', 'The live review has ended: you are reviewing on your own, and playback here moves nobody else.');
+    }
     if (!link.sessionId && outbox.storageKey !== OUTBOX_PREFIX + msg.session.id) outbox = outboxFor(msg.session.id);
     clock.onWelcome(msg.serverTime);
     onWelcomeMedia(msg);
@@ -938,6 +952,7 @@ window.syncreel = Object.freeze({
     participants: [...room.participants.values()],
     counts: room.counts,
     connection: connState,
+    room: roomKind,
     sync: clock.status(),
   }),
   displayed: () => (displayed ? { frame: displayed.frame, timecode: displayed.timecode } : null),

@@ -658,6 +658,12 @@ fn in_a_personal_room_whoever_is_there_drives_and_the_room_empties_when_they_go(
 
     // A dropped connection keeps the room (and the seat, on return) for
     // the resume window; after it the room is empty.
+    // Letting go of the seat there is not losing it.
+    room.cmd(viewer, Command::ReleaseControl).unwrap();
+    assert_eq!(room.session.driver(), None);
+    room.cmd(viewer, Command::RequestControl).unwrap();
+    assert_eq!(room.session.driver(), Some(viewer));
+
     room.session.disconnect(room.now, viewer);
     assert!(!room.session.is_empty());
     room.advance_ms(5_000);
