@@ -1020,7 +1020,10 @@ async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Result<Re
     let shutdown = app.shutdown.clone();
     Ok(ws
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        // Frames are buffered until the writer flushes: it flushes once per
+        // batch of whatever was already queued (`ws::write_loop`), so a lone
+        // message still goes out at once and a burst in one `send`.
+        .write_buffer_size(64 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)

@@ -76,6 +76,10 @@ pub enum Outbound {
     /// A clock-sync reply. The writer stamps `t2` at the last moment so that
     /// queueing time is not mistaken for network time.
     Pong { id: u32, t0: i64, t1: ServerTime },
+    /// The record's catch-up lists, in pages: one queue slot however long
+    /// the record, so that a newcomer is never refused for it, and shared
+    /// by everyone caught up from the same record.
+    CatchUp(Arc<[Utf8Bytes]>),
     /// Say goodbye and close the socket.
     Close { code: ErrorCode, message: String },
 }
@@ -861,7 +865,7 @@ impl SessionTask {
     /// Checks a draft and hands it to the record; the author hears back
     /// once it is on disk, and the room sees it then too.
     fn write_record(&mut self, from: ParticipantId, draft: Draft) {
-        let Some(conn) = self.conns.get(&from) else {
+        let Some(role) = self.conns.get(&from).map(|conn| conn.role) else {
             return;
         };
         let (key, kind) = (draft.key().to_string(), draft.kind());
@@ -875,12 +879,12 @@ impl SessionTask {
             session_id: &info.id,
             version: self.version.as_ref(),
             timeline: info.timeline(),
-            role: conn.role,
+            role,
             author,
         };
-        if conn.role != Role::Viewer {
+        if role != Role::Viewer {
             if let Some(ack) = self.review.already_done(&draft) {
-                let _ = conn.tx.try_send(Outbound::message(&ack));
+                self.reply(from, &ack);
                 return;
             }
         }
@@ -889,9 +893,7 @@ impl SessionTask {
             Ok(record) => record,
             Err((code, message)) => {
                 self.metrics.rejected_in.fetch_add(1, Relaxed);
-                let _ = conn
-                    .tx
-                    .try_send(Outbound::message(&kind.refused(key, code, message)));
+                self.reply(from, &kind.refused(key, code, message));
                 return;
             }
         };
@@ -991,8 +993,19 @@ impl SessionTask {
             }
             Err(err) => kind.refused(key, ErrorCode::Store, err.to_string()),
         };
-        if let Some(conn) = self.conns.get(&from) {
-            let _ = conn.tx.try_send(Outbound::message(&reply));
+        self.reply(from, &reply);
+    }
+
+    /// An answer to one participant's draft. If its queue is full the
+    /// answer is not lost: the participant is resynced, and the catch-up
+    /// lists settle its outbox (what is stored is acknowledged by being
+    /// listed; the rest is sent again under the same keys).
+    fn reply(&mut self, to: ParticipantId, message: &ServerMessage) {
+        if let Some(conn) = self.conns.get_mut(&to) {
+            if !conn.lagged && conn.tx.try_send(Outbound::message(message)).is_err() {
+                conn.lagged = true;
+                self.metrics.slow_consumer_resyncs.fetch_add(1, Relaxed);
+            }
         }
     }
 
@@ -1310,10 +1323,12 @@ impl SessionTask {
                     message: message.clone(),
                 }));
         }
-        for message in self.review.catch_up() {
-            if conn.tx.try_send(Outbound::message(&message)).is_err() {
-                conn.lagged = true;
-            }
+        if conn
+            .tx
+            .try_send(Outbound::CatchUp(self.review.catch_up_texts()))
+            .is_err()
+        {
+            conn.lagged = true;
         }
         if let Some(at) = self.ended_at {
             let _ = conn
@@ -1324,9 +1339,8 @@ impl SessionTask {
 
     fn resync_lagged(&mut self) {
         let mut cached: [Option<Utf8Bytes>; 2] = [None, None];
-        let mut review_texts: Option<Vec<Utf8Bytes>> = None;
         for conn in self.conns.values_mut().filter(|c| c.lagged) {
-            if conn.tx.capacity() == 0 {
+            if conn.tx.capacity() < 2 {
                 continue;
             }
             let for_viewer = conn.role == Role::Viewer;
@@ -1343,28 +1357,13 @@ impl SessionTask {
                 text,
                 queued_at: None,
             };
-            conn.lagged = conn.tx.try_send(item).is_err();
             // Notes and drawings made while it lagged are not in the
-            // snapshot.
-            let texts = review_texts.get_or_insert_with(|| {
-                self.review
-                    .catch_up()
-                    .iter()
-                    .map(|m| protocol::to_json(m).into())
-                    .collect()
-            });
-            for text in texts.iter() {
-                if conn.lagged {
-                    break;
-                }
-                conn.lagged = conn
+            // snapshot; two free slots take both.
+            conn.lagged = conn.tx.try_send(item).is_err()
+                || conn
                     .tx
-                    .try_send(Outbound::Text {
-                        text: text.clone(),
-                        queued_at: None,
-                    })
+                    .try_send(Outbound::CatchUp(self.review.catch_up_texts()))
                     .is_err();
-            }
         }
     }
 }

@@ -329,9 +329,14 @@ pub enum ServerMessage {
     MediaError {
         message: String,
     },
-    /// Every note so far; follows each welcome and snapshot resync.
+    /// Every note so far, in pages; follows each welcome and snapshot resync.
     Notes {
         notes: Vec<WireNote>,
+        /// More pages of this list follow (a long record goes in pages of
+        /// about `CATCH_UP_PAGE_BYTES`); the list is whole with the page
+        /// that lacks `more`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
     /// A new note, to everyone, once it is stored.
     Note {
@@ -358,6 +363,11 @@ pub enum ServerMessage {
     /// Every drawing not erased; follows each welcome and resync.
     Drawings {
         drawings: Vec<WireDrawing>,
+        /// More pages of this list follow (a long record goes in pages of
+        /// about `CATCH_UP_PAGE_BYTES`); the list is whole with the page
+        /// that lacks `more`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
     /// A new drawing, or one just erased (`erasedBy` set), to everyone.
     Drawing {
@@ -375,6 +385,11 @@ pub enum ServerMessage {
     /// Every decision so far, oldest first; follows each welcome and resync.
     Approvals {
         approvals: Vec<WireApproval>,
+        /// More pages of this list follow (a long record goes in pages of
+        /// about `CATCH_UP_PAGE_BYTES`); the list is whole with the page
+        /// that lacks `more`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
     /// A new decision, to everyone, once stored.
     Approval {

@@ -551,57 +551,90 @@ fn clean_name(name: &str, max_chars: usize) -> String {
     }
 }
 
+/// Messages written before one flush, at most: whatever is already queued
+/// when the writer wakes goes out together, in one `send` where it fits
+/// the transport's write buffer, instead of one syscall per message.
+const WRITE_BATCH: usize = 64;
+
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
     app: Arc<App>,
 ) {
-    while let Some(item) = rx.recv().await {
-        let result = match item {
-            Outbound::Text { text, queued_at } => {
-                let sent = sink.send(Message::Text(text)).await;
-                if let Some(queued_at) = queued_at {
-                    app.metrics.observe_fanout(queued_at.elapsed());
+    let mut queued: Vec<Instant> = Vec::new();
+    'batches: while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(item) = next.take() {
+            // A pong ends its batch: its `t2` is stamped just before the
+            // flush, as late as it can be.
+            let mut last = false;
+            let result = match item {
+                Outbound::Text { text, queued_at } => {
+                    queued.extend(queued_at);
+                    sink.feed(Message::Text(text)).await
                 }
-                sent
+                Outbound::CatchUp(pages) => {
+                    let mut fed = Ok(());
+                    for page in pages.iter() {
+                        // Each page its own send: the write buffer holds
+                        // one page at a time, never the whole record.
+                        fed = sink.send(Message::Text(page.clone())).await;
+                        if fed.is_err() {
+                            break;
+                        }
+                    }
+                    fed
+                }
+                Outbound::Pong { id, t0, t1 } => {
+                    last = true;
+                    let t2 = app.clock.now().as_micros();
+                    let pong = ServerMessage::Pong {
+                        id,
+                        t0,
+                        t1: t1.as_micros(),
+                        t2,
+                    };
+                    sink.feed(Message::Text(protocol::to_json(&pong).into()))
+                        .await
+                }
+                Outbound::Close { code, message } => {
+                    let goodbye = ServerMessage::Goodbye {
+                        code,
+                        message: message.clone(),
+                    };
+                    let _ = sink
+                        .feed(Message::Text(protocol::to_json(&goodbye).into()))
+                        .await;
+                    let close_code = if code == ErrorCode::ShuttingDown {
+                        1001
+                    } else {
+                        1000
+                    };
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code: close_code,
+                            reason: message.chars().take(100).collect::<String>().into(),
+                        })))
+                        .await;
+                    break 'batches;
+                }
+            };
+            if result.is_err() {
+                break 'batches;
             }
-            Outbound::Pong { id, t0, t1 } => {
-                let t2 = app.clock.now().as_micros();
-                let pong = ServerMessage::Pong {
-                    id,
-                    t0,
-                    t1: t1.as_micros(),
-                    t2,
-                };
-                sink.send(Message::Text(protocol::to_json(&pong).into()))
-                    .await
+            app.metrics.messages_out.fetch_add(1, Relaxed);
+            written += 1;
+            if !last && written < WRITE_BATCH {
+                next = rx.try_recv().ok();
             }
-            Outbound::Close { code, message } => {
-                let goodbye = ServerMessage::Goodbye {
-                    code,
-                    message: message.clone(),
-                };
-                let _ = sink
-                    .send(Message::Text(protocol::to_json(&goodbye).into()))
-                    .await;
-                let close_code = if code == ErrorCode::ShuttingDown {
-                    1001
-                } else {
-                    1000
-                };
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code: close_code,
-                        reason: message.chars().take(100).collect::<String>().into(),
-                    })))
-                    .await;
-                break;
-            }
-        };
-        if result.is_err() {
+        }
+        if sink.flush().await.is_err() {
             break;
         }
-        app.metrics.messages_out.fetch_add(1, Relaxed);
+        for queued_at in queued.drain(..) {
+            app.metrics.observe_fanout(queued_at.elapsed());
+        }
     }
     let _ = sink.close().await;
 }

@@ -97,6 +97,88 @@ async fn bad_notes_are_refused_with_typed_codes_and_the_connection_carries_on() 
     server.shutdown().await;
 }
 
+/// A record longer than a connection may buffer in one message (1 MiB)
+/// reaches a late joiner in pages, and an author who sends faster than it
+/// reads loses no acknowledgement: each note is acknowledged, or shown
+/// stored by the whole list of the resync its full queue earned.
+#[tokio::test]
+async fn a_long_record_comes_in_pages_and_a_full_queue_loses_no_acknowledgement() {
+    const NOTES: usize = 3_000;
+    let server = TestServer::start_with(|config| {
+        config.limits.messages_per_second = 10_000;
+        config.limits.message_burst = 10_000;
+        config.limits.outbound_queue = 32;
+    })
+    .await;
+    let s = server.create_session().await;
+    let mut author = Client::join(server.addr, &s.reviewer, "Ravi").await;
+    author.expect("approvals").await;
+    let text = "n".repeat(3_900);
+    // Sent without reading: acknowledgements pile up in this connection's
+    // queue (32 here) until it is full.
+    for i in 0..NOTES {
+        author.send(note(&format!("k{i}"), i as i64, &text)).await;
+    }
+    let mut unsettled: HashSet<String> = (0..NOTES).map(|i| format!("k{i}")).collect();
+    let (mut gathered, mut resyncs) = (Vec::new(), 0);
+    while !unsettled.is_empty() {
+        let msg = author.next().await;
+        match msg["type"].as_str() {
+            Some("noteAck") => {
+                unsettled.remove(msg["key"].as_str().unwrap());
+            }
+            Some("noteRefused") => panic!("refused: {msg}"),
+            Some("notes") => {
+                gathered.extend(msg["notes"].as_array().unwrap().iter().cloned());
+                if msg.get("more").is_none() {
+                    resyncs += 1;
+                    for stored in gathered.drain(..) {
+                        unsettled.remove(stored["key"].as_str().unwrap());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let mut late = Client::join(server.addr, &s.viewer, "Vic").await;
+    let mut pages = Vec::new();
+    loop {
+        let page = late.expect("notes").await;
+        let more = page.get("more").cloned();
+        pages.push(page);
+        if more.is_none() {
+            break;
+        }
+        assert_eq!(more, Some(json!(true)));
+    }
+    let notes: Vec<&Value> = pages
+        .iter()
+        .flat_map(|p| p["notes"].as_array().unwrap())
+        .collect();
+    // Every note once (in the order acknowledged, not quite the order sent).
+    let mut frames: Vec<i64> = notes.iter().map(|n| n["frame"].as_i64().unwrap()).collect();
+    frames.sort_unstable();
+    assert_eq!(
+        frames,
+        (0..NOTES as i64).collect::<Vec<_>>(),
+        "every note once"
+    );
+    assert!(pages.len() >= 40, "{} pages for ~12 MB", pages.len());
+    for page in &pages {
+        assert!(
+            page.to_string().len() < 512 * 1024,
+            "a page of {} bytes",
+            page.to_string().len()
+        );
+    }
+    // The lists after it are whole, and the connection is fine.
+    assert_eq!(late.expect("drawings").await["drawings"], json!([]));
+    late.ping(3).await;
+    assert!(resyncs >= 1, "the author's queue never filled");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_loses_no_acknowledged_note_and_duplicates_none() {
     const CLIENTS: usize = 4;

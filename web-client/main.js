@@ -266,6 +266,7 @@ function onMessage(msg) {
       // Follows every welcome and snapshot (then `drawings`, then
       // `approvals`): the whole list, then whatever of ours it lacks goes
       // again under the same keys.
+      if (!wholeList('notes', msg)) return;
       notes.replace(msg.notes);
       catchUp('note', notes);
       renderNotes();
@@ -280,6 +281,7 @@ function onMessage(msg) {
       renderNotes();
       return;
     case 'drawings':
+      if (!wholeList('drawings', msg)) return;
       drawings.replace(msg.drawings);
       catchUp('drawing', drawings);
       drawRevision += 1;
@@ -294,6 +296,7 @@ function onMessage(msg) {
       drawRevision += 1;
       return;
     case 'approvals':
+      if (!wholeList('approvals', msg)) return;
       approvals.replace(msg.approvals);
       catchUp('approval', approvals);
       renderApprovals();
@@ -321,9 +324,14 @@ function onMessage(msg) {
       break;
   }
   const changed = room.apply(msg);
+  // A resync starts the catch-up lists again: pages of a series its full
+  // queue cut short are stale.
+  if (msg.type === 'snapshot') listPages.clear();
   if (msg.type === 'welcome') {
     // After apply: at `/` the storage key comes from the welcome's session.
     saveResume(msg.resume);
+    // A new socket: pages of a list cut off by the old one are stale.
+    listPages.clear();
     roomKind = msg.room ?? 'shared';
     if (roomKind === 'personal') {
       ui.toast('info', 'personal', 'The live review has ended: you are reviewing on your own, and playback here moves nobody else.');
@@ -350,6 +358,26 @@ function onMessage(msg) {
     renderPresence();
   }
   if (changed === 'control' && !room.isDriver()) commands.clear();
+}
+
+/** Catch-up pages gathered so far, by list name. */
+const listPages = new Map();
+
+/**
+ * A long record's catch-up list comes in pages (`more` on all but the
+ * last): gathers them, and says whether `msg[name]` now holds the whole
+ * list. Nothing acts on a part, or the outbox would resend what a later
+ * page shows is stored.
+ */
+function wholeList(name, msg) {
+  const gathered = listPages.get(name) ?? [];
+  if (msg.more) {
+    listPages.set(name, gathered.concat(msg[name]));
+    return false;
+  }
+  listPages.delete(name);
+  if (gathered.length) msg[name] = gathered.concat(msg[name]);
+  return true;
 }
 
 /** After a catch-up list: drop what it shows is stored, send the rest of that kind again. */

@@ -5,6 +5,10 @@
 //! against what the session knows, becomes a [`Record`] for the store,
 //! and is shown to the room only once committed ([`SessionReview::apply`]).
 
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+
 use crate::clock::Timeline;
 use crate::drawing::Shape;
 use crate::protocol::{
@@ -136,6 +140,9 @@ pub struct SessionReview {
     pub erased: Vec<WireDrawing>,
     /// Every decision, oldest first.
     pub approvals: Vec<WireApproval>,
+    /// The catch-up serialized, once per change of the record rather than
+    /// once per newcomer or resync.
+    catch_up_texts: std::sync::OnceLock<Arc<[Utf8Bytes]>>,
 }
 
 impl SessionReview {
@@ -157,22 +164,44 @@ impl SessionReview {
                 .map(wire_drawing)
                 .collect(),
             approvals: approvals.iter().map(wire_approval).collect(),
+            catch_up_texts: std::sync::OnceLock::new(),
         }
     }
 
-    /// Everything a newcomer or a resynced participant needs, in order.
-    pub fn catch_up(&self) -> [ServerMessage; 3] {
-        [
-            ServerMessage::Notes {
-                notes: self.notes.clone(),
-            },
-            ServerMessage::Drawings {
-                drawings: self.drawings.clone(),
-            },
-            ServerMessage::Approvals {
-                approvals: self.approvals.clone(),
-            },
-        ]
+    /// [`SessionReview::catch_up`] as JSON texts, shared.
+    pub fn catch_up_texts(&self) -> Arc<[Utf8Bytes]> {
+        self.catch_up_texts
+            .get_or_init(|| {
+                self.catch_up()
+                    .iter()
+                    .map(|m| crate::protocol::to_json(m).into())
+                    .collect()
+            })
+            .clone()
+    }
+
+    /// Everything a newcomer or a resynced participant needs, in order:
+    /// notes, drawings, approvals, each in pages of about
+    /// [`CATCH_UP_PAGE_BYTES`] so that no message outgrows what a
+    /// connection may buffer, however long the record.
+    pub fn catch_up(&self) -> Vec<ServerMessage> {
+        let mut out = Vec::new();
+        for (page, more) in pages(&self.notes) {
+            out.push(ServerMessage::Notes { notes: page, more });
+        }
+        for (page, more) in pages(&self.drawings) {
+            out.push(ServerMessage::Drawings {
+                drawings: page,
+                more,
+            });
+        }
+        for (page, more) in pages(&self.approvals) {
+            out.push(ServerMessage::Approvals {
+                approvals: page,
+                more,
+            });
+        }
+        out
     }
 
     /// The acknowledgement for a draft whose effect already stands (a
@@ -388,6 +417,7 @@ impl SessionReview {
         key: String,
         recorded: &Recorded,
     ) -> (ServerMessage, Option<(Happened, ServerMessage)>) {
+        self.catch_up_texts = std::sync::OnceLock::new();
         match recorded {
             Recorded::Note(row) => {
                 let note = wire_note(row);
@@ -531,4 +561,33 @@ pub fn wire_approval(row: &ApprovalRow) -> WireApproval {
             checksum: a.receipt.checksum.clone(),
         },
     }
+}
+
+/// A catch-up page's JSON stays near this size: well under the
+/// connection's write-buffer cap (1 MiB), small enough that a browser
+/// parses it without a visible stall.
+pub const CATCH_UP_PAGE_BYTES: usize = 256 * 1024;
+
+/// Splits a list into pages of about `CATCH_UP_PAGE_BYTES` of JSON, each
+/// with whether more follow. An empty list is one empty page: the
+/// receiver must still learn that the list is empty.
+fn pages<T: Clone + serde::Serialize>(items: &[T]) -> Vec<(Vec<T>, bool)> {
+    let mut pages = vec![(Vec::new(), false)];
+    let mut bytes = 0;
+    for item in items {
+        let size = serde_json::to_vec(item).map_or(0, |json| json.len() + 1);
+        let current = pages.last_mut().expect("one page at least");
+        if bytes + size > CATCH_UP_PAGE_BYTES && !current.0.is_empty() {
+            current.1 = true;
+            pages.push((Vec::new(), false));
+            bytes = 0;
+        }
+        pages
+            .last_mut()
+            .expect("one page at least")
+            .0
+            .push(item.clone());
+        bytes += size;
+    }
+    pages
 }
