@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 
 use crate::config::Config;
-use crate::http::{created_body, CreateSession, CreatedSessionBody};
+use crate::http::{created_body, CreateSession, CreatedSessionBody, PlaylistItem};
 use crate::protocol::WireRole;
 use crate::server::{terminate_signal, Server};
 
@@ -180,6 +180,45 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             .await?;
         println!("demo clip {}", clip.display());
         print_links(&created_body(&created, &base));
+
+        // A second session shows a playlist: the reel, then a short take
+        // at another rate and start, whose frame codes run from 10,000.
+        let take = demo_take(&root).await?;
+        let app = server.app.clone();
+        let setups = tokio::task::spawn_blocking(move || {
+            ["demo.mov", DEMO_TAKE]
+                .into_iter()
+                .map(|file| app.prepare_media(file))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await??;
+        let created = server
+            .app
+            .create_session(
+                CreateSession {
+                    title: "SyncReel demo: playlist, Reel 1 and Shot 010".into(),
+                    media: None,
+                    item: None,
+                    playlist: Some(vec![
+                        PlaylistItem {
+                            media: "demo.mov".into(),
+                            item: Some("Reel 1".into()),
+                        },
+                        PlaylistItem {
+                            media: DEMO_TAKE.into(),
+                            item: Some("Shot 010".into()),
+                        },
+                    ]),
+                    fps: None,
+                    duration_frames: None,
+                    start_timecode: None,
+                    drop_frame: None,
+                },
+                setups,
+            )
+            .await?;
+        println!("demo take {}", take.display());
+        print_links(&created_body(&created, &base));
     }
     server.run(terminate_signal()).await?;
     Ok(())
@@ -197,6 +236,33 @@ async fn demo_clip(media_root: &std::path::Path) -> anyhow::Result<PathBuf> {
     })
     .await?
     .context("cannot prepare the demo clip")
+}
+
+/// The demo playlist's second entry, under the media root.
+const DEMO_TAKE: &str = "demo-shot010.mov";
+
+/// A ten-second take at 25 fps from 02:00:00:00, frame codes from 10,000:
+/// quick to render, and unlike the reel in every way a cue must switch.
+async fn demo_take(media_root: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use crate::media::demo_clip::DemoClipSpec;
+    use crate::timecode::{FrameRate, Timecode};
+    let path = media_root.join(DEMO_TAKE);
+    let spec = DemoClipSpec {
+        rate: FrameRate::FPS_25,
+        frames: 250,
+        start: Timecode {
+            hours: 2,
+            minutes: 0,
+            seconds: 0,
+            frames: 0,
+            drop_frame: false,
+        },
+        code_offset: 10_000,
+        ..DemoClipSpec::default()
+    };
+    tokio::task::spawn_blocking(move || crate::media::demo_clip::ensure(&path, &spec))
+        .await?
+        .context("cannot prepare the demo take")
 }
 
 fn print_links(body: &CreatedSessionBody) {

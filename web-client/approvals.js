@@ -42,15 +42,16 @@ export class Approvals {
   }
 
   /** The decision that stands for each author (their newest), newest first. */
-  current() {
+  current(versionId = null) {
     const byAuthor = new Map();
-    for (const a of this.all()) byAuthor.set(a.author, a);
+    // In a playlist each version has its own decisions.
+    for (const a of this.all()) if (versionId == null || a.versionId == null || a.versionId === versionId) byAuthor.set(a.author, a);
     return [...byAuthor.values()].sort((a, b) => b.id - a.id);
   }
 
   /** The decision that stands for `author`, or null. */
-  of(author) {
-    return this.current().find((a) => a.author === author) ?? null;
+  of(author, versionId = null) {
+    return this.current(versionId).find((a) => a.author === author) ?? null;
   }
 
   hasKey(key) {

@@ -357,6 +357,7 @@ function onMessage(msg) {
     ui.renderControl(room);
     renderPresence();
   }
+  if (changed === 'all' || changed === 'control') ui.renderPlaylist(room);
   if (changed === 'control' && !room.isDriver()) commands.clear();
 }
 
@@ -392,7 +393,7 @@ function renderNotes() {
   if (!room.joined) return;
   if (replyingTo != null && !notes.get(replyingTo)) replyingTo = null;
   ui.renderNotes({
-    threads: notes.threads(),
+    threads: notes.threads().filter((t) => room.showsVersion(t.note.versionId)),
     pending: outbox.pending('note'),
     label,
     durationFrames: room.session.durationFrames,
@@ -404,10 +405,11 @@ function renderNotes() {
 
 function renderApprovals() {
   if (!room.joined) return;
-  const mine = approvals.of(room.nameOf(room.you));
+  const versionId = room.mediaVersion?.id ?? null;
+  const mine = approvals.of(room.nameOf(room.you), versionId);
   ui.renderApprovals({
-    decisions: approvals.current(),
-    canApprove: room.canDrive() && media?.version != null,
+    decisions: approvals.current(versionId),
+    canApprove: room.canDrive() && room.mediaVersion != null,
     mine: mine?.status ?? null,
     sending: outbox.pending('approval').at(-1)?.status ?? null,
     label,
@@ -516,7 +518,8 @@ function shapesOn(frame) {
   const queued = outbox.pending('drawing');
   const erasing = new Set(queued.filter((m) => m.type === 'erase').map((m) => m.drawing));
   return [
-    ...drawings.onFrame(frame).filter((d) => !erasing.has(d.id)).map((d) => ({ drawing: d, pending: false })),
+    ...drawings.onFrame(frame).filter((d) => !erasing.has(d.id) && room.showsVersion(d.versionId))
+      .map((d) => ({ drawing: d, pending: false })),
     ...queued.filter((m) => m.type === 'drawing' && m.frame === frame).map((m) => ({ drawing: m, pending: true })),
   ];
 }
@@ -583,6 +586,24 @@ function renderPresence() {
     ? latencySpreadUs([...room.participants.values()], now ?? 0)
     : undefined;
   ui.renderPresence(room, clock.status(), videoOf, spread);
+}
+
+/**
+ * A cue's instant (or a resync onto another entry): the timeline, the
+ * version and what is shown of the record all switch together, as the
+ * picture does on the server.
+ */
+function onEntryChanged() {
+  if (media) media.version = room.mediaVersion;
+  videoShown = null;
+  selectedNote = null;
+  ui.setVersion(room.mediaVersion);
+  ui.renderSession(room);
+  ui.renderPlaylist(room);
+  renderNotes();
+  renderApprovals();
+  drawRevision += 1;
+  drawnTransportVersion = null;
 }
 
 /** Every welcome is a new socket, so a new peer (the server dropped the old one). */
@@ -705,8 +726,11 @@ function onVideoFrame(nowMs, meta) {
   const madeUs = rtpToServerUs(meta.rtpTimestamp, serverNow, media.rtpClockRate);
   const shownMs = meta.expectedDisplayTime ?? meta.presentationTime ?? nowMs;
   const shownUs = Math.round(shownMs * 1000) + offsetUs;
-  const made = history.at(madeUs);
-  if (!made) return;
+  const madeUnder = history.entryAt(madeUs);
+  // A picture of the entry before a cue, shown after it: its frame is on
+  // another timeline, so it is neither labelled nor reported.
+  if (!madeUnder || madeUnder.version < room.entryVersion) return;
+  const made = madeUnder.transport;
   const frame = position(made, room.timeline, madeUs);
   const latencyUs = shownUs - madeUs;
 
@@ -775,6 +799,7 @@ function paint() {
   requestAnimationFrame(paint);
   const now = clock.serverNowUs();
   if (now == null || !room.joined) return;
+  if (room.advance(now)) onEntryChanged();
   const transport = room.schedule.at(now);
   if (!transport) return;
   const frame = position(transport, room.timeline, now);
@@ -911,6 +936,10 @@ function bindControls() {
     const target = ev.target.closest('[data-id]');
     if (target) openNote(Number(target.dataset.id));
   };
+  document.getElementById('playlist').addEventListener('click', (ev) => {
+    const cue = ev.target.closest('button[data-entry]');
+    if (cue) commands.drive({ type: 'cue', entry: Number(cue.dataset.entry) });
+  });
   const notesList = document.getElementById('notes');
   notesList.addEventListener('click', onNoteClick);
   document.getElementById('note-marks').addEventListener('click', onNoteClick);
@@ -981,6 +1010,8 @@ window.syncreel = Object.freeze({
     counts: room.counts,
     connection: connState,
     room: roomKind,
+    entry: room.entry,
+    mediaVersion: room.mediaVersion,
     sync: clock.status(),
   }),
   displayed: () => (displayed ? { frame: displayed.frame, timecode: displayed.timecode } : null),

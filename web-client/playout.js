@@ -60,12 +60,17 @@ export class TransportHistory {
 
   /** The transport in effect at server instant `t`, or null if none is known. */
   at(t) {
+    return this.entryAt(t)?.transport ?? null;
+  }
+
+  /** As `at`, with the version that set it: `{version, transport}`. */
+  entryAt(t) {
     let best = null;
     for (const e of this.entries) {
       if (e.transport.anchorTime <= t && (!best || e.version > best.version)) best = e;
     }
     // Before every known anchor: the oldest we have is the best guess.
-    return (best ?? this.entries[0] ?? null)?.transport ?? null;
+    return best ?? this.entries[0] ?? null;
   }
 
   /** The frame the room shows at `t`, or null. */

@@ -4,7 +4,7 @@
 // applied is stale, and a welcome or snapshot replaces everything. No DOM,
 // no socket, no clock reads: callers pass server time in, so node tests it.
 
-import { TimecodeFormat } from './timecode.js';
+import { TimecodeFormat, timebase } from './timecode.js';
 import { TransportSchedule } from './transport.js';
 
 export class Room {
@@ -15,6 +15,15 @@ export class Room {
     this.you = null;
     this.role = null;
     this.resume = null;
+    // A playlist session's entries (WireEntry), the one on screen, and
+    // its version; cues received but not yet due.
+    this.playlist = [];
+    this.entry = 0;
+    this.mediaVersion = null;
+    this.cues = [];
+    // The version that put the room on its entry: transports older than
+    // it belong to another timeline.
+    this.entryVersion = 0;
     this.reset();
   }
 
@@ -34,21 +43,35 @@ export class Room {
   apply(msg) {
     switch (msg.type) {
       case 'welcome':
-        this.session = msg.session;
-        this.timeline = {
-          fpsNum: msg.session.fpsNum,
-          fpsDen: msg.session.fpsDen,
-          duration: msg.session.durationFrames,
-        };
-        this.format = TimecodeFormat.fromSession(msg.session);
+        this.setSession(msg.session);
+        this.playlist = msg.playlist ?? [];
+        this.entry = msg.state.entry ?? 0;
+        this.mediaVersion = msg.media?.version ?? null;
+        this.cues = [];
+        this.entryVersion = 0;
         this.you = msg.you;
         this.role = msg.role;
         this.resume = msg.resume;
         this.replace(msg.state);
         return 'all';
       case 'snapshot':
+        // A resync: cues it missed or had pending are settled by where
+        // the room now stands.
+        this.cues = [];
+        if ((msg.state.entry ?? 0) !== this.entry) {
+          this.enterFromPlaylist(msg.state.entry ?? 0);
+          this.entryVersion = msg.state.version;
+        }
         this.replace(msg.state);
         return 'all';
+      case 'cue':
+        if (msg.version <= this.version) return null;
+        this.version = msg.version;
+        this.schedule.push(msg.version, msg.executeAt, msg.transport);
+        this.cues.push({
+          at: msg.executeAt, version: msg.version, entry: msg.entry, session: msg.session, mediaVersion: msg.mediaVersion ?? null,
+        });
+        return 'transport';
       case 'transport':
         if (msg.version <= this.version) return null;
         this.version = msg.version;
@@ -67,6 +90,58 @@ export class Room {
       default:
         return null;
     }
+  }
+
+  /**
+   * Switches to the entry of each cue due by server instant `now`: its
+   * timeline, labels and version change at the cue's instant, with its
+   * transport. Returns whether the entry changed.
+   */
+  advance(now) {
+    let changed = false;
+    while (this.cues.length && this.cues[0].at <= now) {
+      const cue = this.cues.shift();
+      this.setSession(cue.session);
+      this.entry = cue.entry;
+      this.entryVersion = cue.version;
+      this.mediaVersion = cue.mediaVersion;
+      changed = true;
+    }
+    return changed;
+  }
+
+  setSession(session) {
+    this.session = session;
+    this.timeline = {
+      fpsNum: session.fpsNum,
+      fpsDen: session.fpsDen,
+      duration: session.durationFrames,
+    };
+    this.format = TimecodeFormat.fromSession(session);
+  }
+
+  /** After a resync onto another entry: its timeline from the welcome's playlist. */
+  enterFromPlaylist(entry) {
+    const e = this.playlist[entry];
+    this.entry = entry;
+    if (!e) return;
+    const [fpsNum, fpsDen = 1] = e.fps.split('/').map(Number);
+    this.setSession({
+      ...this.session,
+      fps: e.fps,
+      fpsNum,
+      fpsDen,
+      timebase: timebase(fpsNum, fpsDen),
+      dropFrame: e.dropFrame,
+      durationFrames: e.durationFrames,
+      startTimecode: e.startTimecode,
+    });
+    this.mediaVersion = e.version;
+  }
+
+  /** Whether a record made on `versionId` belongs on screen now. */
+  showsVersion(versionId) {
+    return versionId == null || this.mediaVersion == null || versionId === this.mediaVersion.id;
   }
 
   replace(state) {

@@ -91,6 +91,35 @@ export class Ui {
     this.scrubber.max = String(s.durationFrames - 1);
   }
 
+  /**
+   * A playlist session's entries, the one on screen marked; the driver
+   * cues another with its button. Hidden for a session of one file.
+   */
+  renderPlaylist(room) {
+    const entries = room.playlist ?? [];
+    $('playlist-panel').hidden = entries.length < 2;
+    if (entries.length < 2) return;
+    $('playlist-count').textContent = `${room.entry + 1} of ${entries.length}`;
+    const driving = room.isDriver();
+    $('playlist').replaceChildren(...entries.map((e, i) => {
+      const [num, den = 1] = e.fps.split('/').map(Number);
+      const rate = fpsLabel({ fpsNum: num, fpsDen: den, dropFrame: e.dropFrame });
+      const current = i === room.entry;
+      const cue = el('button', {
+        className: 'btn cue', type: 'button', disabled: current || !driving, textContent: current ? 'On screen' : 'Cue',
+        title: driving ? 'Move the whole room to this entry, paused on its first frame' : 'Only the driver cues the room',
+      });
+      cue.dataset.entry = String(i);
+      const li = el('li', { className: current ? 'current' : '' },
+        el('span', { className: 'entry-name' }, versionLabel(e.version)),
+        el('span', { className: 'dim entry-detail' }, `${e.startTimecode} · ${e.durationFrames} f · ${rate} fps`),
+        cue);
+      if (current) li.setAttribute('aria-current', 'true');
+      return li;
+    }));
+    $('playlist-hint').textContent = driving ? '' : 'The driver moves the room between entries.';
+  }
+
   renderControl(room) {
     const { driver, requests } = room.control;
     const status = $('control-status');

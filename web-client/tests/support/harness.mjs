@@ -124,12 +124,15 @@ export async function startDemoServer() {
     child.stdout.on('data', (d) => {
       out += d;
       const base = out.match(/listening on (http:\/\/\S+)/)?.[1];
-      const links = Object.fromEntries(
-        [...out.matchAll(/^(host|reviewer|viewer)\s+(http:\/\/\S+)$/gm)].map((m) => [m[1], m[2]]),
-      );
-      if (base && links.host && links.reviewer && links.viewer) {
+      // The demo prints two sessions, each a `session` line then its
+      // links: the reel, then a playlist.
+      const sessions = out.split(/^session /m).slice(1).map((block) => Object.fromEntries(
+        [...block.matchAll(/^(host|reviewer|viewer)\s+(http:\/\/\S+)$/gm)].map((m) => [m[1], m[2]]),
+      ));
+      const whole = sessions.filter((l) => l.host && l.reviewer && l.viewer);
+      if (base && whole.length === 2) {
         clearTimeout(timer);
-        resolveStarted({ base, links });
+        resolveStarted({ base, links: whole[0], playlistLinks: whole[1] });
       }
     });
   });
