@@ -169,6 +169,8 @@ let reportTicks = 0;
 let equaliseConfig = EQUALISE;
 /** `shared` in the live review; `personal` in a room of one after it ended. */
 let roomKind = 'shared';
+// When the host ended the live review (Unix ms), or null while it runs.
+let endedAt = null;
 const equaliser = {
   delayMs: 0, targetMs: null, ownMs: null, transitMs: null, changedAt: -Infinity, reportedUs: null, fixed: false,
   // The last changes, as [serverMs, transitMs, targetMs, newDelayMs]: for diagnosis.
@@ -257,10 +259,10 @@ function onMessage(msg) {
     case 'ended':
       // A fresh join from now on opens a room of one; a resume would put
       // this tab back in the shared room.
-      if (roomKind === 'shared') {
-        dropResume();
-        ui.toast('info', 'ended', 'The host ended the live review. Reload to carry on reviewing on your own: your playback will move nobody else.');
-      }
+      if (roomKind === 'shared') dropResume();
+      endedAt = msg.at;
+      ui.showEnded(endedAt, roomKind);
+      ui.renderRecordPanel(room, endedAt);
       return;
     case 'notes':
       // Follows every welcome and snapshot (then `drawings`, then
@@ -333,9 +335,10 @@ function onMessage(msg) {
     // A new socket: pages of a list cut off by the old one are stale.
     listPages.clear();
     roomKind = msg.room ?? 'shared';
-    if (roomKind === 'personal') {
-      ui.toast('info', 'personal', 'The live review has ended: you are reviewing on your own, and playback here moves nobody else.');
-    }
+    // An `ended` follows the welcome if the review is over.
+    endedAt = null;
+    ui.showEnded(null, roomKind);
+    ui.renderRecordPanel(room, endedAt);
     if (!link.sessionId && outbox.storageKey !== OUTBOX_PREFIX + msg.session.id) outbox = outboxFor(msg.session.id);
     clock.onWelcome(msg.serverTime);
     onWelcomeMedia(msg);
@@ -586,6 +589,73 @@ function renderPresence() {
     ? latencySpreadUs([...room.participants.values()], now ?? 0)
     : undefined;
   ui.renderPresence(room, clock.status(), videoOf, spread);
+}
+
+/** A REST call with this page's link token: the host's own rights. */
+function hostFetch(path, method = 'GET') {
+  return fetch(`/api/sessions/${encodeURIComponent(room.session.id)}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${link.token}` },
+  });
+}
+
+/** The answer's typed error, as the toasts show it. */
+async function apiError(res) {
+  const body = await res.json().catch(() => null);
+  return { code: body?.code ?? `http_${res.status}`, message: body?.message ?? res.statusText };
+}
+
+/** Downloads an export of the record (the version on screen) as a file. */
+async function exportRecord(format) {
+  if (!room.joined) return;
+  ui.setRecordStatus(format === 'html' ? 'Rendering the report’s stills…' : `Exporting ${format.toUpperCase()}…`);
+  try {
+    const res = await hostFetch(`/export/${format}`);
+    if (!res.ok) {
+      const { code, message } = await apiError(res);
+      ui.setRecordStatus('');
+      ui.toast('error', code, message);
+      return;
+    }
+    const name = res.headers.get('content-disposition')?.match(/filename="([^"]+)"/)?.[1] ?? `syncreel.${format}`;
+    const url = URL.createObjectURL(await res.blob());
+    const a = Object.assign(document.createElement('a'), { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    ui.setRecordStatus(`Saved ${name}`);
+  } catch (err) {
+    ui.setRecordStatus('');
+    ui.toast('error', 'offline', `The export did not come: ${err.message}`);
+  }
+}
+
+let endArmedUntil = 0;
+
+/** First click arms, a second within four seconds ends the live review for everyone. */
+async function endReview() {
+  if (!room.joined || room.role !== 'host' || endedAt != null) return;
+  if (performance.now() > endArmedUntil) {
+    endArmedUntil = performance.now() + 4_000;
+    ui.armEndReview(true);
+    setTimeout(() => {
+      if (performance.now() >= endArmedUntil) ui.armEndReview(false);
+    }, 4_100);
+    return;
+  }
+  endArmedUntil = 0;
+  ui.armEndReview(false);
+  try {
+    const res = await hostFetch('/end', 'POST');
+    if (!res.ok) {
+      const { code, message } = await apiError(res);
+      ui.toast('error', code, message);
+    }
+    // Everyone, this page included, hears `ended` from the room.
+  } catch (err) {
+    ui.toast('error', 'offline', `The review was not ended: ${err.message}`);
+  }
 }
 
 /**
@@ -936,6 +1006,11 @@ function bindControls() {
     const target = ev.target.closest('[data-id]');
     if (target) openNote(Number(target.dataset.id));
   };
+  document.getElementById('exports').addEventListener('click', (ev) => {
+    const button = ev.target.closest('button[data-format]');
+    if (button) exportRecord(button.dataset.format);
+  });
+  document.getElementById('end-review').addEventListener('click', endReview);
   document.getElementById('playlist').addEventListener('click', (ev) => {
     const cue = ev.target.closest('button[data-entry]');
     if (cue) commands.drive({ type: 'cue', entry: Number(cue.dataset.entry) });
@@ -1010,6 +1085,7 @@ window.syncreel = Object.freeze({
     counts: room.counts,
     connection: connState,
     room: roomKind,
+    endedAt,
     entry: room.entry,
     mediaVersion: room.mediaVersion,
     sync: clock.status(),

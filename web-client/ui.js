@@ -120,6 +120,35 @@ export class Ui {
     $('playlist-hint').textContent = driving ? '' : 'The driver moves the room between entries.';
   }
 
+  /** Hosts keep the record: exports, and ending the live review. */
+  renderRecordPanel(room, endedAt) {
+    $('record-panel').hidden = room.role !== 'host';
+    $('end-review').hidden = endedAt != null;
+  }
+
+  /** Says, until the page goes, that the live review is over and what that means here. */
+  showEnded(endedAt, roomKind) {
+    const banner = $('ended-banner');
+    banner.hidden = endedAt == null;
+    if (endedAt == null) return;
+    const at = new Date(endedAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    banner.dataset.room = roomKind;
+    banner.textContent = roomKind === 'personal'
+      ? `The live review ended at ${at}. You are reviewing on your own: playback here moves nobody else; notes, drawings and approvals still reach the record.`
+      : `The live review ended at ${at}. Reload to carry on reviewing on your own: your playback will then move nobody else.`;
+  }
+
+  /** The host's end button: a first click arms it, a second within a few seconds ends the review. */
+  armEndReview(armed) {
+    const button = $('end-review');
+    button.dataset.armed = armed ? 'true' : '';
+    button.textContent = armed ? 'Click again to end it for everyone' : 'End the live review';
+  }
+
+  setRecordStatus(text) {
+    $('record-status').textContent = text;
+  }
+
   renderControl(room) {
     const { driver, requests } = room.control;
     const status = $('control-status');
