@@ -51,6 +51,10 @@ pub struct ExportArgs {
     /// The server's data dir (where `syncreel.db` lives).
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
+    /// The version to export (in a playlist, any entry's); by default
+    /// the one on screen.
+    #[arg(long = "media-version")]
+    pub media_version: Option<String>,
     /// Where the session's media is, for the report's stills; defaults to
     /// `<data-dir>/media`, the server's default.
     #[arg(long)]
@@ -302,9 +306,17 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         bail!("no review record at {}", db.display());
     }
     let store = crate::store::Store::open(&db)?;
-    let review = store
-        .review(&args.session)?
-        .with_context(|| format!("no session {} in {}", args.session, db.display()))?;
+    let review = match store.review_of(&args.session, args.media_version.as_deref())? {
+        crate::store::ReviewLookup::Found(review) => *review,
+        crate::store::ReviewLookup::NoSession => {
+            bail!("no session {} in {}", args.session, db.display())
+        }
+        crate::store::ReviewLookup::NoVersion => bail!(
+            "session {} has no version {}",
+            args.session,
+            args.media_version.as_deref().unwrap_or_default()
+        ),
+    };
     let text = if args.format == crate::export::Format::Html {
         let root = args
             .media_root

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::{Path as UrlPath, State, WebSocketUpgrade};
+use axum::extract::{Path as UrlPath, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -28,7 +28,8 @@ use crate::metrics::Metrics;
 use crate::protocol::{WireRole, WireSession, WireSnapshot, WireVersion};
 use crate::session::{Role, SessionInfo};
 use crate::store::{
-    LinkRow, NewVersion, Record, Recorded, SessionRow, Store, StoreError, VersionRow, Write,
+    EntryRow, LinkRow, NewVersion, Record, Recorded, ReviewLookup, SessionRow, Store, StoreError,
+    TimelineRow, VersionRow, Write,
 };
 use crate::timecode::{FrameRate, Timecode, TimecodeFormat};
 
@@ -200,8 +201,10 @@ impl App {
             );
             let entries: Vec<Result<PlaylistEntry, String>> = files
                 .iter()
-                .map(|(media, version_id)| {
-                    let version = version_id
+                .map(|entry| {
+                    let media = &entry.media;
+                    let version = entry
+                        .version_id
                         .as_deref()
                         .and_then(|v| store.version(v).ok().flatten())
                         .ok_or_else(|| format!("{media} has no recorded version"))?;
@@ -351,7 +354,17 @@ impl App {
             ended_at: None,
             playlist: playlist
                 .iter()
-                .map(|(media, v, _)| (media.clone(), Some(v.id.clone())))
+                .map(|(media, v, setup)| EntryRow {
+                    media: media.clone(),
+                    version_id: Some(v.id.clone()),
+                    timeline: Some(TimelineRow {
+                        fps_num: setup.info.timecode.rate().num(),
+                        fps_den: setup.info.timecode.rate().den(),
+                        drop_frame: setup.info.timecode.drop_frame(),
+                        start_timecode: setup.info.timecode.start().to_string(),
+                        duration_frames: setup.info.duration_frames,
+                    }),
+                })
                 .collect(),
             entry: 0,
         };
@@ -885,12 +898,21 @@ async fn get_session(
     }))
 }
 
+#[derive(Debug, Deserialize)]
+struct ExportQuery {
+    /// Another version than the one on screen: in a playlist, any entry's.
+    version: Option<String>,
+}
+
 /// The session's notes as CSV, JSON, a CMX3600 EDL or OTIO (host token).
 async fn export_session(
     State(app): State<Arc<App>>,
     UrlPath((id, format)): UrlPath<(String, String)>,
+    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     require_host(&app, &headers, &id)?;
     let format: crate::export::Format = format
         .parse()
@@ -898,11 +920,22 @@ async fn export_session(
     let store = app.store.clone();
     let root = app.config.media_root();
     // Stills mean decoding: the whole export runs off the runtime.
+    let wanted = query.version.clone();
     let (review, body) = tokio::task::spawn_blocking(move || {
-        let review = store
-            .review(&id)
+        let review = match store
+            .review_of(&id, wanted.as_deref())
             .map_err(store_error)?
-            .ok_or_else(|| ApiError::not_found("session"))?;
+        {
+            ReviewLookup::Found(review) => *review,
+            ReviewLookup::NoSession => return Err(ApiError::not_found("session")),
+            ReviewLookup::NoVersion => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_version",
+                    "this session has no such version",
+                ))
+            }
+        };
         let internal = |e: crate::timecode::TimecodeError| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         };
@@ -925,11 +958,19 @@ async fn export_session(
             (header::CONTENT_TYPE, format.content_type().to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"syncreel-{}.{}\"",
-                    review.session.id,
-                    format.extension()
-                ),
+                match &query.version {
+                    Some(version) => format!(
+                        "attachment; filename=\"syncreel-{}-{}.{}\"",
+                        review.session.id,
+                        version,
+                        format.extension()
+                    ),
+                    None => format!(
+                        "attachment; filename=\"syncreel-{}.{}\"",
+                        review.session.id,
+                        format.extension()
+                    ),
+                },
             ),
         ],
         body,

@@ -149,6 +149,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (session_id, position)
     );
     ALTER TABLE sessions ADD COLUMN entry INTEGER NOT NULL DEFAULT 0;",
+    // 5: each playlist entry's own timeline, so that the review of an
+    // entry not on screen can be labelled (and exported) without its
+    // file. NULL for entries recorded before.
+    "ALTER TABLE session_entries ADD COLUMN fps_num INTEGER;
+    ALTER TABLE session_entries ADD COLUMN fps_den INTEGER;
+    ALTER TABLE session_entries ADD COLUMN drop_frame INTEGER;
+    ALTER TABLE session_entries ADD COLUMN start_timecode TEXT;
+    ALTER TABLE session_entries ADD COLUMN duration_frames INTEGER;",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -198,11 +206,40 @@ pub struct SessionRow {
     /// When the host ended the live review; its links then open the
     /// review page.
     pub ended_at: Option<i64>,
-    /// A playlist session's entries in order (media as asked, version);
-    /// empty for a session of one file.
-    pub playlist: Vec<(String, Option<String>)>,
+    /// A playlist session's entries in order; empty for a session of
+    /// one file.
+    pub playlist: Vec<EntryRow>,
     /// The playlist entry on screen.
     pub entry: i64,
+}
+
+/// One entry of a playlist session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRow {
+    /// The media file as it was asked for.
+    pub media: String,
+    pub version_id: Option<String>,
+    /// Its timeline; `None` for entries recorded before it was kept.
+    pub timeline: Option<TimelineRow>,
+}
+
+/// A timeline as the record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineRow {
+    pub fps_num: u32,
+    pub fps_den: u32,
+    pub drop_frame: bool,
+    pub start_timecode: String,
+    pub duration_frames: i64,
+}
+
+/// What [`Store::review_of`] found.
+#[derive(Debug)]
+pub enum ReviewLookup {
+    NoSession,
+    /// The session has no such version (or none it can label).
+    NoVersion,
+    Found(Box<crate::export::Review>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -538,12 +575,8 @@ impl Store {
         ))?;
         let rows = stmt.query_map([], session_row)?;
         let mut sessions: Vec<SessionRow> = rows.collect::<Result<_, _>>()?;
-        let mut stmt = db.prepare(
-            "SELECT media, version_id FROM session_entries WHERE session_id = ?1 ORDER BY position",
-        )?;
         for session in &mut sessions {
-            let entries = stmt.query_map(params![session.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            session.playlist = entries.collect::<Result<_, _>>()?;
+            session.playlist = entries(&db, &session.id)?;
         }
         Ok(sessions)
     }
@@ -592,9 +625,42 @@ impl Store {
 
     /// A session and its notes, for exports; `None` when no such session.
     pub fn review(&self, session_id: &str) -> Result<Option<crate::export::Review>, StoreError> {
-        let Some(session) = self.session(session_id)? else {
-            return Ok(None);
+        Ok(match self.review_of(session_id, None)? {
+            ReviewLookup::Found(review) => Some(*review),
+            ReviewLookup::NoSession | ReviewLookup::NoVersion => None,
+        })
+    }
+
+    /// The review of one version of a session, on that version's
+    /// timeline (`session` in the result carries it): by default the
+    /// version on screen. A playlist's review holds only what was made on
+    /// that version.
+    pub fn review_of(
+        &self,
+        session_id: &str,
+        version_id: Option<&str>,
+    ) -> Result<ReviewLookup, StoreError> {
+        let Some(mut session) = self.session(session_id)? else {
+            return Ok(ReviewLookup::NoSession);
         };
+        session.playlist = entries(&self.reader.lock().expect("reader lock"), session_id)?;
+        if let Some(wanted) = version_id {
+            if session.version_id.as_deref() != Some(wanted) {
+                let entry = session
+                    .playlist
+                    .iter()
+                    .find(|e| e.version_id.as_deref() == Some(wanted));
+                let Some(timeline) = entry.and_then(|e| e.timeline.clone()) else {
+                    return Ok(ReviewLookup::NoVersion);
+                };
+                session.fps_num = timeline.fps_num;
+                session.fps_den = timeline.fps_den;
+                session.drop_frame = timeline.drop_frame;
+                session.start_timecode = timeline.start_timecode;
+                session.duration_frames = timeline.duration_frames;
+                session.version_id = Some(wanted.to_string());
+            }
+        }
         let mut notes = self.notes(session_id)?;
         let mut drawings = self.drawings(session_id)?;
         let mut approvals = self.approvals(session_id)?;
@@ -602,26 +668,19 @@ impl Store {
             Some(id) => self.version(id)?,
             None => None,
         };
-        // A playlist's review is that of the version on screen, on its
-        // timeline: the one the session row holds.
-        let entries: i64 = self.reader.lock().expect("reader lock").query_row(
-            "SELECT COUNT(*) FROM session_entries WHERE session_id = ?1",
-            params![session_id],
-            |r| r.get(0),
-        )?;
-        if entries > 0 {
-            let on_screen = session.version_id.clone();
-            notes.retain(|n| n.note.version_id == on_screen);
-            drawings.retain(|d| d.drawing.version_id == on_screen);
-            approvals.retain(|a| a.approval.version_id == on_screen);
+        if !session.playlist.is_empty() {
+            let shown = session.version_id.clone();
+            notes.retain(|n| n.note.version_id == shown);
+            drawings.retain(|d| d.drawing.version_id == shown);
+            approvals.retain(|a| a.approval.version_id == shown);
         }
-        Ok(Some(crate::export::Review {
+        Ok(ReviewLookup::Found(Box::new(crate::export::Review {
             session,
             version,
             notes,
             drawings,
             approvals,
-        }))
+        })))
     }
 
     /// A session's drawings, erased ones included, in the order drawn.
@@ -972,6 +1031,38 @@ fn in_savepoint<T>(
     }
 }
 
+/// A session's playlist entries, in order.
+fn entries(db: &Connection, session_id: &str) -> Result<Vec<EntryRow>, StoreError> {
+    let mut stmt = db.prepare_cached(
+        "SELECT media, version_id, fps_num, fps_den, drop_frame, start_timecode, duration_frames
+         FROM session_entries WHERE session_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map(params![session_id], |r| {
+        let timeline = match (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?) {
+            (
+                Some(fps_num),
+                Some(fps_den),
+                Some(drop_frame),
+                Some(start_timecode),
+                Some(duration_frames),
+            ) => Some(TimelineRow {
+                fps_num,
+                fps_den,
+                drop_frame,
+                start_timecode,
+                duration_frames,
+            }),
+            _ => None,
+        };
+        Ok(EntryRow {
+            media: r.get(0)?,
+            version_id: r.get(1)?,
+            timeline,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::Session(s, links) => {
@@ -996,11 +1087,24 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                     s.entry
                 ],
             )?;
-            for (position, (media, version_id)) in s.playlist.iter().enumerate() {
+            for (position, entry) in s.playlist.iter().enumerate() {
+                let t = entry.timeline.as_ref();
                 db.execute(
-                    "INSERT INTO session_entries (session_id, position, media, version_id)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![s.id, position as i64, media, version_id],
+                    "INSERT INTO session_entries (session_id, position, media, version_id,
+                                                  fps_num, fps_den, drop_frame, start_timecode,
+                                                  duration_frames)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        s.id,
+                        position as i64,
+                        entry.media,
+                        entry.version_id,
+                        t.map(|t| t.fps_num),
+                        t.map(|t| t.fps_den),
+                        t.map(|t| t.drop_frame),
+                        t.map(|t| t.start_timecode.as_str()),
+                        t.map(|t| t.duration_frames)
+                    ],
                 )?;
             }
             for link in links {

@@ -181,6 +181,34 @@ async fn the_driver_cues_the_room_between_versions_and_timeline_version_and_pict
         .map(|n| n["text"].as_str().unwrap())
         .collect();
     assert_eq!(exported, ["Better"], "{export}");
+    assert_eq!(export["notes"][0]["timecode"], "02:00:03:15");
+
+    // Any entry's review can be exported, labelled on its own timeline.
+    let of_version =
+        |version: &str| format!("/api/sessions/{}/export/json?version={version}", created.id);
+    let (status, take1) = server
+        .request(
+            "GET",
+            &of_version(v1["id"].as_str().unwrap()),
+            Some(&created.host),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{take1}");
+    let notes: Vec<(&str, &str)> = take1["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["text"].as_str().unwrap(), n["timecode"].as_str().unwrap()))
+        .collect();
+    assert_eq!(notes, [("Take 1 flares", "01:00:08:08")], "{take1}");
+    let (status, refused) = server
+        .request("GET", &of_version("v-nope"), Some(&created.host), None)
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (404, Some("unknown_version"))
+    );
 
     // And back: take 1 again, at its first frame.
     host.send(cue(0)).await;

@@ -602,7 +602,7 @@ function hostFetch(path, method = 'GET') {
 /** The answer's typed error, as the toasts show it. */
 async function apiError(res) {
   const body = await res.json().catch(() => null);
-  return { code: body?.code ?? `http_${res.status}`, message: body?.message ?? res.statusText };
+  return { code: body?.error?.code ?? `http_${res.status}`, message: body?.error?.message ?? res.statusText };
 }
 
 /** Downloads an export of the record (the version on screen) as a file. */
