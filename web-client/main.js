@@ -610,7 +610,10 @@ async function exportRecord(format) {
   if (!room.joined) return;
   ui.setRecordStatus(format === 'html' ? 'Rendering the report’s stills…' : `Exporting ${format.toUpperCase()}…`);
   try {
-    const res = await hostFetch(`/export/${format}`);
+    // The version on screen here: in a personal room after the end, that
+    // may not be the one the shared room last showed.
+    const version = room.mediaVersion ? `?version=${encodeURIComponent(room.mediaVersion.id)}` : '';
+    const res = await hostFetch(`/export/${format}${version}`);
     if (!res.ok) {
       const { code, message } = await apiError(res);
       ui.setRecordStatus('');

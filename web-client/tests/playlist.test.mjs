@@ -103,9 +103,19 @@ test('the driver cues the take: every page switches timeline, version, notes and
   // would refuse it anyway.
   assert.deepEqual((await shown(viewer)).cues, [true, true]);
 
-  // On the take, a step moves in its own frames and labels.
+  // On the take, a seek moves in its own frames and labels.
   await seekTo(host, '02:00:04:00', 100, [host, viewer]);
   await pictureShows(viewer, 10_100);
+
+  // The host's export is the take's review: its note, on its labels.
+  await host.fill('#note-input', 'Take: hold longer');
+  await host.press('#note-input', 'Enter');
+  await until(host, () => document.querySelectorAll('#notes > li[data-id]').length === 1);
+  const [download] = await Promise.all([host.waitForEvent('download'), host.click('#exports button[data-format="json"]')]);
+  const chunks = [];
+  for await (const chunk of await download.createReadStream()) chunks.push(chunk);
+  const exported = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  assert.deepEqual(exported.notes.map((n) => [n.text, n.timecode]), [['Take: hold longer', '02:00:04:00']]);
 
   // Cued back, the reel's note returns, on its own timeline.
   await host.click('#playlist button[data-entry="0"]');
