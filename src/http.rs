@@ -104,9 +104,6 @@ impl App {
         if !row.playlist.is_empty() {
             return self.restore_playlist_session(row).await;
         }
-        let rate = FrameRate::new(row.fps_num, row.fps_den)?;
-        let start: Timecode = row.start_timecode.parse()?;
-        let timecode = TimecodeFormat::new(rate, row.drop_frame)?.with_start(start)?;
         let media = match row.media.clone() {
             Some(requested) => {
                 let app = self.clone();
@@ -124,16 +121,11 @@ impl App {
         let id = row.id.clone();
         let version_id = row.version_id.clone();
         let (review, version) = tokio::task::spawn_blocking(move || {
-            let review = SessionReview::from_rows(
-                &store.notes(&id)?,
-                &store.drawings(&id)?,
-                &store.approvals(&id)?,
-            );
             let version = match version_id {
                 Some(v) => store.version(&v)?,
                 None => None,
             };
-            Ok::<_, StoreError>((review, version))
+            Ok::<_, StoreError>((recorded_review(&store, &id)?, version))
         })
         .await??;
         // A version is its bytes: a file changed since it was recorded is
@@ -155,50 +147,26 @@ impl App {
                 (media, missing)
             }
         };
-        self.registry.spawn(
-            SessionInfo {
-                id: row.id,
-                title: row.title,
-                timecode,
-                duration_frames: row.duration_frames,
-            },
-            self.config.session_limits(),
-            self.clock,
-            self.metrics.clone(),
-            self.shutdown.clone(),
-            SessionStart {
-                media,
-                store: self.store.clone(),
-                webhooks: self.webhooks.clone(),
-                start_frame: row.last_frame,
-                review,
-                version: version.as_ref().map(wire_version),
-                media_error,
-                ended_at: row.ended_at,
-                playlist: Vec::new(),
-                entry: 0,
-            },
-        )?;
-        Ok(())
+        let version = version.as_ref().map(wire_version);
+        let stream = Restored {
+            media,
+            version,
+            media_error,
+            playlist: Vec::new(),
+            entry: 0,
+        };
+        self.respawn(row, review, stream)
     }
 
     /// Brings back a playlist session on the entry it was on. Every entry
     /// must still be the bytes it was recorded as; otherwise the session
     /// comes back without a stream and the room is told which file changed.
     async fn restore_playlist_session(self: &Arc<Self>, row: SessionRow) -> anyhow::Result<()> {
-        let rate = FrameRate::new(row.fps_num, row.fps_den)?;
-        let start: Timecode = row.start_timecode.parse()?;
-        let timecode = TimecodeFormat::new(rate, row.drop_frame)?.with_start(start)?;
         let app = self.clone();
         let store = self.store.clone();
         let id = row.id.clone();
         let files = row.playlist.clone();
         let (review, entries) = tokio::task::spawn_blocking(move || {
-            let review = SessionReview::from_rows(
-                &store.notes(&id)?,
-                &store.drawings(&id)?,
-                &store.approvals(&id)?,
-            );
             let entries: Vec<Result<PlaylistEntry, String>> = files
                 .iter()
                 .map(|entry| {
@@ -221,7 +189,7 @@ impl App {
                     })
                 })
                 .collect();
-            Ok::<_, StoreError>((review, entries))
+            Ok::<_, StoreError>((recorded_review(&store, &id)?, entries))
         })
         .await??;
         let (playlist, media_error) = match entries.into_iter().collect::<Result<Vec<_>, _>>() {
@@ -232,7 +200,26 @@ impl App {
             }
         };
         let entry = (row.entry.max(0) as usize).min(playlist.len().saturating_sub(1));
-        let current = playlist.get(entry);
+        let stream = Restored {
+            media: playlist.get(entry).map(|e| e.setup.clone()),
+            version: playlist.get(entry).map(|e| e.version.clone()),
+            media_error,
+            playlist,
+            entry,
+        };
+        self.respawn(row, review, stream)
+    }
+
+    /// Starts a recorded session's task again, paused where it last was.
+    fn respawn(
+        &self,
+        row: SessionRow,
+        review: SessionReview,
+        stream: Restored,
+    ) -> anyhow::Result<()> {
+        let rate = FrameRate::new(row.fps_num, row.fps_den)?;
+        let start: Timecode = row.start_timecode.parse()?;
+        let timecode = TimecodeFormat::new(rate, row.drop_frame)?.with_start(start)?;
         self.registry.spawn(
             SessionInfo {
                 id: row.id,
@@ -245,16 +232,16 @@ impl App {
             self.metrics.clone(),
             self.shutdown.clone(),
             SessionStart {
-                media: current.map(|e| e.setup.clone()),
+                media: stream.media,
                 store: self.store.clone(),
                 webhooks: self.webhooks.clone(),
                 start_frame: row.last_frame,
                 review,
-                version: current.map(|e| e.version.clone()),
-                media_error,
+                version: stream.version,
+                media_error: stream.media_error,
                 ended_at: row.ended_at,
-                playlist,
-                entry,
+                playlist: stream.playlist,
+                entry: stream.entry,
             },
         )?;
         Ok(())
@@ -1135,4 +1122,24 @@ async fn serve_file(root: &Path, relative: &Path) -> Result<Response, ApiError> 
         bytes,
     )
         .into_response())
+}
+
+/// What a recorded session streams once it is back.
+struct Restored {
+    media: Option<MediaSetup>,
+    version: Option<WireVersion>,
+    /// Why it comes back without its stream, to tell the room.
+    media_error: Option<String>,
+    playlist: Vec<PlaylistEntry>,
+    entry: usize,
+}
+
+/// A session's notes, drawings and decisions as the record holds them.
+/// Blocking.
+fn recorded_review(store: &Store, session_id: &str) -> Result<SessionReview, StoreError> {
+    Ok(SessionReview::from_rows(
+        &store.notes(session_id)?,
+        &store.drawings(session_id)?,
+        &store.approvals(session_id)?,
+    ))
 }

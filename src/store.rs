@@ -954,21 +954,40 @@ fn commit_batch(db: &mut Connection, batch: Vec<Job>) {
         Err(err) => return fail_all(batch, StoreError::from(err)),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
+    // On some errors (disk full, I/O) SQLite rolls back the whole
+    // transaction, not just the savepoint: everything before in the batch
+    // is gone too, and a SAVEPOINT now would begin (and its RELEASE commit)
+    // a transaction of its own behind the batch's back.
+    let mut rolled_back: Option<StoreError> = None;
     for job in batch {
-        match job {
-            Job::Plain(write, reply) => {
-                let result = in_savepoint(&tx, |db| apply(db, &write));
-                outcomes.push(Outcome::Plain(reply, result));
-            }
-            Job::Record(record, reply) => {
-                let result = in_savepoint(&tx, |db| apply_record(db, &record));
-                outcomes.push(Outcome::Record(reply, Box::new(result)));
-            }
+        if let Some(err) = &rolled_back {
+            outcomes.push(Outcome::failed(job, err));
+            continue;
         }
+        let outcome = match job {
+            Job::Plain(write, reply) => {
+                Outcome::Plain(reply, in_savepoint(&tx, |db| apply(db, &write)))
+            }
+            Job::Record(record, reply) => Outcome::Record(
+                reply,
+                Box::new(in_savepoint(&tx, |db| apply_record(db, &record))),
+            ),
+        };
+        if tx.is_autocommit() {
+            rolled_back = Some(
+                outcome
+                    .error()
+                    .unwrap_or_else(|| StoreError::Sqlite("the batch was rolled back".into())),
+            );
+        }
+        outcomes.push(outcome);
     }
-    if let Err(err) = tx.commit() {
+    let committed = match rolled_back {
+        Some(err) => Err(err),
+        None => tx.commit().map_err(StoreError::from),
+    };
+    if let Err(err) = committed {
         // Nothing in the batch is on disk: say so to everyone waiting.
-        let err = StoreError::from(err);
         tracing::error!(%err, "review record commit failed");
         for outcome in outcomes {
             match outcome {
@@ -999,6 +1018,24 @@ fn commit_batch(db: &mut Connection, batch: Vec<Job>) {
     }
 }
 
+impl Outcome {
+    /// A job never tried because its batch was already lost.
+    fn failed(job: Job, err: &StoreError) -> Outcome {
+        match job {
+            Job::Plain(_, reply) => Outcome::Plain(reply, Err(err.clone())),
+            Job::Record(_, reply) => Outcome::Record(reply, Box::new(Err(err.clone()))),
+        }
+    }
+
+    fn error(&self) -> Option<StoreError> {
+        match self {
+            Outcome::Plain(_, Err(err)) => Some(err.clone()),
+            Outcome::Record(_, result) => result.as_ref().as_ref().err().cloned(),
+            Outcome::Plain(_, Ok(())) => None,
+        }
+    }
+}
+
 fn fail_all(batch: Vec<Job>, err: StoreError) {
     tracing::error!(%err, "review record unavailable");
     for job in batch {
@@ -1025,7 +1062,9 @@ fn in_savepoint<T>(
             Ok(value)
         }
         Err(err) => {
-            tx.execute_batch("ROLLBACK TO one; RELEASE one")?;
+            // If SQLite already rolled the transaction back there is no
+            // savepoint left to undo; the write's own error says why.
+            let _ = tx.execute_batch("ROLLBACK TO one; RELEASE one");
             Err(err)
         }
     }
@@ -1441,6 +1480,7 @@ fn insert_note(db: &Connection, note: &NewNote) -> Result<(NoteRow, bool), Store
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn session(id: &str) -> SessionRow {
         SessionRow {
@@ -1507,6 +1547,66 @@ mod tests {
         assert!(matches!(orphan, Err(StoreError::Sqlite(_))));
         assert!(fine.is_ok());
         assert_eq!(store.notes("s1").unwrap().len(), 1);
+    }
+
+    /// A full disk may make SQLite roll back a whole batch, not just the
+    /// write that found no room: whatever is acknowledged must be exactly
+    /// what is on disk. `max_page_count` makes the database full on cue.
+    #[test]
+    fn when_the_record_is_full_exactly_the_acknowledged_writes_are_on_disk() {
+        let path = std::env::temp_dir().join(format!("syncreel-full-{}.db", rand::random::<u64>()));
+        let mut db = Connection::open(&path).unwrap();
+        configure(&db).unwrap();
+        migrate(&mut db).unwrap();
+        commit_batch(
+            &mut db,
+            vec![Job::Plain(Write::Session(session("s1"), vec![]), None)],
+        );
+        let pages: i64 = db
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .unwrap();
+        db.pragma_update(None, "max_page_count", pages + 12)
+            .unwrap();
+
+        let mut answers = Vec::new();
+        let mut batch = Vec::new();
+        for i in 0..40 {
+            let (tx, rx) = oneshot::channel();
+            let key = format!("k{i}");
+            let text = format!("{key} {}", "x".repeat(3000));
+            batch.push(Job::Record(
+                Record::Note(NewNote {
+                    text,
+                    ..note(&key, i)
+                }),
+                tx,
+            ));
+            answers.push((key, rx));
+        }
+        commit_batch(&mut db, batch);
+        let acked: BTreeSet<String> = answers
+            .into_iter()
+            .filter_map(|(key, mut rx)| rx.try_recv().expect("answered").ok().map(|_| key))
+            .collect();
+        assert!(acked.len() < 40, "the page limit was reached");
+
+        db.pragma_update(None, "max_page_count", 1_000_000).unwrap();
+        let reader = Connection::open(&path).unwrap();
+        let stored: BTreeSet<String> = reader
+            .prepare("SELECT client_key FROM notes")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(stored, acked);
+        // And the writer still works once there is room.
+        let (tx, mut rx) = oneshot::channel();
+        commit_batch(
+            &mut db,
+            vec![Job::Record(Record::Note(note("after", 1)), tx)],
+        );
+        assert!(rx.try_recv().unwrap().is_ok());
     }
 
     #[tokio::test]

@@ -397,6 +397,146 @@ async fn drawings_reach_the_room_and_late_joiners_and_the_eraser_removes_them_fo
     server.shutdown().await;
 }
 
+fn stroke(key: &str, frame: i64, tool: &str, from: usize, points: Value) -> Value {
+    json!({"type": "stroke", "key": key, "frame": frame, "tool": tool,
+           "colour": "#FF3300", "width": 0.01, "from": from, "points": points})
+}
+
+/// Reads up to a pong, failing on any stroke on the way: nothing of a
+/// stroke comes back to its own author.
+async fn no_stroke_before_pong(client: &mut Client, id: u32) {
+    client
+        .send(json!({"type": "ping", "id": id, "t0": 0}))
+        .await;
+    loop {
+        let msg = client.next().await;
+        assert!(
+            msg["type"] != "stroke" && msg["type"] != "strokeEnd",
+            "{msg}"
+        );
+        if msg["type"] == "pong" && msg["id"] == id {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stroke_reaches_the_room_as_it_is_drawn_and_only_its_drawing_is_recorded() {
+    let server = TestServer::start().await;
+    let s = server.create_session().await;
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
+    let mut reviewer = Client::join(server.addr, &s.reviewer, "Ravi").await;
+    let mut viewer = Client::join(server.addr, &s.viewer, "Vic").await;
+    let ravi = reviewer.id();
+
+    // A pen stroke grows in parts: the first two points, then one more.
+    reviewer
+        .send(stroke("s1", 48, "pen", 0, json!([[0.1, 0.1], [0.2, 0.2]])))
+        .await;
+    reviewer
+        .send(stroke("s1", 48, "pen", 2, json!([[0.3, 0.25]])))
+        .await;
+    for watcher in [&mut host, &mut viewer] {
+        let first = watcher.expect("stroke").await;
+        assert_eq!(first["by"], ravi);
+        assert_eq!(first["key"], "s1");
+        assert_eq!(first["frame"], 48);
+        assert_eq!(first["tool"], "pen");
+        assert_eq!(
+            first["colour"], "#ff3300",
+            "the colour as drawings carry it"
+        );
+        assert_eq!(first["from"], 0);
+        assert_eq!(first["points"], json!([[0.1, 0.1], [0.2, 0.2]]));
+        let second = watcher.expect("stroke").await;
+        assert_eq!(second["from"], 2);
+        assert_eq!(second["points"], json!([[0.3, 0.25]]));
+    }
+    no_stroke_before_pong(&mut reviewer, 1).await;
+
+    // An abandoned stroke is ended for everyone else.
+    host.send(stroke("s2", 48, "rect", 0, json!([[0.5, 0.5], [0.6, 0.7]])))
+        .await;
+    host.send(json!({"type": "strokeEnd", "key": "s2"})).await;
+    assert_eq!(reviewer.expect("stroke").await["key"], "s2");
+    let ended = reviewer.expect("strokeEnd").await;
+    assert_eq!(
+        (ended["by"].clone(), ended["key"].clone()),
+        (json!(host.id()), json!("s2"))
+    );
+    no_stroke_before_pong(&mut host, 2).await;
+
+    // Let go: the finished shape is recorded under the stroke's key.
+    reviewer
+        .send(drawing(
+            "s1",
+            48,
+            "pen",
+            json!([[0.1, 0.1], [0.2, 0.2], [0.3, 0.25]]),
+        ))
+        .await;
+    let stored = reviewer.expect("drawingAck").await["drawing"].clone();
+    assert_eq!(stored["key"], "s1");
+    assert_eq!(host.expect("drawing").await["drawing"], stored);
+
+    // Nothing of the strokes in progress is in the record.
+    let mut late = Client::join(server.addr, &s.viewer, "Late").await;
+    assert_eq!(late.expect("drawings").await["drawings"], json!([stored]));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_strokes_are_refused_with_typed_errors_and_the_room_carries_on() {
+    let server = TestServer::start().await;
+    let s = server.create_session().await;
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
+    let mut reviewer = Client::join(server.addr, &s.reviewer, "Ravi").await;
+    let mut viewer = Client::join(server.addr, &s.viewer, "Vic").await;
+
+    viewer
+        .send(stroke("v1", 10, "pen", 0, json!([[0.1, 0.1]])))
+        .await;
+    assert_eq!(viewer.expect_error().await["code"], "forbidden");
+    let refusals = [
+        (
+            stroke("b1", 10, "pen", 1999, json!([[0.1, 0.1], [0.2, 0.2]])),
+            "bad_drawing",
+        ),
+        (
+            stroke("b2", 10, "arrow", 0, json!([[0.1, 0.1]])),
+            "bad_drawing",
+        ),
+        (
+            stroke("b3", 10, "rect", 2, json!([[0.1, 0.1], [0.2, 0.2]])),
+            "bad_drawing",
+        ),
+        (
+            stroke("b4", 10, "pen", 0, json!([[1.5, 0.1]])),
+            "bad_drawing",
+        ),
+        (stroke("", 10, "pen", 0, json!([[0.1, 0.1]])), "bad_drawing"),
+        (
+            stroke("b5", 14_400, "pen", 0, json!([[0.1, 0.1]])),
+            "frame_out_of_range",
+        ),
+        (
+            json!({"type": "stroke", "key": "b6", "frame": 1}),
+            "malformed",
+        ),
+    ];
+    for (bad, code) in refusals {
+        reviewer.send(bad.clone()).await;
+        assert_eq!(reviewer.expect_error().await["code"], code, "{bad}");
+    }
+    // None of that reached anyone; a good part still does.
+    reviewer
+        .send(stroke("ok", 10, "pen", 0, json!([[0.4, 0.4]])))
+        .await;
+    let passed = host.expect("stroke").await;
+    assert_eq!(passed["key"], "ok", "{passed}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn bad_drawings_are_refused_with_typed_codes_and_the_connection_carries_on() {
     let server = TestServer::start().await;
@@ -655,4 +795,163 @@ async fn a_locked_record_refuses_the_note_as_retryable_and_the_session_carries_o
     assert_eq!(ack["note"]["text"], "Locked out");
     assert_eq!(host.expect("note").await["note"], ack["note"]);
     server.shutdown().await;
+}
+
+/// A small filesystem of its own for one test's record, so the test can fill
+/// it up without touching the machine's disk. Unmounted when dropped, even
+/// if the test fails.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let path = std::env::temp_dir().join(format!("syncreel-full-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "this fault test mounts a tmpfs for the record and needs root (make test runs as root in CI)"
+        );
+        SmallDisk { path }
+    }
+
+    /// Writes a file until the filesystem has no room left.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0xA5u8; 64 * 1024];
+        // Bounded by the filesystem's size: tmpfs refuses at its limit.
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(err) if err.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(err) => panic!("filling the small disk: {err}"),
+            }
+        }
+        let _ = file.flush();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_notes_as_retryable_the_session_carries_on_and_nothing_acked_is_lost() {
+    let disk = SmallDisk::mount("4m");
+    let data_dir = disk.path.join("record");
+    let server = {
+        let data_dir = data_dir.clone();
+        TestServer::start_with(move |config| config.server.data_dir = data_dir).await
+    };
+    let s = server.create_session().await;
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
+    let mut reviewer = Client::join(server.addr, &s.reviewer, "Ravi").await;
+    // Full but for a little room, so that some notes are acknowledged
+    // before the disk runs out.
+    let filler = disk.fill();
+    let size = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(size.saturating_sub(192 * 1024))
+        .unwrap();
+
+    // Long notes, one at a time, until the record has no room for one. The
+    // write-ahead log may have room left from earlier writes, so it takes a
+    // few; 4 MiB of disk cannot hold 1,200 notes of 4,000 characters.
+    let text = "x".repeat(4000); // the longest note the server takes
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for i in 0..1200 {
+        let key = format!("full-{i}");
+        reviewer.send(note(&key, i, &text)).await;
+        let reply = reviewer
+            .expect_where(|m| m["type"] == "noteAck" || m["type"] == "noteRefused")
+            .await;
+        assert_eq!(reply["key"], key.as_str(), "{reply}");
+        if reply["type"] == "noteRefused" {
+            refused = Some((key, reply));
+            break;
+        }
+        acked.push(reply["note"]["id"].clone());
+    }
+    let (refused_key, refusal) = refused.expect("a full disk refuses a note");
+    assert!(!acked.is_empty(), "the room left on disk took some notes");
+    assert_eq!(refusal["code"], "store", "{refusal}");
+    assert!(
+        refusal["message"].as_str().unwrap().contains("full"),
+        "{refusal}"
+    );
+
+    // The room carries on meanwhile, for the author and everyone else.
+    host.send(json!({"type": "seek", "frame": 100})).await;
+    assert_eq!(
+        reviewer.expect("transport").await["transport"]["anchorFrame"],
+        100
+    );
+    assert_eq!(reviewer.ping(7).await["id"], 7);
+
+    // Once there is room again, the outbox's resend lands, once.
+    std::fs::remove_file(&filler).unwrap();
+    let refused_frame: i64 = refused_key["full-".len()..].parse().unwrap();
+    reviewer
+        .send(note(
+            &refused_key,
+            refused_frame,
+            "after the disk was freed",
+        ))
+        .await;
+    let ack = reviewer.expect("noteAck").await;
+    assert_eq!(ack["key"], refused_key.as_str(), "{ack}");
+    let shown = host
+        .expect_where(|m| m["type"] == "note" && m["note"]["key"] == ack["key"])
+        .await;
+    assert_eq!(shown["note"], ack["note"]);
+
+    // What the record kept, read back from disk by a restarted server.
+    server.shutdown().await;
+    let server = {
+        let data_dir = data_dir.clone();
+        TestServer::start_with(move |config| config.server.data_dir = data_dir).await
+    };
+    let mut late = Client::join(server.addr, &s.viewer, "Late").await;
+    let mut kept = Vec::new();
+    // The list may come in pages; bounded by the record's size.
+    for _ in 0..100 {
+        let page = late.expect("notes").await;
+        kept.extend(page["notes"].as_array().unwrap().iter().cloned());
+        if page["more"] != true {
+            break;
+        }
+    }
+    let ids: Vec<&Value> = kept.iter().map(|n| &n["id"]).collect();
+    let unique: HashSet<String> = ids.iter().map(|id| id.to_string()).collect();
+    assert_eq!(unique.len(), ids.len(), "no note twice");
+    assert_eq!(
+        ids.len(),
+        acked.len() + 1,
+        "every acknowledged note is kept"
+    );
+    assert!(ids.contains(&&ack["note"]["id"]), "the resent note is kept");
+    for id in &acked {
+        assert!(ids.contains(&id), "acknowledged note {id} kept");
+    }
+    server.shutdown().await;
+    drop(disk);
 }
