@@ -82,6 +82,58 @@ pub enum ShapeError {
     PointOutside,
 }
 
+/// A piece of a shape still being drawn, which the room sees before the
+/// author lets go: the style, and the points from index `from` of the
+/// whole stroke on. A whole shape is the piece from 0 with every point,
+/// so the two are checked by the same rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrokePart {
+    /// The style, and only this piece's points.
+    pub shape: Shape,
+    pub from: usize,
+}
+
+impl StrokePart {
+    pub fn new(
+        tool: &str,
+        colour: &str,
+        width: f32,
+        from: usize,
+        points: Vec<[f32; 2]>,
+    ) -> Result<StrokePart, ShapeError> {
+        let tool = Tool::from_name(tool).ok_or_else(|| ShapeError::UnknownTool(tool.into()))?;
+        let colour = Colour::parse(colour).ok_or(ShapeError::BadColour)?;
+        if !(MIN_WIDTH..=MAX_WIDTH).contains(&width) {
+            return Err(ShapeError::BadWidth);
+        }
+        let reaches = from.saturating_add(points.len());
+        match tool {
+            Tool::Pen if points.is_empty() || reaches > MAX_POINTS => {
+                return Err(ShapeError::TooManyPoints(reaches))
+            }
+            // Both points travel every time: the second moves with the
+            // pointer until it is let go.
+            Tool::Arrow | Tool::Rect if from != 0 || points.len() != 2 => {
+                return Err(ShapeError::WrongPointCount)
+            }
+            _ => {}
+        }
+        let inside = |v: f32| (0.0..=1.0).contains(&v);
+        if !points.iter().all(|[x, y]| inside(*x) && inside(*y)) {
+            return Err(ShapeError::PointOutside);
+        }
+        Ok(StrokePart {
+            shape: Shape {
+                tool,
+                colour,
+                width,
+                points,
+            },
+            from,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shape {
     pub tool: Tool,
@@ -98,30 +150,7 @@ impl Shape {
         width: f32,
         points: Vec<[f32; 2]>,
     ) -> Result<Shape, ShapeError> {
-        let tool = Tool::from_name(tool).ok_or_else(|| ShapeError::UnknownTool(tool.into()))?;
-        let colour = Colour::parse(colour).ok_or(ShapeError::BadColour)?;
-        if !(MIN_WIDTH..=MAX_WIDTH).contains(&width) {
-            return Err(ShapeError::BadWidth);
-        }
-        match tool {
-            Tool::Pen if points.is_empty() || points.len() > MAX_POINTS => {
-                return Err(ShapeError::TooManyPoints(points.len()))
-            }
-            Tool::Arrow | Tool::Rect if points.len() != 2 => {
-                return Err(ShapeError::WrongPointCount)
-            }
-            _ => {}
-        }
-        let inside = |v: f32| (0.0..=1.0).contains(&v);
-        if !points.iter().all(|[x, y]| inside(*x) && inside(*y)) {
-            return Err(ShapeError::PointOutside);
-        }
-        Ok(Shape {
-            tool,
-            colour,
-            width,
-            points,
-        })
+        StrokePart::new(tool, colour, width, 0, points).map(|part| part.shape)
     }
 
     /// The segments the shape is drawn with, in normalised coordinates.
@@ -257,6 +286,33 @@ mod tests {
     }
 
     #[test]
+    fn a_stroke_in_progress_obeys_the_whole_shapes_rules() {
+        let part = |tool: &str, from: usize, points: Vec<[f32; 2]>| {
+            StrokePart::new(tool, "#ff3300", 0.01, from, points)
+        };
+        assert_eq!(part("pen", 5, vec![[0.5, 0.5]]).unwrap().from, 5);
+        assert!(part("pen", MAX_POINTS - 1, vec![[0.5, 0.5]]).is_ok());
+        assert_eq!(
+            part("pen", MAX_POINTS - 1, vec![[0.5, 0.5]; 2]),
+            Err(ShapeError::TooManyPoints(MAX_POINTS + 1))
+        );
+        assert_eq!(
+            part("pen", usize::MAX, vec![[0.5, 0.5]]),
+            Err(ShapeError::TooManyPoints(usize::MAX))
+        );
+        assert_eq!(part("pen", 3, vec![]), Err(ShapeError::TooManyPoints(3)));
+        assert!(part("arrow", 0, vec![[0.1, 0.1], [0.2, 0.2]]).is_ok());
+        assert_eq!(
+            part("rect", 2, vec![[0.1, 0.1], [0.2, 0.2]]),
+            Err(ShapeError::WrongPointCount)
+        );
+        assert_eq!(
+            part("pen", 0, vec![[0.5, -0.1]]),
+            Err(ShapeError::PointOutside)
+        );
+    }
+
+    #[test]
     fn colours_round_trip() {
         let c = Colour::parse("#0A7fE3").unwrap();
         assert_eq!(c.0, [0x0a, 0x7f, 0xe3]);
@@ -300,6 +356,25 @@ mod tests {
         fn points_survive_the_record(points in prop::collection::vec((0f32..=1.0, 0f32..=1.0), 0..50)) {
             let points: Vec<[f32; 2]> = points.into_iter().map(|(x, y)| [x, y]).collect();
             prop_assert_eq!(decode_points(&encode_points(&points)), points);
+        }
+
+        #[test]
+        fn a_pen_stroke_sent_in_parts_passes_exactly_when_the_whole_stroke_does(
+            total in 1usize..2100,
+            cuts in prop::collection::vec(1usize..400, 1..12),
+        ) {
+            let whole_ok = Shape::new("pen", "#ffffff", 0.01, vec![[0.5, 0.5]; total]).is_ok();
+            let mut from = 0;
+            let mut parts_ok = true;
+            for cut in cuts.iter().cycle() {
+                if from >= total {
+                    break;
+                }
+                let len = (*cut).min(total - from);
+                parts_ok &= StrokePart::new("pen", "#ffffff", 0.01, from, vec![[0.5, 0.5]; len]).is_ok();
+                from += len;
+            }
+            prop_assert_eq!(parts_ok, whole_ok);
         }
 
         #[test]

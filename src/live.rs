@@ -32,6 +32,7 @@ use crate::session::{
 use crate::store::{Receipt, RecordResult, Recorded, Store, StoreError, Write};
 
 mod record;
+use crate::drawing::StrokePart;
 pub use record::{
     wire_approval, wire_drawing, wire_note, Draft, Kind, SessionReview, MAX_NOTE_CHARS,
 };
@@ -143,6 +144,12 @@ pub enum SessionMsg {
         conn_id: u64,
         draft: Draft,
     },
+    /// A shape still being drawn, for the rest of the room.
+    Stroking {
+        from: ParticipantId,
+        conn_id: u64,
+        stroking: Stroking,
+    },
     /// The record answered about a draft.
     Stored {
         from: ParticipantId,
@@ -169,6 +176,27 @@ pub enum SessionMsg {
     RoomEmpty {
         key: String,
     },
+}
+
+/// A stroke in progress: passed around the room as it grows, never
+/// recorded (its finished shape is a [`Draft::Drawing`] with the same key).
+#[derive(Debug)]
+pub enum Stroking {
+    Part(StrokeDraft),
+    End { key: String },
+}
+
+/// A part of a stroke in progress as its author sent it.
+#[derive(Debug)]
+pub struct StrokeDraft {
+    pub key: String,
+    pub frame: i64,
+    pub tool: String,
+    pub colour: String,
+    pub width: f32,
+    /// Index in the whole stroke of the first of `points`.
+    pub from: usize,
+    pub points: Vec<[f32; 2]>,
 }
 
 /// Where a join lands.
@@ -728,6 +756,15 @@ impl SessionTask {
                     self.write_record(from, draft);
                 }
             }
+            SessionMsg::Stroking {
+                from,
+                conn_id,
+                stroking,
+            } => {
+                if self.is_current(from, conn_id) {
+                    self.pass_stroke_around(from, stroking);
+                }
+            }
             SessionMsg::Stored {
                 from,
                 key,
@@ -1063,6 +1100,81 @@ impl SessionTask {
                 data,
             });
         }
+    }
+
+    /// Checks a part of a stroke in progress by a drawing's rules and
+    /// passes it to everyone but its author. It is a preview, so a
+    /// participant whose queue is full just misses it: the finished
+    /// drawing is what counts, and it comes through the record.
+    fn pass_stroke_around(&mut self, from: ParticipantId, stroking: Stroking) {
+        let Some(role) = self.conns.get(&from).map(|conn| conn.role) else {
+            return;
+        };
+        if role == Role::Viewer {
+            let message = "viewers cannot draw; ask the host for a reviewer link".into();
+            self.send_error(from, ErrorCode::Forbidden, message, None);
+            return;
+        }
+        let message = match stroking {
+            Stroking::End { key } => ServerMessage::StrokeEnd { by: from.0, key },
+            Stroking::Part(draft) => match self.check_stroke(from, draft) {
+                Ok(part) => part,
+                Err((code, message)) => {
+                    self.send_error(from, code, message, None);
+                    return;
+                }
+            },
+        };
+        let text: Utf8Bytes = protocol::to_json(&message).into();
+        for (_, conn) in self
+            .conns
+            .iter()
+            .filter(|(id, c)| **id != from && !c.lagged)
+        {
+            let item = Outbound::Text {
+                text: text.clone(),
+                queued_at: None,
+            };
+            if conn.tx.try_send(item).is_err() {
+                self.metrics.stroke_parts_missed.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// The part as the room sees it, or why it is refused.
+    fn check_stroke(
+        &self,
+        from: ParticipantId,
+        draft: StrokeDraft,
+    ) -> Result<ServerMessage, (ErrorCode, String)> {
+        if draft.key.is_empty() || draft.key.len() > record::MAX_KEY {
+            let message = format!("a key is 1 to {} bytes", record::MAX_KEY);
+            return Err((ErrorCode::BadDrawing, message));
+        }
+        let timeline = self.session.info().timeline();
+        if !timeline.contains(draft.frame) {
+            let message = format!("a drawing's frame must lie in 0..{}", timeline.duration);
+            return Err((ErrorCode::FrameOutOfRange, message));
+        }
+        let part = StrokePart::new(
+            &draft.tool,
+            &draft.colour,
+            draft.width,
+            draft.from,
+            draft.points,
+        )
+        .map_err(|e| (ErrorCode::BadDrawing, e.to_string()))?;
+        Ok(ServerMessage::Stroke {
+            by: from.0,
+            key: draft.key,
+            frame: draft.frame,
+            version_id: self.version.as_ref().map(|v| v.id.clone()),
+            tool: part.shape.tool.name().into(),
+            colour: part.shape.colour.to_string(),
+            width: part.shape.width,
+            from: part.from,
+            points: part.shape.points,
+        })
     }
 
     /// Serializes once and queues for every connection that keeps up.

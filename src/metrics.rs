@@ -21,6 +21,8 @@ pub struct Metrics {
     pub messages_out: AtomicU64,
     pub rejected_in: AtomicU64,
     pub slow_consumer_resyncs: AtomicU64,
+    /// Parts of strokes in progress not queued for a full connection.
+    pub stroke_parts_missed: AtomicU64,
     fanout: Histogram,
 }
 
@@ -96,6 +98,12 @@ impl Metrics {
             "syncreel_slow_consumer_resyncs_total",
             "Times a slow connection was resynced with a snapshot.",
             self.slow_consumer_resyncs.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_stroke_parts_missed_total",
+            "Parts of strokes in progress skipped for a connection whose queue was full.",
+            self.stroke_parts_missed.load(Relaxed),
         );
 
         let name = "syncreel_fanout_latency_seconds";

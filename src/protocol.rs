@@ -145,6 +145,24 @@ pub enum ClientMessage {
         key: String,
         drawing: i64,
     },
+    /// A shape still being drawn, so that the room sees it grow; not
+    /// recorded. `key` is the key its `drawing` will carry. A pen sends
+    /// the points added since its last part, `from` being the index of
+    /// the first of them in the whole stroke; an arrow or rectangle sends
+    /// both points each time, from 0.
+    Stroke {
+        key: String,
+        frame: i64,
+        tool: String,
+        colour: String,
+        width: f32,
+        from: usize,
+        points: Vec<[f32; 2]>,
+    },
+    /// The stroke `key` was abandoned: no drawing will follow.
+    StrokeEnd {
+        key: String,
+    },
     /// The approver's decision on the version under review. `version`,
     /// when given, must be the one the session reviews.
     Approve {
@@ -381,6 +399,24 @@ pub enum ServerMessage {
         key: String,
         code: ErrorCode,
         message: String,
+    },
+    /// Part of participant `by`'s stroke in progress, to everyone else.
+    Stroke {
+        by: u64,
+        key: String,
+        frame: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        tool: String,
+        colour: String,
+        width: f32,
+        from: usize,
+        points: Vec<[f32; 2]>,
+    },
+    /// Participant `by` abandoned stroke `key`.
+    StrokeEnd {
+        by: u64,
+        key: String,
     },
     /// Every decision so far, oldest first; follows each welcome and resync.
     Approvals {

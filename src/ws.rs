@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::http::App;
 use crate::links::LinkError;
-use crate::live::{unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg};
+use crate::live::{
+    unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, StrokeDraft, Stroking,
+};
 use crate::protocol::{
     self, speed_from_wire, ClientMessage, ErrorCode, ParseError, ServerMessage, PROTOCOL_VERSION,
 };
@@ -271,6 +273,32 @@ impl Connection {
                 latency_micros: latency_us,
             },
             ClientMessage::Leave => SessionMsg::Leave { from, conn_id },
+            ClientMessage::Stroke {
+                key,
+                frame,
+                tool,
+                colour,
+                width,
+                from: first,
+                points,
+            } => SessionMsg::Stroking {
+                from,
+                conn_id,
+                stroking: Stroking::Part(StrokeDraft {
+                    key,
+                    frame,
+                    tool,
+                    colour,
+                    width,
+                    from: first,
+                    points,
+                }),
+            },
+            ClientMessage::StrokeEnd { key } => SessionMsg::Stroking {
+                from,
+                conn_id,
+                stroking: Stroking::End { key },
+            },
             other => match draft_of(other) {
                 Ok(draft) => SessionMsg::Record {
                     from,
@@ -529,6 +557,8 @@ fn command_of(message: ClientMessage) -> Result<Command, Reject> {
         | ClientMessage::Resolve { .. }
         | ClientMessage::Drawing { .. }
         | ClientMessage::Erase { .. }
+        | ClientMessage::Stroke { .. }
+        | ClientMessage::StrokeEnd { .. }
         | ClientMessage::Approve { .. }
         | ClientMessage::RtcStart
         | ClientMessage::RtcAnswer { .. }

@@ -26,7 +26,7 @@ use super::{role_from_name, role_name, unix_millis};
 /// The longest note, in characters.
 pub const MAX_NOTE_CHARS: usize = 4000;
 /// The longest client key.
-const MAX_KEY: usize = 64;
+pub(super) const MAX_KEY: usize = 64;
 
 /// A change as its author sent it.
 #[derive(Debug, Clone, PartialEq)]
