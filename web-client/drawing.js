@@ -171,6 +171,10 @@ export class Stroke {
     this.points = [start];
     this.end = start;
     this.step = MIN_PEN_STEP;
+    // How many times the path was thinned: each time, the points before
+    // the end move to other indices, so whoever copies the path by index
+    // has to start again.
+    this.thinnings = 0;
   }
 
   /** The pointer is now at picture point `p`. */
@@ -184,6 +188,7 @@ export class Stroke {
       // than being cut off or refused.
       this.points = this.points.filter((_, i) => i % 2 === 0 || i === this.points.length - 1);
       this.step *= 2;
+      this.thinnings += 1;
     }
   }
 
@@ -195,6 +200,16 @@ export class Stroke {
   shape() {
     const points = this.tool === 'pen' ? this.penPoints() : [this.points[0], this.end];
     return { tool: this.tool, colour: this.colour, width: this.width, points };
+  }
+
+  /**
+   * The stroke as the room is shown it while it is drawn. A pen's path
+   * leaves out where the pointer is now: the next move replaces that
+   * point, and others extend their copy by index, so they get only
+   * points that stay.
+   */
+  progress() {
+    return this.tool === 'pen' ? this.points : [this.points[0], this.end];
   }
 
   penPoints() {

@@ -12,7 +12,10 @@
 // The review record (notes and replies, drawings, decisions) arrives as
 // whole lists after each welcome and as single items after that; what
 // this author writes goes through one outbox (notes.js), so that it is
-// stored exactly once however the connection behaves.
+// stored exactly once however the connection behaves. A stroke being
+// drawn is shown to the room as it grows (strokes.js), outside the
+// outbox: those parts are previews, and the drawing that ends them goes
+// through the outbox under the key they announced.
 
 import { Approvals, approveMessage } from './approvals.js';
 import { ClockSync, clientNowUs } from './clock-sync.js';
@@ -31,6 +34,7 @@ import {
 } from './playout.js';
 import { Room } from './room.js';
 import { VideoLink } from './rtc.js';
+import { LiveStrokes, StrokeParts } from './strokes.js';
 import { position } from './transport.js';
 import { Ui } from './ui.js';
 
@@ -146,12 +150,21 @@ let selectedNote = null;
 // The note whose reply box is open.
 let replyingTo = null;
 const drawings = new Drawings();
+// Everyone else's strokes while they are drawn.
+const liveStrokes = new LiveStrokes();
+// This author's stroke under the pointer ({stroke, parts}), shown to the
+// room as it grows; null between strokes.
+let authoring = null;
+// Keys of drawings sent after parts of their stroke: the room holds
+// those parts until the drawing comes, so a refusal must take them down.
+const announced = new Set();
 const approvals = new Approvals();
 let drawTool = null;
 let drawColour = '#ff453a';
 let drawState = { enabled: false, reason: '' };
 // Bumped on every change to what the overlay could show (drawings, the
-// outbox's drawings and erasures), so the animation loop repaints it only then.
+// outbox's drawings and erasures, others' strokes in progress), so the
+// animation loop repaints it only then.
 let drawRevision = 0;
 let overlayKey = null;
 // Keys refused with `store`, to send again after WRITE_RETRY_MS.
@@ -200,8 +213,11 @@ const stream = new VideoLink({
   },
 });
 
-// Drawings over the picture; finished strokes and erasures come back here.
-const overlay = new Overlay(document.getElementById('draw-canvas'), { onStroke: addDrawing, onErase: eraseDrawings });
+// Drawings over the picture; strokes (as they start, then finished or
+// abandoned) and erasures come back here.
+const overlay = new Overlay(document.getElementById('draw-canvas'), {
+  onStrokeStart: startStroke, onStroke: addDrawing, onStrokeAbandoned: abandonStroke, onErase: eraseDrawings,
+});
 
 const connection = new Connection({
   url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
@@ -286,16 +302,28 @@ function onMessage(msg) {
       if (!wholeList('drawings', msg)) return;
       drawings.replace(msg.drawings);
       catchUp('drawing', drawings);
+      // Those it shows stored had their acknowledgement lost.
+      for (const key of announced) if (!outbox.has(key)) announced.delete(key);
       drawRevision += 1;
       return;
     case 'drawing':
-      // New, or erased (then it goes).
+      // New (it takes the place of its stroke in progress), or erased (then it goes).
+      if (liveStrokes.finished(msg.drawing.key)) drawRevision += 1;
       if (drawings.put(msg.drawing)) drawRevision += 1;
       return;
     case 'drawingAck':
       drawings.put(msg.drawing);
       outbox.ack(msg.key);
+      announced.delete(msg.key);
+      liveStrokes.finished(msg.key);
       drawRevision += 1;
+      return;
+    case 'stroke':
+      // Someone else's stroke as it grows (the server never sends us our own).
+      if (liveStrokes.apply(msg, performance.now())) drawRevision += 1;
+      return;
+    case 'strokeEnd':
+      if (liveStrokes.end(msg.by, msg.key)) drawRevision += 1;
       return;
     case 'approvals':
       if (!wholeList('approvals', msg)) return;
@@ -349,6 +377,11 @@ function onMessage(msg) {
   }
   if (!changed) return;
   if (changed === 'all') {
+    // A new room state: strokes under way may have ended unheard, and
+    // the room may hold none of this author's.
+    liveStrokes.clear();
+    authoring?.parts.restart();
+    drawRevision += 1;
     ui.showApp();
     ui.renderSession(room);
     ui.setNoteAuthoring(room.canDrive());
@@ -360,6 +393,7 @@ function onMessage(msg) {
     ui.renderControl(room);
     renderPresence();
   }
+  if (changed === 'presence' && liveStrokes.keepAuthors((by) => room.participants.has(by))) drawRevision += 1;
   if (changed === 'all' || changed === 'control') ui.renderPlaylist(room);
   if (changed === 'control' && !room.isDriver()) commands.clear();
 }
@@ -424,6 +458,8 @@ function onRefused(msg) {
   const queued = outbox.get(msg.key);
   const outcome = outbox.refused(msg.key, msg.code);
   if (outcome === null) return;
+  // No drawing will follow the stroke the room saw.
+  if (outcome === 'dropped' && announced.delete(msg.key)) send({ type: 'strokeEnd', key: msg.key });
   errors.push({ code: msg.code, message: msg.message, ref: msg.key, type: msg.type });
   if (errors.length > 50) errors.shift();
   if (outcome === 'retry') {
@@ -516,7 +552,10 @@ function drawBlocked(transport) {
   return null;
 }
 
-/** What the overlay shows on `frame`: the stored drawings not being erased, then ours on their way. */
+/**
+ * What the overlay shows on `frame`: the stored drawings not being
+ * erased, ours on their way, then others' strokes still being drawn.
+ */
 function shapesOn(frame) {
   const queued = outbox.pending('drawing');
   const erasing = new Set(queued.filter((m) => m.type === 'erase').map((m) => m.drawing));
@@ -524,6 +563,8 @@ function shapesOn(frame) {
     ...drawings.onFrame(frame).filter((d) => !erasing.has(d.id) && room.showsVersion(d.versionId))
       .map((d) => ({ drawing: d, pending: false })),
     ...queued.filter((m) => m.type === 'drawing' && m.frame === frame).map((m) => ({ drawing: m, pending: true })),
+    ...liveStrokes.onFrame(frame).filter((s) => room.showsVersion(s.versionId))
+      .map((s) => ({ drawing: s, pending: false, live: true })),
   ];
 }
 
@@ -544,13 +585,52 @@ function updateOverlay(transport) {
   overlay.show(frame, frame == null ? [] : shapesOn(frame));
 }
 
-function addDrawing(shape, frame) {
+const clampFrame = (frame) => Math.min(Math.max(0, frame), room.session.durationFrames - 1);
+
+/**
+ * This author's stroke begins. Its key is made now, so that the room's
+ * copy of it gives way to the drawing that will carry the same key.
+ */
+function startStroke(stroke, frame) {
+  // A second pointer pressed before the first let go takes over the overlay.
+  if (authoring) abandonStroke();
   if (!drawState.enabled || !room.joined || frame == null) return;
-  const clamped = Math.min(Math.max(0, frame), room.session.durationFrames - 1);
-  const fields = drawingMessage(clamped, shape);
-  if (!fields) return;
+  authoring = { stroke, parts: new StrokeParts(outbox.newKey(), clampFrame(frame), stroke) };
+  sendStrokePart(performance.now(), stroke.progress());
+}
+
+/**
+ * The part of this author's stroke due at `nowMs`, if any, given its
+ * `points` so far. Only over a live connection: parts are never queued,
+ * and what is not sent now goes in the next part.
+ */
+function sendStrokePart(nowMs, points, final = false) {
+  if (!authoring || !connection.live) return;
+  const part = authoring.parts.next(points, authoring.stroke.thinnings, nowMs, { final });
+  if (part) send(part);
+}
+
+/** This author's stroke left no drawing: the room's copy goes too. */
+function abandonStroke() {
+  const end = authoring?.parts.end();
+  authoring = null;
+  if (end) send(end);
+}
+
+function addDrawing(shape, frame) {
+  const fields = drawState.enabled && room.joined && frame != null ? drawingMessage(clampFrame(frame), shape) : null;
+  if (!fields) {
+    abandonStroke();
+    return;
+  }
+  // The rest of the stroke, so that the room's copy is whole while the
+  // drawing is being stored.
+  sendStrokePart(performance.now(), shape.points, true);
+  const key = authoring?.parts.key;
+  if (authoring?.parts.started) announced.add(key);
+  authoring = null;
   // Offline, it waits in the outbox for the next welcome's `drawings`.
-  send(outbox.queue(fields));
+  send(outbox.queue(fields, key));
   drawRevision += 1;
 }
 
@@ -872,6 +952,9 @@ function paint() {
   requestAnimationFrame(paint);
   const now = clock.serverNowUs();
   if (now == null || !room.joined) return;
+  const nowMs = performance.now();
+  if (authoring) sendStrokePart(nowMs, authoring.stroke.progress());
+  if (liveStrokes.expire(nowMs)) drawRevision += 1;
   if (room.advance(now)) onEntryChanged();
   const transport = room.schedule.at(now);
   if (!transport) return;
@@ -1145,14 +1228,22 @@ window.syncreel = Object.freeze({
   outbox: () => outbox.pending().map((m) => m.key),
   /** The room's drawings that are not erased, by frame then id. */
   drawings: () => copy(drawings.all()),
+  /** Others' strokes still being drawn, oldest first: who, its key, where, and how many points have come. */
+  liveStrokes: () => liveStrokes.all().map((s) => ({
+    by: s.by, key: s.key, frame: s.frame, versionId: s.versionId, tool: s.tool, colour: s.colour,
+    pointCount: s.points.length,
+  })),
   /**
    * What the drawing overlay shows: the frame (null in play), the shapes
-   * on it ({id, key, pending}), the tool, whether drawing is possible now
+   * on it ({id, key, pending, live}: `live` for another's stroke still
+   * being drawn), the tool, whether drawing is possible now
    * and why not, and the picture's rectangle in the canvas (CSS px).
    */
   overlay: () => copy({
     frame: overlay.frame,
-    shown: overlay.shapes.map((s) => ({ id: s.drawing.id ?? null, key: s.drawing.key, pending: s.pending })),
+    shown: overlay.shapes.map((s) => ({
+      id: s.drawing.id ?? null, key: s.drawing.key, pending: s.pending, live: Boolean(s.live),
+    })),
     tool: drawTool,
     colour: drawColour,
     enabled: drawState.enabled,

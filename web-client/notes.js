@@ -183,11 +183,13 @@ export class Outbox {
 
   /**
    * Queues a write (any message of a known type, without its key) under a
-   * fresh key and returns the message to send, or null for an unknown type.
+   * fresh key, or under `key` when it was made earlier with `newKey()` (a
+   * drawing whose stroke the room already saw under that key), and
+   * returns the message to send, or null for an unknown type.
    */
-  queue(fields) {
+  queue(fields, key = null) {
     if (!familyOf(fields?.type)) return null;
-    const msg = { ...fields, key: this.newKey() };
+    const msg = { ...fields, key: key ?? this.newKey() };
     this.items.push(msg);
     this.save();
     return { ...msg };

@@ -3,7 +3,9 @@
 // through the picture's rectangle inside the element (the video is
 // letterboxed by object-fit: contain), so that points are picture points.
 // It never sends anything and never decides who may draw: main.js arms a
-// tool (or none), enables it, and gets finished strokes and erasures back.
+// tool (or none), enables it, and gets each stroke as it starts (to show
+// the room while it grows), then its shape or its end without one, and
+// erasures.
 
 import {
   DEFAULT_WIDTH, Stroke, erased, onPicture, pictureRect, segments, toPicture,
@@ -14,13 +16,20 @@ const PENDING_ALPHA = 0.5;
 
 export class Overlay {
   /**
-   * `onStroke(shape, frame)` gets each finished shape and the frame it was
-   * drawn on; `onErase(ids)` the drawings the eraser passed over.
+   * `onStrokeStart(stroke, frame)` gets each Stroke as the pointer goes
+   * down, on the frame it is drawn on; then either `onStroke(shape,
+   * frame)` its finished shape, or `onStrokeAbandoned()` when it leaves
+   * none (a click with the arrow, a cancelled pointer, the frame moved).
+   * `onErase(ids)` gets the drawings the eraser passed over.
    */
-  constructor(canvas, { onStroke, onErase }) {
+  constructor(canvas, {
+    onStrokeStart, onStroke, onStrokeAbandoned, onErase,
+  }) {
     this.canvas = canvas;
     this.ctx = canvas.getContext('2d');
+    this.onStrokeStart = onStrokeStart;
     this.onStroke = onStroke;
+    this.onStrokeAbandoned = onStrokeAbandoned;
     this.onErase = onErase;
     this.tool = null;
     this.colour = null;
@@ -28,7 +37,8 @@ export class Overlay {
     this.outline = false;
     this.source = { width: 16, height: 9 };
     this.frame = null;
-    // [{drawing, pending}] on `frame`, in painting order.
+    // [{drawing, pending, live}] on `frame`, in painting order (`live`:
+    // someone else's stroke still being drawn).
     this.shapes = [];
     this.stroke = null;
     this.eraser = null;
@@ -122,6 +132,7 @@ export class Overlay {
       return;
     }
     this.stroke = new Stroke(this.tool, at, { colour: this.colour, width: DEFAULT_WIDTH, aspect });
+    this.onStrokeStart(this.stroke, this.frame);
     this.render();
   }
 
@@ -152,18 +163,22 @@ export class Overlay {
     this.stroke = null;
     this.render();
     if (shape) this.onStroke(shape, this.frame);
+    else this.onStrokeAbandoned();
   }
 
   cancel() {
     if (!this.stroke && !this.eraser) return;
+    const abandoned = this.stroke != null;
     this.stroke = null;
     this.eraser = null;
     this.render();
+    if (abandoned) this.onStrokeAbandoned();
   }
 
   /** Erases what the eraser's move from `from` to `to` passes over, each shape once per drag. */
   erase(from, to, aspect) {
-    const stored = this.shapes.filter((s) => !s.pending && !this.eraser.taken.has(s.drawing.id)).map((s) => s.drawing);
+    const stored = this.shapes.filter((s) => !s.pending && !s.live && !this.eraser.taken.has(s.drawing.id))
+      .map((s) => s.drawing);
     const ids = erased(stored, from, to, aspect);
     for (const id of ids) this.eraser.taken.add(id);
     if (ids.length) this.onErase(ids);
@@ -186,6 +201,9 @@ export class Overlay {
       ctx.strokeRect(rect.x + 0.5, rect.y + 0.5, rect.width - 1, rect.height - 1);
       ctx.restore();
     }
+    // Someone else's stroke in progress is in full ink, as its author sees
+    // it under the pointer: the stored drawing then takes its place
+    // without a flicker. Faded is this author's own word for "not saved yet".
     for (const { drawing, pending } of this.shapes) paint(ctx, drawing, rect, pending ? PENDING_ALPHA : 1);
     if (this.stroke) paint(ctx, this.stroke.shape(), rect, 1);
   }

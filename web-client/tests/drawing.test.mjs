@@ -174,6 +174,9 @@ test('a pen stroke keeps its path, thinned, and always its last point', () => {
   s.add([0.1005, 0.1]); // too close to add anything
   s.add([0.2, 0.1]);
   s.add([0.2, 0.1005]);
+  // The room is shown the points that stay; where the pointer is now is
+  // replaced by the next move.
+  assert.deepEqual(s.progress(), [[0.1, 0.1], [0.2, 0.1]]);
   const shape = s.finish();
   assert.deepEqual(shape.points, [[0.1, 0.1], [0.2, 0.1], [0.2, 0.1005]]);
   assert.equal(shape.width, DEFAULT_WIDTH);
@@ -185,6 +188,7 @@ test('a pen stroke keeps its path, thinned, and always its last point', () => {
 test('a very long pen stroke halves its detail instead of passing the server\'s limit', () => {
   const s = new Stroke('pen', [0, 0], { colour: '#ffffff', aspect: 1 });
   for (let i = 1; i <= 5000; i++) s.add([(i % 100) / 100, Math.floor(i / 100) / 50]);
+  assert.ok(s.thinnings >= 1, 'thinned, so copies by index start again');
   const shape = s.finish();
   assert.ok(shape.points.length <= MAX_POINTS, `${shape.points.length} points`);
   assert.ok(shape.points.length > MAX_POINTS / 4, `${shape.points.length} points`);
@@ -196,6 +200,7 @@ test('arrows and boxes span from the press to the release; a click is not a shap
   const arrow = new Stroke('arrow', [0.2, 0.2], { colour: '#00ff00' });
   arrow.add([0.3, 0.25]);
   arrow.add([0.6, 0.7]);
+  assert.deepEqual(arrow.progress(), [[0.2, 0.2], [0.6, 0.7]]);
   assert.deepEqual(arrow.finish().points, [[0.2, 0.2], [0.6, 0.7]]);
   const box = new Stroke('rect', [0.6, 0.7], { colour: '#00ff00' });
   box.add([0.2, 0.1]);

@@ -220,6 +220,16 @@ test('any keyed write can be queued; unknown types cannot', () => {
     ['note', 'note', 'note', 'drawing', 'drawing', 'approval', undefined]);
 });
 
+test('a drawing can go under the key its stroke was announced with', () => {
+  const box = outbox();
+  const announced = box.newKey();
+  box.queue({ type: 'erase', drawing: 4 });
+  const d = box.queue({ type: 'drawing', frame: 3, tool: 'pen', colour: '#ffffff', width: 0.01, points: [[0, 0]] }, announced);
+  assert.equal(d.key, 'key-1');
+  assert.deepEqual(box.pending().map((m) => [m.type, m.key]), [['erase', 'key-2'], ['drawing', 'key-1']]);
+  assert.equal(box.queue({ type: 'seek', frame: 1 }, 'key-9'), null);
+});
+
 test('every kind of write survives a reload; anything else in storage is ignored', () => {
   const storage = new FakeStorage();
   const first = outbox(storage);

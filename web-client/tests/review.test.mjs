@@ -1,6 +1,7 @@
 // The review record end to end in real Chromium against the real server:
-// drawings made with the mouse on a paused frame, the eraser, replies and
-// resolutions in the notes panel, and approvals with their receipts.
+// drawings made with the mouse on a paused frame (seen by others while
+// they are drawn), the eraser, replies and resolutions in the notes
+// panel, and approvals with their receipts.
 //
 // One `syncreel demo` server serves both kinds of session: plain ones
 // (POST /api/sessions without media) for drawings and notes, and media
@@ -10,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 
 import {
-  assertNoPageErrors, createSession, joinAs, launchBrowser, postSession, seekTo, startDemoServer, startRelay,
+  assertNoPageErrors, createSession, joinAs, launchBrowser, postSession, seekTo, startDemoServer, startRelay, state,
   until,
 } from './support/harness.mjs';
 
@@ -66,13 +67,19 @@ async function pictureOnPage(page) {
   return { x: box.x + (box.width - width) / 2, y: box.y + (box.height - height) / 2, width, height, box };
 }
 
-/** Drags the mouse through picture points [[nx, ny], ...] (press at the first, release at the last). */
-async function drag(page, points) {
+/** Presses the mouse at the first of picture points [[nx, ny], ...] and moves through the rest, holding it down. */
+async function press(page, points) {
   const pic = await pictureOnPage(page);
   const at = ([nx, ny]) => [pic.x + nx * pic.width, pic.y + ny * pic.height];
   await page.mouse.move(...at(points[0]));
   await page.mouse.down();
   for (const p of points.slice(1)) await page.mouse.move(...at(p), { steps: 4 });
+  return pic;
+}
+
+/** Drags the mouse through picture points [[nx, ny], ...] (press at the first, release at the last). */
+async function drag(page, points) {
+  const pic = await press(page, points);
   await page.mouse.up();
   return pic;
 }
@@ -221,6 +228,93 @@ test('the eraser on one page removes the drawing for everyone', async () => {
   }
   assert.equal((await reviewer.evaluate(() => window.syncreel.sent())).erase, 1);
   await until(reviewer, () => window.syncreel.outbox().length === 0);
+  assertNoPageErrors(pages);
+});
+
+/** Host and reviewer on a plain session, paused on frame 245; the reviewer has the yellow pen. */
+async function reviewerWithAPen(names) {
+  const { byRole } = await createSession(server.base);
+  const host = await join(byRole.host.url, names[0]);
+  const reviewer = await join(byRole.reviewer.url, names[1]);
+  await seekTo(host, '01:00:10:05', 245, [host, reviewer]);
+  await reviewer.click('#tool-pen');
+  await reviewer.click(`#swatches [data-colour="${YELLOW}"]`);
+  await until(reviewer, () => {
+    const o = window.syncreel.overlay();
+    return o.enabled && o.tool === 'pen' && o.frame === 245;
+  });
+  const you = (await state(reviewer)).you;
+  return { host, reviewer, you };
+}
+
+/** Waits until the page shows one live stroke by `by` with at least `min` points, on screen; returns it. */
+async function showsLiveStroke(page, by, min) {
+  return until(page, ([who, least]) => {
+    const [s, ...more] = window.syncreel.liveStrokes();
+    const shown = window.syncreel.overlay().shown.filter((x) => x.live);
+    return s && !more.length && s.by === who && s.pointCount >= least && shown.length === 1 && shown[0].key === s.key && s;
+  }, [by, min]);
+}
+
+test('a stroke shows on the other page while it is drawn, then gives way to the drawing it becomes', async () => {
+  const { host, reviewer, you } = await reviewerWithAPen(['Host R9', 'Reviewer R9']);
+  const stroke = line([0.25, 0.3], [0.55, 0.45]);
+  const pressedAt = Date.now();
+  await press(reviewer, stroke);
+  // Still held down: the host sees what there is of it so far.
+  const live = await showsLiveStroke(host, you, 20);
+  assert.equal(live.frame, 245);
+  assert.equal(live.tool, 'pen');
+  assert.equal(live.colour, YELLOW);
+  assert.deepEqual(await host.evaluate(() => window.syncreel.drawings()), [], 'nothing is stored yet');
+  assert.equal((await reviewer.evaluate(() => window.syncreel.sent())).drawing, undefined);
+  for (const p of [stroke[1], stroke[4]]) {
+    const [r, g, b, a] = await inkAt(host, p);
+    assert.ok(a > 200 && r > 200 && g > 170 && b < 90, `at ${p}: rgba ${[r, g, b, a]}`);
+  }
+  assert.deepEqual(await inkAt(host, [0.8, 0.8], 6), [0, 0, 0, 0]);
+  // About ten parts a second, far inside the server's rate limit.
+  const parts = (await reviewer.evaluate(() => window.syncreel.sent())).stroke;
+  const heldMs = Date.now() - pressedAt;
+  assert.ok(parts >= 1 && parts <= Math.ceil(heldMs / 100) + 1, `${parts} parts in ${heldMs} ms`);
+
+  await reviewer.mouse.up();
+  const [drawing] = await until(host, () => {
+    const d = window.syncreel.drawings();
+    return d.length === 1 && window.syncreel.liveStrokes().length === 0 && d;
+  });
+  assert.equal(drawing.key, live.key, 'the drawing carries the key its stroke was shown under');
+  assert.ok(drawing.points.length >= live.pointCount, `${drawing.points.length} points stored, ${live.pointCount} seen`);
+  await showsDrawings(host, 245, [drawing.id]);
+  assert.ok((await inkAt(host, stroke[8]))[3] > 200, 'the whole line is drawn');
+  await until(reviewer, () => window.syncreel.outbox().length === 0);
+  assert.equal((await reviewer.evaluate(() => window.syncreel.sent())).strokeEnd, undefined);
+  assertNoPageErrors(pages);
+});
+
+test('a stroke given up while drawn leaves the other page at once, not when it would expire', async () => {
+  const { host, reviewer, you } = await reviewerWithAPen(['Host R10', 'Reviewer R10']);
+  const stroke = line([0.3, 0.6], [0.6, 0.7], 6);
+  await press(reviewer, stroke);
+  await showsLiveStroke(host, you, 5);
+  assert.ok((await inkAt(host, stroke[2]))[3] > 200, 'shown while drawn');
+
+  const cancelledAt = Date.now();
+  // What the browser sends when it takes the pointer away (a touch turned scroll, a lost window).
+  await reviewer.evaluate(() => document.getElementById('draw-canvas').dispatchEvent(
+    new PointerEvent('pointercancel', { pointerId: 1, pointerType: 'mouse', bubbles: true }),
+  ));
+  // Well before the 5 s a silent stroke is kept: the strokeEnd took it down.
+  await until(host, () => !window.syncreel.liveStrokes().length && !window.syncreel.overlay().shown.length, null, 3_000);
+  const goneMs = Date.now() - cancelledAt;
+  assert.ok(goneMs < 3_000, `gone after ${goneMs} ms`);
+  assert.equal((await inkAt(host, stroke[2], 6))[3], 0, 'no ink left');
+  await reviewer.mouse.up();
+  const sent = await reviewer.evaluate(() => window.syncreel.sent());
+  assert.equal(sent.strokeEnd, 1);
+  assert.equal(sent.drawing, undefined);
+  assert.deepEqual(await reviewer.evaluate(() => window.syncreel.outbox()), []);
+  assert.deepEqual(await host.evaluate(() => window.syncreel.drawings()), []);
   assertNoPageErrors(pages);
 });
 
