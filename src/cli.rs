@@ -51,8 +51,8 @@ pub struct ExportArgs {
     /// The server's data dir (where `syncreel.db` lives).
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
-    /// The version to export (in a playlist, any entry's); by default
-    /// the one on screen.
+    /// The version to export (in a playlist, any entry's), or `all` for
+    /// the whole playlist (edl, otio, json); by default the one on screen.
     #[arg(long = "media-version")]
     pub media_version: Option<String>,
     /// Where the session's media is, for the report's stills; defaults to
@@ -306,40 +306,34 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         bail!("no review record at {}", db.display());
     }
     let store = crate::store::Store::open(&db)?;
-    let review = match store.review_of(&args.session, args.media_version.as_deref())? {
-        crate::store::ReviewLookup::Found(review) => *review,
-        crate::store::ReviewLookup::NoSession => {
-            bail!("no session {} in {}", args.session, db.display())
+    let scope = crate::exporter::Scope::from_version(args.media_version.as_deref());
+    let root = args
+        .media_root
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("media"));
+    let exported = crate::exporter::export(
+        &store,
+        &args.session,
+        &scope,
+        args.format,
+        &root,
+        progress_bar,
+    )
+    .map_err(|err| match err {
+        crate::exporter::ExportError::NoSession => {
+            anyhow::anyhow!("no session {} in {}", args.session, db.display())
         }
-        crate::store::ReviewLookup::NoVersion => bail!(
-            "session {} has no version {}",
-            args.session,
-            args.media_version.as_deref().unwrap_or_default()
-        ),
-    };
-    let text = if args.format == crate::export::Format::Html {
-        let root = args
-            .media_root
-            .clone()
-            .unwrap_or_else(|| args.data_dir.join("media"));
-        let (text, warning) = crate::media::still::html_report(&review, &root, progress_bar)?;
-        if let Some(why) = warning {
-            eprintln!("warning: the report has no stills: {why}");
-        }
-        text
-    } else {
-        crate::export::export(&review, args.format)?
-    };
+        other => anyhow::anyhow!("session {}: {other}", args.session),
+    })?;
+    if let Some(why) = exported.warning {
+        eprintln!("warning: the report has no stills: {why}");
+    }
     if args.out.as_os_str() == "-" {
-        print!("{text}");
+        print!("{}", exported.text);
     } else {
-        std::fs::write(&args.out, text)
+        std::fs::write(&args.out, exported.text)
             .with_context(|| format!("cannot write {}", args.out.display()))?;
-        eprintln!(
-            "{} notes written to {}",
-            review.notes.len(),
-            args.out.display()
-        );
+        eprintln!("{} notes written to {}", exported.notes, args.out.display());
     }
     Ok(())
 }

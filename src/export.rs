@@ -5,7 +5,9 @@
 //!
 //! Pure: a [`Review`] in, text out. The timeline is one event spanning the
 //! whole session from its start timecode, with one locator per note at the
-//! note's frame.
+//! note's frame. A [`Reel`] is a whole playlist: one event per entry, back
+//! to back on a record timeline from 01:00:00:00, each with its own
+//! source timecode and its notes as locators on it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -329,6 +331,10 @@ fn csv_field(text: &str) -> String {
 }
 
 fn json(review: &Review, labels: &TimecodeFormat) -> String {
+    serde_json::to_string_pretty(&json_value(review, labels)).unwrap_or_default() + "\n"
+}
+
+fn json_value(review: &Review, labels: &TimecodeFormat) -> serde_json::Value {
     let s = &review.session;
     let notes: Vec<serde_json::Value> = review
         .notes
@@ -402,7 +408,7 @@ fn json(review: &Review, labels: &TimecodeFormat) -> String {
             "sizeBytes": v.size_bytes,
         })
     });
-    let value = serde_json::json!({
+    serde_json::json!({
         "session": {
             "id": s.id,
             "title": s.title,
@@ -416,8 +422,7 @@ fn json(review: &Review, labels: &TimecodeFormat) -> String {
         "notes": notes,
         "drawings": drawings,
         "approvals": approvals,
-    });
-    serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+    })
 }
 
 /// One line of EDL text: no line breaks, no control characters.
@@ -430,39 +435,69 @@ fn one_line(text: &str) -> String {
 }
 
 fn edl(review: &Review, labels: &TimecodeFormat) -> String {
-    let s = &review.session;
-    let start = labels.label(0);
-    // The record out is exclusive: the label one past the last frame.
-    let end = labels.label(s.duration_frames.max(1));
+    // A single version's record timeline is its own.
+    edl_of(&review.session, &[(review, *labels)], labels)
+}
+
+/// The EDL of `entries` (each with its own source labels), back to back
+/// on the record timeline `record`, all at one rate.
+fn edl_of(
+    session: &SessionRow,
+    entries: &[(&Review, TimecodeFormat)],
+    record: &TimecodeFormat,
+) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "TITLE: {}", one_line(&s.title));
+    let _ = writeln!(out, "TITLE: {}", one_line(&session.title));
     let _ = writeln!(
         out,
         "FCM: {}",
-        if s.drop_frame {
+        if session.drop_frame {
             "DROP FRAME"
         } else {
             "NON-DROP FRAME"
         }
     );
     out.push('\n');
-    let _ = writeln!(
-        out,
-        "001  AX       V     C        {start} {end} {start} {end}"
-    );
-    let _ = writeln!(out, "* FROM CLIP NAME: {}", one_line(&s.title));
-    for row in review.top_level_notes() {
-        let n = &row.note;
+    let mut at = 0;
+    for (number, (review, labels)) in entries.iter().enumerate() {
+        let length = review.session.duration_frames.max(1);
+        // Outs are exclusive: the label one past the last frame.
         let _ = writeln!(
             out,
-            "* LOC: {} {:<7} {}: {}",
-            labels.label(n.frame),
-            marker_colour(&n.author_role),
-            one_line(&n.author),
-            one_line(&n.text)
+            "{:03}  AX       V     C        {} {} {} {}",
+            number + 1,
+            labels.label(0),
+            labels.label(length),
+            record.label(at),
+            record.label(at + length)
         );
+        let _ = writeln!(out, "* FROM CLIP NAME: {}", one_line(&clip_name(review)));
+        // Locators sit in the clip's source time, where OpenTimelineIO's
+        // CMX3600 reader puts them, and read as the review labelled them.
+        for row in review.top_level_notes() {
+            let n = &row.note;
+            let _ = writeln!(
+                out,
+                "* LOC: {} {:<7} {}: {}",
+                labels.label(n.frame),
+                marker_colour(&n.author_role),
+                one_line(&n.author),
+                one_line(&n.text)
+            );
+        }
+        at += length;
     }
     out
+}
+
+/// What an entry is called in an EDL or OTIO: its version, else its file,
+/// else the session.
+fn clip_name(review: &Review) -> String {
+    match (&review.version, &review.session.media) {
+        (Some(v), _) => format!("{} v{}", v.item, v.number),
+        (None, Some(media)) => media.clone(),
+        (None, None) => review.session.title.clone(),
+    }
 }
 
 /// Locator colours by role, from the set Avid and Resolve both know.
@@ -476,14 +511,26 @@ fn marker_colour(role: &str) -> &'static str {
 
 fn otio(review: &Review, labels: &TimecodeFormat) -> String {
     let s = &review.session;
+    let start = otio_time(s, labels.start_frame_count());
+    otio_timeline(s, start, vec![otio_clip(review, labels)])
+}
+
+/// `frames` at the session's rate, as OTIO writes time.
+fn otio_time(s: &SessionRow, frames: i64) -> serde_json::Value {
     let rate = f64::from(s.fps_num) / f64::from(s.fps_den);
+    serde_json::json!({"OTIO_SCHEMA": "RationalTime.1", "rate": rate, "value": frames as f64})
+}
+
+/// One version as a clip over its own source range (at its own rate),
+/// its notes as markers in that media time.
+fn otio_clip(review: &Review, labels: &TimecodeFormat) -> serde_json::Value {
+    let s = &review.session;
     let start = labels.start_frame_count();
-    let time = |value: i64| serde_json::json!({"OTIO_SCHEMA": "RationalTime.1", "rate": rate, "value": value as f64});
     let range = |from: i64, length: i64| {
         serde_json::json!({
             "OTIO_SCHEMA": "TimeRange.1",
-            "start_time": time(from),
-            "duration": time(length),
+            "start_time": otio_time(s, from),
+            "duration": otio_time(s, length),
         })
     };
     let markers: Vec<serde_json::Value> = review
@@ -512,9 +559,9 @@ fn otio(review: &Review, labels: &TimecodeFormat) -> String {
             })
         })
         .collect();
-    let clip = serde_json::json!({
+    serde_json::json!({
         "OTIO_SCHEMA": "Clip.2",
-        "name": s.title,
+        "name": clip_name(review),
         "source_range": range(start, s.duration_frames),
         "media_references": {"DEFAULT_MEDIA": {
             "OTIO_SCHEMA": "MissingReference.1",
@@ -526,12 +573,19 @@ fn otio(review: &Review, labels: &TimecodeFormat) -> String {
         "markers": markers,
         "effects": [],
         "enabled": true,
-        "metadata": {},
-    });
+        "metadata": {"syncreel": {"versionId": review.version.as_ref().map(|v| &v.id)}},
+    })
+}
+
+fn otio_timeline(
+    s: &SessionRow,
+    start: serde_json::Value,
+    clips: Vec<serde_json::Value>,
+) -> String {
     let timeline = serde_json::json!({
         "OTIO_SCHEMA": "Timeline.1",
         "name": s.title,
-        "global_start_time": time(start),
+        "global_start_time": start,
         "metadata": {"syncreel": {"session": s.id}},
         "tracks": {
             "OTIO_SCHEMA": "Stack.1",
@@ -550,11 +604,93 @@ fn otio(review: &Review, labels: &TimecodeFormat) -> String {
                 "markers": [],
                 "enabled": true,
                 "metadata": {},
-                "children": [clip],
+                "children": clips,
             }],
         },
     });
     serde_json::to_string_pretty(&timeline).unwrap_or_default() + "\n"
+}
+
+/// A whole session: every playlist entry's review, in playlist order (a
+/// session of one version is a reel of one). Each entry's `session` row
+/// carries that entry's own timeline.
+#[derive(Debug, Clone)]
+pub struct Reel {
+    pub entries: Vec<Review>,
+}
+
+/// Why a reel cannot be written in a format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReelError {
+    #[error("a CMX3600 EDL has one frame rate and this playlist mixes {0}: export OTIO, or each entry's EDL with its version")]
+    MixedRates(String),
+    #[error("{0} is written one version at a time: name the version, or export the whole playlist as edl, otio or json")]
+    OneVersionAtATime(&'static str),
+    #[error("the session has nothing to export")]
+    Empty,
+    #[error(transparent)]
+    Timecode(#[from] TimecodeError),
+}
+
+/// Where a reel's record timeline starts, as an editor's reel does.
+const RECORD_START: &str = "01:00:00:00";
+
+/// Writes the whole playlist: an EDL or OTIO timeline with one clip per
+/// entry back to back, or JSON with each entry's review.
+pub fn export_reel(reel: &Reel, format: Format) -> Result<String, ReelError> {
+    let first = &reel.entries.first().ok_or(ReelError::Empty)?.session;
+    let entries = reel
+        .entries
+        .iter()
+        .map(|review| Ok((review, labels(&review.session)?)))
+        .collect::<Result<Vec<_>, TimecodeError>>()?;
+    let rate = FrameRate::new(first.fps_num, first.fps_den)?;
+    let record = TimecodeFormat::new(rate, first.drop_frame)?.with_start(RECORD_START.parse()?)?;
+    match format {
+        Format::Edl => {
+            let rates: BTreeSet<String> =
+                reel.entries.iter().map(|r| rate_name(&r.session)).collect();
+            if rates.len() > 1 {
+                let rates: Vec<String> = rates.into_iter().collect();
+                return Err(ReelError::MixedRates(rates.join(" and ")));
+            }
+            Ok(edl_of(first, &entries, &record))
+        }
+        Format::Otio => {
+            let clips = entries
+                .iter()
+                .map(|(review, labels)| otio_clip(review, labels))
+                .collect();
+            Ok(otio_timeline(
+                first,
+                otio_time(first, record.start_frame_count()),
+                clips,
+            ))
+        }
+        Format::Json => {
+            let entries: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|(review, labels)| json_value(review, labels))
+                .collect();
+            let value = serde_json::json!({
+                "session": {"id": first.id, "title": first.title},
+                "entries": entries,
+            });
+            Ok(serde_json::to_string_pretty(&value).unwrap_or_default() + "\n")
+        }
+        Format::Csv => Err(ReelError::OneVersionAtATime("csv")),
+        Format::Html => Err(ReelError::OneVersionAtATime("the html report")),
+    }
+}
+
+/// "24 fps", "23.976 fps", "29.97 fps DF".
+fn rate_name(s: &SessionRow) -> String {
+    let fps = f64::from(s.fps_num) / f64::from(s.fps_den);
+    let mut name = format!("{} fps", (fps * 1000.0).round() / 1000.0);
+    if s.drop_frame {
+        name.push_str(" DF");
+    }
+    name
 }
 
 #[cfg(test)]
@@ -623,6 +759,47 @@ mod tests {
         assert!(
             out.contains("* LOC: 01:00:10:05 YELLOW  Ravi: Sky too warm\n"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn a_reel_is_one_event_per_entry_back_to_back_and_one_rate_for_an_edl() {
+        let mut pickup = review("Boom");
+        pickup.session.start_timecode = "05:00:00:00".into();
+        pickup.session.duration_frames = 48;
+        let reel = Reel {
+            entries: vec![review("Sky"), pickup.clone()],
+        };
+        let edl = export_reel(&reel, Format::Edl).unwrap();
+        assert!(
+            edl.contains(
+                "002  AX       V     C        05:00:00:00 05:00:02:00 01:01:40:00 01:01:42:00"
+            ),
+            "{edl}"
+        );
+        assert!(
+            edl.contains("* LOC: 05:00:10:05 YELLOW  Ravi: Boom\n"),
+            "{edl}"
+        );
+
+        pickup.session.fps_num = 30000;
+        pickup.session.fps_den = 1001;
+        pickup.session.drop_frame = true;
+        let mixed = Reel {
+            entries: vec![review("Sky"), pickup],
+        };
+        assert_eq!(
+            export_reel(&mixed, Format::Edl),
+            Err(ReelError::MixedRates("24 fps and 29.97 fps DF".into()))
+        );
+        assert!(export_reel(&mixed, Format::Otio).is_ok());
+        assert_eq!(
+            export_reel(&mixed, Format::Csv),
+            Err(ReelError::OneVersionAtATime("csv"))
+        );
+        assert_eq!(
+            export_reel(&Reel { entries: vec![] }, Format::Otio),
+            Err(ReelError::Empty)
         );
     }
 }

@@ -28,8 +28,8 @@ use crate::metrics::Metrics;
 use crate::protocol::{WireRole, WireSession, WireSnapshot, WireVersion};
 use crate::session::{Role, SessionInfo};
 use crate::store::{
-    EntryRow, LinkRow, NewVersion, Record, Recorded, ReviewLookup, SessionRow, Store, StoreError,
-    TimelineRow, VersionRow, Write,
+    EntryRow, LinkRow, NewVersion, Record, Recorded, SessionRow, Store, StoreError, TimelineRow,
+    VersionRow, Write,
 };
 use crate::timecode::{FrameRate, Timecode, TimecodeFormat};
 
@@ -887,7 +887,8 @@ async fn get_session(
 
 #[derive(Debug, Deserialize)]
 struct ExportQuery {
-    /// Another version than the one on screen: in a playlist, any entry's.
+    /// Another version than the one on screen: in a playlist, any entry's;
+    /// `all` for the whole playlist.
     version: Option<String>,
 }
 
@@ -906,63 +907,56 @@ async fn export_session(
         .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
     let store = app.store.clone();
     let root = app.config.media_root();
+    let scope = crate::exporter::Scope::from_version(query.version.as_deref());
+    let session_id = id.clone();
     // Stills mean decoding: the whole export runs off the runtime.
-    let wanted = query.version.clone();
-    let (review, body) = tokio::task::spawn_blocking(move || {
-        let review = match store
-            .review_of(&id, wanted.as_deref())
-            .map_err(store_error)?
-        {
-            ReviewLookup::Found(review) => *review,
-            ReviewLookup::NoSession => return Err(ApiError::not_found("session")),
-            ReviewLookup::NoVersion => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_version",
-                    "this session has no such version",
-                ))
-            }
-        };
-        let internal = |e: crate::timecode::TimecodeError| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        };
-        let body = if format == crate::export::Format::Html {
-            let (body, warning) =
-                crate::media::still::html_report(&review, &root, |_, _| {}).map_err(internal)?;
-            if let Some(why) = warning {
-                tracing::warn!(session = %review.session.id, "report without stills: {why}");
-            }
-            body
-        } else {
-            crate::export::export(&review, format).map_err(internal)?
-        };
-        Ok::<_, ApiError>((review, body))
+    let exported = tokio::task::spawn_blocking(move || {
+        crate::exporter::export(&store, &session_id, &scope, format, &root, |_, _| {})
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(export_error)?;
+    if let Some(why) = exported.warning {
+        tracing::warn!(session = %id, "report without stills: {why}");
+    }
+    let name = match &query.version {
+        Some(version) => format!("syncreel-{id}-{version}.{}", format.extension()),
+        None => format!("syncreel-{id}.{}", format.extension()),
+    };
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                match &query.version {
-                    Some(version) => format!(
-                        "attachment; filename=\"syncreel-{}-{}.{}\"",
-                        review.session.id,
-                        version,
-                        format.extension()
-                    ),
-                    None => format!(
-                        "attachment; filename=\"syncreel-{}.{}\"",
-                        review.session.id,
-                        format.extension()
-                    ),
-                },
+                format!("attachment; filename=\"{name}\""),
             ),
         ],
-        body,
+        exported.text,
     )
         .into_response())
+}
+
+fn export_error(err: crate::exporter::ExportError) -> ApiError {
+    use crate::exporter::ExportError;
+    match err {
+        ExportError::NoSession => ApiError::not_found("session"),
+        ExportError::NoVersion(_) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_version",
+            "this session has no such version",
+        ),
+        ExportError::Reel(reel) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_exportable",
+            reel.to_string(),
+        ),
+        ExportError::Store(err) => store_error(err),
+        ExportError::Timecode(err) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            err.to_string(),
+        ),
+    }
 }
 
 async fn mint_link(

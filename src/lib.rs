@@ -30,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod drawing;
 pub mod export;
+pub mod exporter;
 pub mod framecode;
 pub mod http;
 pub mod links;

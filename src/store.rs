@@ -683,6 +683,29 @@ impl Store {
         })))
     }
 
+    /// Every entry's review of a session, in playlist order (one for a
+    /// session of one version), or `None` for no such session.
+    pub fn reel_of(&self, session_id: &str) -> Result<Option<crate::export::Reel>, StoreError> {
+        let Some(session) = self.session(session_id)? else {
+            return Ok(None);
+        };
+        let playlist = entries(&self.reader.lock().expect("reader lock"), session_id)?;
+        let wanted: Vec<Option<&str>> = if playlist.is_empty() {
+            vec![None]
+        } else {
+            playlist.iter().map(|e| e.version_id.as_deref()).collect()
+        };
+        let mut reel = Vec::with_capacity(wanted.len());
+        for version in wanted {
+            // An entry recorded before entries kept their timelines has
+            // none of its own; it is left out rather than mislabelled.
+            if let ReviewLookup::Found(review) = self.review_of(&session.id, version)? {
+                reel.push(*review);
+            }
+        }
+        Ok(Some(crate::export::Reel { entries: reel }))
+    }
+
     /// A session's drawings, erased ones included, in the order drawn.
     pub fn drawings(&self, session_id: &str) -> Result<Vec<DrawingRow>, StoreError> {
         let db = self.reader.lock().expect("reader lock");

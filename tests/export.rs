@@ -437,3 +437,202 @@ async fn drop_frame_notes_land_on_their_drop_frame_timecodes_in_opentimelineio()
     let _ = std::fs::remove_dir_all(&dir);
     server.shutdown().await;
 }
+
+/// Three short clips for playlists: two at 24 fps with their own start
+/// labels, and one at 25.
+fn reel_media_root() -> std::path::PathBuf {
+    use syncreel::media::demo_clip::{ensure, DemoClipSpec};
+    use syncreel::timecode::{FrameRate, Timecode};
+    let root = std::env::temp_dir().join(format!("syncreel-reel-{}", std::process::id()));
+    let shot = DemoClipSpec {
+        width: 320,
+        height: 180,
+        frames: 72,
+        ..Default::default()
+    };
+    let pickup = DemoClipSpec {
+        frames: 48,
+        start: "05:00:00:00".parse::<Timecode>().unwrap(),
+        ..shot
+    };
+    let pal = DemoClipSpec {
+        rate: FrameRate::FPS_25,
+        frames: 50,
+        start: "02:00:00:00".parse::<Timecode>().unwrap(),
+        ..shot
+    };
+    ensure(&root.join("shot.mov"), &shot).unwrap();
+    ensure(&root.join("pickup.mov"), &pickup).unwrap();
+    ensure(&root.join("pal.mov"), &pal).unwrap();
+    root
+}
+
+/// A REST export of `query` (`?version=…`), as (status, text or JSON).
+async fn exported_as(
+    server: &TestServer,
+    s: &common::CreatedSession,
+    format: &str,
+    query: &str,
+) -> (u16, Value) {
+    server
+        .request(
+            "GET",
+            &format!("/api/sessions/{}/export/{format}{query}", s.id),
+            Some(&s.host),
+            None,
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_playlist_exports_as_one_timeline_with_each_entrys_notes_on_its_own_timecode() {
+    let root = reel_media_root();
+    let server = TestServer::start_with({
+        let root = root.clone();
+        move |c| c.media.root = root
+    })
+    .await;
+    let reel = server
+        .create_session_with(json!({"title": "Reel 3", "playlist": [
+            {"media": "shot.mov", "item": "Shot 010"},
+            {"media": "pickup.mov", "item": "Shot 020"},
+        ]}))
+        .await;
+    let mut host = Client::join(server.addr, &reel.host, "Dana").await;
+    host.send(json!({"type": "note", "key": "a", "frame": 60, "text": "Flare"}))
+        .await;
+    host.expect("noteAck").await;
+    host.send(json!({"type": "cue", "entry": 1})).await;
+    host.expect("cue").await;
+    host.send(json!({"type": "note", "key": "b", "frame": 10, "text": "Boom in frame"}))
+        .await;
+    host.expect("noteAck").await;
+
+    // The EDL: one event per entry, back to back from 01:00:00:00, each
+    // over its own source timecode, its notes as locators there.
+    let (status, edl) = exported_as(&server, &reel, "edl", "?version=all").await;
+    assert_eq!(status, 200, "{edl}");
+    let edl = edl.as_str().unwrap().to_string();
+    assert!(
+        edl.contains(
+            "001  AX       V     C        01:00:00:00 01:00:03:00 01:00:00:00 01:00:03:00\n\
+         * FROM CLIP NAME: Shot 010 v1\n\
+         * LOC: 01:00:02:12 RED     Dana: Flare\n\
+         002  AX       V     C        05:00:00:00 05:00:02:00 01:00:03:00 01:00:05:00\n\
+         * FROM CLIP NAME: Shot 020 v1\n\
+         * LOC: 05:00:00:10 RED     Dana: Boom in frame\n"
+        ),
+        "{edl}"
+    );
+    let dir = std::env::temp_dir().join(format!("syncreel-reel-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("reel.edl");
+    std::fs::write(&path, &edl).unwrap();
+    let read = otio_markers(&path);
+    assert_eq!(
+        read["clips"],
+        json!([{"tc": "01:00:00:00", "frames": 72.0}, {"tc": "05:00:00:00", "frames": 48.0}]),
+        "{read}"
+    );
+    let markers: Vec<(&str, &str)> = read["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m["tc"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        markers,
+        [
+            ("Dana: Flare", "01:00:02:12"),
+            ("Dana: Boom in frame", "05:00:00:10")
+        ]
+    );
+
+    // OTIO and JSON hold the same, entry by entry.
+    let (status, otio) = exported_as(&server, &reel, "otio", "?version=all").await;
+    assert_eq!(status, 200, "{otio}");
+    let path = dir.join("reel.otio");
+    std::fs::write(&path, otio.to_string()).unwrap();
+    let read = otio_markers(&path);
+    assert_eq!(read["clips"].as_array().unwrap().len(), 2, "{read}");
+    let tcs: Vec<&Value> = read["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["tc"])
+        .collect();
+    assert_eq!(tcs, [&json!("01:00:02:12"), &json!("05:00:00:10")]);
+    let (status, whole) = exported_as(&server, &reel, "json", "?version=all").await;
+    assert_eq!(status, 200, "{whole}");
+    let texts: Vec<Vec<&Value>> = whole["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| &n["timecode"])
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [vec![&json!("01:00:02:12")], vec![&json!("05:00:00:10")]]
+    );
+    // A spreadsheet or a report is one version at a time.
+    let (status, refused) = exported_as(&server, &reel, "csv", "?version=all").await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (422, &json!("not_exportable"))
+    );
+
+    // A playlist that mixes rates has no single-rate EDL; its OTIO keeps
+    // each clip at its own rate.
+    let mixed = server
+        .create_session_with(json!({"title": "Mixed", "playlist": [
+            {"media": "shot.mov"}, {"media": "pal.mov"},
+        ]}))
+        .await;
+    let (status, refused) = exported_as(&server, &mixed, "edl", "?version=all").await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (422, &json!("not_exportable"))
+    );
+    let why = refused["error"]["message"].as_str().unwrap();
+    assert!(why.contains("23.976 fps and 25 fps"), "{why}");
+    let (status, otio) = exported_as(&server, &mixed, "otio", "?version=all").await;
+    assert_eq!(status, 200, "{otio}");
+    let path = dir.join("mixed.otio");
+    std::fs::write(&path, otio.to_string()).unwrap();
+    let read = otio_markers(&path);
+    assert_eq!(
+        read["clips"],
+        json!([{"tc": "01:00:00:00", "frames": 72.0}, {"tc": "02:00:00:00", "frames": 50.0}]),
+        "{read}"
+    );
+
+    // The CLI writes the same EDL from the record.
+    let out = dir.join("cli.edl");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_syncreel"))
+        .args([
+            "export",
+            "--session",
+            &reel.id,
+            "--format",
+            "edl",
+            "--media-version",
+            "all",
+        ])
+        .arg("--data-dir")
+        .arg(&server.data_dir)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), edl);
+    let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown().await;
+}

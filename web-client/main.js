@@ -686,13 +686,15 @@ async function apiError(res) {
 }
 
 /** Downloads an export of the record (the version on screen) as a file. */
-async function exportRecord(format) {
+/** Downloads the record as `format`: of the version on screen, or with `whole` of every playlist entry. */
+async function exportRecord(format, whole = false) {
   if (!room.joined) return;
   ui.setRecordStatus(format === 'html' ? 'Rendering the report’s stills…' : `Exporting ${format.toUpperCase()}…`);
   try {
     // The version on screen here: in a personal room after the end, that
     // may not be the one the shared room last showed.
-    const version = room.mediaVersion ? `?version=${encodeURIComponent(room.mediaVersion.id)}` : '';
+    const onScreen = room.mediaVersion ? `?version=${encodeURIComponent(room.mediaVersion.id)}` : '';
+    const version = whole ? '?version=all' : onScreen;
     const res = await hostFetch(`/export/${format}${version}`);
     if (!res.ok) {
       const { code, message } = await apiError(res);
@@ -1095,6 +1097,10 @@ function bindControls() {
   document.getElementById('exports').addEventListener('click', (ev) => {
     const button = ev.target.closest('button[data-format]');
     if (button) exportRecord(button.dataset.format);
+  });
+  document.getElementById('playlist-exports').addEventListener('click', (ev) => {
+    const button = ev.target.closest('button[data-format]');
+    if (button) exportRecord(button.dataset.format, true);
   });
   document.getElementById('end-review').addEventListener('click', endReview);
   document.getElementById('playlist').addEventListener('click', (ev) => {

@@ -123,6 +123,7 @@ export class Ui {
   /** Hosts keep the record: exports, and ending the live review. */
   renderRecordPanel(room, endedAt) {
     $('record-panel').hidden = room.role !== 'host';
+    $('playlist-exports').hidden = room.playlist.length < 2;
     $('end-review').hidden = endedAt != null;
   }
 

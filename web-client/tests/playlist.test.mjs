@@ -59,6 +59,14 @@ async function pictureShows(page, code) {
   throw new Error(`the picture shows frame code ${last}, not ${code}`);
 }
 
+/** Clicks `selector` on `page` and returns the text of the download it starts. */
+async function downloaded(page, selector) {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  const chunks = [];
+  for await (const chunk of await download.createReadStream()) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 test('the driver cues the take: every page switches timeline, version, notes and picture together; a viewer cannot cue', async () => {
   const links = server.playlistLinks;
   const host = await join(links.host, 'Host P1');
@@ -77,6 +85,7 @@ test('the driver cues the take: every page switches timeline, version, notes and
 
   // A note on the reel, seen by both.
   await seekTo(host, '01:00:10:05', 245, [host, viewer]);
+  await pictureShows(host, 245);
   await host.fill('#note-input', 'Reel: sky too warm');
   await host.press('#note-input', 'Enter');
   const [reelNote] = await until(viewer, () => window.syncreel.notes().length === 1 && window.syncreel.notes());
@@ -105,17 +114,26 @@ test('the driver cues the take: every page switches timeline, version, notes and
 
   // On the take, a seek moves in its own frames and labels.
   await seekTo(host, '02:00:04:00', 100, [host, viewer]);
-  await pictureShows(viewer, 10_100);
+  // A note is pinned to the picture its author sees: wait for the host's too.
+  for (const page of [host, viewer]) await pictureShows(page, 10_100);
 
   // The host's export is the take's review: its note, on its labels.
   await host.fill('#note-input', 'Take: hold longer');
   await host.press('#note-input', 'Enter');
   await until(host, () => document.querySelectorAll('#notes > li[data-id]').length === 1);
-  const [download] = await Promise.all([host.waitForEvent('download'), host.click('#exports button[data-format="json"]')]);
-  const chunks = [];
-  for await (const chunk of await download.createReadStream()) chunks.push(chunk);
-  const exported = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  const exported = JSON.parse(await downloaded(host, '#exports button[data-format="json"]'));
   assert.deepEqual(exported.notes.map((n) => [n.text, n.timecode]), [['Take: hold longer', '02:00:04:00']]);
+
+  // The whole playlist: each entry's notes on its own labels. Its EDL is
+  // refused with a reason, since the reel and the take differ in rate.
+  const wholeJson = await downloaded(host, '#playlist-exports button[data-format="json"]');
+  assert.deepEqual(
+    JSON.parse(wholeJson).entries.map((e) => e.notes.map((n) => [n.text, n.timecode])),
+    [[[reelNote.text, '01:00:10:05']], [['Take: hold longer', '02:00:04:00']]],
+  );
+  await host.click('#playlist-exports button[data-format="edl"]');
+  const refusal = await until(host, () => document.querySelector('#toasts [data-code="not_exportable"]')?.textContent);
+  assert.match(refusal, /23\.976 fps and 25 fps/);
 
   // Cued back, the reel's note returns, on its own timeline.
   await host.click('#playlist button[data-entry="0"]');
@@ -127,5 +145,6 @@ test('the driver cues the take: every page switches timeline, version, notes and
     assert.equal(back.fps, '23.976');
     await pictureShows(page, 0);
   }
-  assertNoPageErrors(pages);
+  // The browser logs the refused EDL's 422; nothing else.
+  assertNoPageErrors(pages, [/status of 422/]);
 });
