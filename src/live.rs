@@ -23,7 +23,9 @@ use crate::media::audio::{self, AudioEvent};
 use crate::media::player::{self, PlayerCommand, PlayerEvent, StreamSettings, VideoCodec};
 use crate::media::{MediaError, MediaInfo};
 use crate::metrics::Metrics;
-use crate::protocol::{self, ErrorCode, ServerMessage, WireMedia, WireSnapshot, WireVersion};
+use crate::protocol::{
+    self, ErrorCode, ServerMessage, WireMedia, WireSnapshot, WireStroke, WireVersion,
+};
 use crate::rtc::{RtcError, RtcHub, RtcSettings, VIDEO_CLOCK_RATE};
 use crate::session::{
     Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
@@ -182,21 +184,8 @@ pub enum SessionMsg {
 /// recorded (its finished shape is a [`Draft::Drawing`] with the same key).
 #[derive(Debug)]
 pub enum Stroking {
-    Part(StrokeDraft),
+    Part(WireStroke),
     End { key: String },
-}
-
-/// A part of a stroke in progress as its author sent it.
-#[derive(Debug)]
-pub struct StrokeDraft {
-    pub key: String,
-    pub frame: i64,
-    pub tool: String,
-    pub colour: String,
-    pub width: f32,
-    /// Index in the whole stroke of the first of `points`.
-    pub from: usize,
-    pub points: Vec<[f32; 2]>,
 }
 
 /// Where a join lands.
@@ -1145,7 +1134,7 @@ impl SessionTask {
     fn check_stroke(
         &self,
         from: ParticipantId,
-        draft: StrokeDraft,
+        draft: WireStroke,
     ) -> Result<ServerMessage, (ErrorCode, String)> {
         if draft.key.is_empty() || draft.key.len() > record::MAX_KEY {
             let message = format!("a key is 1 to {} bytes", record::MAX_KEY);
@@ -1166,14 +1155,16 @@ impl SessionTask {
         .map_err(|e| (ErrorCode::BadDrawing, e.to_string()))?;
         Ok(ServerMessage::Stroke {
             by: from.0,
-            key: draft.key,
-            frame: draft.frame,
             version_id: self.version.as_ref().map(|v| v.id.clone()),
-            tool: part.shape.tool.name().into(),
-            colour: part.shape.colour.to_string(),
-            width: part.shape.width,
-            from: part.from,
-            points: part.shape.points,
+            stroke: WireStroke {
+                key: draft.key,
+                frame: draft.frame,
+                tool: part.shape.tool.name().into(),
+                colour: part.shape.colour.to_string(),
+                width: part.shape.width,
+                from: part.from,
+                points: part.shape.points,
+            },
         })
     }
 

@@ -146,19 +146,8 @@ pub enum ClientMessage {
         drawing: i64,
     },
     /// A shape still being drawn, so that the room sees it grow; not
-    /// recorded. `key` is the key its `drawing` will carry. A pen sends
-    /// the points added since its last part, `from` being the index of
-    /// the first of them in the whole stroke; an arrow or rectangle sends
-    /// both points each time, from 0.
-    Stroke {
-        key: String,
-        frame: i64,
-        tool: String,
-        colour: String,
-        width: f32,
-        from: usize,
-        points: Vec<[f32; 2]>,
-    },
+    /// recorded.
+    Stroke(WireStroke),
     /// The stroke `key` was abandoned: no drawing will follow.
     StrokeEnd {
         key: String,
@@ -400,18 +389,14 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
-    /// Part of participant `by`'s stroke in progress, to everyone else.
+    /// Part of participant `by`'s stroke in progress, to everyone else,
+    /// with the version on screen.
     Stroke {
         by: u64,
-        key: String,
-        frame: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version_id: Option<String>,
-        tool: String,
-        colour: String,
-        width: f32,
-        from: usize,
-        points: Vec<[f32; 2]>,
+        #[serde(flatten)]
+        stroke: WireStroke,
     },
     /// Participant `by` abandoned stroke `key`.
     StrokeEnd {
@@ -440,6 +425,22 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
+}
+
+/// Part of a stroke still being drawn. `key` is the key its `drawing`
+/// will carry. A pen sends the points added since its last part, `from`
+/// being the index of the first of them in the whole stroke; an arrow or
+/// rectangle sends both points each time, from 0.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireStroke {
+    pub key: String,
+    pub frame: i64,
+    pub tool: String,
+    pub colour: String,
+    pub width: f32,
+    pub from: usize,
+    pub points: Vec<[f32; 2]>,
 }
 
 /// A shape on a frame as the wire carries it.

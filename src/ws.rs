@@ -19,9 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::http::App;
 use crate::links::LinkError;
-use crate::live::{
-    unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, StrokeDraft, Stroking,
-};
+use crate::live::{unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, Stroking};
 use crate::protocol::{
     self, speed_from_wire, ClientMessage, ErrorCode, ParseError, ServerMessage, PROTOCOL_VERSION,
 };
@@ -273,26 +271,10 @@ impl Connection {
                 latency_micros: latency_us,
             },
             ClientMessage::Leave => SessionMsg::Leave { from, conn_id },
-            ClientMessage::Stroke {
-                key,
-                frame,
-                tool,
-                colour,
-                width,
-                from: first,
-                points,
-            } => SessionMsg::Stroking {
+            ClientMessage::Stroke(part) => SessionMsg::Stroking {
                 from,
                 conn_id,
-                stroking: Stroking::Part(StrokeDraft {
-                    key,
-                    frame,
-                    tool,
-                    colour,
-                    width,
-                    from: first,
-                    points,
-                }),
+                stroking: Stroking::Part(part),
             },
             ClientMessage::StrokeEnd { key } => SessionMsg::Stroking {
                 from,
@@ -557,7 +539,7 @@ fn command_of(message: ClientMessage) -> Result<Command, Reject> {
         | ClientMessage::Resolve { .. }
         | ClientMessage::Drawing { .. }
         | ClientMessage::Erase { .. }
-        | ClientMessage::Stroke { .. }
+        | ClientMessage::Stroke(_)
         | ClientMessage::StrokeEnd { .. }
         | ClientMessage::Approve { .. }
         | ClientMessage::RtcStart

@@ -762,6 +762,17 @@ async fn a_reviews_notes_drawings_and_approval_survive_kill_9_with_its_version()
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// While the record refuses writes, the room still works: the host's seek
+/// reaches the refused author, whose connection still answers.
+async fn the_room_carries_on(host: &mut Client, author: &mut Client) {
+    host.send(json!({"type": "seek", "frame": 100})).await;
+    assert_eq!(
+        author.expect("transport").await["transport"]["anchorFrame"],
+        100
+    );
+    assert_eq!(author.ping(7).await["id"], 7);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_record_refuses_the_note_as_retryable_and_the_session_carries_on() {
     let server = TestServer::start().await;
@@ -780,12 +791,7 @@ async fn a_locked_record_refuses_the_note_as_retryable_and_the_session_carries_o
         refused["message"].as_str().unwrap().contains("locked"),
         "{refused}"
     );
-    // The room carries on meanwhile: control still works for everyone.
-    host.send(json!({"type": "seek", "frame": 100})).await;
-    assert_eq!(
-        reviewer.expect("transport").await["transport"]["anchorFrame"],
-        100
-    );
+    the_room_carries_on(&mut host, &mut reviewer).await;
     db.execute_batch("COMMIT").unwrap();
     drop(db);
 
@@ -899,13 +905,7 @@ async fn a_full_disk_refuses_notes_as_retryable_the_session_carries_on_and_nothi
         "{refusal}"
     );
 
-    // The room carries on meanwhile, for the author and everyone else.
-    host.send(json!({"type": "seek", "frame": 100})).await;
-    assert_eq!(
-        reviewer.expect("transport").await["transport"]["anchorFrame"],
-        100
-    );
-    assert_eq!(reviewer.ping(7).await["id"], 7);
+    the_room_carries_on(&mut host, &mut reviewer).await;
 
     // Once there is room again, the outbox's resend lands, once.
     std::fs::remove_file(&filler).unwrap();
