@@ -34,14 +34,7 @@ fn media_root() -> PathBuf {
 }
 
 async fn media_server() -> TestServer {
-    let root = media_root();
-    TestServer::start_with(move |c| {
-        c.media.root = root;
-        c.media.stream_width = 640;
-        c.media.stream_height = 360;
-        c.media.bitrate_kbps = 1000;
-    })
-    .await
+    TestServer::streaming(media_root(), 1000).await
 }
 
 /// A media session, with the host in it.

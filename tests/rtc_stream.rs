@@ -41,14 +41,7 @@ fn make_media_root() -> PathBuf {
 }
 
 async fn media_server() -> TestServer {
-    let root = media_root();
-    TestServer::start_with(move |c| {
-        c.media.root = root;
-        c.media.stream_width = 640;
-        c.media.stream_height = 360;
-        c.media.bitrate_kbps = 1500;
-    })
-    .await
+    TestServer::streaming(media_root(), 1500).await
 }
 
 async fn media_session(server: &TestServer) -> Value {

@@ -60,6 +60,18 @@ impl TestServer {
         }
     }
 
+    /// A server that streams the media under `root` at 640×360 and
+    /// `kbps`, small enough for the tests' own decoders.
+    pub async fn streaming(root: std::path::PathBuf, kbps: u32) -> TestServer {
+        TestServer::start_with(move |c| {
+            c.media.root = root;
+            c.media.stream_width = 640;
+            c.media.stream_height = 360;
+            c.media.bitrate_kbps = kbps;
+        })
+        .await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
