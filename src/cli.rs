@@ -1,6 +1,7 @@
 //! The `syncreel` command line: `serve`, `demo` and `session create`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -8,7 +9,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 
 use crate::config::Config;
-use crate::http::{created_body, CreateSession, CreatedSessionBody, PlaylistItem};
+use crate::http::{
+    created_body, App, CreateSession, CreatedSession, CreatedSessionBody, PlaylistItem,
+};
 use crate::protocol::WireRole;
 use crate::server::{terminate_signal, Server};
 
@@ -164,68 +167,90 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if demo {
         let root = server.app.config.media_root();
         let clip = demo_clip(&root).await?;
-        let app = server.app.clone();
-        let setup = tokio::task::spawn_blocking(move || app.prepare_media("demo.mov")).await??;
-        let created = server
-            .app
-            .create_session(
-                CreateSession {
-                    title: "SyncReel demo: Reel 1 v3".into(),
-                    media: Some("demo.mov".into()),
-                    item: Some("Reel 1".into()),
-                    playlist: None,
-                    fps: None,
-                    duration_frames: None,
-                    start_timecode: None,
-                    drop_frame: None,
-                },
-                vec![setup],
-            )
-            .await?;
+        let created = match server.app.relink_latest(DEMO_TITLE).await? {
+            Some(again) => {
+                println!(
+                    "carrying on the demo review from an earlier run (its old links work too)"
+                );
+                again
+            }
+            None => {
+                let app = server.app.clone();
+                let setup =
+                    tokio::task::spawn_blocking(move || app.prepare_media("demo.mov")).await??;
+                server
+                    .app
+                    .create_session(
+                        CreateSession {
+                            title: DEMO_TITLE.into(),
+                            media: Some("demo.mov".into()),
+                            item: Some("Reel 1".into()),
+                            playlist: None,
+                            fps: None,
+                            duration_frames: None,
+                            start_timecode: None,
+                            drop_frame: None,
+                        },
+                        vec![setup],
+                    )
+                    .await?
+            }
+        };
         println!("demo clip {}", clip.display());
         print_links(&created_body(&created, &base));
 
         // A second session shows a playlist: the reel, then a short take
         // at another rate and start, whose frame codes run from 10,000.
         let take = demo_take(&root).await?;
-        let app = server.app.clone();
-        let setups = tokio::task::spawn_blocking(move || {
-            ["demo.mov", DEMO_TAKE]
-                .into_iter()
-                .map(|file| app.prepare_media(file))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await??;
-        let created = server
-            .app
-            .create_session(
-                CreateSession {
-                    title: "SyncReel demo: playlist, Reel 1 and Shot 010".into(),
-                    media: None,
-                    item: None,
-                    playlist: Some(vec![
-                        PlaylistItem {
-                            media: "demo.mov".into(),
-                            item: Some("Reel 1".into()),
-                        },
-                        PlaylistItem {
-                            media: DEMO_TAKE.into(),
-                            item: Some("Shot 010".into()),
-                        },
-                    ]),
-                    fps: None,
-                    duration_frames: None,
-                    start_timecode: None,
-                    drop_frame: None,
-                },
-                setups,
-            )
-            .await?;
+        let created = match server.app.relink_latest(DEMO_PLAYLIST_TITLE).await? {
+            Some(again) => again,
+            None => create_demo_playlist(&server.app).await?,
+        };
         println!("demo take {}", take.display());
         print_links(&created_body(&created, &base));
     }
     server.run(terminate_signal()).await?;
     Ok(())
+}
+
+/// The demo's sessions are found again by these titles after a restart.
+const DEMO_TITLE: &str = "SyncReel demo: Reel 1 v3";
+const DEMO_PLAYLIST_TITLE: &str = "SyncReel demo: playlist, Reel 1 and Shot 010";
+
+async fn create_demo_playlist(app: &Arc<App>) -> anyhow::Result<CreatedSession> {
+    let app2 = app.clone();
+    let setups = tokio::task::spawn_blocking(move || {
+        ["demo.mov", DEMO_TAKE]
+            .into_iter()
+            .map(|file| app2.prepare_media(file))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await??;
+    let created = app
+        .create_session(
+            CreateSession {
+                title: DEMO_PLAYLIST_TITLE.into(),
+                media: None,
+                item: None,
+                playlist: Some(vec![
+                    PlaylistItem {
+                        media: "demo.mov".into(),
+                        item: Some("Reel 1".into()),
+                    },
+                    PlaylistItem {
+                        media: DEMO_TAKE.into(),
+                        item: Some("Shot 010".into()),
+                    },
+                ]),
+                fps: None,
+                duration_frames: None,
+                start_timecode: None,
+                drop_frame: None,
+            },
+            setups,
+        )
+        .await?;
+    Ok(created)
 }
 
 /// Makes the demo clip in the media root the first time (it takes a

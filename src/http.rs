@@ -416,6 +416,55 @@ impl App {
         })
     }
 
+    /// Fresh links, one per role, into the newest session titled `title`
+    /// that came back from the record and has not ended; `None` if there
+    /// is none. The demo uses it so that a restart (after a crash, say)
+    /// prints the same review rather than an empty new one. Tokens are
+    /// kept only as hashes, so the earlier links cannot be printed again;
+    /// they still work.
+    pub async fn relink_latest(&self, title: &str) -> Result<Option<CreatedSession>, ApiError> {
+        let store = self.store.clone();
+        let rows = tokio::task::spawn_blocking(move || store.sessions())
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?
+            .map_err(store_error)?;
+        let latest = rows
+            .into_iter()
+            .filter(|row| row.title == title && row.ended_at.is_none())
+            .filter_map(|row| Some((row.created_at, self.registry.get(&row.id)?, row)))
+            .max_by_key(|(created_at, _, _)| *created_at);
+        let Some((_, handle, row)) = latest else {
+            return Ok(None);
+        };
+        let links: Vec<MintedLink> = [Role::Host, Role::Reviewer, Role::Viewer]
+            .into_iter()
+            .map(|role| self.links.mint(&handle.info.id, role, None))
+            .collect();
+        for link in &links {
+            self.store
+                .write_acked(Write::Link(link_row(link)))
+                .await
+                .unwrap_or(Err(StoreError::Closed))
+                .map_err(store_error)?;
+        }
+        let store = self.store.clone();
+        let version = match row.version_id {
+            Some(id) => tokio::task::spawn_blocking(move || store.version(&id))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten(),
+            None => None,
+        };
+        Ok(Some(CreatedSession {
+            handle,
+            links,
+            version: version.as_ref().map(wire_version),
+        }))
+    }
+
     /// Records the file as a version of its media item: the item named in
     /// the request, else the file's stem. The same bytes are the same
     /// version; new bytes are the next number in the stack.

@@ -955,3 +955,135 @@ async fn a_full_disk_refuses_notes_as_retryable_the_session_carries_on_and_nothi
     server.shutdown().await;
     drop(disk);
 }
+
+/// `syncreel demo` as `make demo` runs it, on a data dir of our own: the
+/// printed sessions, each as (id, [(role, token)]), and whether it said
+/// it carried on an earlier run's review.
+struct Demo {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    sessions: Vec<(String, Vec<(String, String)>)>,
+    carried_on: bool,
+}
+
+impl Demo {
+    fn start(data: &std::path::Path) -> Demo {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncreel"))
+            .args(["demo", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "syncreel=warn")
+            .env("SYNCREEL_MEDIA__ROOT", data.join("media"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("demo starts");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (mut addr, mut sessions, mut carried_on) = (None, Vec::new(), false);
+        // Bounded: the demo prints two sessions of three links each, then
+        // nothing until it stops.
+        for line in stdout.lines().take(20) {
+            let line = line.unwrap();
+            if let Some(at) = line.strip_prefix("listening on http://") {
+                addr = Some(at.parse().unwrap());
+            } else if line.starts_with("carrying on") {
+                carried_on = true;
+            } else if let Some(rest) = line.strip_prefix("session ") {
+                let id = rest.split_whitespace().next().unwrap().to_string();
+                sessions.push((id, Vec::new()));
+            } else if let Some((role, url)) = line.split_once(' ') {
+                if let Some((_, token)) = url.trim().split_once("#token=") {
+                    let printed = sessions.len();
+                    let links = &mut sessions.last_mut().expect("links follow a session").1;
+                    links.push((role.to_string(), token.to_string()));
+                    if printed == 2 && links.len() == 3 {
+                        break;
+                    }
+                }
+            }
+        }
+        assert_eq!(sessions.len(), 2, "the demo prints its two sessions");
+        Demo {
+            child,
+            addr: addr.expect("the demo says where it listens"),
+            sessions,
+            carried_on,
+        }
+    }
+
+    fn token(&self, session: usize, role: &str) -> &str {
+        &self.sessions[session]
+            .1
+            .iter()
+            .find(|(r, _)| r == role)
+            .unwrap()
+            .1
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        // SIGKILL: what a crash or `kill -9` does.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_held_in_the_demo_survives_kill_9_and_the_restarted_demo_carries_it_on() {
+    use syncreel::media::demo_clip::{ensure, DemoClipSpec};
+    let data = std::env::temp_dir().join(format!("syncreel-demo-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    // Small stand-ins for the demo's clips (it makes its own only where
+    // there are none), so that the test does not render two minutes of HD.
+    let small = DemoClipSpec {
+        width: 320,
+        height: 180,
+        frames: 96,
+        ..DemoClipSpec::default()
+    };
+    ensure(&data.join("media/demo.mov"), &small).unwrap();
+    ensure(&data.join("media/demo-shot010.mov"), &small).unwrap();
+
+    let demo = Demo::start(&data);
+    assert!(!demo.carried_on);
+    let (review_id, playlist_id) = (demo.sessions[0].0.clone(), demo.sessions[1].0.clone());
+    let old_reviewer = demo.token(0, "reviewer").to_string();
+    let mut reviewer = Client::join(demo.addr, &old_reviewer, "Ravi").await;
+    reviewer.send(note("n1", 40, "Sky too warm")).await;
+    let note_row = reviewer.expect("noteAck").await["note"].clone();
+    reviewer
+        .send(drawing("d1", 40, "rect", json!([[0.2, 0.2], [0.6, 0.5]])))
+        .await;
+    let drawing_row = reviewer.expect("drawingAck").await["drawing"].clone();
+    reviewer
+        .send(json!({"type": "approve", "key": "a1", "status": "changesRequested"}))
+        .await;
+    let approval_row = reviewer.expect("approvalAck").await["approval"].clone();
+    drop(reviewer);
+    drop(demo);
+
+    // Restarted, the demo prints the same two sessions, with new links.
+    let demo = Demo::start(&data);
+    assert!(demo.carried_on);
+    assert_eq!(
+        (demo.sessions[0].0.as_str(), demo.sessions[1].0.as_str()),
+        (review_id.as_str(), playlist_id.as_str())
+    );
+    assert_ne!(demo.token(0, "reviewer"), old_reviewer);
+    for token in [demo.token(0, "reviewer"), old_reviewer.as_str()] {
+        let mut back = Client::join(demo.addr, token, "Ravi").await;
+        assert_eq!(back.welcome["session"]["id"], review_id.as_str());
+        assert_eq!(back.expect("notes").await["notes"], json!([note_row]));
+        assert_eq!(
+            back.expect("drawings").await["drawings"],
+            json!([drawing_row])
+        );
+        assert_eq!(
+            back.expect("approvals").await["approvals"],
+            json!([approval_row])
+        );
+    }
+    drop(demo);
+    let _ = std::fs::remove_dir_all(&data);
+}

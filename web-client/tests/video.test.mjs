@@ -256,22 +256,33 @@ test('playing, both videos show the same frame at the same server instant, withi
     const [a, b] = await Promise.all([host, viewer].map((p) => p.evaluate(() => window.syncreel.video().equaliser.targetMs)));
     return a != null && b != null && Math.abs(a - b) <= FRAME_MS;
   }, 20_000);
-  // One window of 72 pictures (about three seconds) on each page.
+  // A window of 72 pictures (about three seconds) on each page. A window
+  // the server could not feed (a busy machine starves its encoder, and a
+  // starved stream skips and stalls whatever the clients do) measures the
+  // machine, not sync: up to three windows are sampled for one that ran.
   const WINDOW = 72;
-  const shown = await Promise.all([host, viewer].map((p) => p.evaluate(() => window.syncreel.displayed()?.frame ?? 0)));
-  const firstSampled = Math.max(720, ...shown) + 24;
-  const sampled = (page) => page.evaluate((first) => window.syncreel.videoLog.filter((r) => r[1] >= first).length, firstSampled);
+  const STARVED_FPS = 18;
+  let logs = [];
+  let fps = [];
   try {
-    await waitForAsync('72 playing pictures on each page', async () => (await sampled(host)) >= WINDOW
-      && (await sampled(viewer)) >= WINDOW, 30_000);
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      const shown = await Promise.all([host, viewer].map((p) => p.evaluate(() => window.syncreel.displayed()?.frame ?? 0)));
+      const from = Math.max(720, ...shown) + 24;
+      const sampled = (page, first) => page.evaluate((f) => window.syncreel.videoLog.filter((r) => r[1] >= f).length, first);
+      await waitForAsync('72 playing pictures on each page', async () => (await sampled(host, from)) >= WINDOW
+        && (await sampled(viewer, from)) >= WINDOW, 30_000);
+      logs = [];
+      for (const page of [host, viewer]) {
+        const log = await page.evaluate(() => window.syncreel.videoLog);
+        // Pictures made while playing, after the warm-up, in the window.
+        logs.push(log.filter((r) => r[4] >= started && r[1] >= from && r[1] < from + WINDOW));
+      }
+      fps = logs.map((log) => (log.length < 2 ? 0 : log.length / ((log[log.length - 1][0] - log[0][0]) / 1e6)).toFixed(1));
+      if (Math.min(...fps.map(Number)) >= STARVED_FPS) break;
+      t.diagnostic(`window ${attempt} from frame ${from} starved: ${fps.join(' / ')} pictures/s`);
+    }
   } finally {
     await host.keyboard.press('Space');
-  }
-  const logs = [];
-  for (const page of [host, viewer]) {
-    const log = await page.evaluate(() => window.syncreel.videoLog);
-    // Pictures made while playing, after the warm-up, in the window.
-    logs.push(log.filter((r) => r[4] >= started && r[1] >= firstSampled && r[1] < firstSampled + WINDOW));
   }
   const [a, b] = logs;
   assert.ok(a.length >= WINDOW / 2 && b.length >= WINDOW / 2, `too few pictures: ${a.length} and ${b.length}`);
@@ -284,7 +295,6 @@ test('playing, both videos show the same frame at the same server instant, withi
   const skews = samePictureSkews(a, b);
   const ms = (us) => (us / 1000).toFixed(1);
   const lat = logs.map((log) => median(log.map((r) => r[3])));
-  const fps = logs.map((log) => (log.length / ((log[log.length - 1][0] - log[0][0]) / 1e6)).toFixed(1));
   const mismatched = logs.flat().filter((r) => r[2] != null && r[2] !== r[1]);
   for (const [what, r] of [['RTP', byRtp], ['frame code', byCode]]) {
     t.diagnostic(`by ${what}: ${r.instants} instants over ${((r.to - r.from) / 1e6).toFixed(2)} s, worst ${r.worst} frame(s); `
@@ -299,11 +309,9 @@ test('playing, both videos show the same frame at the same server instant, withi
     t.diagnostic(`delay ${v.equaliser.delayMs} ms (target ${v.equaliser.targetMs?.toFixed(0) ?? '—'} ms); `
       + `code reads ${v.codeStats.via} ${(v.codeStats.totalMs / Math.max(1, v.codeStats.reads)).toFixed(2)} ms mean`);
   }
-  // Frame-accurate sync needs a stream that runs: one the server cannot
-  // feed (a busy machine starves its encoder) skips and stalls whatever
-  // the clients do. Say so rather than report it as a sync failure.
+  // Say so rather than report a starved stream as a sync failure.
   const rate = Math.min(...fps.map(Number));
-  assert.ok(rate >= 18, `the stream ran at ${rate} pictures/s (23.976 expected): the machine is too busy to measure sync`);
+  assert.ok(rate >= STARVED_FPS, `the stream ran at ${rate} pictures/s in three windows (23.976 expected): the machine is too busy to measure sync`);
   assert.ok(byRtp.to - byRtp.from >= 2_000_000, `only ${(byRtp.to - byRtp.from) / 1e6} s of overlapping video`);
   assert.ok(a[a.length - 1][1] - a[0][1] >= 48, 'the video did not play');
   // A page whose renderer stalls for a moment (two headless pages share
