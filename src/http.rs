@@ -28,8 +28,8 @@ use crate::metrics::Metrics;
 use crate::protocol::{WireRole, WireSession, WireSnapshot, WireVersion};
 use crate::session::{Role, SessionInfo};
 use crate::store::{
-    EntryRow, LinkRow, NewVersion, Record, Recorded, SessionRow, Store, StoreError, TimelineRow,
-    VersionRow, Write,
+    EntryRow, LinkRow, NewVersion, Record, Recorded, ReviewLookup, SessionRow, Store, StoreError,
+    TimelineRow, VersionRow, Write,
 };
 use crate::timecode::{FrameRate, Timecode, TimecodeFormat};
 
@@ -45,8 +45,14 @@ pub struct App {
     /// The review record: sessions, links, notes, the event log.
     pub store: Store,
     pub webhooks: crate::webhooks::Webhooks,
+    /// Stills being decoded for participants' own looks at a frame: each
+    /// opens a decoder, so only a few at once.
+    stills: tokio::sync::Semaphore,
     next_conn_id: AtomicU64,
 }
+
+/// Stills decoded at once for `GET /api/sessions/{id}/still/{frame}`.
+const STILLS_AT_ONCE: usize = 2;
 
 impl App {
     /// Opens the record in the data dir (`syncreel.db`).
@@ -62,6 +68,7 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             shutdown,
             store,
+            stills: tokio::sync::Semaphore::new(STILLS_AT_ONCE),
             next_conn_id: AtomicU64::new(1),
         })
     }
@@ -714,6 +721,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/sessions/{id}/links", post(mint_link))
         .route("/api/sessions/{id}/end", post(end_session))
         .route("/api/sessions/{id}/export/{format}", get(export_session))
+        .route("/api/sessions/{id}/still/{frame}", get(session_still))
         .route("/api/sessions/{id}/links/{link}", delete(revoke_link))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -802,6 +810,17 @@ fn require_host(
     headers: &HeaderMap,
     session_id: &str,
 ) -> Result<SessionHandle, ApiError> {
+    require_link(app, headers, session_id, Some(Role::Host))
+}
+
+/// The session, if the bearer token is a live link of it (of `role`, when
+/// one is named).
+fn require_link(
+    app: &App,
+    headers: &HeaderMap,
+    session_id: &str,
+    role: Option<Role>,
+) -> Result<SessionHandle, ApiError> {
     let handle = app
         .registry
         .get(session_id)
@@ -810,7 +829,7 @@ fn require_host(
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "send Authorization: Bearer <host link token>",
+            "send Authorization: Bearer <link token>",
         )
     })?;
     let link = app.links.check(token, unix_now()).map_err(|err| {
@@ -821,7 +840,14 @@ fn require_host(
         };
         ApiError::new(StatusCode::UNAUTHORIZED, code, err.to_string())
     })?;
-    if link.session_id != session_id || link.role != Role::Host {
+    if link.session_id != session_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this link is for another session",
+        ));
+    }
+    if role.is_some_and(|role| link.role != role) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -1006,6 +1032,97 @@ fn export_error(err: crate::exporter::ExportError) -> ApiError {
             err.to_string(),
         ),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct StillQuery {
+    /// Another version than the one on screen (in a playlist, any entry's).
+    version: Option<String>,
+    /// Pixels wide; the height keeps the picture's shape.
+    width: Option<u32>,
+}
+
+/// One frame of the session's media as a JPEG, for a participant who looks
+/// at a noted frame on their own while the room plays on (any link of the
+/// session). Decoded exactly, by the player's own decoder; no drawings (the
+/// page paints those over it, as over the video).
+async fn session_still(
+    State(app): State<Arc<App>>,
+    UrlPath((id, frame)): UrlPath<(String, i64)>,
+    query: Result<Query<StillQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    require_link(&app, &headers, &id, None)?;
+    let Ok(_permit) = app.stills.try_acquire() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "other stills are being decoded; try again in a moment",
+        ));
+    };
+    let width = query
+        .width
+        .unwrap_or(crate::media::still::REPORT_STILL_WIDTH)
+        .clamp(160, 1920);
+    let store = app.store.clone();
+    let root = app.config.media_root();
+    let jpeg = tokio::task::spawn_blocking(move || {
+        let review = match store
+            .review_of(&id, query.version.as_deref())
+            .map_err(store_error)?
+        {
+            ReviewLookup::Found(review) => review,
+            ReviewLookup::NoSession => return Err(ApiError::not_found("session")),
+            ReviewLookup::NoVersion => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_version",
+                    "this session has no such version",
+                ))
+            }
+        };
+        let s = &review.session;
+        if !(0..s.duration_frames).contains(&frame) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "frame_out_of_range",
+                format!("a frame of this version lies in 0..{}", s.duration_frames),
+            ));
+        }
+        let requested = s.media.clone().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_media",
+                "this session has no media to show",
+            )
+        })?;
+        let path =
+            crate::media::resolve_in_root(&root, Path::new(&requested)).map_err(media_error)?;
+        let info = crate::media::probe::probe(&path)
+            .map_err(|e| media_error(e.naming(Path::new(&requested))))?;
+        let stills = crate::media::still::grab(&info, &[frame], width, |_| Vec::new(), |_, _| {})
+            .map_err(|e| media_error(e.naming(Path::new(&requested))))?;
+        stills
+            .into_iter()
+            .next()
+            .map(|still| still.jpeg)
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no picture")
+            })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            // A frame of a version never changes.
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        jpeg,
+    )
+        .into_response())
 }
 
 async fn mint_link(

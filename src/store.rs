@@ -670,6 +670,12 @@ impl Store {
         };
         if !session.playlist.is_empty() {
             let shown = session.version_id.clone();
+            // The entry's own file: what its stills are decoded from.
+            session.media = session
+                .playlist
+                .iter()
+                .find(|e| e.version_id == shown)
+                .map(|e| e.media.clone());
             notes.retain(|n| n.note.version_id == shown);
             drawings.retain(|d| d.drawing.version_id == shown);
             approvals.retain(|a| a.approval.version_id == shown);

@@ -263,6 +263,62 @@ fn decode_jpeg(jpeg: &[u8]) -> (Vec<u8>, usize, usize) {
     (rgb, w, h)
 }
 
+/// The frame code burnt into a decoded RGB picture.
+fn frame_code(rgb: &[u8], w: usize, h: usize) -> Option<u32> {
+    let luma: Vec<u8> = rgb
+        .chunks_exact(3)
+        .map(|p| ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8) as u8)
+        .collect();
+    let layout = syncreel::framecode::PlaneLayout {
+        width: w,
+        height: h,
+        stride: w,
+    };
+    syncreel::framecode::read(&luma, layout)
+}
+
+#[tokio::test]
+async fn any_participant_gets_a_still_of_any_frame_for_a_look_of_their_own() {
+    let root = media_root();
+    let server = TestServer::start_with({
+        let root = root.clone();
+        move |c| c.media.root = root
+    })
+    .await;
+    let s = server
+        .create_session_with(json!({"title": "Shot 050", "media": "shot.mov"}))
+        .await;
+    let still = |frame: i64, token: Option<String>| {
+        let path = format!("/api/sessions/{}/still/{frame}?width=640", s.id);
+        let addr = server.addr;
+        async move { common::request_bytes(addr, "GET", &path, token.as_deref(), None).await }
+    };
+    // A viewer may look: the exact frame, decoded.
+    let (status, content_type, jpeg) = still(41, Some(s.viewer.clone())).await;
+    assert_eq!((status, content_type.as_str()), (200, "image/jpeg"));
+    let (rgb, w, h) = decode_jpeg(&jpeg);
+    assert_eq!((w, h), (640, 360));
+    assert_eq!(frame_code(&rgb, w, h), Some(41));
+
+    let refused = |status: u16, body: &[u8]| {
+        let body: Value = serde_json::from_slice(body).unwrap();
+        (status, body["error"]["code"].as_str().unwrap().to_string())
+    };
+    let (status, _, body) = still(72, Some(s.viewer.clone())).await;
+    assert_eq!(refused(status, &body), (400, "frame_out_of_range".into()));
+    let (status, _, body) = still(1, None).await;
+    assert_eq!(refused(status, &body), (401, "unauthorized".into()));
+    let other = server.create_session().await;
+    let (status, _, body) = still(1, Some(other.viewer.clone())).await;
+    assert_eq!(refused(status, &body), (403, "forbidden".into()));
+    // A session without media has no picture to show.
+    let path = format!("/api/sessions/{}/still/1", other.id);
+    let (status, _, body) =
+        common::request_bytes(server.addr, "GET", &path, Some(&other.viewer), None).await;
+    assert_eq!(refused(status, &body), (404, "no_media".into()));
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_html_report_shows_each_noted_frame_exactly_with_its_drawings_on_it() {
     use base64::Engine as _;
@@ -335,16 +391,7 @@ async fn the_html_report_shows_each_noted_frame_exactly_with_its_drawings_on_it(
     let (rgb, w, h) = decode_jpeg(&jpeg);
     assert_eq!((w, h), (960, 540));
     // The still is frame 30 exactly: its frame code says so.
-    let luma: Vec<u8> = rgb
-        .chunks_exact(3)
-        .map(|p| ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8) as u8)
-        .collect();
-    let layout = syncreel::framecode::PlaneLayout {
-        width: w,
-        height: h,
-        stride: w,
-    };
-    assert_eq!(syncreel::framecode::read(&luma, layout), Some(30));
+    assert_eq!(frame_code(&rgb, w, h), Some(30));
     // The box is painted on: its left edge is red, its inside is not.
     let px = |x: usize, y: usize| &rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
     let edge = px(w / 4, h * 2 / 5);
@@ -580,6 +627,17 @@ async fn a_whole_playlist_exports_as_one_timeline_with_each_entrys_notes_on_its_
     assert_eq!(
         texts,
         [vec![&json!("01:00:02:12")], vec![&json!("05:00:00:10")]]
+    );
+    // A report of one entry has the stills of that entry's own file.
+    let pickup = host.welcome["playlist"][1]["version"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, report) = exported_as(&server, &reel, "html", &format!("?version={pickup}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        report.as_str().unwrap().contains("data:image/jpeg;base64,"),
+        "the pickup's report has its stills"
     );
     // A spreadsheet or a report is one version at a time.
     let (status, refused) = exported_as(&server, &reel, "csv", "?version=all").await;

@@ -48,6 +48,7 @@ export function bindKeys(target, actions) {
       case 'ArrowRight': return () => actions.step(ev.shiftKey ? 10 : 1);
       case 'Home': return once(actions.home);
       case 'End': return once(actions.end);
+      case 'Escape': return actions.backToRoom ? once(actions.backToRoom) : null;
       default: return null;
     }
   };

@@ -149,6 +149,9 @@ let outbox = outboxFor(link.sessionId);
 let selectedNote = null;
 // The note whose reply box is open.
 let replyingTo = null;
+// A non-driver's own look at a noted frame ({frame, versionId, still}),
+// or null while the page follows the room.
+let peek = null;
 const drawings = new Drawings();
 // Everyone else's strokes while they are drawn.
 const liveStrokes = new LiveStrokes();
@@ -396,6 +399,8 @@ function onMessage(msg) {
   if (changed === 'presence' && liveStrokes.keepAuthors((by) => room.participants.has(by))) drawRevision += 1;
   if (changed === 'all' || changed === 'control') ui.renderPlaylist(room);
   if (changed === 'control' && !room.isDriver()) commands.clear();
+  // Whoever drives sees what the room sees.
+  if ((changed === 'all' || changed === 'control') && room.isDriver()) endPeek();
 }
 
 /** Catch-up pages gathered so far, by list name. */
@@ -484,6 +489,7 @@ function onRefused(msg) {
 
 /** The frame the author is looking at: the video's picture when there is one, else the room playhead. */
 function shownFrame() {
+  if (peek) return peek.frame;
   const now = clock.serverNowUs();
   if (media && videoShown && now != null && now - videoShown.atUs <= STALE_VIDEO_US) return videoShown.frame;
   return displayed?.frame ?? null;
@@ -548,7 +554,7 @@ function decide(status) {
  */
 function drawBlocked(transport) {
   if (!room.canDrive()) return 'Viewers watch along; drawing is for hosts and reviewers.';
-  if (transport.playing) return 'Pause to draw: drawings sit on a still frame.';
+  if (transport.playing && !peek) return 'Pause to draw: drawings sit on a still frame.';
   return null;
 }
 
@@ -578,7 +584,7 @@ function updateOverlay(transport) {
   else overlay.setSource(NO_MEDIA_PICTURE.width, NO_MEDIA_PICTURE.height, true);
   // Drawings show on a still frame: the picture on screen when there is
   // video (it can trail the room's playhead just after a seek).
-  const frame = transport.playing ? null : shownFrame();
+  const frame = transport.playing && !peek ? null : shownFrame();
   const key = `${frame}|${drawRevision}`;
   if (key === overlayKey) return;
   overlayKey = key;
@@ -651,10 +657,55 @@ function openNote(id) {
   renderNotes();
   document.querySelector(`#notes li[data-id="${id}"]`)?.scrollIntoView({ block: 'nearest' });
   if (room.isDriver()) {
+    endPeek();
     commands.drive({ type: 'seek', frame: note.frame });
   } else {
-    ui.toast('info', 'not_driver', 'Only the driver can move the room; ask for control.');
+    startPeek(note.frame);
   }
+}
+
+/**
+ * A look of one's own at `frame`, for someone who does not drive: the
+ * room plays on, this page shows that frame's still (decoded by the
+ * server) with its drawings, and notes and drawings made now pin to it.
+ * "Back to the room" (or Escape, a cue, a new room state, taking the
+ * driver's seat) ends it.
+ */
+function startPeek(frame) {
+  endPeek();
+  peek = { frame, versionId: room.mediaVersion?.id ?? null, still: null };
+  ui.showPeek(frame, room.format.label(frame), null);
+  overlayKey = null;
+  if (media) loadPeekStill(peek);
+}
+
+async function loadPeekStill(look) {
+  const version = look.versionId ? `?version=${encodeURIComponent(look.versionId)}` : '';
+  try {
+    const res = await linkFetch(`/still/${look.frame}${version}`);
+    if (!res.ok) {
+      const { code, message } = await apiError(res);
+      if (peek === look) ui.toast('error', code, `No still of that frame: ${message}`);
+      return;
+    }
+    const url = URL.createObjectURL(await res.blob());
+    if (peek !== look) {
+      URL.revokeObjectURL(url);
+      return;
+    }
+    look.still = url;
+    ui.showPeek(look.frame, room.format.label(look.frame), url);
+  } catch (err) {
+    if (peek === look) ui.toast('error', 'offline', `The still did not come: ${err.message}`);
+  }
+}
+
+function endPeek() {
+  if (!peek) return;
+  if (peek.still) URL.revokeObjectURL(peek.still);
+  peek = null;
+  ui.showPeek(null);
+  overlayKey = null;
 }
 
 function renderPresence() {
@@ -671,8 +722,8 @@ function renderPresence() {
   ui.renderPresence(room, clock.status(), videoOf, spread);
 }
 
-/** A REST call with this page's link token: the host's own rights. */
-function hostFetch(path, method = 'GET') {
+/** A REST call about this session with this page's link token (the server checks what its role may do). */
+function linkFetch(path, method = 'GET') {
   return fetch(`/api/sessions/${encodeURIComponent(room.session.id)}${path}`, {
     method,
     headers: { authorization: `Bearer ${link.token}` },
@@ -695,7 +746,7 @@ async function exportRecord(format, whole = false) {
     // may not be the one the shared room last showed.
     const onScreen = room.mediaVersion ? `?version=${encodeURIComponent(room.mediaVersion.id)}` : '';
     const version = whole ? '?version=all' : onScreen;
-    const res = await hostFetch(`/export/${format}${version}`);
+    const res = await linkFetch(`/export/${format}${version}`);
     if (!res.ok) {
       const { code, message } = await apiError(res);
       ui.setRecordStatus('');
@@ -732,7 +783,7 @@ async function endReview() {
   endArmedUntil = 0;
   ui.armEndReview(false);
   try {
-    const res = await hostFetch('/end', 'POST');
+    const res = await linkFetch('/end', 'POST');
     if (!res.ok) {
       const { code, message } = await apiError(res);
       ui.toast('error', code, message);
@@ -749,6 +800,7 @@ async function endReview() {
  * picture does on the server.
  */
 function onEntryChanged() {
+  endPeek();
   if (media) media.version = room.mediaVersion;
   videoShown = null;
   selectedNote = null;
@@ -833,14 +885,14 @@ function readCodeFromPlanes(w, h, mediaTimeUs) {
 }
 
 /** The code by drawing the strip (or, with `whole`, the picture) onto a canvas. */
-function readCodeFromCanvas(w, h, whole) {
+function readCodeFromCanvas(w, h, whole, source = video) {
   const r = whole ? { x: 0, y: 0, width: w, height: h } : stripRect(w, h);
   if (codeCanvas.width !== r.width || codeCanvas.height !== r.height) {
     codeCanvas.width = r.width;
     codeCanvas.height = r.height;
   }
   codeCtx ??= codeCanvas.getContext('2d', { willReadFrequently: true, alpha: false });
-  codeCtx.drawImage(video, r.x, r.y, r.width, r.height, 0, 0, r.width, r.height);
+  codeCtx.drawImage(source, r.x, r.y, r.width, r.height, 0, 0, r.width, r.height);
   const pixels = codeCtx.getImageData(0, 0, r.width, r.height);
   return readRgba(pixels.data, r.width, r.height, { strip: !whole });
 }
@@ -992,6 +1044,9 @@ function reportFrame() {
 }
 
 const actions = {
+  backToRoom() {
+    endPeek();
+  },
   playPause() {
     const t = room.schedule.newest();
     commands.drive({ type: t?.playing ? 'pause' : 'play' });
@@ -1103,6 +1158,7 @@ function bindControls() {
     if (button) exportRecord(button.dataset.format, true);
   });
   document.getElementById('end-review').addEventListener('click', endReview);
+  on('peek-back', endPeek);
   document.getElementById('playlist').addEventListener('click', (ev) => {
     const cue = ev.target.closest('button[data-entry]');
     if (cue) commands.drive({ type: 'cue', entry: Number(cue.dataset.entry) });
@@ -1181,6 +1237,7 @@ window.syncreel = Object.freeze({
     entry: room.entry,
     mediaVersion: room.mediaVersion,
     sync: clock.status(),
+    peek: peek && { frame: peek.frame, still: peek.still != null },
   }),
   displayed: () => (displayed ? { frame: displayed.frame, timecode: displayed.timecode } : null),
   get frameLog() {
@@ -1191,6 +1248,12 @@ window.syncreel = Object.freeze({
     return videoLog.toArray();
   },
   readVideoFrameCode,
+  /** The frame code on the still of this page's own look at a frame, or null without one. */
+  readPeekFrameCode() {
+    const still = document.getElementById('peek-still');
+    if (!peek?.still || !still.complete || !still.naturalWidth) return null;
+    return readCodeFromCanvas(still.naturalWidth, still.naturalHeight, false, still);
+  },
   /** Read the frame code on every `n`th picture (0: never); stops the automatic throttle. */
   setFrameCodeEvery(n) {
     codeStats.every = Math.max(0, Math.floor(n));

@@ -146,6 +146,22 @@ export class Ui {
     button.textContent = armed ? 'Click again to end it for everyone' : 'End the live review';
   }
 
+  /**
+   * A look of one's own at `frame` (labelled `timecode`) while the room
+   * plays on, over `stillUrl` when there is a picture; `frame` null ends it.
+   */
+  showPeek(frame, timecode, stillUrl) {
+    const still = $('peek-still');
+    $('peek-bar').hidden = frame == null;
+    still.hidden = frame == null || !stillUrl;
+    if (frame == null) {
+      still.removeAttribute('src');
+      return;
+    }
+    if (stillUrl && still.getAttribute('src') !== stillUrl) still.src = stillUrl;
+    $('peek-label').textContent = `Your own look: ${timecode} (frame ${frame}); the room plays on`;
+  }
+
   setRecordStatus(text) {
     $('record-status').textContent = text;
   }

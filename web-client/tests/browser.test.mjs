@@ -295,7 +295,7 @@ const noteRows = (page) => page.$$eval('#notes li[data-id]', (rows) => rows.map(
 ]));
 
 
-test('a reviewer pins a note to the shown frame; everyone sees it; the driver clicks it to go back', async () => {
+test('a reviewer pins a note to the shown frame; everyone sees it; the driver clicks it to take the room back, others to look on their own', async () => {
   const { byRole } = await createSession(server.base);
   const host = await join(byRole.host.url, 'Host N');
   const reviewer = await join(byRole.reviewer.url, 'Reviewer N');
@@ -335,11 +335,16 @@ test('a reviewer pins a note to the shown frame; everyone sees it; the driver cl
   assert.equal(await reviewer.$('#toasts [data-code="not_driver"]'), null);
 
   await seekTo(host, '01:00:20:00', 480, [host, reviewer, viewer]);
-  // Someone not driving only marks the note: the room stays put.
+  // Someone not driving goes to the note on their own: the room stays put.
   await reviewer.click('#notes li[data-id]');
   await reviewer.waitForSelector('#notes li.selected');
-  await reviewer.waitForSelector('#toasts [data-code="not_driver"]');
+  await until(reviewer, () => window.syncreel.state().peek?.frame === 245);
+  assert.match(await reviewer.textContent('#peek-label'), /01:00:10:05/);
   assert.equal((await reviewer.evaluate(() => window.syncreel.sent())).seek, undefined);
+  assert.equal((await displayed(host)).frame, 480);
+  await reviewer.click('#peek-back');
+  await until(reviewer, () => window.syncreel.state().peek === null);
+  assert.ok(await reviewer.isHidden('#peek-bar'));
 
   const before = (await state(host)).version;
   await host.click('#notes li[data-id]');

@@ -465,6 +465,41 @@ test('over video, a stroke lands on the picture (not the letterbox) of the frame
   assertNoPageErrors(pages);
 });
 
+test('over video, someone not driving clicks a note and sees its exact frame on their own while the room plays on', async () => {
+  const { byRole } = await mediaSession();
+  const host = await joinWatching(byRole.host.url, 'Host R8');
+  const reviewer = await joinWatching(byRole.reviewer.url, 'Reviewer R8');
+  await seekTo(host, '01:00:10:05', 245, [host, reviewer]);
+  await until(host, () => window.syncreel.video().shown?.frame === 245 && window.syncreel.overlay().frame === 245, null, VIDEO_WAIT_MS);
+  await host.click('#tool-rect');
+  await drag(host, [[0.3, 0.3], [0.6, 0.6]]);
+  await host.fill('#note-input', 'Hold on the sky');
+  await host.press('#note-input', 'Enter');
+  await until(reviewer, () => window.syncreel.notes().length === 1 && window.syncreel.drawings().length === 1);
+
+  // The room plays on elsewhere; the reviewer goes back to the note alone.
+  await host.keyboard.press('Space');
+  await until(reviewer, () => window.syncreel.state().transport.playing);
+  await reviewer.click('#notes li[data-id]');
+  await until(reviewer, () => window.syncreel.state().peek?.still === true, null, VIDEO_WAIT_MS);
+  assert.equal(await until(reviewer, () => window.syncreel.readPeekFrameCode()), 245, 'the still is the noted frame');
+  await until(reviewer, () => window.syncreel.overlay().frame === 245);
+  assert.equal((await reviewer.evaluate(() => window.syncreel.overlay())).shown.length, 1, 'with its drawing');
+  assert.equal((await reviewer.evaluate(() => window.syncreel.sent())).seek, undefined);
+  assert.ok((await state(host)).transport.playing, 'the room still plays');
+
+  // What the reviewer adds now is pinned to the frame they look at.
+  await reviewer.fill('#note-input', 'Agreed, and the horizon');
+  await reviewer.press('#note-input', 'Enter');
+  const added = await until(host, () => window.syncreel.notes().find((n) => n.text === 'Agreed, and the horizon'));
+  assert.equal(added.frame, 245);
+
+  await reviewer.keyboard.press('Escape');
+  await until(reviewer, () => window.syncreel.state().peek === null && window.syncreel.overlay().frame === null);
+  assert.ok(await reviewer.isHidden('#peek-still'));
+  assertNoPageErrors(pages);
+});
+
 test('an approval shows on the other page with a receipt of what its author was shown', async (t) => {
   const { byRole } = await mediaSession();
   const host = await joinWatching(byRole.host.url, 'Host R5');
