@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{WireRole, WireSession, WireSnapshot, WireVersion};
 use crate::session::{Role, SessionInfo};
 use crate::store::{
-    EntryRow, LinkRow, NewVersion, Record, Recorded, ReviewLookup, SessionRow, Store, StoreError,
+    EntryLookup, EntryRow, LinkRow, NewVersion, Record, Recorded, SessionRow, Store, StoreError,
     TimelineRow, VersionRow, Write,
 };
 use crate::timecode::{FrameRate, Timecode, TimecodeFormat};
@@ -1069,13 +1069,14 @@ async fn session_still(
     let store = app.store.clone();
     let root = app.config.media_root();
     let jpeg = tokio::task::spawn_blocking(move || {
-        let review = match store
-            .review_of(&id, query.version.as_deref())
+        // The entry alone: a still needs its file and length, not its notes.
+        let s = match store
+            .entry_of(&id, query.version.as_deref())
             .map_err(store_error)?
         {
-            ReviewLookup::Found(review) => review,
-            ReviewLookup::NoSession => return Err(ApiError::not_found("session")),
-            ReviewLookup::NoVersion => {
+            EntryLookup::Found(session) => session,
+            EntryLookup::NoSession => return Err(ApiError::not_found("session")),
+            EntryLookup::NoVersion => {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "unknown_version",
@@ -1083,7 +1084,6 @@ async fn session_still(
                 ))
             }
         };
-        let s = &review.session;
         if !(0..s.duration_frames).contains(&frame) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,

@@ -233,6 +233,15 @@ pub struct TimelineRow {
     pub duration_frames: i64,
 }
 
+/// What [`Store::entry_of`] found.
+#[derive(Debug)]
+pub enum EntryLookup {
+    NoSession,
+    /// The session has no such version (or none it can label).
+    NoVersion,
+    Found(Box<SessionRow>),
+}
+
 /// What [`Store::review_of`] found.
 #[derive(Debug)]
 pub enum ReviewLookup {
@@ -640,8 +649,43 @@ impl Store {
         session_id: &str,
         version_id: Option<&str>,
     ) -> Result<ReviewLookup, StoreError> {
+        let session = match self.entry_of(session_id, version_id)? {
+            EntryLookup::Found(session) => *session,
+            EntryLookup::NoSession => return Ok(ReviewLookup::NoSession),
+            EntryLookup::NoVersion => return Ok(ReviewLookup::NoVersion),
+        };
+        let mut notes = self.notes(session_id)?;
+        let mut drawings = self.drawings(session_id)?;
+        let mut approvals = self.approvals(session_id)?;
+        let version = match &session.version_id {
+            Some(id) => self.version(id)?,
+            None => None,
+        };
+        if !session.playlist.is_empty() {
+            let shown = &session.version_id;
+            notes.retain(|n| &n.note.version_id == shown);
+            drawings.retain(|d| &d.drawing.version_id == shown);
+            approvals.retain(|a| &a.approval.version_id == shown);
+        }
+        Ok(ReviewLookup::Found(Box::new(crate::export::Review {
+            session,
+            version,
+            notes,
+            drawings,
+            approvals,
+        })))
+    }
+
+    /// The session as one of its versions sees it: the version on screen,
+    /// or `version_id` (in a playlist, any entry's), with that entry's
+    /// timeline and its own file.
+    pub fn entry_of(
+        &self,
+        session_id: &str,
+        version_id: Option<&str>,
+    ) -> Result<EntryLookup, StoreError> {
         let Some(mut session) = self.session(session_id)? else {
-            return Ok(ReviewLookup::NoSession);
+            return Ok(EntryLookup::NoSession);
         };
         session.playlist = entries(&self.reader.lock().expect("reader lock"), session_id)?;
         if let Some(wanted) = version_id {
@@ -651,7 +695,7 @@ impl Store {
                     .iter()
                     .find(|e| e.version_id.as_deref() == Some(wanted));
                 let Some(timeline) = entry.and_then(|e| e.timeline.clone()) else {
-                    return Ok(ReviewLookup::NoVersion);
+                    return Ok(EntryLookup::NoVersion);
                 };
                 session.fps_num = timeline.fps_num;
                 session.fps_den = timeline.fps_den;
@@ -661,32 +705,15 @@ impl Store {
                 session.version_id = Some(wanted.to_string());
             }
         }
-        let mut notes = self.notes(session_id)?;
-        let mut drawings = self.drawings(session_id)?;
-        let mut approvals = self.approvals(session_id)?;
-        let version = match &session.version_id {
-            Some(id) => self.version(id)?,
-            None => None,
-        };
         if !session.playlist.is_empty() {
-            let shown = session.version_id.clone();
             // The entry's own file: what its stills are decoded from.
             session.media = session
                 .playlist
                 .iter()
-                .find(|e| e.version_id == shown)
+                .find(|e| e.version_id == session.version_id)
                 .map(|e| e.media.clone());
-            notes.retain(|n| n.note.version_id == shown);
-            drawings.retain(|d| d.drawing.version_id == shown);
-            approvals.retain(|a| a.approval.version_id == shown);
         }
-        Ok(ReviewLookup::Found(Box::new(crate::export::Review {
-            session,
-            version,
-            notes,
-            drawings,
-            approvals,
-        })))
+        Ok(EntryLookup::Found(Box::new(session)))
     }
 
     /// Every entry's review of a session, in playlist order (one for a
