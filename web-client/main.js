@@ -29,7 +29,7 @@ import {
 } from './notes.js';
 import { Overlay } from './overlay.js';
 import {
-  EQUALISE, SampleWindow, TransportHistory, delayForTargetMs, latencySpreadUs, offsetLabel, reportedOffset,
+  EQUALISE, HoldWatch, SampleWindow, TransportHistory, delayForTargetMs, latencySpreadUs, offsetLabel, reportedOffset,
   roomTargetMs, rtpToServerUs,
 } from './playout.js';
 import { Room } from './room.js';
@@ -137,6 +137,7 @@ const history = new TransportHistory();
 // twice a second, and browsers time them differently).
 const latencies = new SampleWindow(48);
 const playLatencies = new SampleWindow(24);
+const holdWatch = new HoldWatch();
 // How long pictures take to arrive (server instant → last packet here):
 // the part of the latency a playout delay cannot change.
 const transits = new SampleWindow(48);
@@ -189,6 +190,8 @@ let roomKind = 'shared';
 let endedAt = null;
 const equaliser = {
   delayMs: 0, targetMs: null, ownMs: null, transitMs: null, changedAt: -Infinity, reportedUs: null, fixed: false,
+  // Streams restarted because the browser held pictures far too long.
+  holdRestarts: 0,
   // The last changes, as [serverMs, transitMs, targetMs, newDelayMs]: for diagnosis.
   steps: [],
 };
@@ -986,6 +989,7 @@ function equalise(now) {
   const transit = transits.median();
   if (transit == null || transits.length < TRANSIT_MIN_SAMPLES) return;
   equaliser.transitMs = transit / 1000;
+  if (restartIfHeld(now)) return;
   const next = delayForTargetMs(equaliser.targetMs, equaliser.transitMs, equaliser.delayMs, equaliseConfig);
   if (next === equaliser.delayMs) return;
   equaliser.delayMs = next;
@@ -993,6 +997,29 @@ function equalise(now) {
   equaliser.steps.push([Math.round(now / 1000), Math.round(equaliser.transitMs), Math.round(equaliser.targetMs), next]);
   if (equaliser.steps.length > 40) equaliser.steps.shift();
   stream.setDelayMs(next);
+}
+
+/**
+ * Restarts the stream when this browser holds pictures far longer than
+ * the delay set and the transit explain (see HoldWatch): a fresh receiver
+ * comes back to the room's latency, a held one would lag it for long.
+ */
+function restartIfHeld(now) {
+  if (playLatencies.length < REPORT_MIN_SAMPLES) return false;
+  const restart = holdWatch.update(performance.now(), {
+    playing: Boolean(room.schedule.at(now)?.playing),
+    latencyMs: equaliser.ownMs,
+    transitMs: equaliser.transitMs,
+    delayMs: equaliser.delayMs,
+  });
+  if (!restart) return false;
+  equaliser.holdRestarts = holdWatch.restarts;
+  latencies.clear();
+  playLatencies.clear();
+  transits.clear();
+  equaliser.ownMs = null;
+  stream.start(media);
+  return true;
 }
 
 /** The latency to report: of playing pictures when we have them (that is what equalisation compares). */
@@ -1253,6 +1280,10 @@ window.syncreel = Object.freeze({
     const still = document.getElementById('peek-still');
     if (!peek?.still || !still.complete || !still.naturalWidth) return null;
     return readCodeFromCanvas(still.naturalWidth, still.naturalHeight, false, still);
+  },
+  /** Makes this page's receiver hold pictures `ms` longer than asked, as a browser may after stalls (tests). */
+  holdPicturesLonger(ms) {
+    stream.holdLonger(ms);
   },
   /** Read the frame code on every `n`th picture (0: never); stops the automatic throttle. */
   setFrameCodeEvery(n) {

@@ -212,3 +212,51 @@ export function offsetLabel(frames, latencyMs) {
   const l = latencyMs == null ? '—' : `${Math.round(latencyMs)} ms`;
   return `${f} / ${l}`;
 }
+
+/**
+ * A browser that holds pictures much longer than asked. After stalls (a
+ * starved renderer, say) Chromium's receiver can raise its own playout
+ * delay far above the one set, and a raised delay decays slowly: seen
+ * at ~900 ms against a room at its 400 ms cap, one page then lags the
+ * room by half a second. The equaliser cannot pull it back (the delay it
+ * sets is only a floor), but a fresh receiver starts from nothing. So
+ * when the page's own latency exceeds what it accounts for (transit +
+ * the delay set + render) by more than `excessMs` for `sustainMs` of
+ * play, it is told to restart its stream, at most once per `cooldownMs`.
+ * A slow path is not excess: its transit accounts for it.
+ */
+export const HOLD = Object.freeze({ excessMs: 150, sustainMs: 3000, cooldownMs: 30_000 });
+
+export class HoldWatch {
+  constructor(cfg = HOLD) {
+    this.cfg = cfg;
+    this.since = null;
+    this.restartedAt = -Infinity;
+    this.restarts = 0;
+  }
+
+  /** How much longer than accounted for pictures are shown, ms, or null when unknown. */
+  static excessMs({ latencyMs, transitMs, delayMs }, cfg = EQUALISE) {
+    if (latencyMs == null || transitMs == null) return null;
+    return latencyMs - transitMs - delayMs - cfg.renderMs;
+  }
+
+  /**
+   * Takes the page's state at `nowMs` (`playing`, and the medians of
+   * `latencyMs` and `transitMs` with the `delayMs` set); returns true
+   * when the stream should be restarted now.
+   */
+  update(nowMs, state) {
+    const excess = state.playing ? HoldWatch.excessMs(state) : null;
+    if (excess == null || excess <= this.cfg.excessMs) {
+      this.since = null;
+      return false;
+    }
+    this.since ??= nowMs;
+    if (nowMs - this.since < this.cfg.sustainMs || nowMs - this.restartedAt < this.cfg.cooldownMs) return false;
+    this.since = null;
+    this.restartedAt = nowMs;
+    this.restarts += 1;
+    return true;
+  }
+}

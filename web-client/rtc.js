@@ -42,6 +42,7 @@ export class VideoLink {
     this.setupTimer = null;
     this.attempt = 0;
     this.delayMs = 0;
+    this.held = null;
     this.state = 'none';
     this.detail = '';
     this.starts = 0;
@@ -245,9 +246,20 @@ export class VideoLink {
   applyDelay() {
     for (const r of [this.receiver, this.audioReceiver]) {
       if (!r) continue;
-      if ('jitterBufferTarget' in r) r.jitterBufferTarget = this.delayMs;
-      else if ('playoutDelayHint' in r) r.playoutDelayHint = this.delayMs / 1000;
+      const ms = this.delayMs + (this.held?.receiver === this.receiver ? this.held.ms : 0);
+      if ('jitterBufferTarget' in r) r.jitterBufferTarget = ms;
+      else if ('playoutDelayHint' in r) r.playoutDelayHint = ms / 1000;
     }
+  }
+
+  /**
+   * For tests: makes this peer's receivers hold pictures `ms` longer than
+   * the delay set, as a browser does on its own after stalls. It lives
+   * and dies with these receivers, as that state does.
+   */
+  holdLonger(ms) {
+    this.held = { receiver: this.receiver, ms };
+    this.applyDelay();
   }
 
   /** The inbound stats the browser keeps for `kind` ('video' or 'audio'), or null. */

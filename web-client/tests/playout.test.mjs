@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  EQUALISE, SampleWindow, TransportHistory, delayForTargetMs, latencySpreadUs, offsetLabel, reportedOffset,
-  roomTargetMs, rtpToServerUs,
+  EQUALISE, HOLD, HoldWatch, SampleWindow, TransportHistory, delayForTargetMs, latencySpreadUs, offsetLabel,
+  reportedOffset, roomTargetMs, rtpToServerUs,
 } from '../playout.js';
 import { position } from '../transport.js';
 
@@ -170,4 +170,38 @@ test('the latency spread and the offset label', () => {
   assert.deepEqual(reportedOffset({ lastFrame: 22, lastFrameAt: 1_000_000, latencyUs: 41_000 }, h, timeline),
     { frames: 1, latencyMs: 41 });
   assert.equal(reportedOffset({ lastFrame: null, lastFrameAt: null, latencyUs: null }, h, timeline), null);
+});
+
+test('a page that holds pictures far longer than it accounts for is restarted, once per cooldown', () => {
+  const watch = new HoldWatch();
+  // 900 ms shown against 40 ms transit + 300 ms delay + render: 550 ms unexplained.
+  const held = { playing: true, latencyMs: 900, transitMs: 40, delayMs: 300 };
+  assert.equal(HoldWatch.excessMs(held), 900 - 40 - 300 - EQUALISE.renderMs);
+  assert.equal(watch.update(0, held), false, 'not at once');
+  assert.equal(watch.update(HOLD.sustainMs - 1, held), false);
+  assert.equal(watch.update(HOLD.sustainMs, held), true, 'after it lasted');
+  assert.equal(watch.restarts, 1);
+  // Still held (the new receiver has not settled): not again until the cooldown.
+  for (let t = HOLD.sustainMs; t < HOLD.cooldownMs; t += 500) assert.equal(watch.update(t + 1, held), false);
+  assert.equal(watch.update(HOLD.sustainMs + HOLD.cooldownMs + 10, held), true);
+});
+
+test('a slow path, a short stall, a pause or an unknown transit restarts nothing', () => {
+  const watch = new HoldWatch();
+  // 600 ms of transit (a satellite hop) explains a 700 ms latency.
+  for (let t = 0; t < 10_000; t += 250) {
+    assert.equal(watch.update(t, { playing: true, latencyMs: 700, transitMs: 600, delayMs: 60 }), false);
+  }
+  // Unexplained hold, but it clears before it lasts.
+  const held = { playing: true, latencyMs: 700, transitMs: 40, delayMs: 100 };
+  const fine = { ...held, latencyMs: 160 };
+  assert.equal(watch.update(20_000, held), false);
+  assert.equal(watch.update(20_000 + HOLD.sustainMs - 100, fine), false);
+  assert.equal(watch.update(20_000 + HOLD.sustainMs + 100, held), false, 'the clock started again');
+  // Paused pictures and a missing transit say nothing.
+  const pausedWatch = new HoldWatch();
+  for (let t = 0; t < 10_000; t += 250) {
+    assert.equal(pausedWatch.update(t, { ...held, playing: false }), false);
+    assert.equal(pausedWatch.update(t, { ...held, transitMs: null }), false);
+  }
 });

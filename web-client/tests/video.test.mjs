@@ -374,6 +374,36 @@ test('equalisation: a viewer whose pictures come late pulls the host\'s playout 
   assertNoPageErrors(pages);
 });
 
+test('a page whose browser holds pictures far longer than asked restarts its stream and comes back to the room', async (t) => {
+  const { byRole } = await mediaSession();
+  const host = await joinWatching(byRole.host.url, 'Host V9');
+  const viewer = await joinWatching(byRole.viewer.url, 'Viewer V9');
+  await host.keyboard.press('Space');
+  try {
+    const steady = await eventually(viewer, 'a steady playing latency', () => {
+      const v = window.syncreel.video();
+      return { ok: v.playLatencyMedianUs != null && v.equaliser.transitMs != null, starts: v.starts, us: v.playLatencyMedianUs };
+    }, null, 30_000);
+    // As Chromium may do on its own after render stalls: pictures held a
+    // second longer than the delay the page set.
+    await viewer.evaluate(() => window.syncreel.holdPicturesLonger(1000));
+    const held = await eventually(viewer, 'the page to restart its held stream', () => {
+      const v = window.syncreel.video();
+      return { ok: v.equaliser.holdRestarts === 1, starts: v.starts };
+    }, null, 30_000);
+    assert.ok(held.starts > steady.starts, 'a fresh receiver');
+    const back = await eventually(viewer, 'the latency back near the room\'s', () => {
+      const v = window.syncreel.video();
+      return { ok: v.state === 'playing' && v.playLatencyMedianUs != null && v.playLatencyMedianUs < 600_000, us: v.playLatencyMedianUs };
+    }, null, 30_000);
+    t.diagnostic(`latency ${(steady.us / 1000).toFixed(0)} ms, held a second longer, restarted, back at ${(back.us / 1000).toFixed(0)} ms`);
+    assert.equal(await viewer.evaluate(() => window.syncreel.video().equaliser.holdRestarts), 1, 'once');
+  } finally {
+    await host.keyboard.press('Space');
+  }
+  assertNoPageErrors(pages);
+});
+
 test('presence shows each viewer\'s video offset and latency, and the host the sync spread', async () => {
   const { byRole } = await mediaSession();
   const host = await joinWatching(byRole.host.url, 'Host V3');
