@@ -722,6 +722,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/sessions/{id}/end", post(end_session))
         .route("/api/sessions/{id}/export/{format}", get(export_session))
         .route("/api/sessions/{id}/still/{frame}", get(session_still))
+        .route("/api/sessions/{id}/events", get(session_events))
+        .route("/api/webhooks/deliveries", get(webhook_deliveries))
         .route("/api/sessions/{id}/links/{link}", delete(revoke_link))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -1032,6 +1034,57 @@ fn export_error(err: crate::exporter::ExportError) -> ApiError {
             err.to_string(),
         ),
     }
+}
+
+/// The session's audit trail (host): every join and leave, driver change,
+/// transport command, note, drawing and decision, oldest first.
+async fn session_events(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_host(&app, &headers, &id)?;
+    let store = app.store.clone();
+    let events = tokio::task::spawn_blocking(move || store.events(&id))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(store_error)?;
+    let events: Vec<serde_json::Value> = events
+        .into_iter()
+        .map(|(at, kind, detail)| serde_json::json!({"at": at, "kind": kind, "detail": detail}))
+        .collect();
+    Ok(Json(serde_json::json!({ "events": events })))
+}
+
+/// The most webhook attempts `GET /api/webhooks/deliveries` lists.
+const DELIVERIES_LISTED: usize = 1000;
+
+/// The webhook delivery log (admin): every attempt, newest last.
+async fn webhook_deliveries(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&app, &headers, "reading the delivery log")?;
+    let store = app.store.clone();
+    let log = tokio::task::spawn_blocking(move || store.deliveries(DELIVERIES_LISTED))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(store_error)?;
+    let deliveries: Vec<serde_json::Value> = log
+        .into_iter()
+        .map(|d| {
+            serde_json::json!({
+                "delivery": d.delivery,
+                "url": d.url,
+                "event": d.event,
+                "attempt": d.attempt,
+                "status": d.status,
+                "error": d.error,
+                "at": d.at,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "deliveries": deliveries })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -778,14 +778,14 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The webhook delivery log, oldest first.
-    pub fn deliveries(&self) -> Result<Vec<DeliveryRow>, StoreError> {
+    /// The newest `limit` attempts of the webhook delivery log, oldest first.
+    pub fn deliveries(&self, limit: usize) -> Result<Vec<DeliveryRow>, StoreError> {
         let db = self.reader.lock().expect("reader lock");
         let mut stmt = db.prepare(
-            "SELECT delivery, url, event, attempt, status, error, at
-             FROM webhook_deliveries ORDER BY id",
+            "SELECT delivery, url, event, attempt, status, error, at FROM
+             (SELECT * FROM webhook_deliveries ORDER BY id DESC LIMIT ?1) ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![limit as i64], |r| {
             Ok(DeliveryRow {
                 delivery: r.get(0)?,
                 url: r.get(1)?,

@@ -1087,3 +1087,74 @@ async fn a_review_held_in_the_demo_survives_kill_9_and_the_restarted_demo_carrie
     drop(demo);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test]
+async fn the_session_keeps_an_audit_trail_of_who_did_what_in_order_and_the_host_reads_it() {
+    let server = TestServer::start().await;
+    let s = server.create_session().await;
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
+    let mut reviewer = Client::join(server.addr, &s.reviewer, "Ravi").await;
+    host.send(json!({"type": "seek", "frame": 245})).await;
+    reviewer.expect("transport").await;
+    reviewer.send(json!({"type": "requestControl"})).await;
+    host.expect_where(|m| {
+        m["type"] == "control" && m["requests"].as_array().is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    let ravi = reviewer.id();
+    host.send(json!({"type": "grantControl", "participant": ravi}))
+        .await;
+    reviewer
+        .expect_where(|m| m["type"] == "control" && m["driver"] == ravi)
+        .await;
+    reviewer.send(note("n1", 245, "Sky too warm")).await;
+    reviewer.expect("noteAck").await;
+    reviewer
+        .send(drawing("d1", 245, "arrow", json!([[0.1, 0.1], [0.4, 0.4]])))
+        .await;
+    reviewer.expect("drawingAck").await;
+    reviewer.send(json!({"type": "leave"})).await;
+
+    // The trail is written beside the session, never in its way: poll
+    // (bounded by the wait) until the last of it is there.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let path = format!("/api/sessions/{}/events", s.id);
+    let kinds = loop {
+        let (status, body) = server.request("GET", &path, Some(&s.host), None).await;
+        assert_eq!(status, 200, "{body}");
+        let kinds: Vec<String> = body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect();
+        if kinds.contains(&"left".to_string()) {
+            break kinds;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "trail so far {kinds:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let order = [
+        "joined",
+        "joined",
+        "transport",
+        "control",
+        "note",
+        "drawing",
+        "left",
+    ];
+    let mut at = 0;
+    for kind in &kinds {
+        if at < order.len() && kind == order[at] {
+            at += 1;
+        }
+    }
+    assert_eq!(at, order.len(), "{order:?} in order within {kinds:?}");
+    // Only the host reads it.
+    let (status, _) = server.request("GET", &path, Some(&s.reviewer), None).await;
+    assert_eq!(status, 403);
+    server.shutdown().await;
+}

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use common::{Client, TestServer};
 use serde_json::{json, Value};
-use syncreel::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -161,7 +160,7 @@ async fn events_arrive_signed_and_are_retried_with_backoff_and_logged() {
 
     // The delivery log has every attempt of session.started: two failures
     // with the receiver's status, then success.
-    let store = Store::open(&server.data_dir.join("syncreel.db")).unwrap();
+    // The operator reads it over REST.
     let delivery = attempts[0].headers["x-syncreel-delivery"].clone();
     let deadline = tokio::time::Instant::now() + common::WAIT;
     let log = loop {
@@ -171,34 +170,40 @@ async fn events_arrive_signed_and_are_retried_with_backoff_and_logged() {
             tokio::time::Instant::now() < deadline,
             "delivery log incomplete"
         );
-        let log: Vec<_> = store
-            .deliveries()
+        let (status, body) = server
+            .request("GET", "/api/webhooks/deliveries", None, None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let log: Vec<Value> = body["deliveries"]
+            .as_array()
             .unwrap()
-            .into_iter()
-            .filter(|d| d.delivery == delivery)
+            .iter()
+            .filter(|d| d["delivery"] == delivery.as_str())
+            .cloned()
             .collect();
         if log.len() >= 3 {
             break log;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     };
-    let summary: Vec<(u32, Option<u16>, bool)> = log
+    let summary: Vec<(&Value, &Value, bool)> = log
         .iter()
-        .map(|d| (d.attempt, d.status, d.error.is_none()))
+        .map(|d| (&d["attempt"], &d["status"], d["error"].is_null()))
         .collect();
     assert_eq!(
         summary,
         vec![
-            (1, Some(500), false),
-            (2, Some(500), false),
-            (3, Some(200), true)
+            (&json!(1), &json!(500), false),
+            (&json!(2), &json!(500), false),
+            (&json!(3), &json!(200), true)
         ]
     );
     assert!(log
         .iter()
-        .all(|d| d.url == url && d.event == "session.started"));
+        .all(|d| d["url"] == url.as_str() && d["event"] == "session.started"));
     // Backoff: the second retry waited about twice as long as the first.
-    let gaps = [log[1].at - log[0].at, log[2].at - log[1].at];
+    let at = |i: usize| log[i]["at"].as_i64().unwrap();
+    let gaps = [at(1) - at(0), at(2) - at(1)];
     assert!(gaps[0] >= 20 && gaps[1] >= 40, "waits {gaps:?} ms");
     server.shutdown().await;
 }
