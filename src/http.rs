@@ -53,6 +53,8 @@ pub struct App {
 
 /// Stills decoded at once for `GET /api/sessions/{id}/still/{frame}`.
 const STILLS_AT_ONCE: usize = 2;
+/// How long a request for a still waits for its turn before `busy`.
+const STILL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl App {
     /// Opens the record in the data dir (`syncreel.db`).
@@ -1108,7 +1110,9 @@ async fn session_still(
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     require_link(&app, &headers, &id, None)?;
-    let Ok(_permit) = app.stills.try_acquire() else {
+    // A few people clicking at once wait their turn (a still takes about
+    // 90 ms); a queue that long means the machine is swamped.
+    let Ok(Ok(_permit)) = tokio::time::timeout(STILL_WAIT, app.stills.acquire()).await else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
