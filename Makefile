@@ -46,6 +46,11 @@ bench-rtc-fanout: release
 	ulimit -n 65536 2>/dev/null || true; SYNCREEL_BIN=$(CURDIR)/target/release/syncreel $(CARGO) bench --locked --bench rtc_fanout
 
 ## Browser video benchmarks (real Chromium; the netem part needs root). BENCH_* variables: see docs/benchmarks.md.
+## How long a look of one's own at a noted frame takes (GET …/still/{frame}).
+.PHONY: bench-still
+bench-still:
+	$(CARGO) bench --locked --bench still
+
 .PHONY: bench-browser
 bench-browser: release
 	cd web-client && SYNCREEL_BIN=$(CURDIR)/target/release/syncreel node bench/video-bench.mjs
