@@ -1103,12 +1103,19 @@ struct StillQuery {
 /// page paints those over it, as over the video).
 async fn session_still(
     State(app): State<Arc<App>>,
-    UrlPath((id, frame)): UrlPath<(String, i64)>,
+    UrlPath((id, frame)): UrlPath<(String, String)>,
     query: Result<Query<StillQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let frame: i64 = frame.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("{frame:?} is not a frame number"),
+        )
+    })?;
     require_link(&app, &headers, &id, None)?;
     // A few people clicking at once wait their turn (a still takes about
     // 90 ms); a queue that long means the machine is swamped.

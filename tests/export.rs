@@ -308,6 +308,10 @@ async fn any_participant_gets_a_still_of_any_frame_for_a_look_of_their_own() {
     assert_eq!(refused(status, &body), (400, "frame_out_of_range".into()));
     let (status, _, body) = still(1, None).await;
     assert_eq!(refused(status, &body), (401, "unauthorized".into()));
+    let path = format!("/api/sessions/{}/still/forty?width=640", s.id);
+    let (status, _, body) =
+        common::request_bytes(server.addr, "GET", &path, Some(&s.viewer), None).await;
+    assert_eq!(refused(status, &body), (400, "bad_request".into()));
     let other = server.create_session().await;
     let (status, _, body) = still(1, Some(other.viewer.clone())).await;
     assert_eq!(refused(status, &body), (403, "forbidden".into()));
