@@ -57,11 +57,7 @@ async fn main() {
     let spec = DemoClipSpec::default();
     eprintln!("preparing the demo clip (once)…");
     demo_clip::ensure(&root.join("demo.mov"), &spec).unwrap();
-    let server = TestServer::start_with({
-        let root = root.clone();
-        move |c| c.media.root = root
-    })
-    .await;
+    let server = TestServer::with_media(&root).await;
     let session = server
         .create_session_with(json!({"title": "Still bench", "media": "demo.mov"}))
         .await;

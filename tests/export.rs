@@ -280,11 +280,7 @@ fn frame_code(rgb: &[u8], w: usize, h: usize) -> Option<u32> {
 #[tokio::test]
 async fn any_participant_gets_a_still_of_any_frame_for_a_look_of_their_own() {
     let root = media_root();
-    let server = TestServer::start_with({
-        let root = root.clone();
-        move |c| c.media.root = root
-    })
-    .await;
+    let server = TestServer::with_media(&root).await;
     let s = server
         .create_session_with(json!({"title": "Shot 050", "media": "shot.mov"}))
         .await;
@@ -327,11 +323,7 @@ async fn any_participant_gets_a_still_of_any_frame_for_a_look_of_their_own() {
 async fn the_html_report_shows_each_noted_frame_exactly_with_its_drawings_on_it() {
     use base64::Engine as _;
     let root = media_root();
-    let server = TestServer::start_with({
-        let root = root.clone();
-        move |c| c.media.root = root
-    })
-    .await;
+    let server = TestServer::with_media(&root).await;
     let s = server
         .create_session_with(json!({"title": "Shot <040>", "media": "shot.mov"}))
         .await;
@@ -538,11 +530,7 @@ async fn exported_as(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_playlist_exports_as_one_timeline_with_each_entrys_notes_on_its_own_timecode() {
     let root = reel_media_root();
-    let server = TestServer::start_with({
-        let root = root.clone();
-        move |c| c.media.root = root
-    })
-    .await;
+    let server = TestServer::with_media(&root).await;
     let reel = server
         .create_session_with(json!({"title": "Reel 3", "playlist": [
             {"media": "shot.mov", "item": "Shot 010"},

@@ -60,6 +60,12 @@ impl TestServer {
         }
     }
 
+    /// A server whose media root is `root`.
+    pub async fn with_media(root: &std::path::Path) -> TestServer {
+        let root = root.to_path_buf();
+        TestServer::start_with(move |c| c.media.root = root).await
+    }
+
     /// A server that streams the media under `root` at 640×360 and
     /// `kbps`, small enough for the tests' own decoders.
     pub async fn streaming(root: std::path::PathBuf, kbps: u32) -> TestServer {
