@@ -727,6 +727,7 @@ mod tests {
                     version_id: None,
                     parent_id: None,
                     client_key: "k".into(),
+                    author_link: "l1".into(),
                     frame: 245,
                     frame_out: Some(250),
                     text: text.into(),

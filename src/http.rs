@@ -608,7 +608,11 @@ fn link_row(minted: &MintedLink) -> LinkRow {
         session_id: minted.link.session_id.clone(),
         role: role_name(minted.link.role).into(),
         token_hash: token_hash(&minted.token),
-        expires_at: minted.link.expires_at.map(|t| t as i64),
+        // `expiry` keeps every expiry far inside i64.
+        expires_at: minted
+            .link
+            .expires_at
+            .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
         revoked: minted.link.revoked,
     }
 }
@@ -730,6 +734,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("route") })
+        // Without this axum answers a wrong method with an empty 405; every
+        // error of ours has the JSON shape clients parse.
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .with_state(app)
 }
 
@@ -1198,7 +1211,21 @@ async fn mint_link(
     require_host(&app, &headers, &id)?;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    let expires_at = req.expires_in_secs.map(|s| unix_now().saturating_add(s));
+    let expires_at = req
+        .expires_in_secs
+        .map(|secs| {
+            crate::links::expiry(unix_now(), secs).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!(
+                        "expiresInSecs must be between 0 and {} (ten years)",
+                        crate::links::MAX_LIFETIME_SECS
+                    ),
+                )
+            })
+        })
+        .transpose()?;
     let minted = app.links.mint(&id, req.role.into(), expires_at);
     app.store
         .write_acked(Write::Link(link_row(&minted)))

@@ -45,6 +45,19 @@ pub enum LinkError {
     Revoked,
 }
 
+/// The longest a link may be minted to live: ten years. A longer one is
+/// refused rather than clamped, so the caller learns its number was wrong.
+pub const MAX_LIFETIME_SECS: u64 = 10 * 365 * 24 * 60 * 60;
+
+/// When a link minted at `now_unix` to live `lifetime_secs` expires, or
+/// `None` when the lifetime is over `MAX_LIFETIME_SECS`. A lifetime of 0
+/// is a link that has expired already.
+pub fn expiry(now_unix: u64, lifetime_secs: u64) -> Option<u64> {
+    (0..=MAX_LIFETIME_SECS)
+        .contains(&lifetime_secs)
+        .then(|| now_unix.saturating_add(lifetime_secs))
+}
+
 #[derive(Debug, Default)]
 pub struct LinkStore {
     by_hash: DashMap<[u8; 32], Link>,

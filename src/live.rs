@@ -113,6 +113,8 @@ pub enum SessionMsg {
         from: ParticipantId,
         conn_id: u64,
         command: Command,
+        /// The frame on the sender's screen (see `Session::handle_seen`).
+        shown: Option<i64>,
         reference: Option<u32>,
     },
     Sync {
@@ -411,6 +413,13 @@ struct Belonging {
     key: [u8; 16],
 }
 
+/// A personal room as its session keeps it.
+struct PersonalRoom {
+    handle: SessionHandle,
+    /// The link its participant came through; only that link finds it.
+    link_id: String,
+}
+
 /// Starts a room's task (and its players) and returns its handle.
 fn open_room(
     session: Session,
@@ -575,7 +584,7 @@ struct SessionTask {
     /// Set for a personal room: the session it belongs to.
     belonging: Option<Belonging>,
     /// A session's personal rooms, by their key (hex).
-    rooms: HashMap<String, SessionHandle>,
+    rooms: HashMap<String, PersonalRoom>,
     /// A personal room is born empty; it closes once it is empty again.
     anyone_joined: bool,
 }
@@ -633,16 +642,22 @@ impl SessionTask {
                 tx,
                 reply,
             } => {
-                if let Some(room) = resume.and_then(|secret| self.rooms.get(&hex(&secret))) {
-                    let _ = reply.send(Ok(Admitted::Elsewhere(room.clone())));
+                // A personal room is found again only through the link
+                // that opened it: the token decides the role, never a
+                // secret borrowed from someone else's link.
+                let room = resume
+                    .and_then(|secret| self.rooms.get(&hex(&secret)))
+                    .filter(|room| room.link_id == link_id);
+                if let Some(room) = room {
+                    let _ = reply.send(Ok(Admitted::Elsewhere(room.handle.clone())));
                     return;
                 }
                 let resumed = resume.and_then(|secret| {
-                    let id = self.session.resume(now, &secret).ok()?;
+                    let id = self.session.resume(now, &secret, &link_id).ok()?;
                     Some((id, secret))
                 });
                 if resumed.is_none() && self.ended_at.is_some() && self.belonging.is_none() {
-                    let _ = reply.send(self.open_personal_room(fresh_secret));
+                    let _ = reply.send(self.open_personal_room(fresh_secret, link_id));
                     return;
                 }
                 // A personal room's participant always holds the room's
@@ -659,6 +674,7 @@ impl SessionTask {
                             JoinRequest {
                                 name,
                                 role,
+                                link: link_id.clone(),
                                 resume_secret: fresh_secret,
                             },
                         )
@@ -701,12 +717,13 @@ impl SessionTask {
                 from,
                 conn_id,
                 command,
+                shown,
                 reference,
             } => {
                 if !self.is_current(from, conn_id) {
                     return;
                 }
-                if let Err(err) = self.session.handle(now, from, command) {
+                if let Err(err) = self.session.handle_seen(now, from, command, shown) {
                     self.send_error(
                         from,
                         ErrorCode::of_command(&err),
@@ -762,7 +779,7 @@ impl SessionTask {
             } => self.stored(from, key, kind, result),
             SessionMsg::RevokeLink { link_id } => {
                 for room in self.rooms.values() {
-                    let _ = room.tx.try_send(SessionMsg::RevokeLink {
+                    let _ = room.handle.tx.try_send(SessionMsg::RevokeLink {
                         link_id: link_id.clone(),
                     });
                 }
@@ -818,7 +835,11 @@ impl SessionTask {
     /// Opens a room of one for someone joining after the live review
     /// ended, so that their playback moves nobody else's. It shares the
     /// session's record: what they add is the session's.
-    fn open_personal_room(&mut self, key: [u8; 16]) -> Result<Admitted, JoinError> {
+    fn open_personal_room(
+        &mut self,
+        key: [u8; 16],
+        link_id: String,
+    ) -> Result<Admitted, JoinError> {
         if self.rooms.len() >= MAX_PERSONAL_ROOMS {
             return Err(JoinError::TooManyRooms(MAX_PERSONAL_ROOMS));
         }
@@ -847,7 +868,9 @@ impl SessionTask {
             Some(belonging),
         ) {
             Ok(room) => {
-                self.rooms.insert(hex(&key), room.clone());
+                let handle = room.clone();
+                self.rooms
+                    .insert(hex(&key), PersonalRoom { handle, link_id });
                 Ok(Admitted::Elsewhere(room))
             }
             Err(err) => {
@@ -880,7 +903,7 @@ impl SessionTask {
                         recorded: recorded.clone(),
                         from_room: None,
                     };
-                    if room.tx.try_send(relay).is_err() {
+                    if room.handle.tx.try_send(relay).is_err() {
                         tracing::warn!("a room's queue is full; a record was not passed on");
                     }
                 }
@@ -891,7 +914,11 @@ impl SessionTask {
     /// Checks a draft and hands it to the record; the author hears back
     /// once it is on disk, and the room sees it then too.
     fn write_record(&mut self, from: ParticipantId, draft: Draft) {
-        let Some(role) = self.conns.get(&from).map(|conn| conn.role) else {
+        let Some((role, link)) = self
+            .conns
+            .get(&from)
+            .map(|conn| (conn.role, conn.link_id.clone()))
+        else {
             return;
         };
         let (key, kind) = (draft.key().to_string(), draft.kind());
@@ -907,6 +934,7 @@ impl SessionTask {
             timeline: info.timeline(),
             role,
             author,
+            link: &link,
         };
         if role != Role::Viewer {
             if let Some(ack) = self.review.already_done(&draft) {
@@ -1017,7 +1045,13 @@ impl SessionTask {
                 }
                 ack
             }
-            Err(err) => kind.refused(key, ErrorCode::Store, err.to_string()),
+            Err(err) => {
+                let code = match err {
+                    StoreError::KeyConflict(..) => ErrorCode::KeyConflict,
+                    _ => ErrorCode::Store,
+                };
+                kind.refused(key, code, err.to_string())
+            }
         };
         self.reply(from, &reply);
     }

@@ -24,6 +24,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub struct Envelope {
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<u32>,
+    /// On a transport command: the frame on the sender's screen when they
+    /// acted. A pause, a step or a mark lands there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown: Option<i64>,
     #[serde(flatten)]
     pub message: ClientMessage,
 }
@@ -603,6 +607,9 @@ pub enum ErrorCode {
     UnknownVersion,
     /// The review record could not store it (disk full, locked): retry.
     Store,
+    /// The sender's link already used this key for a different note,
+    /// drawing or decision; it is not stored (send it under a new key).
+    KeyConflict,
     /// A `cue` to an entry the playlist does not have.
     UnknownEntry,
     /// The review has ended and a room of one could not be opened for
@@ -726,9 +733,13 @@ pub enum ParseError {
     /// Over the configured message size.
     #[error("message of {size} bytes exceeds the limit of {limit}")]
     TooLarge { size: usize, limit: usize },
-    /// Not JSON, or not a known message.
-    #[error("malformed message: {0}")]
-    Malformed(String),
+    /// Not JSON, or not a known message. `reference` is the frame's `ref`
+    /// when it had a readable one, so the error can still be matched.
+    #[error("malformed message: {reason}")]
+    Malformed {
+        reason: String,
+        reference: Option<u32>,
+    },
 }
 
 /// Parses one client frame, checking the size before touching the JSON.
@@ -739,7 +750,25 @@ pub fn parse_client(text: &str, limit: usize) -> Result<Envelope, ParseError> {
             limit,
         });
     }
-    serde_json::from_str(text).map_err(|e| ParseError::Malformed(e.to_string()))
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ParseError::Malformed {
+            reason: e.to_string(),
+            reference: None,
+        })?;
+    let reference = value
+        .get("ref")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|r| u32::try_from(r).ok());
+    let malformed = |reason: String| ParseError::Malformed { reason, reference };
+    // serde reads an internally tagged enum's tag as a variant *index* when
+    // it is a number, so `{"type":3}` would be the fourth message. Only the
+    // documented names are messages.
+    if let Some(kind) = value.get("type") {
+        if !kind.is_string() {
+            return Err(malformed("`type` must be a message name".into()));
+        }
+    }
+    Envelope::deserialize(value).map_err(|e| malformed(e.to_string()))
 }
 
 /// Serializes a server message. The types here cannot fail to serialize.
@@ -1105,6 +1134,44 @@ mod tests {
     }
 
     #[test]
+    fn a_message_is_picked_by_its_name_never_by_a_number() {
+        for bad in [
+            r#"{"type":1,"t1":5}"#,
+            r#"{"type":2}"#,
+            r#"{"type":3}"#,
+            r#"{"type":0,"protocol":1,"token":"a","name":"b"}"#,
+            r#"{"type":true}"#,
+            r#"{"type":["play"]}"#,
+        ] {
+            assert!(
+                matches!(parse(bad), Err(ParseError::Malformed { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_message_keeps_its_ref() {
+        assert_eq!(
+            parse(r#"{"type":"step","frames":"x","ref":7}"#),
+            Err(ParseError::Malformed {
+                reason: "invalid type: string \"x\", expected i64".into(),
+                reference: Some(7)
+            })
+        );
+        let Err(ParseError::Malformed { reference, .. }) = parse(r#"{"type":9,"ref":8}"#) else {
+            panic!("a numeric type parsed");
+        };
+        assert_eq!(reference, Some(8));
+        // A ref that is not a u32 is no ref at all.
+        let Err(ParseError::Malformed { reference, .. }) = parse(r#"{"type":"fly","ref":-1}"#)
+        else {
+            panic!("an unknown type parsed");
+        };
+        assert_eq!(reference, None);
+    }
+
+    #[test]
     fn refuses_malformed_and_oversized_frames() {
         for bad in [
             "",
@@ -1114,7 +1181,10 @@ mod tests {
             r#"{"type":"step"}"#,
             r#"{"type":"step","frames":"x"}"#,
         ] {
-            assert!(matches!(parse(bad), Err(ParseError::Malformed(_))), "{bad}");
+            assert!(
+                matches!(parse(bad), Err(ParseError::Malformed { .. })),
+                "{bad}"
+            );
         }
         let big = format!(
             r#"{{"type":"hello","protocol":1,"token":"{}","name":"x"}}"#,

@@ -25,7 +25,10 @@ impl FrameRanges {
 
     /// How many distinct frames are covered.
     pub fn frame_count(&self) -> i64 {
-        self.ranges.iter().map(|(a, b)| b - a + 1).sum()
+        self.ranges
+            .iter()
+            .map(|(a, b)| b.saturating_sub(*a).saturating_add(1))
+            .fold(0, i64::saturating_add)
     }
 
     /// Adds `first..=last` (in either order).
@@ -65,10 +68,13 @@ impl SeenFrames {
         const SLACK_FRAMES: i64 = 2;
         match self.last {
             Some((last_frame, last_at)) if at_micros > last_at && frame >= last_frame => {
-                let elapsed = i128::from(at_micros - last_at);
+                // In i128: reports come off the wire, and no difference of
+                // two i64 overflows there.
+                let elapsed = i128::from(at_micros) - i128::from(last_at);
                 let possible =
-                    (elapsed * i128::from(rate.0) / (1_000_000 * i128::from(rate.1.max(1)))) as i64;
-                if frame - last_frame <= possible + SLACK_FRAMES {
+                    elapsed * i128::from(rate.0) / (1_000_000 * i128::from(rate.1.max(1)));
+                let moved = i128::from(frame) - i128::from(last_frame);
+                if moved <= possible + i128::from(SLACK_FRAMES) {
                     self.seen.add(last_frame, frame);
                 } else {
                     self.seen.add(frame, frame);

@@ -155,13 +155,18 @@ impl Command {
     }
 }
 
+/// The longest round trip or uncertainty a sync report may claim; more is
+/// a broken or hostile client, and is read as this.
+const MAX_REPORTED_MICROS: i64 = 60_000_000;
+
 /// Why a join was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JoinError {
     /// The room already holds `max_participants`.
     #[error("the session is full ({0} participants)")]
     Full(usize),
-    /// The resume secret matches nobody still within the resume window.
+    /// The resume secret matches nobody of this link still within the
+    /// resume window.
     #[error("nothing to resume; join afresh")]
     NothingToResume,
     /// The review has ended and as many people as the server allows are
@@ -328,12 +333,17 @@ pub struct Output {
 pub struct JoinRequest {
     pub name: String,
     pub role: Role,
+    /// The link it came through (its id). A resume must come through the
+    /// same link: the secret names a participant, but only the link vouches
+    /// for the role, so another link's secret must not lend its role.
+    pub link: String,
     pub resume_secret: [u8; 16],
 }
 
 #[derive(Debug)]
 struct Participant {
     presence: Presence,
+    link: String,
     resume_secret: [u8; 16],
     /// When the connection dropped; `None` while connected.
     away_since: Option<ServerTime>,
@@ -487,6 +497,7 @@ impl Session {
                     last_frame: None,
                     video_latency_micros: None,
                 },
+                link: req.link,
                 resume_secret: req.resume_secret,
                 away_since: None,
                 joined_seq: id.0,
@@ -498,17 +509,19 @@ impl Session {
         Ok(id)
     }
 
-    /// Restores a participant who reconnected with its resume secret. A
-    /// connection the edge has not yet noticed is dead is simply replaced.
+    /// Restores a participant who reconnected with its resume secret
+    /// through the link it first joined by. A connection the edge has not
+    /// yet noticed is dead is simply replaced.
     pub fn resume(
         &mut self,
         now: ServerTime,
         secret: &[u8; 16],
+        link: &str,
     ) -> Result<ParticipantId, JoinError> {
         let id = self
             .participants
             .iter()
-            .find(|(_, p)| &p.resume_secret == secret)
+            .find(|(_, p)| &p.resume_secret == secret && p.link == link)
             .map(|(id, _)| *id)
             .ok_or(JoinError::NothingToResume)?;
         let p = self.participants.get_mut(&id).expect("found above");
@@ -561,6 +574,21 @@ impl Session {
         from: ParticipantId,
         command: Command,
     ) -> Result<(), CommandError> {
+        self.handle_seen(now, from, command, None)
+    }
+
+    /// As [`Session::handle`], from a driver whose screen showed frame
+    /// `shown` when they acted. The picture trails the playhead by the
+    /// room's playout delay, so a pause, a step or a mark lands on that
+    /// frame, not on wherever the playhead has run to by `execute_at`.
+    /// A frame outside the media is ignored.
+    pub fn handle_seen(
+        &mut self,
+        now: ServerTime,
+        from: ParticipantId,
+        command: Command,
+        shown: Option<i64>,
+    ) -> Result<(), CommandError> {
         let role = self
             .participants
             .get(&from)
@@ -574,16 +602,19 @@ impl Session {
             if self.driver != Some(from) {
                 return Err(CommandError::NotDriver);
             }
-            return self.transport_command(now, from, command);
+            return self.transport_command(now, from, command, shown);
         }
         self.control_command(from, role, command)
     }
 
     pub fn report_sync(&mut self, now: ServerTime, id: ParticipantId, report: SyncReport) {
         if let Some(p) = self.participants.get_mut(&id) {
-            p.presence.rtt_micros = Some(report.rtt_micros.max(0));
+            // Reports come off the wire: keep them within what a real
+            // path could measure, so the sums below cannot overflow.
+            p.presence.rtt_micros = Some(report.rtt_micros.clamp(0, MAX_REPORTED_MICROS));
             p.presence.offset_micros = Some(report.offset_micros);
-            p.presence.uncertainty_micros = Some(report.uncertainty_micros.max(0));
+            p.presence.uncertainty_micros =
+                Some(report.uncertainty_micros.clamp(0, MAX_REPORTED_MICROS));
             self.presence_touched(now, id);
         }
     }
@@ -596,6 +627,14 @@ impl Session {
         at: ServerTime,
         video_latency_micros: Option<i64>,
     ) {
+        // A report of a frame outside the media, or of an instant further
+        // off than any real clock error, is a broken client: ignored, so
+        // that receipts and presence never hold what no screen showed.
+        let timeline = self.info.timeline();
+        let plausible = at.as_micros().abs_diff(now.as_micros()) <= MAX_REPORTED_MICROS as u64;
+        if !timeline.contains(frame) || !plausible {
+            return;
+        }
         let rate = self.info.timecode.rate();
         if let Some(p) = self.participants.get_mut(&id) {
             // Only those who may approve need a receipt; viewers in a big
@@ -718,7 +757,8 @@ impl Session {
             .filter_map(|p| p.presence.rtt_micros)
             .max()
             .unwrap_or(0);
-        (slowest + self.limits.lead_margin_micros)
+        slowest
+            .saturating_add(self.limits.lead_margin_micros)
             .clamp(self.limits.lead_min_micros, self.limits.lead_max_micros)
     }
 
@@ -727,6 +767,7 @@ impl Session {
         now: ServerTime,
         from: ParticipantId,
         command: Command,
+        shown: Option<i64>,
     ) -> Result<(), CommandError> {
         let execute_at = now.saturating_add_micros(self.lead_micros());
         if let Command::Cue(entry) = command {
@@ -734,6 +775,9 @@ impl Session {
         }
         let timeline = self.info.timeline();
         let here = self.transport.position(&timeline, execute_at);
+        // What the driver saw. A speed change while playing does not use
+        // it: playback goes on from where it is rather than jumping back.
+        let seen = shown.filter(|&f| timeline.contains(f)).unwrap_or(here);
         let in_media = |frame: i64| {
             if timeline.contains(frame) {
                 Ok(frame)
@@ -759,7 +803,10 @@ impl Session {
                     next.anchor_frame = 0;
                 }
             }
-            Command::Pause => next.playing = false,
+            Command::Pause => {
+                next.playing = false;
+                next.anchor_frame = seen;
+            }
             Command::Seek(target) => {
                 next.anchor_frame = in_media(match target {
                     SeekTarget::Frame(frame) => frame,
@@ -767,18 +814,18 @@ impl Session {
                 })?;
             }
             Command::Step(n) => {
-                if n.abs() > self.limits.max_step {
+                if n.unsigned_abs() > self.limits.max_step.unsigned_abs() {
                     return Err(CommandError::StepTooLarge(self.limits.max_step));
                 }
                 next.playing = false;
-                next.anchor_frame = timeline.clamp(here + n);
+                next.anchor_frame = timeline.clamp(seen + n);
             }
             Command::Shuttle(speed) => {
                 next.playing = true;
                 next.speed = speed;
             }
             Command::LoopIn(frame) => {
-                let mark = in_media(frame.unwrap_or(here))?;
+                let mark = in_media(frame.unwrap_or(seen))?;
                 next.loop_marks.mark_in = Some(mark);
                 // Marking in after out starts a new range, as in an NLE.
                 if next.loop_marks.mark_out.is_some_and(|out| out < mark) {
@@ -786,7 +833,7 @@ impl Session {
                 }
             }
             Command::LoopOut(frame) => {
-                let mark = in_media(frame.unwrap_or(here))?;
+                let mark = in_media(frame.unwrap_or(seen))?;
                 next.loop_marks.mark_out = Some(mark);
                 if next
                     .loop_marks

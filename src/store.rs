@@ -157,6 +157,87 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE session_entries ADD COLUMN drop_frame INTEGER;
     ALTER TABLE session_entries ADD COLUMN start_timecode TEXT;
     ALTER TABLE session_entries ADD COLUMN duration_frames INTEGER;",
+    // 6: a client key belongs to its author's link, not the whole session:
+    // two links may use the same key, and neither sees the other's record
+    // as its own. SQLite cannot drop a UNIQUE constraint, so the three
+    // tables are rebuilt (renaming first keeps every foreign key pointing
+    // at the table of its name). Rows from before carry the link ''.
+    "ALTER TABLE notes RENAME TO notes_v5;
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        client_key TEXT NOT NULL,
+        frame INTEGER NOT NULL,
+        frame_out INTEGER,
+        text TEXT NOT NULL,
+        author TEXT NOT NULL,
+        author_role TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        version_id TEXT REFERENCES versions(id),
+        parent_id INTEGER REFERENCES notes(id),
+        resolved_by TEXT,
+        resolved_at INTEGER,
+        author_link TEXT NOT NULL DEFAULT '',
+        UNIQUE (session_id, author_link, client_key)
+    );
+    INSERT INTO notes (id, session_id, client_key, frame, frame_out, text, author, author_role,
+                       created_at, version_id, parent_id, resolved_by, resolved_at)
+        SELECT id, session_id, client_key, frame, frame_out, text, author, author_role,
+               created_at, version_id, parent_id, resolved_by, resolved_at
+        FROM notes_v5 ORDER BY id;
+    DROP TABLE notes_v5;
+    ALTER TABLE drawings RENAME TO drawings_v5;
+    CREATE TABLE drawings (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        version_id TEXT REFERENCES versions(id),
+        client_key TEXT NOT NULL,
+        frame INTEGER NOT NULL,
+        tool TEXT NOT NULL,
+        colour TEXT NOT NULL,
+        width REAL NOT NULL,
+        points BLOB NOT NULL,
+        author TEXT NOT NULL,
+        author_role TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        erased_by TEXT,
+        erased_at INTEGER,
+        author_link TEXT NOT NULL DEFAULT '',
+        UNIQUE (session_id, author_link, client_key)
+    );
+    INSERT INTO drawings (id, session_id, version_id, client_key, frame, tool, colour, width,
+                          points, author, author_role, created_at, erased_by, erased_at)
+        SELECT id, session_id, version_id, client_key, frame, tool, colour, width,
+               points, author, author_role, created_at, erased_by, erased_at
+        FROM drawings_v5 ORDER BY id;
+    DROP TABLE drawings_v5;
+    ALTER TABLE approvals RENAME TO approvals_v5;
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        version_id TEXT REFERENCES versions(id),
+        client_key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        author TEXT NOT NULL,
+        author_role TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        frames_seen TEXT NOT NULL,
+        frame_count INTEGER NOT NULL,
+        stream TEXT,
+        stream_bytes INTEGER,
+        stream_kbps INTEGER,
+        checksum TEXT,
+        author_link TEXT NOT NULL DEFAULT '',
+        UNIQUE (session_id, author_link, client_key)
+    );
+    INSERT INTO approvals (id, session_id, version_id, client_key, status, author, author_role,
+                           created_at, frames_seen, frame_count, stream, stream_bytes,
+                           stream_kbps, checksum)
+        SELECT id, session_id, version_id, client_key, status, author, author_role,
+               created_at, frames_seen, frame_count, stream, stream_bytes,
+               stream_kbps, checksum
+        FROM approvals_v5 ORDER BY id;
+    DROP TABLE approvals_v5;",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -178,6 +259,11 @@ pub enum StoreError {
     /// The writer has stopped (the server is shutting down).
     #[error("the review record is closed")]
     Closed,
+    /// The author's link already used this key for something else. A
+    /// resend carries what the first send did; this is a client reusing
+    /// keys, and acknowledging it would drop its new text silently.
+    #[error("key {0:?} was already used for a different {1}; send it under a new key")]
+    KeyConflict(String, &'static str),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -271,6 +357,8 @@ pub struct NewNote {
     /// The author's own key for it: a resend after a lost acknowledgement
     /// finds the first copy instead of making a second.
     pub client_key: String,
+    /// The link the author came through; a key is unique per link.
+    pub author_link: String,
     pub frame: i64,
     pub frame_out: Option<i64>,
     pub text: String,
@@ -299,6 +387,7 @@ pub struct NewDrawing {
     pub session_id: String,
     pub version_id: Option<String>,
     pub client_key: String,
+    pub author_link: String,
     pub frame: i64,
     pub shape: Shape,
     pub author: String,
@@ -333,6 +422,7 @@ pub struct NewApproval {
     pub session_id: String,
     pub version_id: Option<String>,
     pub client_key: String,
+    pub author_link: String,
     /// `approved`, `changes_requested` or `pending`.
     pub status: String,
     pub author: String,
@@ -849,11 +939,12 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
 const SESSION_COLUMNS: &str = "id, title, fps_num, fps_den, drop_frame, start_timecode, \
      duration_frames, media, created_at, last_frame, version_id, ended_at, entry";
 const NOTE_COLUMNS: &str = "id, session_id, client_key, frame, frame_out, text, author, \
-     author_role, created_at, version_id, parent_id, resolved_by, resolved_at";
+     author_role, created_at, version_id, parent_id, resolved_by, resolved_at, author_link";
 const DRAWING_COLUMNS: &str = "id, session_id, version_id, client_key, frame, tool, colour, \
-     width, points, author, author_role, created_at, erased_by, erased_at";
+     width, points, author, author_role, created_at, erased_by, erased_at, author_link";
 const APPROVAL_COLUMNS: &str = "id, session_id, version_id, client_key, status, author, \
-     author_role, created_at, frames_seen, frame_count, stream, stream_bytes, stream_kbps, checksum";
+     author_role, created_at, frames_seen, frame_count, stream, stream_bytes, stream_kbps, \
+     checksum, author_link";
 const VERSION_SELECT: &str = "SELECT v.id, v.media_item_id, m.name, v.number, v.path, \
      v.checksum, v.size_bytes, v.created_at FROM versions v JOIN media_items m ON m.id = v.media_item_id";
 
@@ -894,6 +985,7 @@ fn note_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NoteRow> {
             created_at: r.get(8)?,
             version_id: r.get(9)?,
             parent_id: r.get(10)?,
+            author_link: r.get(13)?,
         },
         resolved: mark(r.get(11)?, r.get(12)?),
     })
@@ -922,6 +1014,7 @@ fn drawing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrawingRow> {
             author: r.get(9)?,
             author_role: r.get(10)?,
             created_at: r.get(11)?,
+            author_link: r.get(14)?,
         },
         erased: mark(r.get(12)?, r.get(13)?),
     })
@@ -953,6 +1046,7 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
             session_id: r.get(1)?,
             version_id: r.get(2)?,
             client_key: r.get(3)?,
+            author_link: r.get(14)?,
             status: r.get(4)?,
             author: r.get(5)?,
             author_role: r.get(6)?,
@@ -1332,19 +1426,27 @@ fn apply_record(db: &Connection, record: &Record) -> RecordResult {
             let existing = db
                 .query_row(
                     &format!(
-                        "SELECT {DRAWING_COLUMNS} FROM drawings WHERE session_id = ?1 AND client_key = ?2"
+                        "SELECT {DRAWING_COLUMNS} FROM drawings
+                         WHERE session_id = ?1 AND author_link = ?2 AND client_key = ?3"
                     ),
-                    params![drawing.session_id, drawing.client_key],
+                    params![drawing.session_id, drawing.author_link, drawing.client_key],
                     drawing_row,
                 )
                 .optional()?;
             if let Some(row) = existing {
+                let same = row.drawing.frame == drawing.frame && row.drawing.shape == drawing.shape;
+                if !same {
+                    return Err(StoreError::KeyConflict(
+                        drawing.client_key.clone(),
+                        "drawing",
+                    ));
+                }
                 return Ok((Recorded::Drawing(row), false));
             }
             db.execute(
                 "INSERT INTO drawings (session_id, version_id, client_key, frame, tool, colour,
-                                       width, points, author, author_role, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                       width, points, author, author_role, created_at, author_link)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     drawing.session_id,
                     drawing.version_id,
@@ -1356,7 +1458,8 @@ fn apply_record(db: &Connection, record: &Record) -> RecordResult {
                     encode_points(&drawing.shape.points),
                     drawing.author,
                     drawing.author_role,
-                    drawing.created_at
+                    drawing.created_at,
+                    drawing.author_link
                 ],
             )?;
             let row = DrawingRow {
@@ -1388,21 +1491,36 @@ fn apply_record(db: &Connection, record: &Record) -> RecordResult {
             let existing = db
                 .query_row(
                     &format!(
-                        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE session_id = ?1 AND client_key = ?2"
+                        "SELECT {APPROVAL_COLUMNS} FROM approvals
+                         WHERE session_id = ?1 AND author_link = ?2 AND client_key = ?3"
                     ),
-                    params![approval.session_id, approval.client_key],
+                    params![
+                        approval.session_id,
+                        approval.author_link,
+                        approval.client_key
+                    ],
                     approval_row,
                 )
                 .optional()?;
             if let Some(row) = existing {
+                // The receipt is the server's, taken at each send; the
+                // decision and its version are what the author sent.
+                let same = row.approval.status == approval.status
+                    && row.approval.version_id == approval.version_id;
+                if !same {
+                    return Err(StoreError::KeyConflict(
+                        approval.client_key.clone(),
+                        "decision",
+                    ));
+                }
                 return Ok((Recorded::Approval(row), false));
             }
             let receipt = &approval.receipt;
             db.execute(
                 "INSERT INTO approvals (session_id, version_id, client_key, status, author,
                                         author_role, created_at, frames_seen, frame_count,
-                                        stream, stream_bytes, stream_kbps, checksum)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                        stream, stream_bytes, stream_kbps, checksum, author_link)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     approval.session_id,
                     approval.version_id,
@@ -1416,7 +1534,8 @@ fn apply_record(db: &Connection, record: &Record) -> RecordResult {
                     receipt.stream,
                     receipt.stream_bytes,
                     receipt.stream_kbps,
-                    receipt.checksum
+                    receipt.checksum,
+                    approval.author_link
                 ],
             )?;
             let row = ApprovalRow {
@@ -1498,18 +1617,29 @@ fn insert_version(db: &Connection, version: &NewVersion) -> Result<(VersionRow, 
 fn insert_note(db: &Connection, note: &NewNote) -> Result<(NoteRow, bool), StoreError> {
     let existing = db
         .query_row(
-            &format!("SELECT {NOTE_COLUMNS} FROM notes WHERE session_id = ?1 AND client_key = ?2"),
-            params![note.session_id, note.client_key],
+            &format!(
+                "SELECT {NOTE_COLUMNS} FROM notes
+                 WHERE session_id = ?1 AND author_link = ?2 AND client_key = ?3"
+            ),
+            params![note.session_id, note.author_link, note.client_key],
             note_row,
         )
         .optional()?;
     if let Some(row) = existing {
+        let first = &row.note;
+        let same = first.text == note.text
+            && first.frame == note.frame
+            && first.frame_out == note.frame_out
+            && first.parent_id == note.parent_id;
+        if !same {
+            return Err(StoreError::KeyConflict(note.client_key.clone(), "note"));
+        }
         return Ok((row, false));
     }
     db.execute(
         "INSERT INTO notes (session_id, client_key, frame, frame_out, text, author, author_role,
-                            created_at, version_id, parent_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                            created_at, version_id, parent_id, author_link)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             note.session_id,
             note.client_key,
@@ -1520,7 +1650,8 @@ fn insert_note(db: &Connection, note: &NewNote) -> Result<(NoteRow, bool), Store
             note.author_role,
             note.created_at,
             note.version_id,
-            note.parent_id
+            note.parent_id,
+            note.author_link
         ],
     )?;
     Ok((
@@ -1563,6 +1694,7 @@ mod tests {
             version_id: None,
             parent_id: None,
             client_key: key.into(),
+            author_link: "l1".into(),
             frame,
             frame_out: None,
             text: format!("note {key}"),
@@ -1582,11 +1714,49 @@ mod tests {
             .unwrap();
         let (a, new_a) = store.add_note(note("a", 10)).await.unwrap();
         let (b, new_b) = store.add_note(note("b", 20)).await.unwrap();
-        let (again, new_again) = store.add_note(note("a", 99)).await.unwrap();
+        let (again, new_again) = store.add_note(note("a", 10)).await.unwrap();
         assert!(new_a && new_b && !new_again);
         assert_eq!(again, a, "a resend finds the first copy");
         let notes = store.notes("s1").unwrap();
         assert_eq!(notes, vec![a, b]);
+    }
+
+    #[tokio::test]
+    async fn a_key_belongs_to_its_link_and_a_reused_key_is_refused() {
+        let store = Store::temporary().unwrap();
+        store
+            .write_acked(Write::Session(session("s1"), vec![]))
+            .await
+            .unwrap()
+            .unwrap();
+        let (mine, _) = store.add_note(note("k", 10)).await.unwrap();
+        // Another link's note under the same key is its own note.
+        let theirs = NewNote {
+            author_link: "l2".into(),
+            text: "theirs".into(),
+            ..note("k", 10)
+        };
+        let (stored, new) = store.add_note(theirs.clone()).await.unwrap();
+        assert!(new);
+        assert_ne!(stored.id, mine.id);
+        assert_eq!(stored.note, theirs);
+        // The same link reusing the key for other words is refused, and
+        // the first note stands.
+        let reused = NewNote {
+            text: "other words".into(),
+            ..note("k", 10)
+        };
+        assert!(matches!(
+            store.add_note(reused).await,
+            Err(StoreError::KeyConflict(..))
+        ));
+        let texts: Vec<String> = store
+            .notes("s1")
+            .unwrap()
+            .into_iter()
+            .map(|n| n.note.text)
+            .collect();
+        assert_eq!(texts, ["note k", "theirs"]);
     }
 
     #[tokio::test]

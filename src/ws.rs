@@ -194,16 +194,19 @@ impl Connection {
         {
             Ok(envelope) => envelope,
             Err(err) => {
-                let code = match err {
-                    ParseError::TooLarge { .. } => ErrorCode::MessageTooLarge,
-                    ParseError::Malformed(_) => ErrorCode::Malformed,
+                let (code, reference) = match err {
+                    ParseError::TooLarge { .. } => (ErrorCode::MessageTooLarge, None),
+                    ParseError::Malformed { reference, .. } => (ErrorCode::Malformed, reference),
                 };
-                self.reject(Reject(code, err.to_string()), None);
+                self.reject(Reject(code, err.to_string()), reference);
                 return Flow::Continue;
             }
         };
         let reference = envelope.reference;
-        match self.dispatch(envelope.message, arrived, reference).await {
+        match self
+            .dispatch(envelope.message, arrived, reference, envelope.shown)
+            .await
+        {
             Ok(flow) => flow,
             Err(reject) => {
                 self.reject(reject, reference);
@@ -217,6 +220,7 @@ impl Connection {
         message: ClientMessage,
         arrived: Instant,
         reference: Option<u32>,
+        shown: Option<i64>,
     ) -> Result<Flow, Reject> {
         if let ClientMessage::Ping { id, t0 } = message {
             let t1 = self.app.clock.at(arrived);
@@ -291,6 +295,7 @@ impl Connection {
                     from,
                     conn_id,
                     command: command_of(other)?,
+                    shown,
                     reference,
                 },
             },

@@ -39,7 +39,9 @@ async fn a_note_is_acknowledged_to_its_author_shown_to_the_room_and_given_to_lat
 
     // A resend (its acknowledgement was lost, say) is acknowledged with the
     // same note and shown to nobody again.
-    reviewer.send(note("k1", 999, "again")).await;
+    reviewer
+        .send(json!({"type": "note", "key": "k1", "frame": 120, "frameOut": 130, "text": "Sky is too warm"}))
+        .await;
     assert_eq!(reviewer.expect("noteAck").await["note"], *stored);
     host.send(note("k2", 5, "Boom in shot")).await;
     let second = host.expect("noteAck").await["note"].clone();

@@ -123,6 +123,8 @@ pub struct Context<'a> {
     pub timeline: Timeline,
     pub role: Role,
     pub author: String,
+    /// The link the author came through, which scopes their keys.
+    pub link: &'a str,
 }
 
 /// Why a draft was refused.
@@ -266,6 +268,7 @@ impl SessionReview {
                 version_id: ctx.version.map(|v| v.id.clone()),
                 parent_id: parent,
                 client_key: key,
+                author_link: ctx.link.into(),
                 frame,
                 frame_out,
                 text: text.into(),
@@ -338,6 +341,7 @@ impl SessionReview {
                     session_id: ctx.session_id.into(),
                     version_id: ctx.version.map(|v| v.id.clone()),
                     client_key: key,
+                    author_link: ctx.link.into(),
                     frame,
                     shape,
                     author: ctx.author.clone(),
@@ -385,6 +389,7 @@ impl SessionReview {
                     session_id: ctx.session_id.into(),
                     version_id: Some(current.id.clone()),
                     client_key: key,
+                    author_link: ctx.link.into(),
                     status: status.name().into(),
                     author: ctx.author.clone(),
                     author_role: role_name(ctx.role).into(),

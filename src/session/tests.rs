@@ -44,6 +44,7 @@ impl Room {
         let req = JoinRequest {
             name: name.into(),
             role,
+            link: link_of(role),
             resume_secret: secret,
         };
         let id = self.session.join(self.now, req).unwrap();
@@ -110,6 +111,11 @@ impl Room {
     fn position(&self) -> i64 {
         self.session.position(self.now)
     }
+}
+
+/// Each role's link in these tests; a real link id is random.
+fn link_of(role: Role) -> String {
+    format!("{role:?}-link")
 }
 
 #[test]
@@ -218,6 +224,50 @@ fn lead_follows_the_slowest_participant_within_bounds() {
     assert_eq!(room.session.lead_micros(), 500_000);
     room.session.disconnect(room.now, host);
     assert_eq!(room.session.lead_micros(), 140_000);
+    // A hostile report cannot wrap the sum round to a short lead.
+    room.session.report_sync(room.now, far, report(i64::MAX));
+    assert_eq!(room.session.lead_micros(), 500_000);
+    room.session.report_sync(room.now, far, report(i64::MIN));
+    assert_eq!(room.session.lead_micros(), 50_000);
+}
+
+#[test]
+fn a_step_of_any_size_beyond_the_limit_is_refused() {
+    let mut room = Room::new();
+    let host = room.join("Dana", Role::Host);
+    let version = room.session.version();
+    for n in [i64::MIN, i64::MIN + 1, i64::MAX, 1_000_000] {
+        assert!(
+            matches!(
+                room.cmd(host, Command::Step(n)),
+                Err(CommandError::StepTooLarge(_))
+            ),
+            "{n}"
+        );
+    }
+    assert_eq!(room.session.version(), version);
+}
+
+#[test]
+fn another_links_resume_secret_lends_no_role() {
+    let mut room = Room::new();
+    let host = room.join_with_secret("Dana", Role::Host, [7; 16]);
+    room.session.disconnect(room.now, host);
+    // A viewer's link with the host's secret is not the host.
+    assert_eq!(
+        room.session
+            .resume(room.now, &[7; 16], &link_of(Role::Viewer)),
+        Err(JoinError::NothingToResume)
+    );
+    assert_eq!(
+        room.session.presence(host).map(|p| p.connected),
+        Some(false)
+    );
+    assert_eq!(
+        room.session
+            .resume(room.now, &[7; 16], &link_of(Role::Host)),
+        Ok(host)
+    );
 }
 
 #[test]
@@ -394,7 +444,10 @@ fn driver_who_reconnects_in_time_keeps_the_seat() {
     room.cmd(host, Command::GrantControl(colorist)).unwrap();
     room.session.disconnect(room.now, colorist);
     room.advance_ms(1000);
-    let resumed = room.session.resume(room.now, &[7; 16]).unwrap();
+    let resumed = room
+        .session
+        .resume(room.now, &[7; 16], &link_of(Role::Reviewer))
+        .unwrap();
     assert_eq!(resumed, colorist);
     room.advance_ms(10_000);
     assert_eq!(room.session.driver(), Some(colorist));
@@ -409,7 +462,8 @@ fn resume_after_the_window_fails_and_presence_reports_the_leave() {
     room.session.disconnect(room.now, viewer);
     room.advance_ms(60_000);
     assert_eq!(
-        room.session.resume(room.now, &[9; 16]),
+        room.session
+            .resume(room.now, &[9; 16], &link_of(Role::Viewer)),
         Err(JoinError::NothingToResume)
     );
     // The leave is announced with the next presence flush.
@@ -463,6 +517,7 @@ fn full_room_refuses_joins() {
     let req = JoinRequest {
         name: "C".into(),
         role: Role::Viewer,
+        link: link_of(Role::Viewer),
         resume_secret: [3; 16],
     };
     assert_eq!(room.session.join(room.now, req), Err(JoinError::Full(2)));
@@ -531,6 +586,62 @@ fn step_pauses_and_clamps() {
     assert_eq!(transport.anchor_frame, 26);
     room.cmd(host, Command::Step(-100)).unwrap();
     assert_eq!(room.last_transport().1.anchor_frame, 0);
+}
+
+#[test]
+fn pause_step_and_marks_land_on_the_frame_the_driver_saw() {
+    let mut room = Room::new();
+    let host = room.join("Dana", Role::Host);
+    room.cmd(host, Command::Play).unwrap();
+    room.advance_ms(2000);
+    // The playhead is at 49 by execute-at; the driver's picture, 200 ms
+    // behind it, showed 43.
+    let seen = |room: &mut Room, command, shown| {
+        let result = room.session.handle_seen(room.now, host, command, shown);
+        room.drain();
+        result.map(|()| room.last_transport().1)
+    };
+    let paused = seen(&mut room, Command::Pause, Some(43)).unwrap();
+    assert!(!paused.playing);
+    assert_eq!(paused.anchor_frame, 43);
+    assert_eq!(
+        seen(&mut room, Command::Step(2), Some(43))
+            .unwrap()
+            .anchor_frame,
+        45
+    );
+    let marks = seen(&mut room, Command::LoopIn(None), Some(40))
+        .unwrap()
+        .loop_marks;
+    assert_eq!(marks.mark_in, Some(40));
+    // An explicit mark wins over the frame shown.
+    let marks = seen(&mut room, Command::LoopOut(Some(90)), Some(41))
+        .unwrap()
+        .loop_marks;
+    assert_eq!(marks.mark_out, Some(90));
+
+    // A speed change while playing goes on from the playhead, without a
+    // jump back to the picture.
+    room.cmd(host, Command::Play).unwrap();
+    room.advance_ms(1000);
+    let here = room
+        .session
+        .position(room.now.saturating_add_micros(50_000));
+    let faster = seen(
+        &mut room,
+        Command::Shuttle(Speed::new(2, 1).unwrap()),
+        Some(here - 5),
+    )
+    .unwrap();
+    assert_eq!(faster.anchor_frame, here);
+
+    // A frame off the media is no frame at all: the playhead is used.
+    room.advance_ms(500);
+    let here = room
+        .session
+        .position(room.now.saturating_add_micros(50_000));
+    let paused = seen(&mut room, Command::Pause, Some(-3)).unwrap();
+    assert_eq!(paused.anchor_frame, here);
 }
 
 #[test]
@@ -651,6 +762,7 @@ fn in_a_personal_room_whoever_is_there_drives_and_the_room_empties_when_they_go(
         JoinRequest {
             name: "Ash".into(),
             role: Role::Reviewer,
+            link: link_of(Role::Reviewer),
             resume_secret: [8; 16],
         },
     );
@@ -667,7 +779,11 @@ fn in_a_personal_room_whoever_is_there_drives_and_the_room_empties_when_they_go(
     room.session.disconnect(room.now, viewer);
     assert!(!room.session.is_empty());
     room.advance_ms(5_000);
-    assert_eq!(room.session.resume(room.now, &[7; 16]), Ok(viewer));
+    assert_eq!(
+        room.session
+            .resume(room.now, &[7; 16], &link_of(Role::Viewer)),
+        Ok(viewer)
+    );
     room.drain();
     assert_eq!(room.session.driver(), Some(viewer));
     room.session.disconnect(room.now, viewer);
