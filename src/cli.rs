@@ -143,7 +143,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     })?;
     let server = Server::bind(config)
         .await
-        .context("cannot bind the listening address")?;
+        .context("cannot start the server")?;
     let addr = server.local_addr()?;
     // Links printed for a wildcard bind still need a host a browser can open.
     let shown = if addr.ip().is_unspecified() {

@@ -26,10 +26,15 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhooksConfig {
-    /// `http://` URLs that receive every event as a signed JSON POST.
+    /// `http://` or `https://` URLs that receive every event as a signed
+    /// JSON POST.
     pub urls: Vec<String>,
-    /// The HMAC-SHA256 key for the `X-SyncReel-Signature` header.
+    /// The HMAC-SHA256 key for the `X-SyncReel-Signature` header; at least
+    /// [`WebhooksConfig::MIN_SECRET_BYTES`] when there are URLs.
     pub secret: String,
+    /// A PEM file of extra roots trusted for https receivers, besides the
+    /// bundled public ones. Empty: none.
+    pub ca_file: PathBuf,
     /// Tries per delivery, the first included.
     pub max_attempts: u32,
     /// The wait before the first retry; it doubles with each retry.
@@ -43,10 +48,38 @@ impl Default for WebhooksConfig {
         WebhooksConfig {
             urls: Vec::new(),
             secret: String::new(),
+            ca_file: PathBuf::new(),
             max_attempts: 6,
             backoff_ms: 1_000,
             timeout_ms: 5_000,
         }
+    }
+}
+
+impl WebhooksConfig {
+    /// Receivers can only trust a signature whose key cannot be guessed:
+    /// 16 bytes is 128 bits when random, and rules out "", "secret" and
+    /// the like.
+    pub const MIN_SECRET_BYTES: usize = 16;
+
+    /// Refuses a configuration that could never deliver, or would deliver
+    /// unsigned-in-effect requests, rather than failing on every event.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for url in &self.urls {
+            crate::webhooks::Target::parse(url).map_err(|reason| ConfigError::WebhookUrl {
+                url: url.clone(),
+                reason,
+            })?;
+        }
+        if !self.urls.is_empty() && self.secret.len() < Self::MIN_SECRET_BYTES {
+            return Err(ConfigError::WebhookSecret {
+                len: self.secret.len(),
+            });
+        }
+        if !self.ca_file.as_os_str().is_empty() {
+            crate::webhooks::root_store(&self.ca_file)?;
+        }
+        Ok(())
     }
 }
 
@@ -199,6 +232,21 @@ pub enum ConfigError {
     /// The TOML, or an environment override, does not fit the schema.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// An entry of `webhooks.urls` that can never be delivered to.
+    #[error("invalid configuration: webhooks.urls: {url:?} {reason}")]
+    WebhookUrl {
+        url: String,
+        reason: crate::webhooks::UrlError,
+    },
+    /// `webhooks.urls` is set but `webhooks.secret` is too short to sign with.
+    #[error(
+        "invalid configuration: webhooks.secret must be at least {} bytes when webhooks.urls is set (it has {len})",
+        WebhooksConfig::MIN_SECRET_BYTES
+    )]
+    WebhookSecret { len: usize },
+    /// `webhooks.ca_file` cannot be read or holds no usable certificate.
+    #[error("invalid configuration: webhooks.ca_file {}: {reason}", path.display())]
+    WebhookCaFile { path: PathBuf, reason: String },
 }
 
 impl Config {
@@ -241,7 +289,9 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what the schema cannot; `load` calls it, and so does
+    /// `Server::bind` for configurations built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.session;
         let fail = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if s.lead_min_ms > s.lead_max_ms {
@@ -273,7 +323,7 @@ impl Config {
         if self.rtc.udp_port_min > self.rtc.udp_port_max {
             return fail("rtc.udp_port_min must not exceed rtc.udp_port_max");
         }
-        Ok(())
+        self.webhooks.validate()
     }
 
     /// The directory media files must live under.

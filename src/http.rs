@@ -51,16 +51,26 @@ pub struct App {
     next_conn_id: AtomicU64,
 }
 
+/// Why the shared state could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
 /// Stills decoded at once for `GET /api/sessions/{id}/still/{frame}`.
 const STILLS_AT_ONCE: usize = 2;
 /// How long a request for a still waits for its turn before `busy`.
 const STILL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl App {
-    /// Opens the record in the data dir (`syncreel.db`).
-    pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> Result<App, StoreError> {
+    /// Opens the record in the data dir (`syncreel.db`) and starts the
+    /// webhooks.
+    pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> Result<App, StartError> {
         let store = Store::open(&config.server.data_dir.join("syncreel.db"))?;
-        let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, store.clone());
+        let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, store.clone())?;
         Ok(App {
             webhooks,
             config,

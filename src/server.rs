@@ -25,7 +25,10 @@ pub struct Server {
 }
 
 impl Server {
+    /// Refuses an invalid configuration before taking the port, so that a
+    /// config built in code is held to the same rules as a loaded one.
     pub async fn bind(config: Config) -> std::io::Result<Server> {
+        config.validate().map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(config.server.bind).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let app = Arc::new(App::new(config, shutdown_rx).map_err(std::io::Error::other)?);

@@ -8,87 +8,127 @@ use std::sync::{Arc, Mutex};
 
 use common::{Client, TestServer};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
 
 /// A request as the receiver got it.
 #[derive(Debug, Clone)]
 struct Received {
+    /// `POST /path?query HTTP/1.1`
+    request_line: String,
     headers: HashMap<String, String>,
     body: String,
 }
 
-/// A bare HTTP/1.1 receiver that fails the first `fail_first` attempts of
-/// each delivery with a 500, then answers 200. Reports every request.
+/// The signing key the tests configure: long enough for the server's
+/// minimum.
+const SECRET: &str = "s3cret-s3cret-s3cret";
+
+/// A bare HTTP/1.1 receiver on `127.0.0.1:0` that fails the first
+/// `fail_first` attempts of each delivery with a 500, then answers 200.
+/// Reports every request.
 async fn receiver(fail_first: usize) -> (String, mpsc::UnboundedReceiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks/syncreel", listener.local_addr().unwrap());
+    (url, serve(listener, None, fail_first))
+}
+
+/// Answers every connection to `listener`, over TLS when `tls` is given.
+fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    fail_first: usize,
+) -> mpsc::UnboundedReceiver<Received> {
     let (tx, rx) = mpsc::unbounded_channel();
     let attempts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
+        while let Ok((socket, _)) = listener.accept().await {
             let tx = tx.clone();
             let attempts = attempts.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let mut data = Vec::new();
-                let mut buf = [0u8; 4096];
-                // Bounded by the request's own length.
-                let (head_end, length) = loop {
-                    let n = socket.read(&mut buf).await.unwrap();
-                    assert!(n > 0, "request cut short");
-                    data.extend_from_slice(&buf[..n]);
-                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&data[..i]).to_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                            .unwrap_or(0);
-                        break (i + 4, length);
+                match tls {
+                    // A failed handshake is the client's to report.
+                    Some(tls) => {
+                        if let Ok(socket) = tls.accept(socket).await {
+                            answer(socket, tx, attempts, fail_first).await;
+                        }
                     }
-                };
-                while data.len() < head_end + length {
-                    let n = socket.read(&mut buf).await.unwrap();
-                    assert!(n > 0, "body cut short");
-                    data.extend_from_slice(&buf[..n]);
+                    None => answer(socket, tx, attempts, fail_first).await,
                 }
-                let head = String::from_utf8_lossy(&data[..head_end]).to_string();
-                let headers: HashMap<String, String> = head
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
-                    .collect();
-                let body = String::from_utf8_lossy(&data[head_end..head_end + length]).to_string();
-                let delivery = headers
-                    .get("x-syncreel-delivery")
-                    .cloned()
-                    .unwrap_or_default();
-                let seen = {
-                    let mut attempts = attempts.lock().unwrap();
-                    let n = attempts.entry(delivery).or_insert(0);
-                    *n += 1;
-                    *n
-                };
-                let status = if seen <= fail_first {
-                    "500 Internal Server Error"
-                } else {
-                    "200 OK"
-                };
-                let _ = socket
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        )
-                        .as_bytes(),
-                    )
-                    .await;
-                let _ = tx.send(Received { headers, body });
             });
         }
     });
-    (url, rx)
+    rx
+}
+
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: S,
+    tx: mpsc::UnboundedSender<Received>,
+    attempts: Arc<Mutex<HashMap<String, usize>>>,
+    fail_first: usize,
+) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded by the request's own length.
+    let (head_end, length) = loop {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "request cut short");
+        data.extend_from_slice(&buf[..n]);
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..i]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse::<usize>().unwrap())
+                .unwrap_or(0);
+            break (i + 4, length);
+        }
+    };
+    while data.len() < head_end + length {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "body cut short");
+        data.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    let request_line = head.lines().next().unwrap_or_default().to_string();
+    let headers: HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    let body = String::from_utf8_lossy(&data[head_end..head_end + length]).to_string();
+    let delivery = headers
+        .get("x-syncreel-delivery")
+        .cloned()
+        .unwrap_or_default();
+    let seen = {
+        let mut attempts = attempts.lock().unwrap();
+        let n = attempts.entry(delivery).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let status = if seen <= fail_first {
+        "500 Internal Server Error"
+    } else {
+        "200 OK"
+    };
+    let _ = socket
+        .write_all(
+            format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+    let _ = socket.shutdown().await;
+    let _ = tx.send(Received {
+        request_line,
+        headers,
+        body,
+    });
 }
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
@@ -104,7 +144,7 @@ async fn events_arrive_signed_and_are_retried_with_backoff_and_logged() {
     let hook_url = url.clone();
     let server = TestServer::start_with(move |c| {
         c.webhooks.urls = vec![hook_url];
-        c.webhooks.secret = "s3cret".into();
+        c.webhooks.secret = SECRET.into();
         c.webhooks.backoff_ms = 20;
         c.webhooks.max_attempts = 4;
     })
@@ -126,7 +166,7 @@ async fn events_arrive_signed_and_are_retried_with_backoff_and_logged() {
         assert_eq!(got.body, attempts[0].body);
         let expected = format!(
             "sha256={}",
-            syncreel::webhooks::sign(b"s3cret", got.body.as_bytes())
+            syncreel::webhooks::sign(SECRET.as_bytes(), got.body.as_bytes())
         );
         assert_eq!(got.headers["x-syncreel-signature"], expected);
         assert_ne!(
@@ -224,7 +264,7 @@ async fn resolving_and_reopening_a_note_are_announced() {
     let (url, mut requests) = receiver(0).await;
     let server = TestServer::start_with(move |c| {
         c.webhooks.urls = vec![url];
-        c.webhooks.secret = "s3cret".into();
+        c.webhooks.secret = SECRET.into();
     })
     .await;
     let s = server.create_session().await;
@@ -271,4 +311,284 @@ async fn resolving_and_reopening_a_note_are_announced() {
     let mut late = Client::join(server.addr, &s.reviewer, "Ravi").await;
     assert_eq!(late.expect("ended").await["at"], at);
     server.shutdown().await;
+}
+
+/// The delivery log's attempts to `url`, once there are at least `n`
+/// (polled within the wait: the log is written just after each attempt).
+async fn attempts_to(server: &TestServer, url: &str, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let (status, body) = server
+            .request("GET", "/api/webhooks/deliveries", None, None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let log: Vec<Value> = body["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["url"] == url)
+            .cloned()
+            .collect();
+        if log.len() >= n {
+            return log;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than {n} attempts to {url} logged: {log:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Checks that `got` is a `session.started` signed with [`SECRET`].
+fn assert_signed_start(got: &Received, session_id: &str) {
+    assert_eq!(got.headers["x-syncreel-event"], "session.started");
+    assert_eq!(
+        got.headers["x-syncreel-signature"],
+        format!(
+            "sha256={}",
+            syncreel::webhooks::sign(SECRET.as_bytes(), got.body.as_bytes())
+        )
+    );
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(body["sessionId"], session_id);
+}
+
+#[tokio::test]
+async fn a_url_without_a_port_is_delivered_to_port_80_by_name() {
+    // Port 80 needs root and may be taken; the URL parsing itself is also
+    // covered by the unit tests in src/webhooks.rs.
+    let listener = match TcpListener::bind("127.0.0.1:80").await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("skipped: cannot listen on 127.0.0.1:80 ({err})");
+            return;
+        }
+    };
+    let mut requests = serve(listener, None, 0);
+    // A name, not an address: it has to be resolved, and the port implied.
+    let url = "http://localhost/hooks/syncreel?team=7&kind=review";
+    let server = TestServer::start_with(move |c| {
+        c.webhooks.urls = vec![url.into()];
+        c.webhooks.secret = SECRET.into();
+        c.webhooks.max_attempts = 1;
+    })
+    .await;
+    let s = server.create_session().await;
+    let got = next(&mut requests).await;
+    assert_eq!(
+        got.request_line,
+        "POST /hooks/syncreel?team=7&kind=review HTTP/1.1"
+    );
+    assert_eq!(got.headers["host"], "localhost");
+    assert_signed_start(&got, &s.id);
+    let log = attempts_to(&server, url, 1).await;
+    assert_eq!(log[0]["status"], 200, "{log:?}");
+    server.shutdown().await;
+}
+
+/// A CA, a certificate it issued for `localhost` and 127.0.0.1, and a TLS
+/// acceptor serving that certificate; the CA as PEM.
+fn tls_receiver_identity() -> (TlsAcceptor, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "SyncReel test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone(), ca.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    (TlsAcceptor::from(Arc::new(config)), ca.pem())
+}
+
+#[tokio::test]
+async fn https_receivers_are_verified_against_the_configured_ca() {
+    let (acceptor, ca_pem) = tls_receiver_identity();
+    let dir = std::env::temp_dir().join(format!("syncreel-webhook-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut requests = serve(listener, Some(acceptor), 0);
+    let url = format!("https://localhost:{port}/hooks/secure?v=1");
+
+    // Trusting the CA: delivered, signed, to the path and Host of the URL.
+    let (hook_url, trusted) = (url.clone(), ca_file.clone());
+    let server = TestServer::start_with(move |c| {
+        c.webhooks.urls = vec![hook_url];
+        c.webhooks.secret = SECRET.into();
+        c.webhooks.ca_file = trusted;
+        c.webhooks.max_attempts = 1;
+    })
+    .await;
+    let s = server.create_session().await;
+    let got = next(&mut requests).await;
+    assert_eq!(got.request_line, "POST /hooks/secure?v=1 HTTP/1.1");
+    assert_eq!(got.headers["host"], format!("localhost:{port}"));
+    assert_signed_start(&got, &s.id);
+    let log = attempts_to(&server, &url, 1).await;
+    assert_eq!(log[0]["status"], 200, "{log:?}");
+    server.shutdown().await;
+
+    // Without it the receiver's certificate is not trusted: the attempt
+    // fails in the handshake and is logged as such, nothing arrives.
+    let hook_url = url.clone();
+    let server = TestServer::start_with(move |c| {
+        c.webhooks.urls = vec![hook_url];
+        c.webhooks.secret = SECRET.into();
+        c.webhooks.max_attempts = 1;
+    })
+    .await;
+    server.create_session().await;
+    let log = attempts_to(&server, &url, 1).await;
+    assert!(log[0]["status"].is_null(), "{log:?}");
+    let error = log[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("TLS") && error.to_lowercase().contains("certificate"),
+        "{error}"
+    );
+    assert!(
+        requests.try_recv().is_err(),
+        "an untrusted receiver got a request"
+    );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn webhook_config_that_cannot_deliver_is_refused_naming_the_key() {
+    use syncreel::config::Config;
+    let good_secret = ("SYNCREEL_WEBHOOKS__SECRET", SECRET);
+    let refused = |pairs: &[(&str, &str)]| match Config::load(None, env(pairs)) {
+        Ok(_) => panic!("accepted {pairs:?}"),
+        Err(err) => err.to_string(),
+    };
+
+    // The same settings with a long enough secret and a usable URL pass.
+    let ok = Config::load(
+        None,
+        env(&[
+            (
+                "SYNCREEL_WEBHOOKS__URLS",
+                r#"["https://hooks.example.com/in"]"#,
+            ),
+            good_secret,
+        ]),
+    )
+    .unwrap();
+    assert_eq!(ok.webhooks.urls, ["https://hooks.example.com/in"]);
+
+    for secret in ["", "short"] {
+        let err = refused(&[
+            (
+                "SYNCREEL_WEBHOOKS__URLS",
+                r#"["http://hooks.example.com/in"]"#,
+            ),
+            ("SYNCREEL_WEBHOOKS__SECRET", secret),
+        ]);
+        assert!(
+            err.contains("webhooks.secret") && err.contains("16 bytes"),
+            "{err}"
+        );
+    }
+    let err = refused(&[
+        (
+            "SYNCREEL_WEBHOOKS__URLS",
+            r#"["ftp://hooks.example.com/in"]"#,
+        ),
+        good_secret,
+    ]);
+    assert!(
+        err.contains("webhooks.urls")
+            && err.contains("ftp://hooks.example.com/in")
+            && err.contains("http:// or https://"),
+        "{err}"
+    );
+    for no_host in ["http:///in", "http://:8080/in"] {
+        let urls = format!(r#"["{no_host}"]"#);
+        let err = refused(&[("SYNCREEL_WEBHOOKS__URLS", urls.as_str()), good_secret]);
+        assert!(
+            err.contains("webhooks.urls") && err.contains(no_host),
+            "{err}"
+        );
+    }
+    let err = refused(&[
+        (
+            "SYNCREEL_WEBHOOKS__URLS",
+            r#"["https://hooks.example.com/in"]"#,
+        ),
+        good_secret,
+        ("SYNCREEL_WEBHOOKS__CA_FILE", "/nonexistent/ca.pem"),
+    ]);
+    assert!(
+        err.contains("webhooks.ca_file") && err.contains("/nonexistent/ca.pem"),
+        "{err}"
+    );
+
+    // A config built in code is held to the same rules when it is served.
+    let mut config = Config::default();
+    config.server.bind = "127.0.0.1:0".parse().unwrap();
+    config.webhooks.urls = vec!["http://hooks.example.com/in".into()];
+    match syncreel::server::Server::bind(config).await {
+        Ok(_) => panic!("served webhooks without a secret"),
+        Err(err) => assert!(err.to_string().contains("webhooks.secret"), "{err}"),
+    }
+}
+
+#[test]
+fn serve_exits_with_the_webhook_key_it_refuses() {
+    let data = std::env::temp_dir().join(format!("syncreel-webhook-cli-{}", std::process::id()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncreel"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env(
+            "SYNCREEL_WEBHOOKS__URLS",
+            r#"["http://hooks.example.com/in"]"#,
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("syncreel starts");
+    let deadline = std::time::Instant::now() + common::WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("syncreel serve kept running with an empty webhook secret");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("webhooks.secret"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&data);
 }
