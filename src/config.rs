@@ -94,6 +94,23 @@ pub struct MediaConfig {
     pub codec: String,
     pub bitrate_kbps: u32,
     pub keyframe_interval: u32,
+    /// Exact frames (lossless PNG) kept in memory for paused rooms and
+    /// steps, in MiB. A 1280×720 frame is about 1 MiB.
+    pub frame_cache_mib: u32,
+    /// Warm decoders kept for exact frames (one per version and width).
+    pub frame_decoders: u32,
+    /// An exact-frame decoder unused this long is closed.
+    pub frame_decoder_idle_secs: u64,
+}
+
+impl MediaConfig {
+    pub fn frame_limits(&self) -> crate::media::frames::FrameLimits {
+        crate::media::frames::FrameLimits {
+            cache_bytes: (self.frame_cache_mib as usize).saturating_mul(1 << 20),
+            decoders: self.frame_decoders.max(1) as usize,
+            idle: std::time::Duration::from_secs(self.frame_decoder_idle_secs.max(1)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -117,6 +134,9 @@ impl Default for MediaConfig {
             codec: "vp8".into(),
             bitrate_kbps: stream.bitrate_kbps,
             keyframe_interval: stream.keyframe_interval,
+            frame_cache_mib: 256,
+            frame_decoders: 4,
+            frame_decoder_idle_secs: 30,
         }
     }
 }

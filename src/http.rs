@@ -17,6 +17,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
+mod frames;
+
 use crate::config::Config;
 use crate::links::{random_id, token_hash, Link, LinkError, LinkStore, MintedLink};
 use crate::live::{
@@ -48,6 +50,11 @@ pub struct App {
     /// Stills being decoded for participants' own looks at a frame: each
     /// opens a decoder, so only a few at once.
     stills: tokio::sync::Semaphore,
+    /// Exact frames for paused rooms, steps and scrubs: warm decoders and
+    /// a byte-bounded cache (`media::frames`).
+    pub frames: crate::media::frames::FrameServer,
+    /// The probed file behind each (session, version checksum) asked for.
+    frame_media: dashmap::DashMap<(String, String), Arc<crate::media::MediaInfo>>,
     next_conn_id: AtomicU64,
 }
 
@@ -71,6 +78,7 @@ impl App {
     pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> Result<App, StartError> {
         let store = Store::open(&config.server.data_dir.join("syncreel.db"))?;
         let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, store.clone())?;
+        let frames = crate::media::frames::FrameServer::new(config.media.frame_limits());
         Ok(App {
             webhooks,
             config,
@@ -81,6 +89,8 @@ impl App {
             shutdown,
             store,
             stills: tokio::sync::Semaphore::new(STILLS_AT_ONCE),
+            frames,
+            frame_media: dashmap::DashMap::new(),
             next_conn_id: AtomicU64::new(1),
         })
     }
@@ -738,6 +748,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/sessions/{id}/end", post(end_session))
         .route("/api/sessions/{id}/export/{format}", get(export_session))
         .route("/api/sessions/{id}/still/{frame}", get(session_still))
+        .route(
+            "/api/sessions/{id}/frames/{checksum}/{frame}",
+            get(frames::frame_png),
+        )
         .route("/api/sessions/{id}/events", get(session_events))
         .route("/api/webhooks/deliveries", get(webhook_deliveries))
         .route("/api/sessions/{id}/links/{link}", delete(revoke_link))
@@ -1328,10 +1342,45 @@ async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
+    let mut text = app.metrics.render();
+    let f = app.frames.stats();
+    for (name, kind, help, value) in [
+        (
+            "syncreel_frame_cache_bytes",
+            "gauge",
+            "Bytes of exact frames cached",
+            f.cached_bytes as u64,
+        ),
+        (
+            "syncreel_frame_cache_frames",
+            "gauge",
+            "Exact frames cached",
+            f.cached_frames as u64,
+        ),
+        (
+            "syncreel_frame_decoders",
+            "gauge",
+            "Warm exact-frame decoders",
+            f.warm_decoders as u64,
+        ),
+        (
+            "syncreel_frame_cache_hits_total",
+            "counter",
+            "Exact frames answered from the cache",
+            f.hits,
+        ),
+        (
+            "syncreel_frame_cache_misses_total",
+            "counter",
+            "Exact frames decoded",
+            f.misses,
+        ),
+    ] {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn index(State(app): State<Arc<App>>) -> Result<Response, ApiError> {

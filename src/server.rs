@@ -66,6 +66,21 @@ impl Server {
             tracing::info!("shutting down");
             let _ = shutdown_tx.send(true);
         });
+        // Exact-frame decoders hold GStreamer pipelines and threads: an
+        // idle one is closed rather than kept for a page that left.
+        let sweeper = app.clone();
+        let mut sweeping = app.shutdown.clone();
+        tokio::spawn(async move {
+            let every = sweeper.config.media.frame_limits().idle / 2;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = sweeping.wait_for(|stop| *stop) => break,
+                }
+                let frames = sweeper.clone();
+                let _ = tokio::task::spawn_blocking(move || frames.frames.sweep()).await;
+            }
+        });
         let router = http::router(app.clone());
         // Small messages must leave at once: Nagle would hold a transport
         // event behind an unacknowledged one for up to 40 ms.

@@ -692,6 +692,29 @@ impl Store {
             .optional()?)
     }
 
+    /// The file (as the session asked for it) of the session's version
+    /// whose checksum is `checksum`: its own version or any playlist
+    /// entry's. `None` when the session reviews no such version.
+    pub fn media_of_version(
+        &self,
+        session_id: &str,
+        checksum: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let db = self.reader.lock().expect("reader lock");
+        Ok(db
+            .query_row(
+                "SELECT e.media FROM session_entries e JOIN versions v ON v.id = e.version_id
+                 WHERE e.session_id = ?1 AND v.checksum = ?2
+                 UNION ALL
+                 SELECT s.media FROM sessions s JOIN versions v ON v.id = s.version_id
+                 WHERE s.id = ?1 AND v.checksum = ?2 AND s.media IS NOT NULL
+                 LIMIT 1",
+                params![session_id, checksum],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Every link of every session.
     pub fn links(&self) -> Result<Vec<LinkRow>, StoreError> {
         let db = self.reader.lock().expect("reader lock");

@@ -7,6 +7,7 @@
 
 pub mod audio;
 pub mod demo_clip;
+pub mod frames;
 pub mod mov_timecode;
 pub mod player;
 pub mod probe;

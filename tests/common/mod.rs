@@ -363,6 +363,25 @@ pub async fn request_bytes(
     bearer: Option<&str>,
     body: Option<Value>,
 ) -> (u16, String, Bytes) {
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let (status, headers, bytes) = request_with(addr, method, path, bearer, &[], payload).await;
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, bytes)
+}
+
+/// An HTTP request with extra headers: (status, response headers, body).
+pub async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+    payload: String,
+) -> (u16, hyper::HeaderMap, Bytes) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
@@ -377,18 +396,15 @@ pub async fn request_bytes(
     if let Some(token) = bearer {
         req = req.header("authorization", format!("Bearer {token}"));
     }
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
     let resp = sender
         .send_request(req.body(Full::new(Bytes::from(payload))).unwrap())
         .await
         .unwrap();
     let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, content_type, bytes)
+    (status, headers, bytes)
 }

@@ -1,0 +1,374 @@
+//! Exact frames for a paused room, a step or a scrub: the frame itself,
+//! lossless, at an address that never names another picture.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{request_with, CreatedSession, TestServer};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use serde_json::{json, Value};
+use syncreel::media::demo_clip::{self, DemoClipSpec};
+
+const FRAMES: i64 = 96;
+
+/// A 1280×720 demo clip of four seconds, made once per test process.
+fn media_root() -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("syncreel-frames-{}", std::process::id()));
+        let spec = DemoClipSpec {
+            width: 1280,
+            height: 720,
+            frames: FRAMES as u32,
+            ..DemoClipSpec::default()
+        };
+        demo_clip::ensure(&root.join("shot.mov"), &spec).unwrap();
+        root
+    })
+    .clone()
+}
+
+async fn session(server: &TestServer) -> (CreatedSession, String) {
+    let s = server
+        .create_session_with(json!({"title": "Shot 060", "media": "shot.mov"}))
+        .await;
+    let checksum = s.body["version"]["checksum"].as_str().unwrap().to_string();
+    (s, checksum)
+}
+
+struct Got {
+    status: u16,
+    headers: hyper::HeaderMap,
+    body: bytes::Bytes,
+}
+
+async fn get(
+    server: &TestServer,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Got {
+    let (status, headers, body) =
+        request_with(server.addr, "GET", path, token, headers, String::new()).await;
+    Got {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn error_code(got: &Got) -> String {
+    let body: Value = serde_json::from_slice(&got.body).unwrap_or(Value::Null);
+    body["error"]["code"].as_str().unwrap_or("").to_string()
+}
+
+fn decode_png(png: &[u8]) -> (Vec<u8>, usize, usize) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().unwrap();
+    let mut out = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut out).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    out.truncate(info.buffer_size());
+    (out, info.width as usize, info.height as usize)
+}
+
+/// The frame code burnt into an RGB picture.
+fn frame_code(rgb: &[u8], w: usize, h: usize) -> Option<u32> {
+    let luma: Vec<u8> = rgb
+        .chunks_exact(3)
+        .map(|p| ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8) as u8)
+        .collect();
+    let layout = syncreel::framecode::PlaneLayout {
+        width: w,
+        height: h,
+        stride: w,
+    };
+    syncreel::framecode::read(&luma, layout)
+}
+
+/// Frame `frame` of `path` at `w`×`h` in RGB, decoded by a GStreamer
+/// pipeline of the test's own (an accurate seek to the middle of the
+/// frame, prerolled), as the reference a still is judged against.
+fn reference_frame(path: &std::path::Path, frame: i64, w: usize, h: usize) -> Vec<u8> {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! videoscale ! \
+         video/x-raw,format=RGB,width={w},height={h},pixel-aspect-ratio=1/1 ! appsink name=sink",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Paused).unwrap();
+    let (ok, _, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+    ok.unwrap();
+    // 24000/1001 fps: the middle of frame n is (2n + 1) × 1001 / 48000 s.
+    let ns = (2 * frame as u64 + 1) * 1_000_000_000 * 1001 / 48_000;
+    pipeline
+        .seek_simple(
+            gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+            gst::ClockTime::from_nseconds(ns),
+        )
+        .unwrap();
+    let sample = sink
+        .try_pull_preroll(gst::ClockTime::from_seconds(10))
+        .expect("the reference frame prerolls");
+    let map = sample.buffer().unwrap().map_readable().unwrap();
+    let stride = map.len() / h;
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for row in 0..h {
+        rgb.extend_from_slice(&map[row * stride..row * stride + w * 3]);
+    }
+    drop(map);
+    pipeline.set_state(gst::State::Null).unwrap();
+    rgb
+}
+
+/// Peak signal-to-noise ratio in dB; `None` for identical pictures.
+fn psnr(a: &[u8], b: &[u8]) -> Option<f64> {
+    assert_eq!(a.len(), b.len());
+    let sum: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (i64::from(*x) - i64::from(*y)).pow(2) as u64)
+        .sum();
+    (sum > 0).then(|| {
+        let mse = sum as f64 / a.len() as f64;
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    })
+}
+
+#[tokio::test]
+async fn a_frame_is_the_exact_source_frame_lossless_at_the_stream_size_and_the_source_size() {
+    let root = media_root();
+    let server = TestServer::with_media(&root).await;
+    let (s, checksum) = session(&server).await;
+    for (width, height, frame) in [(640usize, 360usize, 41i64), (1280, 720, 77)] {
+        let path = format!(
+            "/api/sessions/{}/frames/{checksum}/{frame}?width={width}",
+            s.id
+        );
+        let got = get(&server, &path, Some(&s.viewer), &[]).await;
+        assert_eq!(got.status, 200, "{}", error_code(&got));
+        assert_eq!(got.headers["content-type"], "image/png");
+        assert_eq!(got.headers["x-frame"], frame.to_string().as_str());
+        let (rgb, w, h) = decode_png(&got.body);
+        assert_eq!((w, h), (width, height));
+        assert_eq!(frame_code(&rgb, w, h), Some(frame as u32));
+        let reference = reference_frame(&root.join("shot.mov"), frame, w, h);
+        // Lossless: identical to GStreamer's own decode at that size
+        // (the target is PSNR ≥ 48 dB; identical is better).
+        let db = psnr(&rgb, &reference);
+        assert!(db.is_none_or(|db| db >= 48.0), "PSNR {db:?} dB at {w}x{h}");
+    }
+    // Without a width: the source's own size.
+    let path = format!("/api/sessions/{}/frames/{checksum}/5", s.id);
+    let got = get(&server, &path, Some(&s.reviewer), &[]).await;
+    let (rgb, w, h) = decode_png(&got.body);
+    assert_eq!((w, h), (1280, 720));
+    assert_eq!(frame_code(&rgb, w, h), Some(5));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_frame_is_an_immutable_address_and_a_second_ask_is_answered_from_memory() {
+    let root = media_root();
+    let server = TestServer::with_media(&root).await;
+    let (s, checksum) = session(&server).await;
+    let path = format!("/api/sessions/{}/frames/{checksum}/12?width=640", s.id);
+    let first = get(&server, &path, Some(&s.viewer), &[]).await;
+    assert_eq!(first.status, 200);
+    let etag = first.headers["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag, format!("\"{checksum}-12-640\""));
+    let cache = first.headers["cache-control"].to_str().unwrap();
+    assert!(
+        cache.contains("immutable") && cache.contains("max-age=31536000"),
+        "{cache}"
+    );
+    assert!(
+        cache.contains("private"),
+        "a bearer decides who sees it: {cache}"
+    );
+
+    // The browser asks again with the tag: nothing to send.
+    let again = get(&server, &path, Some(&s.viewer), &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    // Still behind the link: a tag is no credential.
+    let stranger = get(&server, &path, None, &[("if-none-match", &etag)]).await;
+    assert_eq!(stranger.status, 401);
+
+    // Asked again without the tag (another page): from the cache.
+    let before = metric(&server, "syncreel_frame_cache_hits_total").await;
+    let second = get(&server, &path, Some(&s.host), &[]).await;
+    assert_eq!(second.body, first.body);
+    assert_eq!(
+        metric(&server, "syncreel_frame_cache_hits_total").await,
+        before + 1
+    );
+    // A width that makes the same picture has the same address.
+    let near = format!("/api/sessions/{}/frames/{checksum}/12?width=642", s.id);
+    let got = get(&server, &near, Some(&s.viewer), &[]).await;
+    assert_eq!(got.headers["etag"].to_str().unwrap(), etag);
+    server.shutdown().await;
+}
+
+async fn metric(server: &TestServer, name: &str) -> u64 {
+    let (_, _, body) = request_with(server.addr, "GET", "/metrics", None, &[], String::new()).await;
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_cache_keeps_its_byte_bound_under_a_burst_of_different_frames() {
+    let root = media_root();
+    let server = TestServer::start_with(move |c| {
+        c.media.root = root;
+        c.media.frame_cache_mib = 2;
+    })
+    .await;
+    let (s, checksum) = session(&server).await;
+    let mut served = 0usize;
+    for frame in (0..FRAMES).step_by(7) {
+        let path = format!(
+            "/api/sessions/{}/frames/{checksum}/{frame}?width=1280",
+            s.id
+        );
+        let got = get(&server, &path, Some(&s.viewer), &[]).await;
+        assert_eq!(got.status, 200);
+        let (rgb, w, h) = decode_png(&got.body);
+        assert_eq!(frame_code(&rgb, w, h), Some(frame as u32));
+        served += got.body.len();
+        assert!(metric(&server, "syncreel_frame_cache_bytes").await <= 2 << 20);
+    }
+    assert!(
+        served > 4 << 20,
+        "the burst ({served} bytes) outgrew the bound"
+    );
+    let cached = metric(&server, "syncreel_frame_cache_frames").await;
+    assert!((1..14).contains(&cached), "{cached} frames cached");
+    assert_eq!(
+        metric(&server, "syncreel_frame_cache_misses_total").await,
+        14
+    );
+    // One warm decoder served the whole burst.
+    assert_eq!(metric(&server, "syncreel_frame_decoders").await, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_decoder_is_closed() {
+    let root = media_root();
+    let server = TestServer::start_with(move |c| {
+        c.media.root = root;
+        c.media.frame_decoder_idle_secs = 1;
+    })
+    .await;
+    let (s, checksum) = session(&server).await;
+    let path = format!("/api/sessions/{}/frames/{checksum}/3?width=640", s.id);
+    assert_eq!(get(&server, &path, Some(&s.viewer), &[]).await.status, 200);
+    assert_eq!(metric(&server, "syncreel_frame_decoders").await, 1);
+    // The sweep runs every half idle period: bounded polling for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while metric(&server, "syncreel_frame_decoders").await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle decoder was never closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // And the next ask opens one again.
+    assert_eq!(get(&server, &path, Some(&s.viewer), &[]).await.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_asks_for_frames_are_refused_with_typed_codes() {
+    let root = media_root();
+    let server = TestServer::with_media(&root).await;
+    let (s, checksum) = session(&server).await;
+    let base = format!("/api/sessions/{}/frames", s.id);
+    let cases = [
+        (
+            format!("{base}/{checksum}/{FRAMES}"),
+            Some(&s.viewer),
+            400,
+            "frame_out_of_range",
+        ),
+        (
+            format!("{base}/{checksum}/-1"),
+            Some(&s.viewer),
+            400,
+            "frame_out_of_range",
+        ),
+        (
+            format!("{base}/{checksum}/forty"),
+            Some(&s.viewer),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("{base}/{checksum}/1?width=10"),
+            Some(&s.viewer),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("{base}/{checksum}/1?width=4000"),
+            Some(&s.viewer),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("{base}/{checksum}/1?height=4"),
+            Some(&s.viewer),
+            400,
+            "bad_request",
+        ),
+        (format!("{base}/abc/1"), Some(&s.viewer), 400, "bad_request"),
+        (
+            format!("{base}/{}/1", "0".repeat(64)),
+            Some(&s.viewer),
+            404,
+            "unknown_version",
+        ),
+        (format!("{base}/{checksum}/1"), None, 401, "unauthorized"),
+    ];
+    for (path, token, status, code) in cases {
+        let got = get(&server, &path, token.map(String::as_str), &[]).await;
+        assert_eq!(
+            (got.status, error_code(&got).as_str()),
+            (status, code),
+            "{path}"
+        );
+    }
+    // Another session's link, and a session without media.
+    let other = server.create_session().await;
+    let got = get(
+        &server,
+        &format!("{base}/{checksum}/1"),
+        Some(&other.viewer),
+        &[],
+    )
+    .await;
+    assert_eq!((got.status, error_code(&got).as_str()), (403, "forbidden"));
+    let path = format!("/api/sessions/{}/frames/{checksum}/1", other.id);
+    let got = get(&server, &path, Some(&other.viewer), &[]).await;
+    assert_eq!(
+        (got.status, error_code(&got).as_str()),
+        (404, "unknown_version")
+    );
+    server.shutdown().await;
+}
