@@ -41,7 +41,9 @@ use webrtc::rtp::codecs::h264::H264Payloader;
 use webrtc::rtp::codecs::vp8::Vp8Payloader;
 use webrtc::rtp::packet::Packet;
 use webrtc::rtp::packetizer::Payloader;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
+};
 use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::TrackLocalWriter;
@@ -179,8 +181,6 @@ impl RtcHub {
         with_audio: bool,
     ) -> Result<RtcHub, RtcError> {
         let mut media = MediaEngine::default();
-        media.register_default_codecs()?;
-        let interceptors = sender_interceptors(&mut media)?;
         let mut engine = SettingEngine::default();
         engine.set_include_loopback_candidate(settings.include_loopback);
         if settings.udp_port_min != 0 || settings.udp_port_max != 0 {
@@ -188,11 +188,6 @@ impl RtcHub {
                 .map_err(|e| RtcError::Webrtc(webrtc::Error::new(e.to_string())))?;
             engine.set_udp_network(UDPNetwork::Ephemeral(ports));
         }
-        let api = APIBuilder::new()
-            .with_media_engine(media)
-            .with_interceptor_registry(interceptors)
-            .with_setting_engine(engine)
-            .build();
         let ice_servers = if settings.ice_servers.is_empty() {
             vec![]
         } else {
@@ -202,23 +197,77 @@ impl RtcHub {
                 credential: settings.turn_credential.clone(),
             }]
         };
-        let codec = match codec {
-            VideoCodec::Vp8 => RTCRtpCodecCapability {
-                mime_type: MIME_TYPE_VP8.to_owned(),
-                clock_rate: VIDEO_CLOCK_RATE as u32,
-                ..Default::default()
-            },
-            VideoCodec::H264 => RTCRtpCodecCapability {
-                mime_type: MIME_TYPE_H264.to_owned(),
-                clock_rate: VIDEO_CLOCK_RATE as u32,
-                // Must match the encoder: constrained baseline, packetized
-                // as non-interleaved NAL units.
-                sdp_fmtp_line:
-                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-                        .to_owned(),
-                ..Default::default()
-            },
+        // Picture-loss and NACK feedback are what a viewer needs to recover.
+        let feedback = [
+            ("goog-remb", ""),
+            ("ccm", "fir"),
+            ("nack", ""),
+            ("nack", "pli"),
+        ]
+        .map(|(typ, parameter)| RTCPFeedback {
+            typ: typ.to_owned(),
+            parameter: parameter.to_owned(),
+        })
+        .to_vec();
+        let (codec, payload_type) = match codec {
+            VideoCodec::Vp8 => (
+                RTCRtpCodecCapability {
+                    mime_type: MIME_TYPE_VP8.to_owned(),
+                    clock_rate: VIDEO_CLOCK_RATE as u32,
+                    rtcp_feedback: feedback,
+                    ..Default::default()
+                },
+                96,
+            ),
+            VideoCodec::H264 => (
+                RTCRtpCodecCapability {
+                    mime_type: MIME_TYPE_H264.to_owned(),
+                    clock_rate: VIDEO_CLOCK_RATE as u32,
+                    // Must match the encoder: constrained baseline, packetized
+                    // as non-interleaved NAL units.
+                    sdp_fmtp_line:
+                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                            .to_owned(),
+                    rtcp_feedback: feedback,
+                    ..Default::default()
+                },
+                102,
+            ),
         };
+        let audio_codec = with_audio.then(|| RTCRtpCodecCapability {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: AUDIO_CLOCK_RATE as u32,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            ..Default::default()
+        });
+        // Only what is sent is offered: the default set lists some twenty
+        // payload types (VP9, AV1, H.265, eight H.264 profiles, G.722, …)
+        // that this server never sends.
+        media.register_codec(
+            RTCRtpCodecParameters {
+                capability: codec.clone(),
+                payload_type,
+                ..Default::default()
+            },
+            RTPCodecType::Video,
+        )?;
+        if let Some(audio) = &audio_codec {
+            media.register_codec(
+                RTCRtpCodecParameters {
+                    capability: audio.clone(),
+                    payload_type: 111,
+                    ..Default::default()
+                },
+                RTPCodecType::Audio,
+            )?;
+        }
+        let interceptors = sender_interceptors(&mut media)?;
+        let api = APIBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(interceptors)
+            .with_setting_engine(engine)
+            .build();
         let payloader: Box<dyn Payloader + Send + Sync> = match codec.mime_type.as_str() {
             MIME_TYPE_H264 => Box::<H264Payloader>::default(),
             _ => {
@@ -235,13 +284,7 @@ impl RtcHub {
                 ..Default::default()
             },
             codec,
-            audio_codec: with_audio.then(|| RTCRtpCodecCapability {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: AUDIO_CLOCK_RATE as u32,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                ..Default::default()
-            }),
+            audio_codec,
             audio_sequence: Mutex::new(rand::random()),
             viewers: Mutex::new(HashMap::new()),
             packetizer: Mutex::new(Packetizer {

@@ -94,6 +94,21 @@ fn seeks_show_the_exact_frame_and_play_and_reverse_loops_show_the_transports_fra
             Some(target as u32),
             "the decoded picture is frame {target}"
         );
+        // The same picture again one frame interval later (not half a
+        // second): a receiver that completes a picture when the next
+        // timestamp arrives shows the seek at once.
+        let follow = next_frame(&events);
+        assert_eq!(follow.frame, target);
+        assert!(follow.keyframe, "whole, for a viewer that missed the first");
+        assert_eq!(
+            reader.read(&follow.data, follow.at.as_micros() as u64),
+            Some(target as u32)
+        );
+        assert_eq!(
+            follow.at.as_micros() - shown.0.at.as_micros(),
+            41_709,
+            "one frame at 23.976"
+        );
     }
 
     // Play from 10 at 1×: every picture decodes to the frame the transport

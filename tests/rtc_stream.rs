@@ -339,3 +339,23 @@ async fn sessions_refuse_media_that_cannot_be_reviewed_with_a_reason() {
     assert_eq!(c.expect_error().await["code"], "rtc");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_offer_lists_only_the_codecs_the_server_sends() {
+    let server = media_server().await;
+    let session = media_session(&server).await;
+    let mut viewer = Client::join(server.addr, &token(&session, "viewer"), "Vic").await;
+    viewer.send(json!({"type": "rtcStart"})).await;
+    let offer = viewer.expect("rtcOffer").await;
+    let sdp = offer["sdp"].as_str().unwrap();
+    let mut payloads: Vec<&str> = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .collect();
+    payloads.sort_unstable();
+    // One video codec and Opus: nothing a receiver could pick that never comes.
+    assert_eq!(payloads, ["111 opus/48000/2", "96 VP8/90000"], "{sdp}");
+    let video = sdp.lines().find(|l| l.starts_with("m=video")).unwrap();
+    assert!(video.ends_with(" 96"), "{video}");
+    server.shutdown().await;
+}

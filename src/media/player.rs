@@ -16,8 +16,10 @@
 //! the encoder stamped with `t`, and the encoded frame goes out stamped
 //! `t` too, so the RTP timestamp of every frame is the server instant it
 //! belongs to. A seek, a pause, or a keyframe request forces a keyframe.
-//! Paused, the still frame is re-sent twice a second, so that late
-//! joiners and lossy links recover.
+//! Paused, the still frame is re-sent one frame interval after it first
+//! went out (so that a receiver which finishes a picture only when the
+//! next timestamp arrives shows it at once), then twice a second, so that
+//! late joiners and lossy links recover.
 //!
 //! Neither pipeline runs on a GStreamer clock (`sync=false` everywhere):
 //! the scheduler paces, which is what lets one session follow the room
@@ -144,6 +146,7 @@ pub fn spawn(
                 transports: Transports::new(initial),
                 keyframe_due: true,
                 asked: false,
+                follow_still: false,
                 last_output: None,
             };
             if let Err(err) = scheduler.run(&rx, &*watched, &events) {
@@ -206,6 +209,11 @@ struct Scheduler {
     /// A viewer asked for a picture: send one now rather than at the next
     /// tick, which when paused is up to half a second away.
     asked: bool,
+    /// The last picture was the first of a paused transport: repeat it one
+    /// frame interval later, not half a second. A receiver whose jitter
+    /// buffer finishes a picture only once the next timestamp arrives
+    /// would otherwise show every seek and step half a second late.
+    follow_still: bool,
     /// When the last picture went out, and the transport it followed.
     last_output: Option<(ServerTime, Transport)>,
 }
@@ -309,6 +317,8 @@ impl Scheduler {
             } else {
                 tick
             }
+        } else if self.follow_still {
+            last_at.saturating_add_micros(frame_interval_micros(&self.timeline))
         } else {
             last_at.saturating_add_micros(STILL_REPEAT.as_micros() as i64)
         };
@@ -325,9 +335,13 @@ impl Scheduler {
         let frame = transport.position(&self.timeline, at);
         let changed = self.last_output.is_none_or(|(_, t)| t != transport);
         let (picture, sought) = self.decoder.frame(frame, &self.timeline)?;
-        let keyframe = self.keyframe_due || sought || (changed && !transport.playing);
+        // The quick repeat of a still is whole too: a viewer that joined
+        // between the two (or lost the first) needs nothing before it.
+        let keyframe =
+            self.keyframe_due || sought || self.follow_still || (changed && !transport.playing);
         self.keyframe_due = false;
         self.asked = false;
+        self.follow_still = changed && !transport.playing;
         let encoded = self.encoder.encode(&picture, at, keyframe)?;
         self.last_output = Some((at, transport));
         Ok(EncodedFrame {
@@ -342,6 +356,15 @@ impl Scheduler {
 /// The first instant after `after` at which a playing transport shows a
 /// new picture, capped at the media's frame rate: faster shuttles skip
 /// frames rather than send more of them.
+/// One frame's duration at the timeline's rate, rounded up.
+fn frame_interval_micros(timeline: &Timeline) -> i64 {
+    let (num, den) = (
+        i64::from(timeline.rate.num()),
+        i64::from(timeline.rate.den()),
+    );
+    (1_000_000 * den + num - 1) / num.max(1)
+}
+
 fn next_frame_boundary(t: &Transport, timeline: &Timeline, after: ServerTime) -> ServerTime {
     let rate = timeline.rate;
     // Output ticks every frame period, or every 1/speed periods when slower.
