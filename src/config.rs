@@ -182,6 +182,16 @@ pub struct LimitsConfig {
     /// Outgoing messages buffered per connection before it counts as slow.
     pub outbound_queue: usize,
     pub max_name_chars: usize,
+    /// A WebSocket that has not sent a `hello` this long after opening is
+    /// closed (`hello_timeout`): it would hold a connection slot for free.
+    pub hello_timeout_ms: u64,
+    /// How often the server pings each WebSocket (a protocol ping frame,
+    /// which browsers answer by themselves).
+    pub ping_interval_ms: u64,
+    /// A WebSocket heard nothing from this long is dead (`peer_timeout`):
+    /// it is dropped as a lost connection, and a driver's seat follows
+    /// `session.driver_grace_ms` as for any drop.
+    pub dead_peer_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -220,6 +230,9 @@ impl Default for LimitsConfig {
             max_connections: 20_000,
             outbound_queue: 256,
             max_name_chars: 64,
+            hello_timeout_ms: 10_000,
+            ping_interval_ms: 10_000,
+            dead_peer_timeout_ms: 30_000,
         }
     }
 }

@@ -85,6 +85,8 @@ pub enum Outbound {
     CatchUp(Arc<[Utf8Bytes]>),
     /// Say goodbye and close the socket.
     Close { code: ErrorCode, message: String },
+    /// A protocol ping frame: a live peer answers with a pong by itself.
+    KeepAlive,
 }
 
 impl Outbound {

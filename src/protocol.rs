@@ -593,6 +593,11 @@ pub enum ErrorCode {
     Replaced,
     /// Goodbye only: the participant sent `leave`.
     Left,
+    /// Goodbye only: no `hello` came within `limits.hello_timeout_ms`.
+    HelloTimeout,
+    /// Goodbye only: nothing was heard from the connection (not even a
+    /// pong) within `limits.dead_peer_timeout_ms`.
+    PeerTimeout,
     /// A note with no text, too much text, or a bad key.
     BadNote,
     /// A reply or resolve names a note this session does not have.

@@ -66,9 +66,37 @@ pub async fn serve(
         last_rate_warning: None,
     };
     let mut writer_done = false;
+    let limits = &app.config.limits;
+    let hello_deadline =
+        tokio::time::Instant::now() + Duration::from_millis(limits.hello_timeout_ms);
+    let dead_after = Duration::from_millis(limits.dead_peer_timeout_ms);
+    let mut pings = tokio::time::interval(Duration::from_millis(limits.ping_interval_ms.max(1)));
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
+            () = tokio::time::sleep_until(hello_deadline), if conn.joined.is_none() => {
+                let _ = tx.try_send(Outbound::Close {
+                    code: ErrorCode::HelloTimeout,
+                    message: "no hello came in time; open a new connection".into(),
+                });
+                break;
+            }
+            _ = pings.tick() => {
+                if last_heard.elapsed() >= dead_after {
+                    // Dropped like any lost connection: the session keeps
+                    // the participant for a resume, and a driver's seat
+                    // waits its grace and then goes back to a host.
+                    let _ = tx.try_send(Outbound::Close {
+                        code: ErrorCode::PeerTimeout,
+                        message: "nothing heard from this connection; reconnect".into(),
+                    });
+                    break;
+                }
+                let _ = tx.try_send(Outbound::KeepAlive);
+                continue;
+            }
             _ = shutdown.changed() => {
                 let _ = tx.try_send(Outbound::Close {
                     code: ErrorCode::ShuttingDown,
@@ -82,6 +110,7 @@ pub async fn serve(
             }
         };
         let arrived = Instant::now();
+        last_heard = arrived;
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(_))) => {
@@ -615,6 +644,7 @@ async fn write_loop(
                     sink.feed(Message::Text(protocol::to_json(&pong).into()))
                         .await
                 }
+                Outbound::KeepAlive => sink.feed(Message::Ping(Default::default())).await,
                 Outbound::Close { code, message } => {
                     let goodbye = ServerMessage::Goodbye {
                         code,
