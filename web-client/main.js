@@ -7,7 +7,9 @@
 // With media, the video is a second display: each picture carries its own
 // server instant (its RTP timestamp), which names the frame it shows and
 // how late it is; the room's clients delay their pictures to match (see
-// playout.js).
+// playout.js). Then every readout follows the picture, not the playhead
+// (displayedTransport in playout.js): one timeline for what is seen, and
+// the driver's commands say which frame that was (`shown`, commands.js).
 //
 // The review record (notes and replies, drawings, decisions) arrives as
 // whole lists after each welcome and as single items after that; what
@@ -29,8 +31,8 @@ import {
 } from './notes.js';
 import { Overlay } from './overlay.js';
 import {
-  EQUALISE, HoldWatch, SampleWindow, TransportHistory, delayForTargetMs, latencySpreadUs, offsetLabel, reportedOffset,
-  roomTargetMs, rtpToServerUs,
+  EQUALISE, HoldWatch, SampleWindow, TransportHistory, delayForTargetMs, displayedTransport, latencySpreadUs, offsetLabel,
+  reportedOffset, roomTargetMs, rtpToServerUs,
 } from './playout.js';
 import { Room } from './room.js';
 import { VideoLink } from './rtc.js';
@@ -178,7 +180,8 @@ const errors = [];
 let name = null;
 let connState = 'idle';
 let displayed = null;
-let drawnTransportVersion = null;
+// The transport whose frame is on screen, as last drawn on the mode line and loop band.
+let drawnTransport = null;
 let lastRefusalToast = -Infinity;
 let media = null;
 let videoShown = null;
@@ -245,6 +248,9 @@ const connection = new Connection({
 const commands = new Commands({
   send,
   canDrive: () => connection.live && room.isDriver(),
+  // Taken at the keypress or click, before the command is paced.
+  seen: () => shownFrame(),
+  playing: () => Boolean(room.schedule.newest()?.playing),
   refuse() {
     const now = performance.now();
     if (now - lastRefusalToast < REFUSAL_TOAST_GAP_MS) return;
@@ -360,6 +366,9 @@ function onMessage(msg) {
       break;
   }
   const changed = room.apply(msg);
+  // Our own command came back (even if a resync made it stale): it is no
+  // longer on its way.
+  if ((msg.type === 'transport' || msg.type === 'cue') && msg.by != null && msg.by === room.you) commands.confirm();
   // A resync starts the catch-up lists again: pages of a series its full
   // queue cut short are stale.
   if (msg.type === 'snapshot') listPages.clear();
@@ -392,7 +401,7 @@ function onMessage(msg) {
     ui.renderSession(room);
     ui.setNoteAuthoring(room.canDrive());
     renderApprovals();
-    drawnTransportVersion = null;
+    drawnTransport = null;
     commands.clear();
   }
   if (changed === 'all' || changed === 'control' || changed === 'presence') {
@@ -490,11 +499,19 @@ function onRefused(msg) {
   drawRevision += 1;
 }
 
-/** The frame the author is looking at: the video's picture when there is one, else the room playhead. */
+/**
+ * The frame the author is looking at: the video's picture when there is
+ * one, else the frame the counter shows. The picture is the last one
+ * presented whose display time has come: a video-frame callback runs a
+ * little before its picture is lit (its expectedDisplayTime), and until
+ * then the one before is on screen.
+ */
 function shownFrame() {
   if (peek) return peek.frame;
   const now = clock.serverNowUs();
-  if (media && videoShown && now != null && now - videoShown.atUs <= STALE_VIDEO_US) return videoShown.frame;
+  if (media && videoShown && now != null && now - videoShown.atUs <= STALE_VIDEO_US) {
+    return videoShown.atUs > now && videoShown.before ? videoShown.before.frame : videoShown.frame;
+  }
   return displayed?.frame ?? null;
 }
 
@@ -813,7 +830,7 @@ function onEntryChanged() {
   renderNotes();
   renderApprovals();
   drawRevision += 1;
-  drawnTransportVersion = null;
+  drawnTransport = null;
 }
 
 /** Every welcome is a new socket, so a new peer (the server dropped the old one). */
@@ -949,7 +966,10 @@ function onVideoFrame(nowMs, meta) {
   latencies.push(latencyUs);
   if (made.playing) playLatencies.push(latencyUs);
   if (receivedUs != null) transits.push(receivedUs - madeUs);
-  const shown = { frame, atUs: shownUs, latencyUs, code: null };
+  const mediaTimeUs = meta.mediaTime == null ? null : Math.round(meta.mediaTime * 1e6);
+  // The picture before stays on screen until this one's display time.
+  const before = videoShown && { frame: videoShown.frame, atUs: videoShown.atUs };
+  const shown = { frame, atUs: shownUs, latencyUs, code: null, before };
   videoShown = shown;
   const roomFrame = history.frameAt(room.timeline, shownUs);
   const typical = latencies.median() ?? latencyUs;
@@ -960,7 +980,7 @@ function onVideoFrame(nowMs, meta) {
     const t0 = performance.now();
     // Only the planes path can tell whether the picture is still this one;
     // the canvas path is kept for browsers without WebCodecs.
-    readVideoFrameCode({}, meta.mediaTime == null ? null : Math.round(meta.mediaTime * 1e6)).then((code) => {
+    readVideoFrameCode({}, mediaTimeUs).then((code) => {
       const spent = performance.now() - t0;
       codeStats.reads += 1;
       codeStats.totalMs += spent;
@@ -1022,6 +1042,19 @@ function restartIfHeld(now) {
   return true;
 }
 
+/**
+ * How late this page shows pictures (µs), for what the readouts show: the
+ * median of its playing pictures (paused stills are timed differently),
+ * else the room's target, which the playout delay aims at. Null without
+ * a picture (no media, or the stream failed): then the page shows the
+ * playhead.
+ */
+function displayLatencyUs() {
+  if (!media || stream.state === 'failed' || stream.state === 'none') return null;
+  if (playLatencies.length >= REPORT_MIN_SAMPLES) return playLatencies.median();
+  return (equaliser.targetMs ?? equaliseConfig.minTargetMs) * 1000;
+}
+
 /** The latency to report: of playing pictures when we have them (that is what equalisation compares). */
 function typicalLatencyUs() {
   if (playLatencies.length >= REPORT_MIN_SAMPLES) return playLatencies.median();
@@ -1039,14 +1072,16 @@ function paint() {
   if (room.advance(now)) onEntryChanged();
   const transport = room.schedule.at(now);
   if (!transport) return;
-  const frame = position(transport, room.timeline, now);
+  // What the picture shows now, and every readout with it.
+  const shown = displayedTransport(history, now, displayLatencyUs(), transport, room.entryVersion);
+  const frame = position(shown.transport, room.timeline, shown.atUs);
   const timecode = room.format.label(frame);
   ui.showFrame(frame, timecode);
   displayed = { frame, timecode, atUs: now };
   frameLog.push(now, frame, Math.round((performance.timeOrigin + performance.now()) * 1000));
-  if (room.schedule.currentVersion !== drawnTransportVersion) {
-    drawnTransportVersion = room.schedule.currentVersion;
-    ui.renderTransport(transport, room);
+  if (shown.transport !== drawnTransport) {
+    drawnTransport = shown.transport;
+    ui.renderTransport(shown.transport, room);
   }
   updateOverlay(transport);
 }
@@ -1084,10 +1119,10 @@ const actions = {
     commands.drive({ type: 'shuttle', speed });
   },
   step: (frames) => commands.drive({ type: 'step', frames }),
-  // Marks go where the user sees the picture, not where the server's
-  // playhead will be by the time the message lands.
-  loopIn: () => displayed && commands.drive({ type: 'loopIn', frame: displayed.frame }),
-  loopOut: () => displayed && commands.drive({ type: 'loopOut', frame: displayed.frame }),
+  // Marks go where the user sees the picture (`shown`), not where the
+  // server's playhead will be by the time the message lands.
+  loopIn: () => commands.drive({ type: 'loopIn' }),
+  loopOut: () => commands.drive({ type: 'loopOut' }),
   clearLoop: () => commands.drive({ type: 'clearLoop' }),
   home: () => commands.drive({ type: 'seek', frame: 0 }),
   end: () => room.session && commands.drive({ type: 'seek', frame: room.session.durationFrames - 1 }),
@@ -1275,6 +1310,8 @@ window.syncreel = Object.freeze({
     return videoLog.toArray();
   },
   readVideoFrameCode,
+  /** The frame the author is looking at (the picture on screen, or a look of their own): what notes pin to and commands carry. */
+  seen: () => shownFrame(),
   /** The frame code on the still of this page's own look at a frame, or null without one. */
   readPeekFrameCode() {
     const still = document.getElementById('peek-still');

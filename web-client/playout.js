@@ -80,6 +80,37 @@ export class TransportHistory {
   }
 }
 
+/**
+ * What a page with video shows at server instant `nowUs`: the transport
+ * and instant its picture belongs to. Pictures are shown `latencyUs`
+ * after the server made them, so while the room plays the picture on
+ * screen is the one made at `nowUs − latencyUs`, under the transport in
+ * effect then. Every readout (timecode, counter, scrubber, loop marks,
+ * where a note is pinned) follows that one timeline, so that none of
+ * them runs ahead of the picture. A room that is paused now shows its
+ * paused frame at once: the transport says exactly which frame that is,
+ * and the picture follows within its latency (a driver who steps sees
+ * the count move at once). `current` is the transport in effect at
+ * `nowUs`; a null latency (no video) is the playhead itself. Transports
+ * older than `sinceVersion` belong to another playlist entry's timeline:
+ * until the picture has caught up with the entry, it shows where the
+ * entry started.
+ */
+export function displayedTransport(history, nowUs, latencyUs, current, sinceVersion = 0) {
+  if (!current) return null;
+  if (!current.playing || latencyUs == null) return { transport: current, atUs: nowUs };
+  const atUs = nowUs - latencyUs;
+  const made = history.entryAt(atUs);
+  if (!made || made.version < sinceVersion) return { transport: current, atUs: Math.min(nowUs, current.anchorTime) };
+  return { transport: made.transport, atUs };
+}
+
+/** The frame on screen at `nowUs` (see displayedTransport), or null. */
+export function displayedFrame(history, timeline, nowUs, latencyUs, current, sinceVersion = 0) {
+  const shown = timeline ? displayedTransport(history, nowUs, latencyUs, current, sinceVersion) : null;
+  return shown && position(shown.transport, timeline, shown.atUs);
+}
+
 /** A small window of recent samples with a median. */
 export class SampleWindow {
   constructor(size = 48) {

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  EQUALISE, HOLD, HoldWatch, SampleWindow, TransportHistory, delayForTargetMs, latencySpreadUs, offsetLabel,
-  reportedOffset, roomTargetMs, rtpToServerUs,
+  EQUALISE, HOLD, HoldWatch, SampleWindow, TransportHistory, delayForTargetMs, displayedFrame, displayedTransport,
+  latencySpreadUs, offsetLabel, reportedOffset, roomTargetMs, rtpToServerUs,
 } from '../playout.js';
 import { position } from '../transport.js';
 
@@ -59,6 +59,91 @@ test('the transport in effect at an instant is the newest one anchored by then',
   assert.equal(h.frameAt(timeline, 3_100_000), 10);
   h.reset();
   assert.equal(h.at(1), null);
+});
+
+/** The frame a 1× play from `frame` at `at` has reached at `t`. */
+const playedTo = (frame, at, t, speed = 1) => position(playing(frame, at, speed), timeline, t);
+
+test('playing, the frame on screen is the one the picture shows: the latency behind the playhead', () => {
+  const h = new TransportHistory();
+  const play = playing(1000, 2_000_000);
+  h.add(1, paused(1000, 0));
+  h.add(2, play);
+  const L = 150_000;
+  for (const now of [2_500_000, 3_000_000, 7_777_777]) {
+    const shown = displayedFrame(h, timeline, now, L, play);
+    assert.equal(shown, playedTo(1000, 2_000_000, now - L));
+    // 150 ms is three or four frames at 23.976: what the old readout ran ahead by.
+    const ahead = position(play, timeline, now) - shown;
+    assert.ok(ahead >= 3 && ahead <= 4, `${ahead}`);
+  }
+  // At 2× twice as many frames behind, and in reverse the other way.
+  const only = (t) => {
+    const one = new TransportHistory();
+    one.add(1, t);
+    return one;
+  };
+  const fast = playing(1000, 2_000_000, 2);
+  const back = playing(1000, 2_000_000, -1);
+  assert.equal(displayedFrame(only(fast), timeline, 3_000_000, L, fast), 1040);
+  assert.equal(position(fast, timeline, 3_000_000) - displayedFrame(only(fast), timeline, 3_000_000, L, fast), 7);
+  assert.equal(displayedFrame(only(back), timeline, 3_000_000, L, back), 1000 - 20);
+});
+
+test('a play that began less than the latency ago still shows the frame it starts from', () => {
+  const h = new TransportHistory();
+  h.add(1, paused(480, 0));
+  const play = playing(480, 5_000_000);
+  h.add(2, play);
+  const L = 200_000;
+  assert.equal(displayedFrame(h, timeline, 5_100_000, L, play), 480);
+  assert.equal(displayedFrame(h, timeline, 5_199_999, L, play), 480);
+  assert.equal(displayedFrame(h, timeline, 5_200_000 + 41_709, L, play), 481);
+  // What is on screen is the paused transport the picture was made under.
+  assert.deepEqual(displayedTransport(h, 5_100_000, L, play), { transport: paused(480, 0), atUs: 4_900_000 });
+});
+
+test('a seek in play shows the old frames until the picture reaches the seek', () => {
+  const h = new TransportHistory();
+  h.add(1, playing(0, 0));
+  const seek = playing(2000, 10_000_000);
+  h.add(2, seek);
+  const L = 120_000;
+  assert.equal(displayedFrame(h, timeline, 10_050_000, L, seek), playedTo(0, 0, 9_930_000));
+  assert.equal(displayedFrame(h, timeline, 10_120_000, L, seek), 2000);
+  assert.equal(displayedFrame(h, timeline, 11_120_000, L, seek), 2023);
+});
+
+test('a pause shows the paused frame at once, whatever the latency', () => {
+  const h = new TransportHistory();
+  h.add(1, playing(100, 0));
+  // The driver saw frame 140 and paused there; the playhead was further on.
+  const pause = paused(140, 2_000_000);
+  h.add(2, pause);
+  for (const L of [0, 120_000, 400_000, null]) assert.equal(displayedFrame(h, timeline, 2_000_000, L, pause), 140);
+  assert.equal(displayedTransport(h, 2_000_000, 400_000, pause).transport, pause);
+});
+
+test('without video (no latency) the frame shown is the playhead', () => {
+  const h = new TransportHistory();
+  const play = playing(0, 0);
+  h.add(1, play);
+  assert.equal(displayedFrame(h, timeline, 1_000_000, null, play), 23);
+  assert.equal(displayedFrame(h, timeline, 1_000_000, 0, play), 23);
+  assert.equal(displayedFrame(h, timeline, 1_000_000, null, null), null);
+  assert.equal(displayedFrame(h, null, 1_000_000, null, play), null);
+});
+
+test('after a cue, frames of the previous entry are not shown on the new timeline', () => {
+  const h = new TransportHistory();
+  h.add(1, playing(900, 0));
+  h.add(2, paused(0, 3_000_000)); // the cue: entry 2 parked on its frame 0
+  const play = playing(0, 3_050_000);
+  h.add(3, play);
+  // 100 ms after the play the picture is still one made before the cue.
+  assert.equal(displayedFrame(h, timeline, 3_150_000, 300_000, play, 2), 0);
+  assert.equal(displayedFrame(h, timeline, 3_150_000, 300_000, play, 0), playedTo(900, 0, 2_850_000));
+  assert.equal(displayedFrame(h, timeline, 4_350_000, 300_000, play, 2), playedTo(0, 3_050_000, 4_050_000));
 });
 
 test('the history keeps only its most recent versions', () => {
