@@ -166,6 +166,10 @@ pub struct ServerConfig {
     pub public_url: String,
     /// When set, creating sessions needs `Authorization: Bearer <this>`.
     pub admin_token: String,
+    /// Host names (or host:port) the server answers to besides
+    /// `public_url`'s, IP literals and `localhost`; any other `Host` is
+    /// refused (`bad_host`), which defeats DNS rebinding.
+    pub allowed_hosts: Vec<String>,
     /// How long shutdown waits for connections to close.
     pub shutdown_grace_ms: u64,
 }
@@ -192,6 +196,14 @@ pub struct LimitsConfig {
     /// it is dropped as a lost connection, and a driver's seat follows
     /// `session.driver_grace_ms` as for any drop.
     pub dead_peer_timeout_ms: u64,
+    /// An HTTP request's headers must arrive within this; it also closes
+    /// a keep-alive connection left idle this long.
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive within this.
+    pub body_timeout_ms: u64,
+    /// Open sockets from one client address; more are answered 429
+    /// `too_many_connections`.
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -214,6 +226,7 @@ impl Default for ServerConfig {
             web_root: PathBuf::from("web-client"),
             public_url: String::new(),
             admin_token: String::new(),
+            allowed_hosts: Vec::new(),
             shutdown_grace_ms: 3_000,
         }
     }
@@ -233,6 +246,9 @@ impl Default for LimitsConfig {
             hello_timeout_ms: 10_000,
             ping_interval_ms: 10_000,
             dead_peer_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections_per_ip: 512,
         }
     }
 }

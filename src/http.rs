@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 mod frames;
+mod guard;
 
 use crate::config::Config;
 use crate::links::{random_id, token_hash, Link, LinkError, LinkStore, MintedLink};
@@ -55,6 +56,8 @@ pub struct App {
     pub frames: crate::media::frames::FrameServer,
     /// The probed file behind each (session, version checksum) asked for.
     frame_media: dashmap::DashMap<(String, String), Arc<crate::media::MediaInfo>>,
+    /// The names this server answers to (see `guard`).
+    allowed_hosts: Vec<String>,
     next_conn_id: AtomicU64,
 }
 
@@ -79,6 +82,7 @@ impl App {
         let store = Store::open(&config.server.data_dir.join("syncreel.db"))?;
         let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, store.clone())?;
         let frames = crate::media::frames::FrameServer::new(config.media.frame_limits());
+        let allowed_hosts = guard::allowed_names(&config.server);
         Ok(App {
             webhooks,
             config,
@@ -91,6 +95,7 @@ impl App {
             stills: tokio::sync::Semaphore::new(STILLS_AT_ONCE),
             frames,
             frame_media: dashmap::DashMap::new(),
+            allowed_hosts,
             next_conn_id: AtomicU64::new(1),
         })
     }
@@ -767,6 +772,15 @@ pub fn router(app: Arc<App>) -> Router {
                 "this route does not take that method",
             )
         })
+        // A body trickled in slower than this is cut off, so a slow sender
+        // cannot hold a request (and its socket) open.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_millis(app.config.limits.body_timeout_ms.max(1)),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::check,
+        ))
         .with_state(app)
 }
 

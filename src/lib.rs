@@ -22,6 +22,8 @@
 //! - [`links`]: role-scoped join links, stored hashed.
 //! - [`metrics`]: counters and the fan-out histogram.
 //! - [`config`]: TOML plus environment overrides.
+//! - [`listener`]: the accept loop: header timeouts, per-address caps,
+//!   socket counts.
 //! - [`server`]: binding, serving, graceful shutdown.
 //! - [`cli`]: the `syncreel` command line.
 
@@ -34,6 +36,7 @@ pub mod exporter;
 pub mod framecode;
 pub mod http;
 pub mod links;
+pub mod listener;
 pub mod live;
 pub mod media;
 pub mod metrics;

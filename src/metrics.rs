@@ -15,6 +15,10 @@ const FANOUT_BUCKETS_MICROS: [u64; 12] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub connections_open: AtomicI64,
+    /// Every open TCP socket, WebSocket or not.
+    pub sockets_open: AtomicI64,
+    /// Sockets refused for going over the per-address cap.
+    pub sockets_refused: AtomicU64,
     pub connections_total: AtomicU64,
     pub sessions_live: AtomicI64,
     pub messages_in: AtomicU64,
@@ -62,6 +66,18 @@ impl Metrics {
             "syncreel_connections",
             "Open WebSocket connections.",
             self.connections_open.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "syncreel_sockets",
+            "Open TCP sockets, HTTP and WebSocket.",
+            self.sockets_open.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_sockets_refused_total",
+            "Sockets refused for going over limits.max_connections_per_ip.",
+            self.sockets_refused.load(Relaxed),
         );
         counter(
             &mut out,

@@ -10,7 +10,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -29,6 +28,9 @@ impl Server {
     /// config built in code is held to the same rules as a loaded one.
     pub async fn bind(config: Config) -> std::io::Result<Server> {
         config.validate().map_err(std::io::Error::other)?;
+        if let Some(limit) = crate::listener::raise_fd_limit() {
+            tracing::debug!(limit, "open-file limit");
+        }
         let listener = TcpListener::bind(config.server.bind).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let app = Arc::new(App::new(config, shutdown_rx).map_err(std::io::Error::other)?);
@@ -60,7 +62,7 @@ impl Server {
             listener,
             shutdown_tx,
         } = self;
-        let mut stopping = app.shutdown.clone();
+        let stopping = app.shutdown.clone();
         tokio::spawn(async move {
             signal.await;
             tracing::info!("shutting down");
@@ -82,18 +84,19 @@ impl Server {
             }
         });
         let router = http::router(app.clone());
-        // Small messages must leave at once: Nagle would hold a transport
-        // event behind an unacknowledged one for up to 40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(%err, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            })
-            .await?;
+        let limits = &app.config.limits;
+        let listen = crate::listener::ListenLimits {
+            header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms.max(1)),
+            max_connections_per_ip: limits.max_connections_per_ip.max(1),
+        };
+        crate::listener::serve(
+            listener,
+            router,
+            listen,
+            app.metrics.clone(),
+            stopping.clone(),
+        )
+        .await;
 
         let grace = Duration::from_millis(app.config.server.shutdown_grace_ms);
         let deadline = Instant::now() + grace;

@@ -49,3 +49,123 @@ async fn a_driver_gone_silent_is_dropped_and_the_seat_returns_to_a_host() {
     drop(driver);
     server.shutdown().await;
 }
+
+mod sockets {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpSocket, TcpStream};
+
+    /// Reads until the server closes the socket; what it said before.
+    async fn until_closed(stream: &mut TcpStream) -> String {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(common::WAIT, stream.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "the server kept the socket open");
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    async fn from(addr: std::net::SocketAddr, local: &str) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+        socket.connect(addr).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn half_sent_headers_and_idle_sockets_are_closed() {
+        let server = TestServer::start_with(|c| c.limits.header_read_timeout_ms = 300).await;
+        // Headers that never finish.
+        let mut half = TcpStream::connect(server.addr).await.unwrap();
+        half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // A socket that never sends anything.
+        let mut silent = TcpStream::connect(server.addr).await.unwrap();
+        // A keep-alive connection left idle after its request.
+        let mut kept = TcpStream::connect(server.addr).await.unwrap();
+        kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        let answered = until_closed(&mut kept).await;
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+        until_closed(&mut half).await;
+        until_closed(&mut silent).await;
+        assert_eq!(
+            metric(&server, "syncreel_sockets").await,
+            1,
+            "only /metrics' own"
+        );
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_body_trickled_too_slowly_is_cut_off() {
+        let server = TestServer::start_with(|c| c.limits.body_timeout_ms = 300).await;
+        let mut slow = TcpStream::connect(server.addr).await.unwrap();
+        slow.write_all(
+            b"POST /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"title\"",
+        )
+        .await
+        .unwrap();
+        let answered = until_closed(&mut slow).await;
+        assert!(
+            answered.is_empty() || answered.starts_with("HTTP/1.1 4"),
+            "{answered}"
+        );
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn one_address_over_its_cap_gets_a_typed_429_and_others_are_served() {
+        let server = TestServer::start_with(|c| c.limits.max_connections_per_ip = 3).await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(from(server.addr, "127.0.0.2").await);
+        }
+        let mut over = from(server.addr, "127.0.0.2").await;
+        let answer = until_closed(&mut over).await;
+        assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+        assert!(answer.contains("\"too_many_connections\""), "{answer}");
+        // Another address is not held to this one's count.
+        let (status, _) = server.request("GET", "/healthz", None, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(metric(&server, "syncreel_sockets_refused_total").await, 1);
+        // A slot freed is a slot to use.
+        drop(held.pop());
+        let deadline = tokio::time::Instant::now() + common::WAIT;
+        loop {
+            let mut again = from(server.addr, "127.0.0.2").await;
+            again
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let answer = until_closed(&mut again).await;
+            if answer.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            // The server notices the dropped socket when it reads its end.
+            assert!(tokio::time::Instant::now() < deadline, "{answer}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
+        let server = TestServer::start().await;
+        let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+        assert_eq!(soft, hard);
+        server.shutdown().await;
+    }
+
+    async fn metric(server: &TestServer, name: &str) -> i64 {
+        let (_, _, body) =
+            common::request_with(server.addr, "GET", "/metrics", None, &[], String::new()).await;
+        let text = String::from_utf8_lossy(&body);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}

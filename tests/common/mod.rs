@@ -391,8 +391,13 @@ pub async fn request_with(
     let mut req = hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header("host", addr.to_string())
         .header("content-type", "application/json");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        req = req.header("host", addr.to_string());
+    }
     if let Some(token) = bearer {
         req = req.header("authorization", format!("Bearer {token}"));
     }
