@@ -681,6 +681,9 @@ async fn create_session(addr: SocketAddr) -> Result<Tokens, String> {
 }
 
 /// One HTTP/1.1 request on a fresh connection.
+/// The operator token the bench's server is started with.
+const BENCH_OPERATOR: &str = "bench-operator-token";
+
 async fn http(
     addr: SocketAddr,
     method: &str,
@@ -701,6 +704,10 @@ async fn http(
             .uri(path)
             .header(hyper::header::HOST, addr.to_string())
             .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {BENCH_OPERATOR}"),
+            )
             .body(Full::new(Bytes::from(
                 body.map(|b| b.to_string()).unwrap_or_default(),
             )))
@@ -823,6 +830,11 @@ impl ServerProcess {
             .arg(&data_dir)
             .env("SYNCREEL_LIMITS__MAX_PARTICIPANTS", "6000")
             .env("SYNCREEL_LIMITS__MAX_CONNECTIONS", "20000")
+            // Every simulated participant comes from 127.0.0.1, and joining
+            // thousands takes longer than a person's hello deadline.
+            .env("SYNCREEL_LIMITS__MAX_CONNECTIONS_PER_IP", "30000")
+            .env("SYNCREEL_LIMITS__HELLO_TIMEOUT_MS", "600000")
+            .env("SYNCREEL_SERVER__ADMIN_TOKEN", BENCH_OPERATOR)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -1465,6 +1465,9 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(&data_dir)
             .env("SYNCREEL_MEDIA__ROOT", media_root)
+            .env("SYNCREEL_LIMITS__MAX_CONNECTIONS_PER_IP", "30000")
+            .env("SYNCREEL_LIMITS__HELLO_TIMEOUT_MS", "600000")
+            .env("SYNCREEL_SERVER__ADMIN_TOKEN", BENCH_OPERATOR)
             .env("SYNCREEL_MEDIA__STREAM_WIDTH", CLIP_WIDTH.to_string())
             .env("SYNCREEL_MEDIA__STREAM_HEIGHT", CLIP_HEIGHT.to_string())
             .env("SYNCREEL_MEDIA__CODEC", "vp8")
@@ -1523,6 +1526,9 @@ struct Session {
     viewer: String,
     duration_frames: i64,
 }
+
+/// The operator token the bench's server is started with.
+const BENCH_OPERATOR: &str = "bench-operator-token";
 
 async fn create_session(addr: SocketAddr) -> Result<Session, String> {
     let body = json!({"title": "rtc fan-out", "media": "clip.mov"});
@@ -2213,6 +2219,7 @@ async fn http_json(
             .uri(path)
             .header("host", addr.to_string())
             .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {BENCH_OPERATOR}"))
             .body(Full::new(Bytes::from(
                 body.map(Value::to_string).unwrap_or_default(),
             )))

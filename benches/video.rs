@@ -101,7 +101,7 @@ async fn run_size(width: u32, height: u32) -> Vec<String> {
         .request(
             "POST",
             "/api/sessions",
-            None,
+            Some(common::OPERATOR),
             Some(json!({"title": "bench", "media": "clip.mov"})),
         )
         .await;

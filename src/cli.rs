@@ -107,7 +107,8 @@ pub struct CreateArgs {
     /// Label of the first frame, e.g. 01:00:00:00 (00:00:00;00 for drop-frame).
     #[arg(long)]
     pub start_timecode: Option<String>,
-    /// Needed when the server has server.admin_token set.
+    /// The server's operator token (server.admin_token); without it, the
+    /// one in ./data/operator-token, where a server started here keeps it.
     #[arg(long, env = "SYNCREEL_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
 }
@@ -164,6 +165,9 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     };
     // Scripts and tests read this exact line to find the port.
     println!("listening on http://{shown}");
+    // Standard error: scripts read standard output for the lines above
+    // and may stop reading it.
+    eprintln!("{}", server.app.operator.announcement());
     if demo {
         let root = server.app.config.media_root();
         let clip = demo_clip(&root).await?;
@@ -404,7 +408,14 @@ async fn create_remote(args: CreateArgs) -> anyhow::Result<()> {
     let mut request = hyper::Request::post("/api/sessions")
         .header(hyper::header::HOST, authority)
         .header(hyper::header::CONTENT_TYPE, "application/json");
-    if let Some(token) = &args.admin_token {
+    // Without a token given, the one a server on this machine made for
+    // itself (the default data dir), as an operator at its console means.
+    let token = args.admin_token.clone().or_else(|| {
+        std::fs::read_to_string(std::path::Path::new("data").join(crate::operator::TOKEN_FILE))
+            .ok()
+            .map(|t| t.trim().to_string())
+    });
+    if let Some(token) = &token {
         request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
     }
     let response = sender

@@ -58,6 +58,9 @@ pub struct App {
     frame_media: dashmap::DashMap<(String, String), Arc<crate::media::MediaInfo>>,
     /// The names this server answers to (see `guard`).
     allowed_hosts: Vec<String>,
+    /// What making sessions, listing media and reading the delivery log
+    /// need (see `operator`).
+    pub operator: crate::operator::Operator,
     next_conn_id: AtomicU64,
 }
 
@@ -68,6 +71,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("cannot keep the operator token in the data dir: {0}")]
+    Operator(std::io::Error),
 }
 
 /// Stills decoded at once for `GET /api/sessions/{id}/still/{frame}`.
@@ -83,6 +88,9 @@ impl App {
         let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, store.clone())?;
         let frames = crate::media::frames::FrameServer::new(config.media.frame_limits());
         let allowed_hosts = guard::allowed_names(&config.server);
+        let operator =
+            crate::operator::Operator::resolve(&config.server.admin_token, &config.server.data_dir)
+                .map_err(StartError::Operator)?;
         Ok(App {
             webhooks,
             config,
@@ -96,6 +104,7 @@ impl App {
             frames,
             frame_media: dashmap::DashMap::new(),
             allowed_hosts,
+            operator,
             next_conn_id: AtomicU64::new(1),
         })
     }
@@ -976,14 +985,16 @@ async fn list_media(
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
-/// Server-wide actions need the admin token, when one is configured.
+/// Server-wide actions need the operator token; there always is one.
 fn require_admin(app: &App, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
-    let admin = &app.config.server.admin_token;
-    if !admin.is_empty() && bearer(headers) != Some(admin.as_str()) {
+    if !bearer(headers).is_some_and(|token| app.operator.accepts(token)) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            format!("{what} needs Authorization: Bearer <admin token>"),
+            format!(
+                "{what} needs Authorization: Bearer <operator token> (server.admin_token, \
+                 or the operator-token file in the server's data dir)"
+            ),
         ));
     }
     Ok(())

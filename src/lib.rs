@@ -20,6 +20,7 @@
 //! - [`ws`]: one WebSocket connection (reader loop, writer task, limits).
 //! - [`http`]: REST API, static web client, upgrade, health and metrics.
 //! - [`links`]: role-scoped join links, stored hashed.
+//! - [`operator`]: the operator credential everything but a join link needs.
 //! - [`metrics`]: counters and the fan-out histogram.
 //! - [`config`]: TOML plus environment overrides.
 //! - [`listener`]: the accept loop: header timeouts, per-address caps,
@@ -40,6 +41,7 @@ pub mod listener;
 pub mod live;
 pub mod media;
 pub mod metrics;
+pub mod operator;
 pub mod protocol;
 pub mod ranges;
 pub mod rtc;

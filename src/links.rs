@@ -65,9 +65,7 @@ pub struct LinkStore {
 
 impl LinkStore {
     pub fn mint(&self, session_id: &str, role: Role, expires_at: Option<u64>) -> MintedLink {
-        let mut secret = [0u8; 32];
-        rand::rng().fill_bytes(&mut secret);
-        let token = URL_SAFE_NO_PAD.encode(secret);
+        let token = new_token();
         let link = Link {
             id: random_id(),
             session_id: session_id.to_string(),
@@ -122,6 +120,13 @@ impl LinkStore {
         links.sort_by(|a, b| a.id.cmp(&b.id));
         links
     }
+}
+
+/// A fresh bearer token: 256 random bits, URL-safe base64.
+pub fn new_token() -> String {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    URL_SAFE_NO_PAD.encode(secret)
 }
 
 /// A short random identifier for sessions and links: 64 bits, hex.

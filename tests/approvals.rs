@@ -46,7 +46,7 @@ async fn create(server: &TestServer, media: &str, item: &str) -> Value {
         .request(
             "POST",
             "/api/sessions",
-            None,
+            Some(common::OPERATOR),
             Some(json!({"title": "Shot 010", "media": media, "item": item})),
         )
         .await;
@@ -87,7 +87,9 @@ async fn a_file_is_a_numbered_version_of_its_item_identified_by_its_checksum() {
     assert_eq!(reviewer.welcome["media"]["version"], second["version"]);
     reviewer.ping(1).await;
 
-    let (status, media) = server.request("GET", "/api/media", None, None).await;
+    let (status, media) = server
+        .request("GET", "/api/media", Some(common::OPERATOR), None)
+        .await;
     assert_eq!(status, 200, "{media}");
     let stacks: Vec<(String, Vec<i64>)> = media["items"]
         .as_array()

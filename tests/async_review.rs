@@ -43,7 +43,7 @@ async fn reviewed_session(server: &TestServer) -> (Value, Client) {
         .request(
             "POST",
             "/api/sessions",
-            None,
+            Some(common::OPERATOR),
             Some(json!({"title": "Shot 010", "media": "shot.mov"})),
         )
         .await;

@@ -27,6 +27,17 @@ fn serve_then_create_a_session_from_the_cli_then_stop_on_sigterm() {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
     assert!(data.is_dir(), "the data dir is created");
+    // No token configured: the server made one and keeps it in its data dir.
+    let operator = std::fs::read_to_string(data.join("operator-token")).unwrap();
+    let operator = operator.trim();
+    let unauthorized = Command::new(BIN)
+        .args(["session", "create", "--server", &base, "--title", "x"])
+        .args(["--fps", "24", "--duration-frames", "5"])
+        .env("SYNCREEL_ADMIN_TOKEN", "guess")
+        .output()
+        .unwrap();
+    assert!(!unauthorized.status.success());
+    assert!(String::from_utf8_lossy(&unauthorized.stderr).contains("unauthorized"));
 
     let out = Command::new(BIN)
         .args([
@@ -36,6 +47,8 @@ fn serve_then_create_a_session_from_the_cli_then_stop_on_sigterm() {
             &base,
             "--title",
             "Reel 2 v5",
+            "--admin-token",
+            operator,
         ])
         .args([
             "--fps",
@@ -72,6 +85,8 @@ fn serve_then_create_a_session_from_the_cli_then_stop_on_sigterm() {
             "23",
             "--duration-frames",
             "5",
+            "--admin-token",
+            operator,
         ])
         .output()
         .unwrap();
@@ -93,6 +108,7 @@ fn serve_then_create_a_session_from_the_cli_then_stop_on_sigterm() {
     let out = Command::new(BIN)
         .args(["session", "create", "--server", &base, "--title", "Shot 5"])
         .args(["--media", "v1.mov", "--media", "v2.mov", "--item", "Shot 5"])
+        .env("SYNCREEL_ADMIN_TOKEN", operator)
         .output()
         .unwrap();
     assert!(

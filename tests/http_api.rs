@@ -36,7 +36,12 @@ async fn creating_a_session_validates_its_input_with_coded_errors() {
         (json!({"fps": "25"}), "bad_request"),
     ] {
         let (status, reply) = server
-            .request("POST", "/api/sessions", None, Some(body.clone()))
+            .request(
+                "POST",
+                "/api/sessions",
+                Some(common::OPERATOR),
+                Some(body.clone()),
+            )
             .await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(reply["error"]["code"], code, "{body} → {reply}");
@@ -49,7 +54,7 @@ async fn creating_a_session_validates_its_input_with_coded_errors() {
         .request(
             "POST",
             "/api/sessions",
-            None,
+            Some(common::OPERATOR),
             Some(json!({"title": "Spot", "fps": "29.97", "durationFrames": 900, "startTimecode": "00:59:59;28"})),
         )
         .await;
@@ -155,6 +160,48 @@ async fn an_admin_token_guards_session_creation_when_configured() {
         .request("POST", "/api/sessions", Some("let-me-in"), Some(body))
         .await;
     assert_eq!(status, 201);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_no_token_configured_the_server_makes_one_and_nothing_but_a_link_works_without_it() {
+    let server = TestServer::start_with(|c| c.server.admin_token = String::new()).await;
+    let body = json!({"title": "x", "fps": "24", "durationFrames": 10});
+    for (method, path, body) in [
+        ("POST", "/api/sessions", Some(body.clone())),
+        ("GET", "/api/media", None),
+        ("GET", "/api/webhooks/deliveries", None),
+    ] {
+        for bearer in [None, Some("guess"), Some(common::OPERATOR)] {
+            let (status, reply) = server.request(method, path, bearer, body.clone()).await;
+            assert_eq!(
+                (status, reply["error"]["code"].as_str()),
+                (401, Some("unauthorized")),
+                "{method} {path} with {bearer:?}"
+            );
+        }
+    }
+    // The token it made is in its data dir, for its owner's eyes only.
+    let file = server.data_dir.join(syncreel::operator::TOKEN_FILE);
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(token.len() >= 43, "256 bits: {token}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+    let (status, created) = server
+        .request("POST", "/api/sessions", Some(&token), Some(body))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    for path in ["/api/media", "/api/webhooks/deliveries"] {
+        assert_eq!(
+            server.request("GET", path, Some(&token), None).await.0,
+            200,
+            "{path}"
+        );
+    }
+    // A join link still needs nothing else.
+    let s = common::CreatedSession::from_body(created);
+    Client::join(server.addr, &s.viewer, "Vic").await;
     server.shutdown().await;
 }
 

@@ -49,7 +49,7 @@ async fn media_session(server: &TestServer) -> Value {
         .request(
             "POST",
             "/api/sessions",
-            None,
+            Some(common::OPERATOR),
             Some(json!({"title": "Stream", "media": "clip.mov"})),
         )
         .await;
@@ -286,7 +286,7 @@ async fn sessions_refuse_media_that_cannot_be_reviewed_with_a_reason() {
             .request(
                 "POST",
                 "/api/sessions",
-                None,
+                Some(common::OPERATOR),
                 Some(json!({"title": "x", "media": media})),
             )
             .await;
@@ -307,7 +307,7 @@ async fn sessions_refuse_media_that_cannot_be_reviewed_with_a_reason() {
         .request(
             "POST",
             "/api/sessions",
-            None,
+            Some(common::OPERATOR),
             Some(json!({"title": "x", "media": "clip.mov", "fps": "25"})),
         )
         .await;
@@ -317,7 +317,12 @@ async fn sessions_refuse_media_that_cannot_be_reviewed_with_a_reason() {
         "{body}"
     );
     let (status, body) = server
-        .request("POST", "/api/sessions", None, Some(json!({"title": "x"})))
+        .request(
+            "POST",
+            "/api/sessions",
+            Some(common::OPERATOR),
+            Some(json!({"title": "x"})),
+        )
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -328,7 +333,7 @@ async fn sessions_refuse_media_that_cannot_be_reviewed_with_a_reason() {
         .request(
             "POST",
             "/api/sessions",
-            None,
+            Some(common::OPERATOR),
             Some(json!({"title": "x", "fps": "25", "durationFrames": 10})),
         )
         .await;

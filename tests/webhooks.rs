@@ -211,7 +211,12 @@ async fn events_arrive_signed_and_are_retried_with_backoff_and_logged() {
             "delivery log incomplete"
         );
         let (status, body) = server
-            .request("GET", "/api/webhooks/deliveries", None, None)
+            .request(
+                "GET",
+                "/api/webhooks/deliveries",
+                Some(common::OPERATOR),
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         let log: Vec<Value> = body["deliveries"]
@@ -319,7 +324,12 @@ async fn attempts_to(server: &TestServer, url: &str, n: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + common::WAIT;
     loop {
         let (status, body) = server
-            .request("GET", "/api/webhooks/deliveries", None, None)
+            .request(
+                "GET",
+                "/api/webhooks/deliveries",
+                Some(common::OPERATOR),
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         let log: Vec<Value> = body["deliveries"]

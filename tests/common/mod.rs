@@ -28,6 +28,9 @@ pub struct TestServer {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// The operator token of every test server (and of test processes).
+pub const OPERATOR: &str = "test-operator-token";
+
 impl TestServer {
     pub async fn start() -> TestServer {
         TestServer::start_with(|_| {}).await
@@ -44,6 +47,7 @@ impl TestServer {
             std::process::id(),
             rand_suffix()
         ));
+        config.server.admin_token = OPERATOR.into();
         tweak(&mut config);
         let data_dir = config.server.data_dir.clone();
         let server = Server::bind(config).await.expect("bind");
@@ -111,7 +115,7 @@ impl TestServer {
             .request(
                 "POST",
                 "/api/sessions",
-                None,
+                Some(OPERATOR),
                 Some(json!({"title": "Reel 1", "fps": "24", "durationFrames": 14400, "startTimecode": "01:00:00:00"})),
             )
             .await;
@@ -122,7 +126,7 @@ impl TestServer {
     /// Creates a session with this request body (201 expected).
     pub async fn create_session_with(&self, request: Value) -> CreatedSession {
         let (status, body) = self
-            .request("POST", "/api/sessions", None, Some(request))
+            .request("POST", "/api/sessions", Some(OPERATOR), Some(request))
             .await;
         assert_eq!(status, 201, "{body}");
         CreatedSession::from_body(body)

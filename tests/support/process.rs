@@ -23,6 +23,7 @@ impl Process {
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .env("RUST_LOG", "syncreel=warn")
+            .env("SYNCREEL_SERVER__ADMIN_TOKEN", common::OPERATOR)
             .env("SYNCREEL_MEDIA__ROOT", data.join("media"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -42,7 +43,8 @@ impl Process {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        let (status, body) = common::request(self.addr, "POST", path, None, Some(body)).await;
+        let (status, body) =
+            common::request(self.addr, "POST", path, Some(common::OPERATOR), Some(body)).await;
         assert_eq!(status, 201, "{body}");
         body
     }

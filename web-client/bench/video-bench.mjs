@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-import { MEDIA_DATA_DIR, joinAs, postSession, until } from '../tests/support/harness.mjs';
+import { MEDIA_DATA_DIR, OPERATOR, joinAs, postSession, until } from '../tests/support/harness.mjs';
 
 const WEB_CLIENT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REPO_ROOT = resolve(WEB_CLIENT, '..');
@@ -189,6 +189,7 @@ async function startServer({ height, bind }) {
   const childEnv = {
     ...env,
     RUST_LOG: env.RUST_LOG ?? 'syncreel=warn',
+    SYNCREEL_SERVER__ADMIN_TOKEN: OPERATOR,
     SYNCREEL_MEDIA__STREAM_WIDTH: String(width),
     SYNCREEL_MEDIA__STREAM_HEIGHT: String(height),
   };

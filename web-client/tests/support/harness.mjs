@@ -18,6 +18,11 @@ const START_TIMEOUT_MS = 20_000;
 
 export const WAIT_MS = 10_000;
 
+/** The operator token every test server is started with (server.admin_token). */
+export const OPERATOR = 'browser-test-operator';
+/** The header that makes sessions on a test server. */
+export const OPERATOR_AUTH = { authorization: `Bearer ${OPERATOR}` };
+
 /** Runs `syncreel serve` on a free port; resolves once it says where it listens. */
 export async function startServer() {
   const bin = resolve(WEB_CLIENT, process.env.SYNCREEL_BIN ?? '../target/debug/syncreel');
@@ -25,7 +30,7 @@ export async function startServer() {
   const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn' },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn', SYNCREEL_SERVER__ADMIN_TOKEN: OPERATOR },
   });
   let stderr = '';
   child.stderr.on('data', (d) => {
@@ -94,6 +99,7 @@ export async function startDemoServer() {
     env: {
       ...process.env,
       RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn',
+      SYNCREEL_SERVER__ADMIN_TOKEN: OPERATOR,
       SYNCREEL_MEDIA__ROOT: join(MEDIA_DATA_DIR, 'media'),
       // Half-size pictures: what the tests check (frame identity, sync)
       // does not depend on size, and two pages decoding 720p beside the
@@ -159,7 +165,7 @@ export async function startDemoServer() {
 export async function postSession(base, body) {
   const res = await fetch(`${base}/api/sessions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...OPERATOR_AUTH },
     body: JSON.stringify(body),
   });
   const text = await res.text();
@@ -176,7 +182,7 @@ export async function postSession(base, body) {
 export async function createSession(base, body = {}) {
   const res = await fetch(`${base}/api/sessions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...OPERATOR_AUTH },
     body: JSON.stringify({
       title: 'Browser test', fps: '24000/1001', durationFrames: 14400, startTimecode: '01:00:00:00', ...body,
     }),
