@@ -61,6 +61,8 @@ pub struct App {
     /// What making sessions, listing media and reading the delivery log
     /// need (see `operator`).
     pub operator: crate::operator::Operator,
+    /// Held while an archived session is brought back.
+    restoring: tokio::sync::Mutex<()>,
     next_conn_id: AtomicU64,
 }
 
@@ -105,6 +107,7 @@ impl App {
             frame_media: dashmap::DashMap::new(),
             allowed_hosts,
             operator,
+            restoring: tokio::sync::Mutex::new(()),
             next_conn_id: AtomicU64::new(1),
         })
     }
@@ -134,13 +137,47 @@ impl App {
             );
         }
         let mut restored = 0;
-        for row in sessions {
+        // Only live reviews come back at start; an ended one is brought
+        // back when someone with a link of it asks (`App::session`).
+        for row in sessions.into_iter().filter(|row| row.ended_at.is_none()) {
             match self.restore_session(row).await {
                 Ok(()) => restored += 1,
                 Err(err) => tracing::warn!(%err, "a recorded session could not be restored"),
             }
         }
         Ok(restored)
+    }
+
+    /// The session `id`: live, or (ended and archived) brought back from
+    /// the record now. `None` when there is no such session.
+    pub async fn session(self: &Arc<Self>, id: &str) -> Option<SessionHandle> {
+        if let Some(live) = self.registry.get(id) {
+            return Some(live);
+        }
+        // One at a time, so two people opening an archived review at
+        // once do not bring it back twice.
+        let _restoring = self.restoring.lock().await;
+        if let Some(live) = self.registry.get(id) {
+            return Some(live);
+        }
+        let store = self.store.clone();
+        let wanted = id.to_string();
+        let row = tokio::task::spawn_blocking(move || store.session(&wanted))
+            .await
+            .ok()?
+            .ok()??;
+        let mut row = row;
+        let store = self.store.clone();
+        let wanted = id.to_string();
+        row.playlist = tokio::task::spawn_blocking(move || store.entries_of(&wanted))
+            .await
+            .ok()?
+            .ok()?;
+        if let Err(err) = self.restore_session(row).await {
+            tracing::warn!(session = %id, %err, "an archived session could not be opened");
+            return None;
+        }
+        self.registry.get(id)
     }
 
     async fn restore_session(self: &Arc<Self>, row: SessionRow) -> anyhow::Result<()> {
@@ -316,7 +353,7 @@ impl App {
         req: CreateSession,
         prepared: Vec<MediaSetup>,
     ) -> Result<CreatedSession, ApiError> {
-        if self.registry.len() >= self.config.limits.max_sessions {
+        if self.registry.live_count() >= self.config.limits.max_sessions {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too_many_sessions",
@@ -756,7 +793,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/app/{*path}", get(asset))
         .route("/ws", get(upgrade))
         .route("/api/sessions", post(create_session))
-        .route("/api/sessions/{id}", get(get_session))
+        .route(
+            "/api/sessions/{id}",
+            get(get_session).delete(delete_session),
+        )
         .route("/api/media", get(list_media))
         .route("/api/sessions/{id}/links", post(mint_link))
         .route("/api/sessions/{id}/end", post(end_session))
@@ -869,26 +909,22 @@ fn unix_now() -> u64 {
 }
 
 /// Checks that the caller holds a host link of this session.
-fn require_host(
-    app: &App,
+async fn require_host(
+    app: &Arc<App>,
     headers: &HeaderMap,
     session_id: &str,
 ) -> Result<SessionHandle, ApiError> {
-    require_link(app, headers, session_id, Some(Role::Host))
+    require_link(app, headers, session_id, Some(Role::Host)).await
 }
 
 /// The session, if the bearer token is a live link of it (of `role`, when
 /// one is named).
-fn require_link(
-    app: &App,
+async fn require_link(
+    app: &Arc<App>,
     headers: &HeaderMap,
     session_id: &str,
     role: Option<Role>,
 ) -> Result<SessionHandle, ApiError> {
-    let handle = app
-        .registry
-        .get(session_id)
-        .ok_or_else(|| ApiError::not_found("session"))?;
     let token = bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -918,7 +954,11 @@ fn require_link(
             "only a host link of this session may do this",
         ));
     }
-    Ok(handle)
+    // Checked after the link, so that an archived session is brought back
+    // only for someone entitled to it.
+    app.session(session_id)
+        .await
+        .ok_or_else(|| ApiError::not_found("session"))
 }
 
 async fn create_session(
@@ -1005,7 +1045,7 @@ async fn get_session(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<SessionBody>, ApiError> {
-    let handle = require_host(&app, &headers, &id)?;
+    let handle = require_host(&app, &headers, &id).await?;
     let (reply, answer) = oneshot::channel();
     let gone = || ApiError::new(StatusCode::GONE, "session_ended", "the session has ended");
     handle
@@ -1042,7 +1082,7 @@ async fn export_session(
 ) -> Result<Response, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    require_host(&app, &headers, &id)?;
+    require_host(&app, &headers, &id).await?;
     let format: crate::export::Format = format
         .parse()
         .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
@@ -1107,7 +1147,7 @@ async fn session_events(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_host(&app, &headers, &id)?;
+    require_host(&app, &headers, &id).await?;
     let store = app.store.clone();
     let events = tokio::task::spawn_blocking(move || store.events(&id))
         .await
@@ -1178,7 +1218,7 @@ async fn session_still(
             format!("{frame:?} is not a frame number"),
         )
     })?;
-    require_link(&app, &headers, &id, None)?;
+    require_link(&app, &headers, &id, None).await?;
     // A few people clicking at once wait their turn (a still takes about
     // 90 ms); a queue that long means the machine is swamped.
     let Ok(Ok(_permit)) = tokio::time::timeout(STILL_WAIT, app.stills.acquire()).await else {
@@ -1257,7 +1297,7 @@ async fn mint_link(
     headers: HeaderMap,
     body: Result<Json<MintLink>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<LinkBody>), ApiError> {
-    require_host(&app, &headers, &id)?;
+    require_host(&app, &headers, &id).await?;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let expires_at = req
@@ -1295,7 +1335,7 @@ async fn end_session(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let handle = require_host(&app, &headers, &id)?;
+    let handle = require_host(&app, &headers, &id).await?;
     let (reply, ended) = tokio::sync::oneshot::channel();
     let gone = || ApiError::new(StatusCode::GONE, "session_ended", "the session is gone");
     handle
@@ -1307,12 +1347,63 @@ async fn end_session(
     Ok(Json(serde_json::json!({ "endedAt": at })))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    /// Also remove the session's notes, drawings, approvals and links
+    /// from the record (an event row still says it was deleted).
+    #[serde(default)]
+    purge: bool,
+}
+
+/// Deletes a session (operator bearer): everyone in it is told and
+/// disconnected, its links stop working, its slot and pipelines are
+/// freed, and it is never restored; its record is kept unless `purge`.
+async fn delete_session(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&app, &headers, "deleting sessions")?;
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let store = app.store.clone();
+    let wanted = id.clone();
+    let known = tokio::task::spawn_blocking(move || store.session(&wanted))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(store_error)?;
+    if known.is_none() {
+        return Err(ApiError::not_found("session"));
+    }
+    app.links.revoke_session(&id);
+    if let Some(handle) = app.registry.remove(&id) {
+        let (reply, closed) = oneshot::channel();
+        if handle.tx.send(SessionMsg::Close { reply }).await.is_ok() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), closed).await;
+        }
+    }
+    app.frame_media.retain(|(session, _), _| *session != id);
+    app.store
+        .write_acked(Write::Delete {
+            session_id: id.clone(),
+            at: crate::live::unix_millis(),
+            purge: query.purge,
+        })
+        .await
+        .unwrap_or(Err(StoreError::Closed))
+        .map_err(store_error)?;
+    tracing::info!(session = %id, purge = query.purge, "session deleted by the operator");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn revoke_link(
     State(app): State<Arc<App>>,
     UrlPath((id, link)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let handle = require_host(&app, &headers, &id)?;
+    let handle = require_host(&app, &headers, &id).await?;
     if !app.links.revoke(&id, &link) {
         return Err(ApiError::not_found("link"));
     }

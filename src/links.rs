@@ -99,6 +99,15 @@ impl LinkStore {
     }
 
     /// Revokes a link of a session; false when there is no such link.
+    /// Revokes every link of a session (it was deleted).
+    pub fn revoke_session(&self, session_id: &str) {
+        for mut entry in self.by_hash.iter_mut() {
+            if entry.session_id == session_id {
+                entry.revoked = true;
+            }
+        }
+    }
+
     pub fn revoke(&self, session_id: &str, link_id: &str) -> bool {
         let mut found = false;
         for mut entry in self.by_hash.iter_mut() {

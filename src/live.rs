@@ -141,6 +141,11 @@ pub enum SessionMsg {
     RevokeLink {
         link_id: String,
     },
+    /// The operator deleted the session: everyone (its rooms' people too)
+    /// is told and disconnected, and the task stops.
+    Close {
+        reply: oneshot::Sender<()>,
+    },
     State {
         reply: oneshot::Sender<WireSnapshot>,
     },
@@ -264,6 +269,9 @@ pub struct SessionHandle {
     pub tx: mpsc::Sender<SessionMsg>,
     /// The stream, for sessions made from a media file.
     pub media: Option<Arc<SessionMedia>>,
+    /// Set once the live review has ended: an ended session no longer
+    /// counts against `limits.max_sessions`.
+    pub ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A session's stream: the player that makes it and the hub that sends it.
@@ -338,6 +346,20 @@ impl Registry {
 
     pub fn len(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Sessions whose live review has not ended: what `max_sessions`
+    /// bounds. An ended one is kept for its record, not its room.
+    pub fn live_count(&self) -> usize {
+        self.sessions
+            .iter()
+            .filter(|h| !h.ended.load(Relaxed))
+            .count()
+    }
+
+    /// Takes a session out; its task stops once told (`SessionMsg::Close`).
+    pub fn remove(&self, id: &str) -> Option<SessionHandle> {
+        self.sessions.remove(id).map(|(_, h)| h)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -433,6 +455,9 @@ fn open_room(
     let (tx, rx) = mpsc::channel(1024);
     let me = tx.downgrade();
     let media = match &parts.setup {
+        // An ended session's own room streams nothing: everyone who joins
+        // it now is sent to a room of their own, which has its player.
+        Some(_) if ended_at.is_some() && belonging.is_none() => None,
         Some(setup) if parts.media_error.is_none() => Some(start_media(
             setup.clone(),
             parts.version.clone(),
@@ -443,10 +468,12 @@ fn open_room(
         )?),
         _ => None,
     };
+    let ended = Arc::new(std::sync::atomic::AtomicBool::new(ended_at.is_some()));
     let handle = SessionHandle {
         info: parts.info.clone(),
         tx,
         media: media.clone(),
+        ended: ended.clone(),
     };
     let recorded_frame = session.transport().anchor_frame;
     let metrics = parts.metrics.clone();
@@ -469,6 +496,8 @@ fn open_room(
         belonging,
         rooms: HashMap::new(),
         anyone_joined: false,
+        ended,
+        closing: false,
     };
     metrics.sessions_live.fetch_add(1, Relaxed);
     tokio::spawn(async move {
@@ -587,6 +616,10 @@ struct SessionTask {
     belonging: Option<Belonging>,
     /// A session's personal rooms, by their key (hex).
     rooms: HashMap<String, PersonalRoom>,
+    /// Shared with the handle: whether the live review has ended.
+    ended: Arc<std::sync::atomic::AtomicBool>,
+    /// The operator deleted the session: say goodbye and stop.
+    closing: bool,
     /// A personal room is born empty; it closes once it is empty again.
     anyone_joined: bool,
 }
@@ -619,6 +652,9 @@ impl SessionTask {
                 _ = shutdown.changed() => break,
             }
             self.flush();
+            if self.closing {
+                break;
+            }
             if self.anyone_joined && self.session.is_empty() {
                 if let Some(belonging) = &self.belonging {
                     if let Some(parent) = belonging.parent.upgrade() {
@@ -779,6 +815,20 @@ impl SessionTask {
                 kind,
                 result,
             } => self.stored(from, key, kind, result),
+            SessionMsg::Close { reply } => {
+                for room in self.rooms.values() {
+                    let (tx, _) = oneshot::channel();
+                    let _ = room.handle.tx.try_send(SessionMsg::Close { reply: tx });
+                }
+                for conn in self.conns.values() {
+                    let _ = conn.tx.try_send(Outbound::Close {
+                        code: ErrorCode::SessionNotFound,
+                        message: "the operator deleted this session".into(),
+                    });
+                }
+                self.closing = true;
+                let _ = reply.send(());
+            }
             SessionMsg::RevokeLink { link_id } => {
                 for room in self.rooms.values() {
                     let _ = room.handle.tx.try_send(SessionMsg::RevokeLink {
@@ -980,6 +1030,7 @@ impl SessionTask {
         }
         let at = unix_millis();
         self.ended_at = Some(at);
+        self.ended.store(true, Relaxed);
         let info = self.session.info();
         let decisions: Vec<_> = self
             .review

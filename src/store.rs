@@ -238,6 +238,9 @@ const MIGRATIONS: &[&str] = &[
                stream_kbps, checksum
         FROM approvals_v5 ORDER BY id;
     DROP TABLE approvals_v5;",
+    // 7: sessions the operator deleted: gone from every listing, never
+    // restored; their record is kept unless it was purged.
+    "ALTER TABLE sessions ADD COLUMN deleted_at INTEGER;",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -529,6 +532,14 @@ pub enum Write {
         session_id: String,
         at: i64,
     },
+    /// The operator deleted a session: its links stop working, it is
+    /// never restored, and with `purge` its notes, drawings, approvals,
+    /// entries and links are removed too. An event row says so either way.
+    Delete {
+        session_id: String,
+        at: i64,
+        purge: bool,
+    },
     Event {
         session_id: String,
         at: i64,
@@ -670,7 +681,7 @@ impl Store {
     pub fn sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         let db = self.reader.lock().expect("reader lock");
         let mut stmt = db.prepare(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY created_at, id"
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE deleted_at IS NULL ORDER BY created_at, id"
         ))?;
         let rows = stmt.query_map([], session_row)?;
         let mut sessions: Vec<SessionRow> = rows.collect::<Result<_, _>>()?;
@@ -685,7 +696,9 @@ impl Store {
         let db = self.reader.lock().expect("reader lock");
         Ok(db
             .query_row(
-                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"),
+                &format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1 AND deleted_at IS NULL"
+                ),
                 params![id],
                 session_row,
             )
@@ -713,6 +726,11 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// A session's playlist entries, in order (none for one version).
+    pub fn entries_of(&self, session_id: &str) -> Result<Vec<EntryRow>, StoreError> {
+        entries(&self.reader.lock().expect("reader lock"), session_id)
     }
 
     /// Every link of every session.
@@ -1370,6 +1388,49 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
             db.execute(
                 "UPDATE sessions SET ended_at = ?1 WHERE id = ?2 AND ended_at IS NULL",
                 params![at, session_id],
+            )?;
+        }
+        Write::Delete {
+            session_id,
+            at,
+            purge,
+        } => {
+            db.execute(
+                "UPDATE sessions SET deleted_at = ?1, ended_at = COALESCE(ended_at, ?1)
+                 WHERE id = ?2",
+                params![at, session_id],
+            )?;
+            db.execute(
+                "UPDATE links SET revoked = 1 WHERE session_id = ?1",
+                params![session_id],
+            )?;
+            if *purge {
+                // Replies before the notes they answer; nothing else points
+                // at these rows.
+                for sql in [
+                    "DELETE FROM notes WHERE session_id = ?1 AND parent_id IS NOT NULL",
+                    "DELETE FROM notes WHERE session_id = ?1",
+                    "DELETE FROM drawings WHERE session_id = ?1",
+                    "DELETE FROM approvals WHERE session_id = ?1",
+                    "DELETE FROM session_entries WHERE session_id = ?1",
+                    "DELETE FROM links WHERE session_id = ?1",
+                    "DELETE FROM events WHERE session_id = ?1",
+                ] {
+                    db.execute(sql, params![session_id])?;
+                }
+                db.execute(
+                    "UPDATE sessions SET title = '', media = NULL, version_id = NULL WHERE id = ?1",
+                    params![session_id],
+                )?;
+            }
+            let detail = if *purge {
+                "by the operator; its record was purged"
+            } else {
+                "by the operator; its record is kept"
+            };
+            db.execute(
+                "INSERT INTO events (session_id, at, kind, detail) VALUES (?1, ?2, 'deleted', ?3)",
+                params![session_id, at, detail],
             )?;
         }
         Write::Event {

@@ -377,11 +377,10 @@ impl Connection {
             };
             Reject(code, err.to_string())
         })?;
-        let session = self
-            .app
-            .registry
-            .get(&link.session_id)
-            .ok_or_else(|| Reject::new(ErrorCode::SessionNotFound, "the session has ended"))?;
+        let session =
+            self.app.session(&link.session_id).await.ok_or_else(|| {
+                Reject::new(ErrorCode::SessionNotFound, "there is no such session")
+            })?;
         let mut fresh_secret = [0u8; 16];
         rand::rng().fill_bytes(&mut fresh_secret);
         let ended = || Reject::new(ErrorCode::SessionNotFound, "the session has ended");

@@ -42,7 +42,7 @@ pub(super) async fn frame_png(
             "a version is named by its SHA-256, 64 hex digits".into()
         ));
     }
-    require_link(&app, &headers, &id, None)?;
+    require_link(&app, &headers, &id, None).await?;
     let media = media_of(&app, &id, &checksum).await?;
     if !(0..media.duration_frames).contains(&frame) {
         return Err(ApiError::new(

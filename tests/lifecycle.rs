@@ -1,0 +1,131 @@
+//! A long-lived install: ended sessions give their slot back and are not
+//! brought back live at each start, and the operator can delete a session
+//! (keeping or purging its record).
+
+mod common;
+
+use common::{Client, TestServer, OPERATOR};
+use serde_json::json;
+
+async fn end(server: &TestServer, id: &str, host: &str) {
+    let path = format!("/api/sessions/{id}/end");
+    let (status, body) = server.request("POST", &path, Some(host), None).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn live_sessions(server: &TestServer) -> i64 {
+    let (_, health) = server.request("GET", "/healthz", None, None).await;
+    health["sessions"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn ended_sessions_free_their_slot_and_come_back_only_when_asked_for() {
+    let data = std::env::temp_dir().join(format!("syncreel-lifecycle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let config = {
+        let data = data.clone();
+        move |c: &mut syncreel::config::Config| {
+            c.limits.max_sessions = 3;
+            c.server.data_dir = data;
+        }
+    };
+    let server = TestServer::start_with(config.clone()).await;
+    let mut ended = Vec::new();
+    for _ in 0..3 {
+        let s = server.create_session().await;
+        end(&server, &s.id, &s.host).await;
+        ended.push(s);
+    }
+    // Three ended sessions do not hold the three live slots.
+    let live = server.create_session().await;
+    let mut reviewer = Client::join(server.addr, &ended[0].reviewer, "Ravi").await;
+    reviewer
+        .send(json!({"type": "note", "key": "k1", "frame": 10, "text": "kept"}))
+        .await;
+    reviewer.expect("noteAck").await;
+    drop(reviewer);
+    server.shutdown().await;
+
+    // After a restart only the live one is running…
+    let server = TestServer::start_with(config).await;
+    assert_eq!(live_sessions(&server).await, 1);
+    let (status, _) = server
+        .request(
+            "GET",
+            &format!("/api/sessions/{}", live.id),
+            Some(&live.host),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // …and an ended one opens when one of its links asks, record and all.
+    let mut late = Client::join(server.addr, &ended[0].viewer, "Vic").await;
+    let notes = late.expect("notes").await;
+    assert_eq!(notes["notes"][0]["text"], "kept", "{notes}");
+    assert_eq!(live_sessions(&server).await, 2);
+    // Still three live slots: two more live sessions fit.
+    server.create_session().await;
+    server.create_session().await;
+    let (status, body) = server
+        .request(
+            "POST",
+            "/api/sessions",
+            Some(OPERATOR),
+            Some(json!({"title": "x", "fps": "24", "durationFrames": 10})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("too_many_sessions"))
+    );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+fn count(db: &std::path::Path, sql: &str, id: &str) -> i64 {
+    let db = rusqlite::Connection::open(db).unwrap();
+    db.query_row(sql, [id], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn the_operator_deletes_a_session_keeping_or_purging_its_record() {
+    let server = TestServer::start_with(|c| c.limits.max_sessions = 2).await;
+    let db = server.data_dir.join("syncreel.db");
+    let mut kept_and_purged = Vec::new();
+    for purge in [false, true] {
+        let s = server.create_session().await;
+        let mut host = Client::join(server.addr, &s.host, "Dana").await;
+        host.send(json!({"type": "note", "key": "k", "frame": 1, "text": "a note"}))
+            .await;
+        host.expect("noteAck").await;
+        let path = format!("/api/sessions/{}?purge={purge}", s.id);
+        // A host link is not the operator.
+        let (status, _) = server.request("DELETE", &path, Some(&s.host), None).await;
+        assert_eq!(status, 401);
+        let (status, body) = server.request("DELETE", &path, Some(OPERATOR), None).await;
+        assert_eq!(status, 204, "{body}");
+        let bye = host.expect("goodbye").await;
+        assert_eq!(bye["code"], "session_not_found", "{bye}");
+        host.expect_closed().await;
+        // Its links are dead, and it is gone from the API.
+        let mut again = Client::connect(server.addr).await;
+        again.hello(&s.viewer, "Vic", None).await;
+        assert_eq!(again.expect_error().await["code"], "link_revoked");
+        let (status, _) = server.request("DELETE", &path, Some(OPERATOR), None).await;
+        assert_eq!(status, 404, "deleting twice");
+        kept_and_purged.push(s.id);
+    }
+    // Both slots are free again.
+    assert_eq!(live_sessions(&server).await, 0);
+    server.create_session().await;
+    server.create_session().await;
+    // The record: kept for the first, purged for the second; audited both.
+    let notes = "SELECT COUNT(*) FROM notes WHERE session_id = ?1";
+    let deleted = "SELECT COUNT(*) FROM events WHERE session_id = ?1 AND kind = 'deleted'";
+    assert_eq!(count(&db, notes, &kept_and_purged[0]), 1);
+    assert_eq!(count(&db, notes, &kept_and_purged[1]), 0);
+    for id in &kept_and_purged {
+        assert_eq!(count(&db, deleted, id), 1);
+    }
+    server.shutdown().await;
+}
