@@ -10,6 +10,11 @@
 // playout.js). Then every readout follows the picture, not the playhead
 // (displayedTransport in playout.js): one timeline for what is seen, and
 // the driver's commands say which frame that was (`shown`, commands.js).
+// While the room is not playing, the picture is not the stream's: it is
+// the exact frame, decoded by the server and drawn over the video at the
+// transport's execute-at instant (stills.js), with the frames around it
+// fetched ahead so that a step shows at once; a play hands back to the
+// stream when its first picture of the play is lit.
 //
 // The review record (notes and replies, drawings, decisions) arrives as
 // whole lists after each welcome and as single items after that; what
@@ -36,6 +41,9 @@ import {
 } from './playout.js';
 import { Room } from './room.js';
 import { VideoLink } from './rtc.js';
+import {
+  STILLS, StillCache, StillLayer, prefetchPlan, stillKey,
+} from './stills.js';
 import { LiveStrokes, StrokeParts } from './strokes.js';
 import { position } from './transport.js';
 import { Ui } from './ui.js';
@@ -69,6 +77,10 @@ const REFUSAL_TOAST_GAP_MS = 2000;
 // second), and the playout delay one of this many transits.
 const REPORT_MIN_SAMPLES = 12;
 const TRANSIT_MIN_SAMPLES = 4;
+// A play hands the picture back to the stream once a picture made in the
+// play is lit; if none comes this long after the play's anchor (a stalled
+// stream), the still goes anyway.
+const HANDOVER_GIVE_UP_US = 3_000_000;
 // Reading the frame code costs a copy of the strip's rows per picture
 // (about 0.5 ms), or without WebCodecs a canvas draw (about 7 ms in
 // software); beyond this mean it is read on every 4th picture only.
@@ -221,6 +233,30 @@ const stream = new VideoLink({
     ui.setVideoState(state, detail);
   },
 });
+
+// The stills path: while the room is not playing, the exact frame from
+// the server covers the video (see updateStills).
+const stillLayer = new StillLayer(document.getElementById('still-layer'), () => refreshStills());
+const stillCache = new StillCache({ load: loadStill });
+// The still on screen ({key, frame, checksum, width, height, version,
+// executeAtUs, drawnAtUs, and the stream's state when it was drawn}), or
+// null while the stream's picture shows.
+let stillShown = null;
+// When the stream's first picture of the play that follows the still is
+// lit (server µs): the still goes then.
+let handoverAtUs = null;
+// The frame the driver's own command will put the room on, foreseen at
+// the key press ({checksum, frame, duration, sinceVersion}): fetched at once.
+let foreseen = null;
+// [event (0 drawn, 1 hidden), frame, atUs, executeAtUs (drawn) or the
+// handover picture's display instant (hidden), transport version].
+const stillLog = new RingLog(512, 5);
+// Source widths by version checksum (a playlist entry's is learnt from
+// its first still: the welcome gives only the entry on screen's).
+const sourceWidths = new Map();
+// Tests: the stream's start held back (see holdStream).
+let streamHeld = false;
+let heldMedia = null;
 
 // Drawings over the picture; strokes (as they start, then finished or
 // abandoned) and erasures come back here.
@@ -413,6 +449,8 @@ function onMessage(msg) {
   if (changed === 'control' && !room.isDriver()) commands.clear();
   // Whoever drives sees what the room sees.
   if ((changed === 'all' || changed === 'control') && room.isDriver()) endPeek();
+  // A new transport on its way: its still (and its neighbours') now, ahead of its execute-at.
+  if (changed === 'all' || changed === 'transport') refreshStills();
 }
 
 /** Catch-up pages gathered so far, by list name. */
@@ -508,6 +546,7 @@ function onRefused(msg) {
  */
 function shownFrame() {
   if (peek) return peek.frame;
+  if (media && stillShown) return stillShown.frame;
   const now = clock.serverNowUs();
   if (media && videoShown && now != null && now - videoShown.atUs <= STALE_VIDEO_US) {
     return videoShown.atUs > now && videoShown.before ? videoShown.before.frame : videoShown.frame;
@@ -678,7 +717,7 @@ function openNote(id) {
   document.querySelector(`#notes li[data-id="${id}"]`)?.scrollIntoView({ block: 'nearest' });
   if (room.isDriver()) {
     endPeek();
-    commands.drive({ type: 'seek', frame: note.frame });
+    drive({ type: 'seek', frame: note.frame });
   } else {
     startPeek(note.frame);
   }
@@ -743,10 +782,11 @@ function renderPresence() {
 }
 
 /** A REST call about this session with this page's link token (the server checks what its role may do). */
-function linkFetch(path, method = 'GET') {
+function linkFetch(path, method = 'GET', signal = undefined) {
   return fetch(`/api/sessions/${encodeURIComponent(room.session.id)}${path}`, {
     method,
     headers: { authorization: `Bearer ${link.token}` },
+    signal,
   });
 }
 
@@ -821,6 +861,8 @@ async function endReview() {
  */
 function onEntryChanged() {
   endPeek();
+  // The still of the entry before: the new entry's shows once it is here.
+  if (stillShown) hideStill(clock.serverNowUs());
   if (media) media.version = room.mediaVersion;
   videoShown = null;
   selectedNote = null;
@@ -831,6 +873,7 @@ function onEntryChanged() {
   renderApprovals();
   drawRevision += 1;
   drawnTransport = null;
+  refreshStills();
 }
 
 /** Every welcome is a new socket, so a new peer (the server dropped the old one). */
@@ -848,12 +891,191 @@ function onWelcomeMedia(msg) {
   media = msg.media ?? null;
   ui.setMedia(media);
   ui.setVersion(media?.version ?? null);
+  if (media?.version) sourceWidths.set(media.version.checksum, media.sourceWidth);
+  // A still of another version (or of no media) is not this room's picture.
+  if (stillShown && stillShown.checksum !== media?.version?.checksum) hideStill(clock.serverNowUs());
+  heldMedia = null;
   if (media) {
     ui.showMediaError(null);
-    stream.start(media);
+    if (streamHeld) heldMedia = media;
+    else stream.start(media);
   } else {
     stream.stop();
   }
+}
+
+/** The version (checksum) and length of the newest transport's entry: a cue on its way names its own. */
+function newestEntry() {
+  const cue = room.cues.at(-1);
+  if (cue) return { checksum: cue.mediaVersion?.checksum ?? null, duration: cue.session.durationFrames };
+  return { checksum: room.mediaVersion?.checksum ?? null, duration: room.session.durationFrames };
+}
+
+/** The version of the newest transport this page knows of, due or not. */
+const newestVersion = () => room.schedule.pending.at(-1)?.version ?? room.schedule.currentVersion;
+
+/** The width to ask stills of version `checksum` at: the picture's width in device pixels, at most the source's. */
+function stillWidthFor(checksum) {
+  if (!media) return null;
+  const source = sourceWidths.get(checksum) ?? 1920;
+  return stillLayer.requestWidth(source, (source * media.sourceHeight) / media.sourceWidth);
+}
+
+/**
+ * Tells the still cache what to have ready, most wanted first: the frame
+ * the driver's own command will land on (foreseen at the key press), the
+ * newest transport's paused frame (it arrives a lead ahead of its
+ * execute-at), then that frame's neighbours and a short loop.
+ */
+function refreshStills() {
+  if (!media || !room.joined) {
+    stillCache.want([]);
+    return;
+  }
+  const { checksum, duration } = newestEntry();
+  const items = [];
+  const add = (frame, version = checksum, length = duration) => {
+    const width = version && stillWidthFor(version);
+    if (!width || !(frame >= 0 && frame < length)) return;
+    items.push({ key: stillKey(version, frame, width), checksum: version, frame, width });
+  };
+  if (foreseen && foreseen.sinceVersion === newestVersion()) add(foreseen.frame, foreseen.checksum, foreseen.duration);
+  const newest = room.schedule.newest();
+  if (newest && !newest.playing) for (const f of prefetchPlan(newest.anchorFrame, duration, newest)) add(f);
+  stillCache.want(items);
+}
+
+/** The frame the driver's paused room will be on after the newest transport and the commands foreseen since. */
+function foreseenBase() {
+  if (foreseen && foreseen.sinceVersion === newestVersion() && foreseen.checksum === newestEntry().checksum) return foreseen.frame;
+  const newest = room.schedule.newest();
+  return newest && !newest.playing ? newest.anchorFrame : null;
+}
+
+/**
+ * Where the driver's command will put the room, when this page can tell
+ * (a pause or step lands on the frame on screen, or steps from the paused
+ * frame; a seek while paused goes where it says; a cue opens its entry
+ * paused on its first frame): that still is asked for now, a round trip
+ * and a lead before its transport takes effect.
+ */
+function foreseeCommand(msg) {
+  if (!media || !room.joined || !connection.live || !room.isDriver()) return;
+  if (msg.type === 'cue') {
+    const entry = room.playlist[msg.entry];
+    if (!entry?.version) return;
+    foreseen = {
+      checksum: entry.version.checksum, frame: 0, duration: entry.durationFrames, sinceVersion: newestVersion(),
+    };
+    refreshStills();
+    return;
+  }
+  const plays = commands.willPlay();
+  let frame = null;
+  if (msg.type === 'pause' && plays) {
+    frame = shownFrame();
+  } else if (msg.type === 'step') {
+    const base = plays ? shownFrame() : foreseenBase();
+    frame = base == null ? null : base + msg.frames;
+  } else if (msg.type === 'seek' && !plays) {
+    if (msg.frame != null) frame = msg.frame;
+    else {
+      try {
+        frame = room.format.parse(msg.timecode);
+      } catch {
+        // The server says what is wrong with it.
+      }
+    }
+  }
+  if (frame == null) return;
+  const { checksum, duration } = newestEntry();
+  foreseen = {
+    checksum, frame: Math.min(Math.max(0, frame), duration - 1), duration, sinceVersion: newestVersion(),
+  };
+  refreshStills();
+}
+
+/** Fetches and decodes one still (`item` as in refreshStills). */
+async function loadStill({ checksum, frame, width }, signal) {
+  const path = `/frames/${checksum}/${frame}`;
+  let res = await linkFetch(`${path}?width=${width}`, 'GET', signal);
+  if (res.status === 400) {
+    const { code, message } = await apiError(res);
+    if (code !== 'bad_request') throw Object.assign(new Error(message), { code });
+    // Wider than this version's source (a playlist entry's size is not
+    // announced): its own width, learnt from what comes.
+    res = await linkFetch(path, 'GET', signal);
+  }
+  if (res.status === 503) throw Object.assign(new Error('busy'), { retryMs: STILLS.busyRetryMs });
+  if (!res.ok) throw Object.assign(new Error((await apiError(res)).message), { code: `http_${res.status}` });
+  const blob = await res.blob();
+  // As decoded: no colour management, no premultiplying (the PNG is opaque RGB).
+  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  if (bitmap.width + 3 < width) sourceWidths.set(checksum, bitmap.width);
+  return { value: bitmap, bytes: bitmap.width * bitmap.height * 4 };
+}
+
+/**
+ * Per animation frame: the still due now. Paused, the still of the
+ * paused frame is drawn at the first animation frame at or after its
+ * transport's execute-at (it was fetched when the transport arrived, or
+ * at the driver's key press); one not here yet is drawn as soon as it
+ * comes, and the last still stays up until then. Playing, the still stays
+ * until the stream's first picture of the play is lit (`handoverAtUs`,
+ * set in onVideoFrame), so the picture never steps back.
+ */
+function updateStills(now, transport) {
+  if (!media || !room.joined) {
+    if (stillShown) hideStill(now);
+    return;
+  }
+  if (!transport.playing) {
+    handoverAtUs = null;
+    const checksum = room.mediaVersion?.checksum;
+    const width = checksum && stillWidthFor(checksum);
+    if (!width) return;
+    const key = stillKey(checksum, transport.anchorFrame, width);
+    if (stillShown?.key === key) return;
+    const bitmap = stillCache.get(key);
+    if (bitmap) drawStill(now, key, checksum, bitmap, transport);
+    return;
+  }
+  if (!stillShown) return;
+  const noStream = stream.state === 'none' || stream.state === 'failed';
+  if (noStream || (handoverAtUs != null && now >= handoverAtUs) || now - transport.anchorTime > HANDOVER_GIVE_UP_US) {
+    hideStill(now);
+  }
+}
+
+function drawStill(now, key, checksum, bitmap, transport) {
+  stillLayer.draw(bitmap);
+  stillCache.pin(key);
+  const version = room.schedule.currentVersion;
+  stillShown = {
+    key,
+    frame: transport.anchorFrame,
+    checksum,
+    width: bitmap.width,
+    height: bitmap.height,
+    version,
+    // A paused transport's execute-at is its anchor time.
+    executeAtUs: transport.anchorTime,
+    drawnAtUs: now,
+    // The stream when the still went up: whether it came before WebRTC did.
+    videoState: stream.state,
+    rtcState: stream.pc?.connectionState ?? null,
+    videoPictures: codeStats.pictures,
+  };
+  stillLog.push(0, stillShown.frame, now, transport.anchorTime, version);
+}
+
+function hideStill(now) {
+  if (!stillShown) return;
+  stillLog.push(1, stillShown.frame, now, handoverAtUs, stillShown.version);
+  stillLayer.hide();
+  stillCache.pin(null);
+  stillShown = null;
+  handoverAtUs = null;
 }
 
 const codeCanvas = document.createElement('canvas');
@@ -960,6 +1182,9 @@ function onVideoFrame(nowMs, meta) {
   const made = madeUnder.transport;
   const frame = position(made, room.timeline, madeUs);
   const latencyUs = shownUs - madeUs;
+  // The first picture of a play after the still: the stream takes over
+  // when it is lit (it shows the paused frame or the one after it).
+  if (stillShown && handoverAtUs == null && made.playing && madeUnder.version > stillShown.version) handoverAtUs = shownUs;
 
   const receivedUs = meta.receiveTime == null ? null : Math.round(meta.receiveTime * 1000) + offsetUs;
   const row = videoLog.push(shownUs, frame, null, latencyUs, madeUs, receivedUs);
@@ -1072,9 +1297,13 @@ function paint() {
   if (room.advance(now)) onEntryChanged();
   const transport = room.schedule.at(now);
   if (!transport) return;
-  // What the picture shows now, and every readout with it.
+  // The still due now, before the readouts, so that they name it.
+  updateStills(now, transport);
+  // What the picture shows now, and every readout with it: the still's
+  // frame while one is up (it may wait for its still a moment after a
+  // far seek), else the rule of displayedTransport.
   const shown = displayedTransport(history, now, displayLatencyUs(), transport, room.entryVersion);
-  const frame = position(shown.transport, room.timeline, shown.atUs);
+  const frame = stillShown ? stillShown.frame : position(shown.transport, room.timeline, shown.atUs);
   const timecode = room.format.label(frame);
   ui.showFrame(frame, timecode);
   displayed = { frame, timecode, atUs: now };
@@ -1091,6 +1320,15 @@ function reportFrame() {
   reportTicks += 1;
   if (!connection.live || now == null) return;
   equalise(now);
+  if (media && stillShown) {
+    // The still on screen now, with the latency this page plays at (for equalisation).
+    const latency = typicalLatencyUs() ?? videoShown?.latencyUs;
+    const msg = { type: 'frameReport', frame: stillShown.frame, atUs: Math.round(now) };
+    if (latency != null) msg.latencyUs = Math.round(latency);
+    equaliser.reportedUs = msg.latencyUs ?? null;
+    send(msg);
+    return;
+  }
   if (media && videoShown && now - videoShown.atUs <= STALE_VIDEO_US) {
     // The picture on screen, when it was shown, and how late we typically are.
     const latency = typicalLatencyUs() ?? videoShown.latencyUs;
@@ -1105,27 +1343,33 @@ function reportFrame() {
   send({ type: 'frameReport', frame: displayed.frame, atUs: Math.round(displayed.atUs) });
 }
 
+/** A driving command, with its still fetched at the key press when the frame it lands on is known here. */
+function drive(msg) {
+  foreseeCommand(msg);
+  return commands.drive(msg);
+}
+
 const actions = {
   backToRoom() {
     endPeek();
   },
   playPause() {
     const t = room.schedule.newest();
-    commands.drive({ type: t?.playing ? 'pause' : 'play' });
+    drive({ type: t?.playing ? 'pause' : 'play' });
   },
-  pause: () => commands.drive({ type: 'pause' }),
+  pause: () => drive({ type: 'pause' }),
   shuttle(dir, half) {
     const speed = half && dir > 0 ? 0.5 : nextShuttleSpeed(room.schedule.newest(), dir);
-    commands.drive({ type: 'shuttle', speed });
+    drive({ type: 'shuttle', speed });
   },
-  step: (frames) => commands.drive({ type: 'step', frames }),
+  step: (frames) => drive({ type: 'step', frames }),
   // Marks go where the user sees the picture (`shown`), not where the
   // server's playhead will be by the time the message lands.
-  loopIn: () => commands.drive({ type: 'loopIn' }),
-  loopOut: () => commands.drive({ type: 'loopOut' }),
-  clearLoop: () => commands.drive({ type: 'clearLoop' }),
-  home: () => commands.drive({ type: 'seek', frame: 0 }),
-  end: () => room.session && commands.drive({ type: 'seek', frame: room.session.durationFrames - 1 }),
+  loopIn: () => drive({ type: 'loopIn' }),
+  loopOut: () => drive({ type: 'loopOut' }),
+  clearLoop: () => drive({ type: 'clearLoop' }),
+  home: () => drive({ type: 'seek', frame: 0 }),
+  end: () => room.session && drive({ type: 'seek', frame: room.session.durationFrames - 1 }),
 };
 
 function bindControls() {
@@ -1175,7 +1419,7 @@ function bindControls() {
     if (!text) return;
     // The server parses it, so a bad label comes back as a typed error
     // that names the problem exactly as the server sees it.
-    commands.drive({ type: 'seek', timecode: text });
+    drive({ type: 'seek', timecode: text });
     // Hand the keyboard back to the shortcuts.
     tcInput.blur();
   });
@@ -1185,9 +1429,9 @@ function bindControls() {
   scrubber.addEventListener('pointerdown', () => { ui.scrubbing = true; });
   scrubber.addEventListener('pointerup', endScrub);
   scrubber.addEventListener('pointercancel', endScrub);
-  scrubber.addEventListener('input', () => commands.drive({ type: 'seek', frame: Number(scrubber.value) }));
+  scrubber.addEventListener('input', () => drive({ type: 'seek', frame: Number(scrubber.value) }));
   scrubber.addEventListener('change', () => {
-    commands.drive({ type: 'seek', frame: Number(scrubber.value) });
+    drive({ type: 'seek', frame: Number(scrubber.value) });
     endScrub();
   });
 
@@ -1223,7 +1467,7 @@ function bindControls() {
   on('peek-back', endPeek);
   document.getElementById('playlist').addEventListener('click', (ev) => {
     const cue = ev.target.closest('button[data-entry]');
-    if (cue) commands.drive({ type: 'cue', entry: Number(cue.dataset.entry) });
+    if (cue) drive({ type: 'cue', entry: Number(cue.dataset.entry) });
   });
   const notesList = document.getElementById('notes');
   notesList.addEventListener('click', onNoteClick);
@@ -1317,6 +1561,65 @@ window.syncreel = Object.freeze({
     const still = document.getElementById('peek-still');
     if (!peek?.still || !still.complete || !still.naturalWidth) return null;
     return readCodeFromCanvas(still.naturalWidth, still.naturalHeight, false, still);
+  },
+  /**
+   * The still on screen (null while the stream's picture shows): its
+   * frame, version checksum, size, the transport version and execute-at
+   * it belongs to, when it was drawn (server µs), the stream's state then
+   * (`videoState`, `rtcState`, `videoPictures` presented so far), and where
+   * the layer drew it (`dest`, canvas pixels; `exact`: 1:1).
+   */
+  still: () => stillShown && copy({ ...stillShown, visible: stillLayer.shown, dest: stillLayer.dest }),
+  /** [event (0 drawn, 1 hidden), frame, atUs, executeAtUs or the handover picture's instant, transport version] per change of the still layer. */
+  get stillLog() {
+    return stillLog.toArray();
+  },
+  /** The still cache: entries ({key, frame, width, state, bytes}), what is wanted in order, bounds, load times (ms). */
+  stillCache: () => copy(stillCache.snapshot()),
+  /** The frame code read off the still layer's own pixels, or null with no still up. */
+  readStillFrameCode() {
+    const px = stillLayer.pixels({ strip: stripRect });
+    return px && readRgba(px.data.data, px.width, px.height, { strip: true });
+  },
+  /**
+   * The still's pixels as RGB, base64: `from: 'bitmap'` the decoded still
+   * at its natural size (drawn on a canvas of that size), `'layer'` what
+   * the layer shows of it (its drawn rectangle). Null without a still.
+   */
+  readStillPixels({ from = 'bitmap' } = {}) {
+    let img;
+    if (from === 'layer') {
+      img = stillLayer.pixels()?.data;
+    } else if (stillLayer.bitmap) {
+      const b = stillLayer.bitmap;
+      const c = document.createElement('canvas');
+      c.width = b.width;
+      c.height = b.height;
+      const ctx = c.getContext('2d', { willReadFrequently: true });
+      ctx.drawImage(b, 0, 0);
+      img = ctx.getImageData(0, 0, b.width, b.height);
+    }
+    if (!img) return null;
+    const rgb = new Uint8Array(img.width * img.height * 3);
+    for (let i = 0, j = 0; i < img.data.length; i += 4, j += 3) {
+      rgb[j] = img.data[i];
+      rgb[j + 1] = img.data[i + 1];
+      rgb[j + 2] = img.data[i + 2];
+    }
+    let bin = '';
+    for (let i = 0; i < rgb.length; i += 0x8000) bin += String.fromCharCode(...rgb.subarray(i, i + 0x8000));
+    return { width: img.width, height: img.height, rgb: btoa(bin) };
+  },
+  /** Drives as a key or a click does (paced, carrying `shown`, its still foreseen); for benches. */
+  drive: (msg) => drive(msg),
+  /** Holds this page's WebRTC start back (tests: a joiner whose stream is not up yet); false starts it. */
+  holdStream(on) {
+    streamHeld = Boolean(on);
+    if (!streamHeld && heldMedia) {
+      const held = heldMedia;
+      heldMedia = null;
+      if (media === held) stream.start(held);
+    }
   },
   /** Makes this page's receiver hold pictures `ms` longer than asked, as a browser may after stalls (tests). */
   holdPicturesLonger(ms) {
