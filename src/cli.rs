@@ -152,8 +152,13 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     } else {
         addr.to_string()
     };
+    let scheme = if server.app.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let base = if server.app.config.server.public_url.is_empty() {
-        format!("http://{shown}")
+        format!("{scheme}://{shown}")
     } else {
         server
             .app
@@ -164,7 +169,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             .to_string()
     };
     // Scripts and tests read this exact line to find the port.
-    println!("listening on http://{shown}");
+    println!("listening on {scheme}://{shown}");
     // Standard error: scripts read standard output for the lines above
     // and may stop reading it.
     eprintln!("{}", server.app.operator.announcement());

@@ -172,6 +172,10 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// How long shutdown waits for connections to close.
     pub shutdown_grace_ms: u64,
+    /// PEM certificate chain and private key: when both are set the
+    /// server speaks HTTPS and WSS itself (read again on SIGHUP).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -228,6 +232,8 @@ impl Default for ServerConfig {
             admin_token: String::new(),
             allowed_hosts: Vec::new(),
             shutdown_grace_ms: 3_000,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
@@ -371,6 +377,14 @@ impl Config {
         }
         if self.rtc.udp_port_min > self.rtc.udp_port_max {
             return fail("rtc.udp_port_min must not exceed rtc.udp_port_max");
+        }
+        let (cert, key) = (&self.server.tls_cert, &self.server.tls_key);
+        if cert.as_os_str().is_empty() != key.as_os_str().is_empty() {
+            return fail("server.tls_cert and server.tls_key go together: set both or neither");
+        }
+        if !cert.as_os_str().is_empty() {
+            crate::tls::Certificates::load(cert, key)
+                .map_err(|e| ConfigError::Invalid(format!("server.tls_cert/tls_key: {e}")))?;
         }
         self.webhooks.validate()
     }

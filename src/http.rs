@@ -63,6 +63,8 @@ pub struct App {
     pub operator: crate::operator::Operator,
     /// Held while an archived session is brought back.
     restoring: tokio::sync::Mutex<()>,
+    /// The certificate pair when the server speaks HTTPS itself.
+    pub tls: Option<Arc<crate::tls::Certificates>>,
     next_conn_id: AtomicU64,
 }
 
@@ -75,6 +77,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("cannot keep the operator token in the data dir: {0}")]
     Operator(std::io::Error),
+    #[error(transparent)]
+    Tls(crate::tls::TlsError),
 }
 
 /// Stills decoded at once for `GET /api/sessions/{id}/still/{frame}`.
@@ -90,6 +94,14 @@ impl App {
         let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, store.clone())?;
         let frames = crate::media::frames::FrameServer::new(config.media.frame_limits());
         let allowed_hosts = guard::allowed_names(&config.server);
+        let tls = if config.server.tls_cert.as_os_str().is_empty() {
+            None
+        } else {
+            Some(
+                crate::tls::Certificates::load(&config.server.tls_cert, &config.server.tls_key)
+                    .map_err(StartError::Tls)?,
+            )
+        };
         let operator =
             crate::operator::Operator::resolve(&config.server.admin_token, &config.server.data_dir)
                 .map_err(StartError::Operator)?;
@@ -108,6 +120,7 @@ impl App {
             allowed_hosts,
             operator,
             restoring: tokio::sync::Mutex::new(()),
+            tls,
             next_conn_id: AtomicU64::new(1),
         })
     }
@@ -848,7 +861,8 @@ fn public_base(app: &App, headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| app.config.server.bind.to_string());
-    format!("http://{host}")
+    let scheme = if app.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{host}")
 }
 
 pub fn link_url(base: &str, session_id: &str, token: &str) -> String {

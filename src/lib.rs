@@ -25,6 +25,7 @@
 //! - [`config`]: TOML plus environment overrides.
 //! - [`listener`]: the accept loop: header timeouts, per-address caps,
 //!   socket counts.
+//! - [`tls`]: HTTPS/WSS certificates, reloaded on SIGHUP.
 //! - [`server`]: binding, serving, graceful shutdown.
 //! - [`cli`]: the `syncreel` command line.
 
@@ -49,5 +50,6 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod timecode;
+pub mod tls;
 pub mod webhooks;
 pub mod ws;

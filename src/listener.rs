@@ -34,6 +34,9 @@ pub struct ListenLimits {
     pub max_connections_per_ip: usize,
 }
 
+/// Whether sockets speak TLS first (HTTPS and WSS).
+pub type Tls = Option<tokio_rustls::TlsAcceptor>;
+
 /// Open sockets per client address.
 #[derive(Debug, Default)]
 struct PerIp(Mutex<HashMap<IpAddr, usize>>);
@@ -81,6 +84,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ListenLimits,
+    tls: Tls,
     metrics: Arc<Metrics>,
     stopping: watch::Receiver<bool>,
 ) {
@@ -111,25 +115,33 @@ pub async fn serve(
             tokio::spawn(refuse(stream, limits.max_connections_per_ip));
             continue;
         };
-        tokio::spawn(connection(
-            stream,
-            peer,
-            router.clone(),
-            limits,
-            stopping.clone(),
-            slot,
-        ));
+        let (router, stopping, tls) = (router.clone(), stopping.clone(), tls.clone());
+        tokio::spawn(async move {
+            let Some(tls) = tls else {
+                connection(stream, peer, router, limits, stopping, slot).await;
+                return;
+            };
+            // The handshake is held to the same deadline as headers, so a
+            // socket that never finishes it cannot hold its slot.
+            match tokio::time::timeout(limits.header_read_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => connection(stream, peer, router, limits, stopping, slot).await,
+                Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
     }
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
     peer: SocketAddr,
     router: Router,
     limits: ListenLimits,
     mut stopping: watch::Receiver<bool>,
     slot: Slot,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let router = router.clone();

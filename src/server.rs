@@ -34,6 +34,12 @@ impl Server {
         let listener = TcpListener::bind(config.server.bind).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let app = Arc::new(App::new(config, shutdown_rx).map_err(std::io::Error::other)?);
+        // Before the port is announced, so that a SIGHUP sent once the
+        // server says it listens never meets the default action (exit).
+        #[cfg(unix)]
+        if let Some(certs) = app.tls.clone() {
+            reload_on_hangup(certs, app.shutdown.clone());
+        }
         let restored = app
             .restore_sessions()
             .await
@@ -93,6 +99,7 @@ impl Server {
             listener,
             router,
             listen,
+            app.tls.as_ref().map(|certs| certs.acceptor()),
             app.metrics.clone(),
             stopping.clone(),
         )
@@ -109,6 +116,29 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Reads the certificate pair again on each SIGHUP, as renewal tools
+/// expect of a server.
+#[cfg(unix)]
+fn reload_on_hangup(certs: Arc<crate::tls::Certificates>, mut stopping: watch::Receiver<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: certificates will not be reloaded");
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                got = hangups.recv() => if got.is_none() { break },
+                _ = stopping.wait_for(|stop| *stop) => break,
+            }
+            match certs.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(err) => tracing::warn!(%err, "TLS certificate not reloaded; the old one stays"),
+            }
+        }
+    });
 }
 
 /// Completes on ctrl-c or SIGTERM.

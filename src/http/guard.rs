@@ -90,6 +90,13 @@ pub(super) async fn check(State(app): State<Arc<App>>, request: Request, next: N
     }
     let mut response = next.run(request).await;
     secure(response.headers_mut(), &host);
+    if app.tls.is_some() {
+        // Browsers that once reached this server over TLS keep to it.
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     response
 }
 
