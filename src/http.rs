@@ -349,7 +349,8 @@ impl App {
         // is none of a remote client's business.
         let info = crate::media::probe::probe(&path)
             .map_err(|e| media_error(e.naming(Path::new(requested))))?;
-        let checksum = crate::media::checksum(&path)
+        let checksum = self
+            .checksum_of(&path)
             .map_err(|e| media_error(e.naming(Path::new(requested))))?;
         Ok(MediaSetup {
             info,
@@ -357,6 +358,40 @@ impl App {
             rtc: self.config.rtc_settings(),
             checksum,
         })
+    }
+
+    /// A file's SHA-256 and size, from the record when the file has the
+    /// size and modification time it had when last hashed (hashing a
+    /// 47 MiB file takes ~176 ms, and a restart used to hash them all).
+    /// A file rewritten in place keeps neither, so it is hashed again.
+    fn checksum_of(&self, path: &Path) -> Result<(String, u64), MediaError> {
+        let stamp = std::fs::metadata(path).ok().and_then(|m| {
+            let mtime = m
+                .modified()
+                .ok()?
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()?;
+            Some((
+                i64::try_from(m.len()).ok()?,
+                i64::try_from(mtime.as_nanos()).ok()?,
+            ))
+        });
+        let key = path.to_string_lossy().to_string();
+        if let Some((size, mtime)) = stamp {
+            if let Ok(Some(known)) = self.store.known_checksum(&key, size, mtime) {
+                return Ok((known, size as u64));
+            }
+        }
+        let (checksum, size) = crate::media::checksum(path)?;
+        if let Some((size_bytes, mtime_ns)) = stamp {
+            self.store.write_later(Write::Checksum {
+                path: key,
+                size_bytes,
+                mtime_ns,
+                checksum: checksum.clone(),
+            });
+        }
+        Ok((checksum, size))
     }
 
     /// Creates a live session and one link per role. With media, the

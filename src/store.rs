@@ -241,6 +241,14 @@ const MIGRATIONS: &[&str] = &[
     // 7: sessions the operator deleted: gone from every listing, never
     // restored; their record is kept unless it was purged.
     "ALTER TABLE sessions ADD COLUMN deleted_at INTEGER;",
+    // 8: media checksums by (path, size, mtime), so a restart does not
+    // hash every file again.
+    "CREATE TABLE media_checksums (
+        path TEXT PRIMARY KEY,
+        size_bytes INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        checksum TEXT NOT NULL
+    );",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -532,6 +540,13 @@ pub enum Write {
         session_id: String,
         at: i64,
     },
+    /// A file's SHA-256 as it was at (size, mtime).
+    Checksum {
+        path: String,
+        size_bytes: i64,
+        mtime_ns: i64,
+        checksum: String,
+    },
     /// The operator deleted a session: its links stop working, it is
     /// never restored, and with `purge` its notes, drawings, approvals,
     /// entries and links are removed too. An event row says so either way.
@@ -723,6 +738,24 @@ impl Store {
                  WHERE s.id = ?1 AND v.checksum = ?2 AND s.media IS NOT NULL
                  LIMIT 1",
                 params![session_id, checksum],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The checksum recorded for `path` when it had this size and mtime.
+    pub fn known_checksum(
+        &self,
+        path: &str,
+        size_bytes: i64,
+        mtime_ns: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let db = self.reader.lock().expect("reader lock");
+        Ok(db
+            .query_row(
+                "SELECT checksum FROM media_checksums
+                 WHERE path = ?1 AND size_bytes = ?2 AND mtime_ns = ?3",
+                params![path, size_bytes, mtime_ns],
                 |r| r.get(0),
             )
             .optional()?)
@@ -1388,6 +1421,19 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
             db.execute(
                 "UPDATE sessions SET ended_at = ?1 WHERE id = ?2 AND ended_at IS NULL",
                 params![at, session_id],
+            )?;
+        }
+        Write::Checksum {
+            path,
+            size_bytes,
+            mtime_ns,
+            checksum,
+        } => {
+            db.execute(
+                "INSERT INTO media_checksums (path, size_bytes, mtime_ns, checksum)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (path) DO UPDATE SET size_bytes = ?2, mtime_ns = ?3, checksum = ?4",
+                params![path, size_bytes, mtime_ns, checksum],
             )?;
         }
         Write::Delete {

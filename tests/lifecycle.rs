@@ -129,3 +129,59 @@ async fn the_operator_deletes_a_session_keeping_or_purging_its_record() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_file_is_hashed_once_per_size_and_mtime() {
+    let root = std::env::temp_dir().join(format!("syncreel-hash-once-{}", std::process::id()));
+    let spec = syncreel::media::demo_clip::DemoClipSpec {
+        width: 160,
+        height: 90,
+        frames: 24,
+        ..Default::default()
+    };
+    let clip = root.join("shot.mov");
+    syncreel::media::demo_clip::ensure(&clip, &spec).unwrap();
+    let server = TestServer::with_media(&root).await;
+    let checksum_of =
+        |s: &common::CreatedSession| s.body["version"]["checksum"].as_str().unwrap().to_string();
+    let first = server
+        .create_session_with(json!({"title": "a", "media": "shot.mov"}))
+        .await;
+    let real = checksum_of(&first);
+    // What the record remembers is what the next session is given, without
+    // reading the file: prove it by making the record say otherwise.
+    let db = rusqlite::Connection::open(server.data_dir.join("syncreel.db")).unwrap();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let changed = db
+            .execute(
+                "UPDATE media_checksums SET checksum = ?1",
+                [&"f".repeat(64)],
+            )
+            .unwrap();
+        if changed == 1 {
+            break;
+        }
+        // The writer records the checksum a moment after the answer.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checksum was recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = server
+        .create_session_with(json!({"title": "b", "media": "shot.mov"}))
+        .await;
+    assert_eq!(checksum_of(&second), "f".repeat(64));
+    // A file whose modification time moved is hashed again.
+    let file = std::fs::File::options().write(true).open(&clip).unwrap();
+    file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(file);
+    let third = server
+        .create_session_with(json!({"title": "c", "media": "shot.mov"}))
+        .await;
+    assert_eq!(checksum_of(&third), real);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
