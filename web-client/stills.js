@@ -171,9 +171,9 @@ export class StillCache {
       }
       const head = i === 0;
       if (!head) {
-        // Room for it, without dropping anything more wanted.
         if (inFlight >= this.cfg.backgroundInFlight) break;
-        if (this.readyCount + inFlight >= this.cfg.maxCount || this.readyBytes >= this.cfg.maxBytes) break;
+        // Room for it: stills no longer wanted make way, anything wanted stays.
+        if (!this.makeRoom(inFlight)) break;
       } else if (inFlight >= this.cfg.maxInFlight) {
         continue;
       }
@@ -231,15 +231,34 @@ export class StillCache {
    * beyond the bounds in the first place (see `pump`).
    */
   evict() {
+    this.shrink(this.cfg.maxCount, this.cfg.maxBytes);
+  }
+
+  /**
+   * Whether one more still fits beside the `inFlight` on their way,
+   * after dropping stills not wanted (least recently used first): a
+   * typical still's bytes are the largest held.
+   */
+  makeRoom(inFlight) {
+    let typical = 0;
+    for (const e of this.entries.values()) if (e.state === 'ready') typical = Math.max(typical, e.bytes);
+    const count = this.cfg.maxCount - inFlight - 1;
+    const bytes = this.cfg.maxBytes - (inFlight + 1) * typical;
+    this.shrink(count, bytes);
+    return this.readyCount <= count && this.readyBytes <= bytes;
+  }
+
+  /** Drops stills not wanted and not on screen, least recently used first, until within `count` and `bytes`. */
+  shrink(maxCount, maxBytes) {
     const wanted = new Set(this.wanted.map((it) => it.key));
     let count = this.readyCount;
     let bytes = this.readyBytes;
-    if (count <= this.cfg.maxCount && bytes <= this.cfg.maxBytes) return;
+    if (count <= maxCount && bytes <= maxBytes) return;
     const victims = [...this.entries.entries()]
       .filter(([key, e]) => e.state === 'ready' && key !== this.pinned && !wanted.has(key))
       .sort((a, b) => a[1].usedAt - b[1].usedAt);
     for (const [key, e] of victims) {
-      if (count <= this.cfg.maxCount && bytes <= this.cfg.maxBytes) break;
+      if (count <= maxCount && bytes <= maxBytes) break;
       this.entries.delete(key);
       e.value?.close?.();
       count -= 1;

@@ -308,9 +308,14 @@ async function main() {
           row.kind = playing ? 'playing' : 'paused';
           row.milestonesMs = await page.evaluate(() => Object.fromEntries(Object.entries(window.joinAt)
             .map(([k, v]) => [k, Math.round(v - window.joinClickedMs)])));
+          // The joiner's first still: how long its fetch and decode took, at what width.
+          Object.assign(row, await page.evaluate(() => {
+            const c = window.syncreel.stillCache();
+            return { stillLoadMs: c.loadTimes[0] ?? null, stillWidth: c.entries[0]?.width ?? null };
+          }));
           results.joins.push(row);
           log(`join ${i + 1}, ${row.kind}: first right frame (${row.code}) ${ms(row.firstUs)} ms after the click; `
-            + `milestones ${JSON.stringify(row.milestonesMs)}`
+            + `milestones ${JSON.stringify(row.milestonesMs)}${playing ? '' : `; its still's fetch + decode ${row.stillLoadMs} ms at ${row.stillWidth} px`}`
             + `${playing ? '' : ` (stream then: ${row.videoState}, peer ${row.rtcState})`}`);
         } finally {
           await context.close();
@@ -339,6 +344,7 @@ async function main() {
         .filter((j) => j.kind === kind && j.milestonesMs?.[m] != null).map((j) => j.milestonesMs[m]), 0.5)]),
     )])),
     stillLoadMs: stats(results.driverLoadTimesMs ?? []),
+    joinPausedStillLoadMs: stats(results.joins.filter((j) => j.kind === 'paused' && j.stillLoadMs != null).map((j) => j.stillLoadMs)),
     wrongCodes: results.rows.reduce((n, r) => n + r.wrongCodes, 0) + results.joins.filter((j) => j.code !== j.frame).length,
     notOneToOne: results.rows.flatMap((r) => Object.values(r.pages)).filter((p) => p.exact === false).length,
   };
@@ -352,7 +358,8 @@ async function main() {
   console.log(`seek (typed timecode), Enter → every page: ${fmt(s.seek)}; Enter → execute-at ${fmt(s.seekKeyToExec)}`);
   console.log(`a still's fetch + decode on the driver (ms): ${fmt(s.stillLoadMs)}`);
   console.log(`join → first right frame, paused: ${fmt(s.joinPaused)}; playing: ${fmt(s.joinPlaying)}`);
-  console.log(`  join milestones after the click, medians (ms): ${JSON.stringify(s.joinMilestones)}`);
+  console.log(`  join milestones after the click, medians (ms): ${JSON.stringify(s.joinMilestones)}; a paused joiner's `
+    + `still fetch + decode: ${fmt(s.joinPausedStillLoadMs)}`);
   for (const r of results.psnr) {
     console.log(`PSNR at frame ${r.frame} (${r.width}×${r.height}): still ${db(r.bitmap)}, layer as shown ${db(r.layer)}; `
       + `the stream's picture of it ${db(r.stream)}`);

@@ -136,10 +136,35 @@ test('bounded: the least recently used of those not wanted go and are closed, ne
   assert.deepEqual(cache.snapshot().entries.map((e) => e.frame).sort(), [1, 3, 4]);
   assert.equal(calls.find((c) => c.item.frame === 2).closed, true);
   assert.equal(calls.find((c) => c.item.frame === 1).closed, false);
-  // Prefetches stop at the bound rather than push out what is wanted.
+  // A still no longer wanted makes way for a prefetch; one wanted or on
+  // screen never does, so the prefetches stop at the bound.
   cache.want(items([4, 5, 6, 7]));
+  assert.deepEqual(framesOf(calls).slice(4), [5]);
+  assert.equal(calls.find((c) => c.item.frame === 3).closed, true);
+  calls[4].ok();
   await tick();
-  assert.deepEqual(framesOf(calls).slice(4), [], 'three kept, all wanted or on screen: no room');
+  assert.deepEqual(framesOf(calls).slice(4), [5], 'three kept, all wanted or on screen: no room for 6');
+  assert.deepEqual(cache.snapshot().entries.map((e) => e.frame).sort(), [1, 4, 5]);
+});
+
+test('a cache full of stills no longer wanted still prefetches the new frame\'s neighbours', async () => {
+  const { load, calls } = fakeLoader();
+  const cfg = { ...STILLS, maxCount: 4, maxBytes: 1e9 };
+  const cache = new StillCache({ load, cfg });
+  const settleAll = async (frames) => {
+    cache.want(items(frames));
+    while (calls.some((c) => !c.done)) {
+      const c = calls.find((x) => !x.done);
+      c.done = true;
+      c.ok();
+      await tick();
+    }
+  };
+  await settleAll([10, 11, 9, 12]);
+  assert.equal(cache.readyCount, 4);
+  await settleAll([500, 501, 499]);
+  for (const f of [499, 500, 501]) assert.ok(cache.has(stillKey('c', f, 800)), `${f} was not prefetched`);
+  assert.ok(cache.readyCount <= 4);
 });
 
 test('bounded in bytes too', async () => {
