@@ -220,6 +220,16 @@ pub struct SessionConfig {
     pub resume_window_secs: u64,
     pub presence_interval_ms: u64,
     pub presence_detail_limit: usize,
+    /// A live review nobody has been connected to for this long ends by
+    /// itself (as if its host had ended it), freeing its slot; its record
+    /// stays for exports and async review.
+    pub expire_idle_secs: u64,
+}
+
+impl SessionConfig {
+    pub fn idle_expiry(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.expire_idle_secs.max(1))
+    }
 }
 
 impl Default for ServerConfig {
@@ -271,6 +281,9 @@ impl Default for SessionConfig {
             resume_window_secs: ms(core.resume_window_micros) / 1000,
             presence_interval_ms: ms(core.presence_interval_micros),
             presence_detail_limit: core.presence_detail_limit,
+            // Thirty days: a review left open over a long shoot survives;
+            // one forgotten does not hold its slot for ever.
+            expire_idle_secs: 30 * 24 * 60 * 60,
         }
     }
 }

@@ -335,6 +335,7 @@ impl App {
                 ended_at: row.ended_at,
                 playlist: stream.playlist,
                 entry: stream.entry,
+                idle_expiry: self.config.session.idle_expiry(),
             },
         )?;
         Ok(())
@@ -508,6 +509,7 @@ impl App {
                         })
                         .collect(),
                     entry: 0,
+                    idle_expiry: self.config.session.idle_expiry(),
                 },
             )
             .map_err(|e| {

@@ -234,6 +234,9 @@ pub struct SessionStart {
     /// `media` and `version` are then those of entry `entry`.
     pub playlist: Vec<PlaylistEntry>,
     pub entry: usize,
+    /// A live review nobody has been in for this long ends by itself
+    /// (`session.expire_idle_secs`), giving its slot back.
+    pub idle_expiry: Duration,
 }
 
 /// One entry of a playlist session: a version of an item, ready to play.
@@ -388,6 +391,7 @@ impl Registry {
             ended_at,
             playlist,
             entry,
+            idle_expiry,
         } = start;
         let cuts = playlist.iter().map(PlaylistEntry::cut).collect();
         let session = Session::new(info.clone(), limits, clock.now())
@@ -405,6 +409,7 @@ impl Registry {
             version,
             media_error,
             playlist: Arc::new(playlist),
+            idle_expiry,
         };
         let handle = open_room(session, parts, review, ended_at, None)?;
         self.sessions.insert(handle.info.id.clone(), handle.clone());
@@ -427,6 +432,7 @@ struct RoomParts {
     version: Option<WireVersion>,
     media_error: Option<String>,
     playlist: Arc<Vec<PlaylistEntry>>,
+    idle_expiry: Duration,
 }
 
 /// A personal room's place in its session.
@@ -498,6 +504,7 @@ fn open_room(
         anyone_joined: false,
         ended,
         closing: false,
+        idle_since: Instant::now(),
     };
     metrics.sessions_live.fetch_add(1, Relaxed);
     tokio::spawn(async move {
@@ -620,6 +627,8 @@ struct SessionTask {
     ended: Arc<std::sync::atomic::AtomicBool>,
     /// The operator deleted the session: say goodbye and stop.
     closing: bool,
+    /// Since when nobody has been connected (or the task's start).
+    idle_since: Instant,
     /// A personal room is born empty; it closes once it is empty again.
     anyone_joined: bool,
 }
@@ -640,7 +649,13 @@ impl SessionTask {
                 .values()
                 .any(|c| c.lagged)
                 .then(|| Instant::now() + RESYNC_RETRY);
-            let deadline = [wake, resync].into_iter().flatten().min();
+            // An open live review that nobody is in ends by itself after
+            // `idle_expiry`.
+            let expiry =
+                (self.conns.is_empty() && self.ended_at.is_none() && self.belonging.is_none())
+                    .then(|| self.idle_since + self.parts.idle_expiry);
+            let deadline = [wake, resync, expiry].into_iter().flatten().min();
+            let was_empty = self.conns.is_empty();
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(msg) => self.handle(msg),
@@ -648,12 +663,20 @@ impl SessionTask {
                 },
                 () = sleep_until(deadline) => {
                     self.session.handle_timeout(self.clock.now());
+                    if expiry.is_some_and(|at| Instant::now() >= at) {
+                        let (reply, _) = oneshot::channel();
+                        let idle = self.parts.idle_expiry.as_secs();
+                        self.end(reply, &format!("after {idle} s with nobody in it"));
+                    }
                 }
                 _ = shutdown.changed() => break,
             }
             self.flush();
             if self.closing {
                 break;
+            }
+            if !was_empty && self.conns.is_empty() {
+                self.idle_since = Instant::now();
             }
             if self.anyone_joined && self.session.is_empty() {
                 if let Some(belonging) = &self.belonging {
@@ -854,7 +877,7 @@ impl SessionTask {
             SessionMsg::State { reply } => {
                 let _ = reply.send((&self.session.snapshot(false)).into());
             }
-            SessionMsg::End { reply } => self.end(reply),
+            SessionMsg::End { reply } => self.end(reply, "by the host"),
             SessionMsg::MediaFailed { message } => {
                 let text: Utf8Bytes = protocol::to_json(&ServerMessage::MediaError {
                     message: message.clone(),
@@ -1023,7 +1046,7 @@ impl SessionTask {
     /// Ends the live review: the room is told, the record and the team's
     /// other tools learn of it, and the room stays open for the record.
     /// Ending again changes nothing.
-    fn end(&mut self, reply: oneshot::Sender<Result<i64, StoreError>>) {
+    fn end(&mut self, reply: oneshot::Sender<Result<i64, StoreError>>, why: &str) {
         if let Some(at) = self.ended_at {
             let _ = reply.send(Ok(at));
             return;
@@ -1054,7 +1077,7 @@ impl SessionTask {
             session_id: info.id.clone(),
             at,
         });
-        self.log_event("ended", "by the host".into());
+        self.log_event("ended", why.into());
         self.broadcast(&ServerMessage::Ended { at });
         tokio::spawn(async move {
             let result = done.await.unwrap_or(Err(StoreError::Closed));

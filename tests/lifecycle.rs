@@ -185,3 +185,44 @@ async fn a_file_is_hashed_once_per_size_and_mtime() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[tokio::test]
+async fn a_live_review_nobody_is_in_ends_by_itself_and_gives_its_slot_back() {
+    let server = TestServer::start_with(|c| {
+        c.session.expire_idle_secs = 1;
+        c.limits.max_sessions = 2;
+    })
+    .await;
+    let empty = server.create_session().await;
+    let busy = server.create_session().await;
+    let _present = Client::join(server.addr, &busy.host, "Dana").await;
+    let ended = |s: &common::CreatedSession| {
+        let path = format!("/api/sessions/{}/events", s.id);
+        let host = s.host.clone();
+        let server = &server;
+        async move {
+            let (_, events) = server.request("GET", &path, Some(&host), None).await;
+            events["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "ended")
+        }
+    };
+    // Bounded polling for the server's own timer.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !ended(&empty).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the empty review never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        !ended(&busy).await,
+        "a review with someone in it stays open"
+    );
+    // Its slot is free again: a new session fits beside the busy one.
+    server.create_session().await;
+    server.shutdown().await;
+}

@@ -133,15 +133,15 @@ impl FrameServer {
             return Ok(hit);
         }
         let warm = self.decoder_for(media, key)?;
-        let png = {
-            let mut warm = warm.lock().expect("decoder lock");
-            warm.used = Instant::now();
-            // Another request may have made it while this one waited.
-            if let Some(hit) = self.cached(key) {
-                return Ok(hit);
-            }
-            warm.png(media, key.frame)?
-        };
+        let mut warm = warm.lock().expect("decoder lock");
+        warm.used = Instant::now();
+        // Another request may have made it while this one waited.
+        if let Some(hit) = self.cached(key) {
+            return Ok(hit);
+        }
+        let png = warm.png(media, key.frame)?;
+        // Cached before the decoder is let go, so that a request waiting
+        // for this decoder finds it instead of encoding it again.
         let mut inner = self.inner.lock().expect("frame cache lock");
         inner.misses += 1;
         if png.len() <= self.limits.cache_bytes {
