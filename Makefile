@@ -51,9 +51,33 @@ bench-rtc-fanout: release
 bench-still:
 	$(CARGO) bench --locked --bench still
 
+## Encoder CPU per session, VP8 against H.264, at 720p and 1080p. ENCODER_* variables: see docs/benchmarks.md.
+.PHONY: bench-encoder
+bench-encoder:
+	$(CARGO) bench --locked --bench encoder
+
 .PHONY: bench-browser
 bench-browser: release
 	cd web-client && SYNCREEL_BIN=$(CURDIR)/target/release/syncreel node bench/video-bench.mjs
+
+## Fuzzing (cargo-fuzz, nightly): each target for FUZZ_SECS seconds in turn,
+## growing fuzz/corpus/<target>; `make fuzz-cmin` minimises the corpora.
+## `make unit` replays the corpora without sanitizers. See docs/fuzzing.md.
+FUZZ_SECS ?= 600
+FUZZ_TARGETS ?= client_message timecode mov_timecode rest_body drawing
+FUZZ_TOOLCHAIN ?= +nightly
+
+.PHONY: fuzz fuzz-cmin
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		$(CARGO) $(FUZZ_TOOLCHAIN) fuzz run $$t -- -max_total_time=$(FUZZ_SECS) -rss_limit_mb=2048 || exit 1; \
+	done
+
+fuzz-cmin:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		$(CARGO) $(FUZZ_TOOLCHAIN) fuzz cmin $$t -- -set_cover_merge=1 -use_counters=0 -rss_limit_mb=2048 || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

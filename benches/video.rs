@@ -92,6 +92,8 @@ async fn run_size(width: u32, height: u32) -> Vec<String> {
         .unwrap();
     let server = TestServer::start_with(move |c| {
         c.media.root = root;
+        // The Rust viewer decodes VP8.
+        c.media.codec = "vp8".into();
         c.media.stream_width = width;
         c.media.stream_height = height;
         c.media.bitrate_kbps = if height > 720 { 4000 } else { 2500 };

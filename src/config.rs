@@ -90,7 +90,8 @@ pub struct MediaConfig {
     pub root: PathBuf,
     pub stream_width: u32,
     pub stream_height: u32,
-    /// `vp8` or `h264` (constrained baseline).
+    /// `h264` (constrained baseline, the default: a third of VP8's CPU, see
+    /// docs/benchmarks.md) or `vp8`.
     pub codec: String,
     pub bitrate_kbps: u32,
     pub keyframe_interval: u32,
@@ -131,7 +132,7 @@ impl Default for MediaConfig {
             root: PathBuf::new(),
             stream_width: stream.width,
             stream_height: stream.height,
-            codec: "vp8".into(),
+            codec: "h264".into(),
             bitrate_kbps: stream.bitrate_kbps,
             keyframe_interval: stream.keyframe_interval,
             frame_cache_mib: 256,

@@ -177,7 +177,10 @@ impl Shape {
                 let length = (dx * dx + dy * dy).sqrt();
                 let mut segments = vec![(tail, tip)];
                 if length > 0.0 {
-                    let head = (length * 0.25).clamp(self.width * 3.0, 0.08);
+                    // A quarter of the arrow, up to 0.08, but never
+                    // shorter than three line widths (a wide line's
+                    // floor is above 0.08: the floor wins).
+                    let head = (length * 0.25).min(0.08).max(self.width * 3.0);
                     let (ux, uy) = (dx / length, dy / length);
                     for side in [-1.0f32, 1.0] {
                         // 30° either side of the shaft, pointing back.
@@ -349,6 +352,30 @@ mod tests {
         assert!((30..50).any(|y| lit(barb_x, y)), "upper barb");
         assert!((51..70).any(|y| lit(barb_x, y)), "lower barb");
         assert!(!lit(30, 40), "nothing near the tail but the shaft");
+    }
+
+    /// Found by the `drawing` fuzz target
+    /// (`fuzz/regressions/drawing/wide-arrow-head`): the head of an arrow
+    /// wider than 0.08 / 3 of the picture height (widths go to 0.05) was
+    /// clamped between a floor above its ceiling, which panics, so a
+    /// report still with such an arrow took the export down.
+    #[test]
+    fn a_wide_arrow_has_a_head_too() {
+        let (w, h) = (64, 36);
+        for width in [0.08 / 3.0, 0.03, MAX_WIDTH] {
+            let arrow =
+                Shape::new("arrow", "#090909", width, vec![[0.5, 0.0], [0.5, 0.5]]).unwrap();
+            let segments = arrow.segments(w as f32 / h as f32);
+            assert_eq!(segments.len(), 3, "{width}");
+            // The barbs are three line widths long.
+            for (tip, end) in &segments[1..] {
+                let along = ((end[0] - tip[0]) * w as f32 / h as f32).hypot(end[1] - tip[1]);
+                assert!((along - width * 3.0).abs() < 1e-5, "{width}: {along}");
+            }
+            let mut rgb = vec![0u8; w * h * 3];
+            arrow.paint(&mut rgb, w, h);
+            assert!(rgb.contains(&9), "{width}");
+        }
     }
 
     proptest! {

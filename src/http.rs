@@ -409,11 +409,7 @@ impl App {
                 "this server is at its session limit",
             ));
         }
-        let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
-        let title = req.title.trim();
-        if title.is_empty() || title.chars().count() > 200 {
-            return Err(bad("title must be 1 to 200 characters".into()));
-        }
+        let title = checked_title(&req.title)?;
         let mut playlist = Vec::new();
         if let Some(items) = &req.playlist {
             for (item, setup) in items.iter().zip(&prepared) {
@@ -425,17 +421,10 @@ impl App {
         }
         let media = prepared.into_iter().next();
         let (timecode, duration_frames) = match &media {
-            Some(_)
-                if req.fps.is_some()
-                    || req.duration_frames.is_some()
-                    || req.start_timecode.is_some()
-                    || req.drop_frame.is_some() =>
-            {
-                return Err(bad(
-                    "with media, the rate, length and start timecode come from the file: leave out fps, durationFrames, startTimecode and dropFrame".into(),
-                ));
+            Some(setup) => {
+                timeline_left_to_media(&req)?;
+                (setup.info.timecode, setup.info.duration_frames)
             }
-            Some(setup) => (setup.info.timecode, setup.info.duration_frames),
             None => session_timeline(&req)?,
         };
         let version = match (&media, &req.media, playlist.first()) {
@@ -643,6 +632,106 @@ impl App {
     }
 }
 
+/// A session's title, trimmed: 1 to 200 characters.
+fn checked_title(title: &str) -> Result<&str, ApiError> {
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "title must be 1 to 200 characters",
+        ));
+    }
+    Ok(title)
+}
+
+/// With media, the file decides the timeline: the request must not.
+fn timeline_left_to_media(req: &CreateSession) -> Result<(), ApiError> {
+    if req.fps.is_some()
+        || req.duration_frames.is_some()
+        || req.start_timecode.is_some()
+        || req.drop_frame.is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "with media, the rate, length and start timecode come from the file: leave out fps, durationFrames, startTimecode and dropFrame",
+        ));
+    }
+    Ok(())
+}
+
+/// The files a create-session request names: its `media`, or its
+/// playlist's (1 to [`MAX_PLAYLIST`]), or none.
+fn media_files(req: &CreateSession) -> Result<Vec<String>, ApiError> {
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    match (&req.media, &req.playlist) {
+        (Some(_), Some(_)) => Err(bad("give media or playlist, not both")),
+        (Some(media), None) => Ok(vec![media.clone()]),
+        (None, Some(items)) if items.is_empty() || items.len() > MAX_PLAYLIST => {
+            Err(bad("a playlist has 1 to 100 entries"))
+        }
+        (None, Some(items)) => Ok(items.iter().map(|i| i.media.clone()).collect()),
+        (None, None) => Ok(vec![]),
+    }
+}
+
+/// When a minted link expires, from the request (`None`: never).
+fn link_expiry(req: &MintLink, now_unix: u64) -> Result<Option<u64>, ApiError> {
+    req.expires_in_secs
+        .map(|secs| {
+            crate::links::expiry(now_unix, secs).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!(
+                        "expiresInSecs must be between 0 and {} (ten years)",
+                        crate::links::MAX_LIFETIME_SECS
+                    ),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A REST request body that [`parse_rest_body`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestBody {
+    /// `POST /api/sessions`.
+    CreateSession,
+    /// `POST /api/sessions/{id}/links`.
+    MintLink,
+}
+
+/// For fuzzing and its replay test (`syncreel::fuzzing`, `tests/fuzz_corpus.rs`):
+/// runs the deserialization and the checks that need no server (no media
+/// probe, no store) that the handler of `kind` runs on `body`, and gives
+/// back the accepted request serialized again, or the refusal as
+/// `code: message`.
+#[doc(hidden)]
+pub fn parse_rest_body(kind: RestBody, body: &[u8]) -> Result<serde_json::Value, String> {
+    let refused = |e: ApiError| format!("{}: {}", e.code, e.message);
+    match kind {
+        RestBody::CreateSession => {
+            let req: CreateSession = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            // In the handler's order: the files, the title, the timeline.
+            let files = media_files(&req).map_err(refused)?;
+            checked_title(&req.title).map_err(refused)?;
+            if files.is_empty() {
+                session_timeline(&req).map_err(refused)?;
+            } else {
+                timeline_left_to_media(&req).map_err(refused)?;
+            }
+            serde_json::to_value(&req).map_err(|e| e.to_string())
+        }
+        RestBody::MintLink => {
+            let req: MintLink = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            link_expiry(&req, unix_now()).map_err(refused)?;
+            serde_json::to_value(&req).map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// The timeline of a session without media, from the request.
 fn session_timeline(req: &CreateSession) -> Result<(TimecodeFormat, i64), ApiError> {
     let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
@@ -779,11 +868,11 @@ pub struct LinkBody {
     pub revoked: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MintLink {
     role: WireRole,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_in_secs: Option<u64>,
 }
 
@@ -1020,16 +1109,7 @@ async fn create_session(
     require_admin(&app, &headers, "creating sessions")?;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
-    let files: Vec<String> = match (&req.media, &req.playlist) {
-        (Some(_), Some(_)) => return Err(bad("give media or playlist, not both")),
-        (Some(media), None) => vec![media.clone()],
-        (None, Some(items)) if items.is_empty() || items.len() > MAX_PLAYLIST => {
-            return Err(bad("a playlist has 1 to 100 entries"))
-        }
-        (None, Some(items)) => items.iter().map(|i| i.media.clone()).collect(),
-        (None, None) => vec![],
-    };
+    let files = media_files(&req)?;
     let prepare = app.clone();
     let media = tokio::task::spawn_blocking(move || {
         files
@@ -1351,21 +1431,7 @@ async fn mint_link(
     require_host(&app, &headers, &id).await?;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    let expires_at = req
-        .expires_in_secs
-        .map(|secs| {
-            crate::links::expiry(unix_now(), secs).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!(
-                        "expiresInSecs must be between 0 and {} (ten years)",
-                        crate::links::MAX_LIFETIME_SECS
-                    ),
-                )
-            })
-        })
-        .transpose()?;
+    let expires_at = link_expiry(&req, unix_now())?;
     let minted = app.links.mint(&id, req.role.into(), expires_at);
     app.store
         .write_acked(Write::Link(link_row(&minted)))

@@ -36,6 +36,8 @@ pub mod drawing;
 pub mod export;
 pub mod exporter;
 pub mod framecode;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod links;
 pub mod listener;

@@ -773,7 +773,28 @@ pub fn parse_client(text: &str, limit: usize) -> Result<Envelope, ParseError> {
             return Err(malformed("`type` must be a message name".into()));
         }
     }
-    Envelope::deserialize(value).map_err(|e| malformed(e.to_string()))
+    let envelope = Envelope::deserialize(value).map_err(|e| malformed(e.to_string()))?;
+    // serde turns a number too large for an `f32` into infinity, which
+    // JSON cannot carry: a number out of its field's range, so malformed.
+    if !envelope.message.numbers_are_finite() {
+        return Err(malformed("a number is out of range for its field".into()));
+    }
+    Ok(envelope)
+}
+
+impl ClientMessage {
+    /// Whether every floating-point field is finite.
+    fn numbers_are_finite(&self) -> bool {
+        let finite = |width: f32, points: &[[f32; 2]]| {
+            width.is_finite() && points.iter().flatten().all(|v| v.is_finite())
+        };
+        match self {
+            ClientMessage::Shuttle { speed } => speed.is_finite(),
+            ClientMessage::Drawing { width, points, .. } => finite(*width, points),
+            ClientMessage::Stroke(stroke) => finite(stroke.width, &stroke.points),
+            _ => true,
+        }
+    }
 }
 
 /// Serializes a server message. The types here cannot fail to serialize.
@@ -1202,6 +1223,62 @@ mod tests {
                 limit: 1024
             })
         );
+    }
+
+    /// Found by the `client_message` fuzz target
+    /// (`fuzz/regressions/client_message/f32-overflow-point`): a point
+    /// beyond `f32` was read as infinity and accepted, and the message
+    /// then serialized with `null` in its place, which does not parse.
+    #[test]
+    fn a_number_beyond_f32_is_malformed() {
+        let big = "3".repeat(40);
+        for text in [
+            format!(
+                r#"{{"type":"stroke","key":"e","frame":34,"tool":"pe","colour":"0","width":6,"from":2,"points":[[{big},0.3]],"ref":5}}"#
+            ),
+            format!(
+                r##"{{"type":"drawing","key":"e","frame":3,"tool":"pen","colour":"#ffffff","width":-{big},"points":[[0.1,0.3]],"ref":5}}"##
+            ),
+        ] {
+            assert_eq!(
+                parse(&text),
+                Err(ParseError::Malformed {
+                    reason: "a number is out of range for its field".into(),
+                    reference: Some(5)
+                }),
+                "{text}"
+            );
+        }
+        // The largest f32 still parses, and comes back as itself.
+        let text = format!(
+            r##"{{"type":"drawing","key":"e","frame":3,"tool":"pen","colour":"#ffffff","width":{},"points":[[0.1,0.3]]}}"##,
+            f32::MAX
+        );
+        let envelope = parse(&text).unwrap();
+        let again = serde_json::to_string(&envelope).unwrap();
+        assert_eq!(parse_client(&again, usize::MAX).unwrap(), envelope);
+    }
+
+    /// Found by the `client_message` fuzz target
+    /// (`fuzz/regressions/client_message/float-read-inexactly`): serde_json's
+    /// fast float parsing read `1e-88` one unit off, so the message did not
+    /// survive serializing and parsing again. The `float_roundtrip`
+    /// feature reads every number exactly.
+    #[test]
+    fn numbers_are_read_exactly() {
+        let envelope = parse(r#"{"type":"shuttle","speed":1e-88}"#).unwrap();
+        assert_eq!(envelope.message, ClientMessage::Shuttle { speed: 1e-88 });
+        let again = serde_json::to_string(&envelope).unwrap();
+        assert_eq!(again, r#"{"type":"shuttle","speed":1e-88}"#);
+        let drawing = r##"{"type":"drawing","key":"k","frame":1,"tool":"pen","colour":"#ffffff","width":0.006,"points":[[0.21,0.35],[1e-40,0.9999999]]}"##;
+        let envelope = parse(drawing).unwrap();
+        let ClientMessage::Drawing { width, points, .. } = &envelope.message else {
+            panic!("not a drawing");
+        };
+        assert_eq!(*width, 0.006f32);
+        assert_eq!(points, &[[0.21f32, 0.35], [1e-40, 0.9999999]]);
+        let again = serde_json::to_string(&envelope).unwrap();
+        assert_eq!(parse_client(&again, usize::MAX).unwrap(), envelope);
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::time::Duration;
 use syncreel::clock::{Speed, Transport};
 use syncreel::live::ServerClock;
 use syncreel::media::demo_clip::{self, DemoClipSpec};
-use syncreel::media::player::{self, EncodedFrame, PlayerCommand, PlayerEvent, StreamSettings};
+use syncreel::media::player::{
+    self, EncodedFrame, PlayerCommand, PlayerEvent, StreamSettings, VideoCodec,
+};
 use syncreel::media::probe::probe;
 
 fn clip() -> PathBuf {
@@ -31,6 +33,8 @@ fn settings() -> StreamSettings {
     StreamSettings {
         width: 640,
         height: 360,
+        // What `vp8::Vp8Reader` decodes.
+        codec: VideoCodec::Vp8,
         ..StreamSettings::default()
     }
 }

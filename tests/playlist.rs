@@ -67,6 +67,8 @@ async fn the_driver_cues_the_room_between_versions_and_timeline_version_and_pict
     make_takes(&root);
     let server = TestServer::start_with(move |c| {
         c.media.root = root;
+        // The test viewer decodes VP8.
+        c.media.codec = "vp8".into();
         c.media.stream_width = 320;
         c.media.stream_height = 180;
     })

@@ -364,3 +364,34 @@ async fn the_offer_lists_only_the_codecs_the_server_sends() {
     assert!(video.ends_with(" 96"), "{video}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn by_default_the_stream_is_h264_constrained_baseline_and_the_offer_says_so() {
+    // The config default, not the VP8 the test viewer decodes.
+    let root = media_root();
+    let server = TestServer::start_with(move |c| {
+        c.media.root = root;
+        c.media.stream_width = 640;
+        c.media.stream_height = 360;
+    })
+    .await;
+    let session = media_session(&server).await;
+    let mut viewer = Client::join(server.addr, &token(&session, "viewer"), "Hal").await;
+    assert_eq!(viewer.welcome["media"]["codec"], "H264");
+    viewer.send(json!({"type": "rtcStart"})).await;
+    let offer = viewer.expect("rtcOffer").await;
+    let sdp = offer["sdp"].as_str().unwrap();
+    let mut payloads: Vec<&str> = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .collect();
+    payloads.sort_unstable();
+    assert_eq!(payloads, ["102 H264/90000", "111 opus/48000/2"], "{sdp}");
+    let fmtp = sdp
+        .lines()
+        .find(|l| l.starts_with("a=fmtp:102 "))
+        .unwrap_or_else(|| panic!("no fmtp for H.264: {sdp}"));
+    assert!(fmtp.contains("profile-level-id=42e01f"), "{fmtp}");
+    assert!(fmtp.contains("packetization-mode=1"), "{fmtp}");
+    server.shutdown().await;
+}

@@ -6,7 +6,7 @@
 //! ```text
 //! filesrc ! decodebin ! videoconvert ! videoscale ! I420 W×H ! appsink   (decoder)
 //!                                    │ scheduler: which frame, and when
-//! appsrc ! vp8enc (realtime) ! appsink                                   (encoder)
+//! appsrc ! x264enc (zerolatency) | vp8enc (realtime) ! appsink          (encoder)
 //! ```
 //!
 //! The scheduler owns time. At each output instant `t` (a frame boundary
@@ -41,7 +41,9 @@ use crate::live::ServerClock;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoCodec {
     Vp8,
-    /// Constrained baseline, for clients without VP8.
+    /// Constrained baseline, x264 `zerolatency`: the default, at about a
+    /// third of VP8's CPU per session (docs/benchmarks.md, "Encoder CPU
+    /// per session").
     H264,
 }
 
@@ -61,7 +63,7 @@ impl Default for StreamSettings {
         StreamSettings {
             width: 1280,
             height: 720,
-            codec: VideoCodec::Vp8,
+            codec: VideoCodec::H264,
             bitrate_kbps: 2500,
             keyframe_interval: 48,
         }

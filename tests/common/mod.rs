@@ -71,10 +71,12 @@ impl TestServer {
     }
 
     /// A server that streams the media under `root` at 640×360 and
-    /// `kbps`, small enough for the tests' own decoders.
+    /// `kbps`, small enough for the tests' own decoders. In VP8, which is
+    /// what the test viewer (`support/viewer.rs`) decodes.
     pub async fn streaming(root: std::path::PathBuf, kbps: u32) -> TestServer {
         TestServer::start_with(move |c| {
             c.media.root = root;
+            c.media.codec = "vp8".into();
             c.media.stream_width = 640;
             c.media.stream_height = 360;
             c.media.bitrate_kbps = kbps;

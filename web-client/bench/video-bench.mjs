@@ -796,7 +796,7 @@ async function main() {
         },
       };
       cleanups.push(() => server?.stop());
-      const run = { width: height === 1080 ? 1920 : 1280, height, codec: CONFIG.codec || 'vp8 (config default)' };
+      const run = { width: height === 1080 ? 1920 : 1280, height, codec: CONFIG.codec || 'h264 (config default)' };
       results.runs.push(run);
       try {
         const step = async (name, fn) => {

@@ -85,9 +85,10 @@ const DEMO_START_TIMEOUT_MS = 240_000;
  * Runs `syncreel demo` on a free port with the persistent media dir;
  * resolves once it has printed its session's links (so the clip exists
  * and a media session was made from it). Returns the base URL, the media
- * root, and the demo session's links by role.
+ * root, and the demo session's links by role. `env` adds to the server's
+ * environment, e.g. `{ SYNCREEL_MEDIA__CODEC: 'h264' }`.
  */
-export async function startDemoServer() {
+export async function startDemoServer({ env = {} } = {}) {
   const bin = resolve(WEB_CLIENT, process.env.SYNCREEL_BIN ?? '../target/debug/syncreel');
   mkdirSync(MEDIA_DATA_DIR, { recursive: true });
   // The clip is kept between runs (it takes a while to render); the
@@ -107,6 +108,7 @@ export async function startDemoServer() {
       SYNCREEL_MEDIA__STREAM_WIDTH: process.env.SYNCREEL_MEDIA__STREAM_WIDTH ?? '640',
       SYNCREEL_MEDIA__STREAM_HEIGHT: process.env.SYNCREEL_MEDIA__STREAM_HEIGHT ?? '360',
       SYNCREEL_MEDIA__BITRATE_KBPS: process.env.SYNCREEL_MEDIA__BITRATE_KBPS ?? '1200',
+      ...env,
     },
   });
   let stderr = '';
