@@ -241,7 +241,9 @@ async fn run_all(settings: &Settings) -> Result<(), String> {
          from before the viewers joined to after they settled, over the viewers that joined. \
          CPU µs/msg: each process's CPU time over the seek phase per delivered seek (on \
          loopback the receiving kernel work runs in the sender's context). srv queue→write: \
-         the server's own syncreel_fanout_latency_seconds histogram over the seek phase. \
+         the server's own syncreel_fanout_latency_seconds histogram over the seek phase; \
+         srv on time: the share of seek deliveries the server wrote to their socket before \
+         the seek's execute_at (syncreel_transport_on_time_total against _late_total). \
          presence/viewer/s: presence messages each viewer received per second of the seek \
          phase; host kB/s: what the driving host received per second of it. Other CPU: \
          the machine's CPU used by neither process during the seek phase, as a share of all \
@@ -739,6 +741,10 @@ struct Histogram {
     buckets: Vec<(f64, u64)>,
     sum_secs: f64,
     count: u64,
+    /// Copies of a driver's transport change written before its
+    /// `execute_at`, and after it (`syncreel_transport_*_total`).
+    on_time: u64,
+    late: u64,
 }
 
 impl Histogram {
@@ -753,6 +759,18 @@ impl Histogram {
                 .collect(),
             sum_secs: self.sum_secs - earlier.sum_secs,
             count: self.count.saturating_sub(earlier.count),
+            on_time: self.on_time.saturating_sub(earlier.on_time),
+            late: self.late.saturating_sub(earlier.late),
+        }
+    }
+
+    /// The share of transport copies written before their `execute_at`.
+    fn on_time_pct(&self) -> f64 {
+        let all = self.on_time + self.late;
+        if all == 0 {
+            f64::NAN
+        } else {
+            self.on_time as f64 * 100.0 / all as f64
         }
     }
 
@@ -783,6 +801,16 @@ async fn fanout_histogram(addr: SocketAddr) -> Result<Histogram, String> {
     let name = "syncreel_fanout_latency_seconds";
     let mut histogram = Histogram::default();
     for line in text.lines() {
+        let counter = |prefix: &str| {
+            line.strip_prefix(prefix)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let Some(v) = counter("syncreel_transport_on_time_total ") {
+            histogram.on_time = v;
+        }
+        if let Some(v) = counter("syncreel_transport_late_total ") {
+            histogram.late = v;
+        }
         let Some(rest) = line.strip_prefix(name) else {
             continue;
         };
@@ -828,7 +856,7 @@ impl ServerProcess {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&data_dir)
-            .env("SYNCREEL_LIMITS__MAX_PARTICIPANTS", "6000")
+            .env("SYNCREEL_LIMITS__MAX_PARTICIPANTS", "11000")
             .env("SYNCREEL_LIMITS__MAX_CONNECTIONS", "20000")
             // Every simulated participant comes from 127.0.0.1, and joining
             // thousands takes longer than a person's hello deadline.
@@ -1031,6 +1059,8 @@ struct RunStats {
     /// holding its 99th percentile.
     server_mean: f64,
     server_p99_bound: f64,
+    /// Percent of transport copies the server wrote before `execute_at`.
+    on_time_pct: f64,
     presence_rate: f64,
     host_kb_per_sec: f64,
     /// Percent of the machine's CPU, as in [`Measured`].
@@ -1044,9 +1074,9 @@ impl RunStats {
     const HEADER: &'static str = "| run | N | joined | join s | RSS before MB | RSS after MB | \
         RSS/conn B | samples | missing | p50 ms | p99 ms | max ms | last p50 ms | last p99 ms | \
         srv CPU µs/msg | tool CPU µs/msg | srv queue→write mean ms | srv queue→write p99 ≤ ms | \
-        presence/viewer/s | host kB/s | other CPU % | steal % | resyncs | late |";
+        srv on time % | presence/viewer/s | host kB/s | other CPU % | steal % | resyncs | late |";
     const RULE: &'static str =
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|";
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|";
 
     fn new(m: Measured) -> RunStats {
         let ms = |d: &Duration| d.as_secs_f64() * 1e3;
@@ -1090,6 +1120,7 @@ impl RunStats {
             tool_us: per_delivery(m.tool_cpu),
             server_mean: m.server_fanout.mean_ms(),
             server_p99_bound: m.server_fanout.p99_bound_ms(),
+            on_time_pct: m.server_fanout.on_time_pct(),
             presence_rate: m.presence_rate,
             host_kb_per_sec: m.host_kb_per_sec,
             other_pct: m.other_load * 100.0,
@@ -1127,6 +1158,7 @@ impl RunStats {
             tool_us: of(|r| r.tool_us),
             server_mean: of(|r| r.server_mean),
             server_p99_bound: of(|r| r.server_p99_bound),
+            on_time_pct: of(|r| r.on_time_pct),
             presence_rate: of(|r| r.presence_rate),
             host_kb_per_sec: of(|r| r.host_kb_per_sec),
             other_pct: of(|r| r.other_pct),
@@ -1139,7 +1171,7 @@ impl RunStats {
     fn row(&self, label: &str) -> String {
         format!(
             "| {label} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} \
-             | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |",
+             | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |",
             self.n,
             self.joined,
             self.join_secs,
@@ -1157,6 +1189,7 @@ impl RunStats {
             self.tool_us,
             self.server_mean,
             self.server_p99_bound,
+            self.on_time_pct,
             self.presence_rate,
             self.host_kb_per_sec,
             self.other_pct,

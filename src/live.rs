@@ -33,11 +33,14 @@ use crate::session::{
 };
 use crate::store::{Receipt, RecordResult, Recorded, Store, StoreError, Write};
 
+mod fanout;
 mod record;
 use crate::drawing::StrokePart;
 pub use record::{
     wire_approval, wire_drawing, wire_note, Draft, Kind, SessionReview, MAX_NOTE_CHARS,
 };
+pub use fanout::Stamp;
+use fanout::{FanoutEstimate, FanoutMeter};
 use record::{Context, Happened};
 
 /// The server's monotonic clock. [`ServerTime`] is measured from `epoch`.
@@ -73,8 +76,8 @@ pub enum Outbound {
     /// Serialized once, shared by every recipient.
     Text {
         text: Utf8Bytes,
-        /// When the session task queued it, for the fan-out histogram.
-        queued_at: Option<Instant>,
+        /// A broadcast's timing, for the lead and the fan-out metrics.
+        stamp: Option<Arc<Stamp>>,
     },
     /// A clock-sync reply. The writer stamps `t2` at the last moment so that
     /// queueing time is not mistaken for network time.
@@ -93,7 +96,7 @@ impl Outbound {
     pub fn message(message: &ServerMessage) -> Outbound {
         Outbound::Text {
             text: protocol::to_json(message).into(),
-            queued_at: None,
+            stamp: None,
         }
     }
 }
@@ -505,6 +508,8 @@ fn open_room(
         ended,
         closing: false,
         idle_since: Instant::now(),
+        fanout_meter: Arc::default(),
+        fanout: FanoutEstimate::new(Instant::now()),
     };
     metrics.sessions_live.fetch_add(1, Relaxed);
     tokio::spawn(async move {
@@ -631,6 +636,10 @@ struct SessionTask {
     idle_since: Instant,
     /// A personal room is born empty; it closes once it is empty again.
     anyone_joined: bool,
+    /// What the writers say about how long broadcasts take to reach
+    /// everyone, and what the lead makes of it.
+    fanout_meter: Arc<FanoutMeter>,
+    fanout: FanoutEstimate,
 }
 
 /// How often a lagged connection is offered a snapshot.
@@ -784,6 +793,9 @@ impl SessionTask {
                 if !self.is_current(from, conn_id) {
                     return;
                 }
+                let fanout = self.fanout.update(&self.fanout_meter, Instant::now());
+                let fanout = i64::try_from(fanout.as_micros()).unwrap_or(i64::MAX);
+                self.session.set_fanout_micros(fanout);
                 if let Err(err) = self.session.handle_seen(now, from, command, shown) {
                     self.send_error(
                         from,
@@ -886,7 +898,7 @@ impl SessionTask {
                 for conn in self.conns.values() {
                     let _ = conn.tx.try_send(Outbound::Text {
                         text: text.clone(),
-                        queued_at: None,
+                        stamp: None,
                     });
                 }
                 self.media_error = Some(message);
@@ -1232,7 +1244,7 @@ impl SessionTask {
         {
             let item = Outbound::Text {
                 text: text.clone(),
-                queued_at: None,
+                stamp: None,
             };
             if conn.tx.try_send(item).is_err() {
                 self.metrics.stroke_parts_missed.fetch_add(1, Relaxed);
@@ -1284,7 +1296,7 @@ impl SessionTask {
         for conn in self.conns.values_mut().filter(|c| !c.lagged) {
             let item = Outbound::Text {
                 text: text.clone(),
-                queued_at: None,
+                stamp: None,
             };
             if conn.tx.try_send(item).is_err() {
                 conn.lagged = true;
@@ -1414,7 +1426,21 @@ impl SessionTask {
                     protocol::frame_map(*version, transport, self.session.info().timecode.rate());
                 texts.push(protocol::to_json(&map).into());
             }
-            let queued_at = Some(Instant::now());
+            // Only a command's transport change is due at a chosen instant;
+            // one that reached the end took effect when it says.
+            let due = match &output.event {
+                crate::session::Event::Transport {
+                    transport,
+                    cause: TransportCause::Command(_),
+                    ..
+                } => Some(self.clock.instant(transport.anchor_time)),
+                _ => None,
+            };
+            let stamp = Some(Arc::new(Stamp {
+                queued_at: Instant::now(),
+                due,
+                meter: self.fanout_meter.clone(),
+            }));
             for (id, conn) in self.conns.iter_mut() {
                 let wanted = match output.to {
                     Audience::All => true,
@@ -1428,7 +1454,7 @@ impl SessionTask {
                 for text in &texts {
                     let item = Outbound::Text {
                         text: text.clone(),
-                        queued_at,
+                        stamp: stamp.clone(),
                     };
                     if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(item) {
                         conn.lagged = true;
@@ -1568,7 +1594,7 @@ impl SessionTask {
                 .clone();
             let item = Outbound::Text {
                 text,
-                queued_at: None,
+                stamp: None,
             };
             // Notes and drawings made while it lagged are not in the
             // snapshot; two free slots take both.

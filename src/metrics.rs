@@ -27,6 +27,10 @@ pub struct Metrics {
     pub slow_consumer_resyncs: AtomicU64,
     /// Parts of strokes in progress not queued for a full connection.
     pub stroke_parts_missed: AtomicU64,
+    /// Copies of a driver's transport change written before its
+    /// `execute_at`, and after it.
+    pub transport_on_time: AtomicU64,
+    pub transport_late: AtomicU64,
     fanout: Histogram,
 }
 
@@ -39,8 +43,14 @@ struct Histogram {
 
 impl Metrics {
     /// Records how long a broadcast took from leaving the session task to
-    /// being written to one participant's socket.
-    pub fn observe_fanout(&self, latency: Duration) {
+    /// being written to one participant's socket, and whether it was on
+    /// time when it had a deadline.
+    pub fn observe_fanout(&self, latency: Duration, on_time: Option<bool>) {
+        match on_time {
+            Some(true) => self.transport_on_time.fetch_add(1, Relaxed),
+            Some(false) => self.transport_late.fetch_add(1, Relaxed),
+            None => 0,
+        };
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         let h = &self.fanout;
         if let Some(i) = FANOUT_BUCKETS_MICROS.iter().position(|b| micros <= *b) {
@@ -121,6 +131,18 @@ impl Metrics {
             "Parts of strokes in progress skipped for a connection whose queue was full.",
             self.stroke_parts_missed.load(Relaxed),
         );
+        counter(
+            &mut out,
+            "syncreel_transport_on_time_total",
+            "Copies of a driver's transport change written to their socket before its execute_at.",
+            self.transport_on_time.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_transport_late_total",
+            "Copies of a driver's transport change written after its execute_at.",
+            self.transport_late.load(Relaxed),
+        );
 
         let name = "syncreel_fanout_latency_seconds";
         let _ = writeln!(out, "# HELP {name} Time from a broadcast leaving the session task to its write on each socket.\n# TYPE {name} histogram");
@@ -145,14 +167,16 @@ mod tests {
     #[test]
     fn histogram_buckets_are_cumulative() {
         let m = Metrics::default();
-        m.observe_fanout(Duration::from_micros(90));
-        m.observe_fanout(Duration::from_micros(3_000));
-        m.observe_fanout(Duration::from_secs(5));
+        m.observe_fanout(Duration::from_micros(90), None);
+        m.observe_fanout(Duration::from_micros(3_000), Some(true));
+        m.observe_fanout(Duration::from_secs(5), Some(false));
         let text = m.render();
         assert!(text.contains("syncreel_fanout_latency_seconds_bucket{le=\"0.0001\"} 1\n"));
         assert!(text.contains("syncreel_fanout_latency_seconds_bucket{le=\"0.005\"} 2\n"));
         assert!(text.contains("syncreel_fanout_latency_seconds_bucket{le=\"1\"} 2\n"));
         assert!(text.contains("syncreel_fanout_latency_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("syncreel_fanout_latency_seconds_count 3\n"));
+        assert!(text.contains("syncreel_transport_on_time_total 1\n"));
+        assert!(text.contains("syncreel_transport_late_total 1\n"));
     }
 }

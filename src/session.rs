@@ -45,6 +45,10 @@ pub struct SessionLimits {
     pub lead_max_micros: i64,
     /// Added to the slowest participant's RTT to get the lead.
     pub lead_margin_micros: i64,
+    /// The most the room's measured fan-out time may add to the lead. A
+    /// room that takes longer to reach everyone applies commands late on
+    /// its last pages rather than making every driver wait longer.
+    pub lead_fanout_max_micros: i64,
     /// How long a disconnected driver keeps the seat before it returns to
     /// a host. Long enough to ride out a reconnect, short enough that the
     /// room is never without a driver for more than a few seconds.
@@ -67,6 +71,7 @@ impl Default for SessionLimits {
             lead_min_micros: 50_000,
             lead_max_micros: 500_000,
             lead_margin_micros: 20_000,
+            lead_fanout_max_micros: 1_000_000,
             driver_grace_micros: 3_000_000,
             resume_window_micros: 60_000_000,
             presence_interval_micros: 500_000,
@@ -374,6 +379,9 @@ pub struct Session {
     /// playlist.
     playlist: Vec<Cut>,
     entry: usize,
+    /// How long the runtime last measured a broadcast to take to reach
+    /// every connection; part of the lead.
+    fanout_micros: i64,
 }
 
 impl Session {
@@ -396,6 +404,7 @@ impl Session {
                 duration_frames: info.duration_frames,
             }],
             entry: 0,
+            fanout_micros: 0,
             info,
         }
     }
@@ -748,7 +757,11 @@ impl Session {
 
     /// How far ahead of `now` commands are scheduled: the slowest
     /// connected participant's RTT plus a margin, within the configured
-    /// bounds. A full RTT rather than half covers an asymmetric path.
+    /// bounds, plus the time the room takes to write a broadcast to every
+    /// connection. A full RTT rather than half covers an asymmetric path;
+    /// the fan-out time is added outside the bounds because it grows with
+    /// the room, and a lead that ignores it has the last pages of a large
+    /// room hear of a change after it was due.
     pub fn lead_micros(&self) -> i64 {
         let slowest = self
             .participants
@@ -760,6 +773,13 @@ impl Session {
         slowest
             .saturating_add(self.limits.lead_margin_micros)
             .clamp(self.limits.lead_min_micros, self.limits.lead_max_micros)
+            .saturating_add(self.fanout_micros)
+    }
+
+    /// The runtime's measure of how long this room's broadcasts take to
+    /// reach every connection, kept within `lead_fanout_max_micros`.
+    pub fn set_fanout_micros(&mut self, micros: i64) {
+        self.fanout_micros = micros.clamp(0, self.limits.lead_fanout_max_micros.max(0));
     }
 
     fn transport_command(

@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::http::App;
 use crate::links::LinkError;
-use crate::live::{unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, Stroking};
+use crate::live::{
+    unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, Stamp, Stroking,
+};
 use crate::protocol::{
     self, speed_from_wire, ClientMessage, ErrorCode, ParseError, ServerMessage, PROTOCOL_VERSION,
 };
@@ -606,7 +608,7 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Outbound>,
     app: Arc<App>,
 ) {
-    let mut queued: Vec<Instant> = Vec::new();
+    let mut queued: Vec<Arc<Stamp>> = Vec::new();
     'batches: while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         let mut written = 0;
@@ -615,8 +617,8 @@ async fn write_loop(
             // flush, as late as it can be.
             let mut last = false;
             let result = match item {
-                Outbound::Text { text, queued_at } => {
-                    queued.extend(queued_at);
+                Outbound::Text { text, stamp } => {
+                    queued.extend(stamp);
                     sink.feed(Message::Text(text)).await
                 }
                 Outbound::CatchUp(pages) => {
@@ -678,8 +680,10 @@ async fn write_loop(
         if sink.flush().await.is_err() {
             break;
         }
-        for queued_at in queued.drain(..) {
-            app.metrics.observe_fanout(queued_at.elapsed());
+        let now = Instant::now();
+        for stamp in queued.drain(..) {
+            let written = stamp.written(now);
+            app.metrics.observe_fanout(written.waited, written.on_time);
         }
     }
     let _ = sink.close().await;

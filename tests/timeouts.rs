@@ -90,7 +90,7 @@ mod sockets {
         until_closed(&mut half).await;
         until_closed(&mut silent).await;
         assert_eq!(
-            metric(&server, "syncreel_sockets").await,
+            server.metric("syncreel_sockets").await,
             1,
             "only /metrics' own"
         );
@@ -128,7 +128,7 @@ mod sockets {
         // Another address is not held to this one's count.
         let (status, _) = server.request("GET", "/healthz", None, None).await;
         assert_eq!(status, 200);
-        assert_eq!(metric(&server, "syncreel_sockets_refused_total").await, 1);
+        assert_eq!(server.metric("syncreel_sockets_refused_total").await, 1);
         // A slot freed is a slot to use.
         drop(held.pop());
         let deadline = tokio::time::Instant::now() + common::WAIT;
@@ -155,17 +155,5 @@ mod sockets {
         let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
         assert_eq!(soft, hard);
         server.shutdown().await;
-    }
-
-    async fn metric(server: &TestServer, name: &str) -> i64 {
-        let (_, _, body) =
-            common::request_with(server.addr, "GET", "/metrics", None, &[], String::new()).await;
-        let text = String::from_utf8_lossy(&body);
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name}"))
-            .trim()
-            .parse()
-            .unwrap()
     }
 }

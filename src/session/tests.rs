@@ -232,6 +232,38 @@ fn lead_follows_the_slowest_participant_within_bounds() {
 }
 
 #[test]
+fn the_rooms_fan_out_time_is_added_beyond_the_rtt_bounds() {
+    let mut room = Room::new();
+    let host = room.join("Dana", Role::Host);
+    room.session.set_fanout_micros(230_000);
+    assert_eq!(room.session.lead_micros(), 50_000 + 230_000);
+    room.session.report_sync(
+        room.now,
+        host,
+        SyncReport {
+            rtt_micros: 10_000_000,
+            offset_micros: 0,
+            uncertainty_micros: 0,
+        },
+    );
+    assert_eq!(room.session.lead_micros(), 500_000 + 230_000);
+    // Bounded both ways: a runaway measure cannot hold commands for long,
+    // and a nonsense one cannot shorten the lead.
+    room.session.set_fanout_micros(i64::MAX);
+    assert_eq!(room.session.lead_micros(), 500_000 + 1_000_000);
+    room.session.set_fanout_micros(-5);
+    assert_eq!(room.session.lead_micros(), 500_000);
+    // A command is scheduled that much later.
+    room.session.set_fanout_micros(300_000);
+    room.cmd(host, Command::Play).unwrap();
+    let (_, transport, _) = room.last_transport();
+    assert_eq!(
+        transport.anchor_time.as_micros(),
+        room.now.as_micros() + 800_000
+    );
+}
+
+#[test]
 fn a_step_of_any_size_beyond_the_limit_is_refused() {
     let mut room = Room::new();
     let host = room.join("Dana", Role::Host);

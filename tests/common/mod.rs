@@ -314,6 +314,18 @@ impl Client {
 }
 
 impl TestServer {
+    /// One unlabelled value from `/metrics`; panics if it is not there.
+    pub async fn metric(&self, name: &str) -> i64 {
+        let (_, _, body) = request_with(self.addr, "GET", "/metrics", None, &[], String::new()).await;
+        let text = String::from_utf8_lossy(&body);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
     /// Polls `/healthz` until the open connection count is `n`. Connection
     /// teardown happens on the server's own tasks after the socket closes,
     /// so there is no message to wait for; the poll is bounded by [`WAIT`].
