@@ -36,11 +36,11 @@ use crate::store::{Receipt, RecordResult, Recorded, Store, StoreError, Write};
 mod fanout;
 mod record;
 use crate::drawing::StrokePart;
+pub use fanout::Stamp;
+use fanout::{FanoutEstimate, FanoutMeter};
 pub use record::{
     wire_approval, wire_drawing, wire_note, Draft, Kind, SessionReview, MAX_NOTE_CHARS,
 };
-pub use fanout::Stamp;
-use fanout::{FanoutEstimate, FanoutMeter};
 use record::{Context, Happened};
 
 /// The server's monotonic clock. [`ServerTime`] is measured from `epoch`.
@@ -1592,10 +1592,7 @@ impl SessionTask {
                     protocol::to_json(&message).into()
                 })
                 .clone();
-            let item = Outbound::Text {
-                text,
-                stamp: None,
-            };
+            let item = Outbound::Text { text, stamp: None };
             // Notes and drawings made while it lagged are not in the
             // snapshot; two free slots take both.
             conn.lagged = conn.tx.try_send(item).is_err()

@@ -19,9 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::http::App;
 use crate::links::LinkError;
-use crate::live::{
-    unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, Stamp, Stroking,
-};
+use crate::live::{unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, Stamp, Stroking};
 use crate::protocol::{
     self, speed_from_wire, ClientMessage, ErrorCode, ParseError, ServerMessage, PROTOCOL_VERSION,
 };

@@ -316,7 +316,8 @@ impl Client {
 impl TestServer {
     /// One unlabelled value from `/metrics`; panics if it is not there.
     pub async fn metric(&self, name: &str) -> i64 {
-        let (_, _, body) = request_with(self.addr, "GET", "/metrics", None, &[], String::new()).await;
+        let (_, _, body) =
+            request_with(self.addr, "GET", "/metrics", None, &[], String::new()).await;
         let text = String::from_utf8_lossy(&body);
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
