@@ -49,6 +49,7 @@ pub mod protocol;
 pub mod ranges;
 pub mod rtc;
 pub mod server;
+pub mod server_clock;
 pub mod session;
 pub mod store;
 pub mod timecode;

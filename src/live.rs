@@ -33,6 +33,8 @@ use crate::session::{
 };
 use crate::store::{Receipt, RecordResult, Recorded, Store, StoreError, Write};
 
+pub use crate::server_clock::{unix_millis, ServerClock};
+
 mod fanout;
 mod record;
 use crate::drawing::StrokePart;
@@ -42,33 +44,6 @@ pub use record::{
     wire_approval, wire_drawing, wire_note, Draft, Kind, SessionReview, MAX_NOTE_CHARS,
 };
 use record::{Context, Happened};
-
-/// The server's monotonic clock. [`ServerTime`] is measured from `epoch`.
-#[derive(Debug, Clone, Copy)]
-pub struct ServerClock {
-    epoch: Instant,
-}
-
-impl ServerClock {
-    pub fn start() -> ServerClock {
-        ServerClock {
-            epoch: Instant::now(),
-        }
-    }
-
-    pub fn now(&self) -> ServerTime {
-        self.at(Instant::now())
-    }
-
-    pub fn at(&self, instant: Instant) -> ServerTime {
-        let micros = instant.saturating_duration_since(self.epoch).as_micros();
-        ServerTime::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
-    }
-
-    pub fn instant(&self, t: ServerTime) -> Instant {
-        self.epoch + Duration::from_micros(t.as_micros().max(0) as u64)
-    }
-}
 
 /// What a connection's writer task sends.
 #[derive(Debug)]
@@ -1630,11 +1605,6 @@ pub fn role_from_name(name: &str) -> Role {
     }
 }
 
-pub fn unix_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

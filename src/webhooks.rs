@@ -229,7 +229,7 @@ async fn work(shared: Arc<Shared>, mut rx: mpsc::Receiver<Announcement>) {
             "id": delivery,
             "event": announcement.event,
             "sessionId": announcement.session_id,
-            "at": crate::live::unix_millis(),
+            "at": crate::server_clock::unix_millis(),
             "data": announcement.data,
         })
         .to_string();
@@ -280,7 +280,7 @@ async fn deliver(shared: Arc<Shared>, index: usize, message: Arc<Message>) {
             attempt,
             status,
             error: error.clone(),
-            at: crate::live::unix_millis(),
+            at: crate::server_clock::unix_millis(),
         });
         if error.is_none() {
             return;

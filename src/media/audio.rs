@@ -31,7 +31,7 @@ use gstreamer_app as gst_app;
 use super::player::{bus_error, PlayerCommand, Transports, Watched};
 use super::{MediaError, MediaInfo};
 use crate::clock::{ServerTime, Speed, Timeline, Transport};
-use crate::live::ServerClock;
+use crate::server_clock::ServerClock;
 
 /// The RTP clock of Opus, and the rate everything is resampled to.
 pub const AUDIO_CLOCK_RATE: i64 = 48_000;

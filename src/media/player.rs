@@ -35,7 +35,7 @@ use gstreamer_video as gst_video;
 
 use super::{MediaError, MediaInfo};
 use crate::clock::{ServerTime, Timeline, Transport};
-use crate::live::ServerClock;
+use crate::server_clock::ServerClock;
 
 /// The codec a session streams in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
