@@ -27,6 +27,10 @@ pub struct Metrics {
     pub slow_consumer_resyncs: AtomicU64,
     /// Parts of strokes in progress not queued for a full connection.
     pub stroke_parts_missed: AtomicU64,
+    /// Wrong passcodes given for links (hellos and REST calls).
+    pub passcode_failures: AtomicU64,
+    /// Passcodes not checked because the link or address was locked.
+    pub passcode_locked: AtomicU64,
     fanout: Histogram,
 }
 
@@ -120,6 +124,18 @@ impl Metrics {
             "syncreel_stroke_parts_missed_total",
             "Parts of strokes in progress skipped for a connection whose queue was full.",
             self.stroke_parts_missed.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_passcode_failures_total",
+            "Wrong passcodes given for links.",
+            self.passcode_failures.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_passcode_locked_total",
+            "Passcodes refused unchecked because the link or address was locked.",
+            self.passcode_locked.load(Relaxed),
         );
 
         let name = "syncreel_fanout_latency_seconds";
