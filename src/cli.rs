@@ -317,8 +317,11 @@ fn print_links(body: &CreatedSessionBody) {
             WireRole::Reviewer => "reviewer",
             WireRole::Viewer => "viewer",
         };
-        if let Some(url) = &link.url {
-            println!("{role:<9} {url}");
+        match &link.url {
+            // The passcode is not in the URL: it goes out another way.
+            Some(url) if link.has_passcode => println!("{role:<9} {url}  (needs the passcode)"),
+            Some(url) => println!("{role:<9} {url}"),
+            None => {}
         }
     }
 }
