@@ -174,7 +174,11 @@ pub fn rest_body(data: &[u8]) {
     assert_eq!(back, accepted);
     if let Some(passcode) = accepted.get("passcode").and_then(|p| p.as_str()) {
         let kept = crate::passcode::checked(passcode).expect("an accepted passcode");
-        assert!((4..=64).contains(&kept.len()), "passcode of {} bytes", kept.len());
+        assert!(
+            (4..=64).contains(&kept.len()),
+            "passcode of {} bytes",
+            kept.len()
+        );
     }
     if kind == RestBody::CreateSession {
         let title = accepted["title"].as_str().expect("a title");

@@ -29,8 +29,8 @@ pub const MIN_CHARS: usize = 4;
 pub const MAX_CHARS: usize = 64;
 
 /// Argon2id memory in KiB, passes and lanes: the OWASP minimum (19 MiB,
-/// two passes). One check takes about 25 ms of one core (measured in
-/// `tests/passcode.rs`, printed by its timing test); at most
+/// two passes). One check takes about 20 ms of an idle core, 40 ms on a
+/// 2-core machine at load 10 (`tests/passcode.rs` prints it); at most
 /// [`CHECKS_AT_ONCE`] run together, so their memory is bounded too.
 const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 const ARGON2_PASSES: u32 = 2;
@@ -98,7 +98,7 @@ fn argon2() -> Argon2<'static> {
 
 /// The PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) kept for a
 /// passcode that [`checked`] accepted: a fresh 128-bit salt per call, so
-/// two links with one passcode have unrelated hashes. Blocking (~25 ms).
+/// two links with one passcode have unrelated hashes. Blocking (~20 ms).
 pub fn hash(passcode: &str) -> String {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
@@ -112,7 +112,7 @@ pub fn hash(passcode: &str) -> String {
 /// Whether `given` is the passcode `phc` was made from. The parameters
 /// come from the PHC string, so hashes made with other costs still
 /// verify; the comparison of the outputs is constant-time (password-hash's
-/// `Output` compares with `subtle`). Blocking (~25 ms).
+/// `Output` compares with `subtle`). Blocking (~20 ms).
 pub fn verify(phc: &str, given: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;

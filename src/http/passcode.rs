@@ -116,7 +116,7 @@ pub fn refusal_error(refusal: Refusal) -> ApiError {
 }
 
 /// The hash to keep for a passcode asked for at minting, or 400
-/// `bad_passcode`. Hashing takes a core for ~25 ms, so it runs off the
+/// `bad_passcode`. Hashing takes a core for ~20 ms, so it runs off the
 /// runtime.
 pub async fn passcode_hash(requested: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(raw) = requested else {
