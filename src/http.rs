@@ -418,8 +418,11 @@ impl App {
             ));
         }
         let title = checked_title(&req.title)?;
-        if let Some(raw) = &req.passcode {
-            passcode::checked_passcode(raw)?;
+        // One hash per link, each with a salt of its own; made before the
+        // session starts, so a refusal leaves nothing behind.
+        let mut hashes = Vec::new();
+        for _ in 0..3 {
+            hashes.push(passcode::passcode_hash(req.passcode.as_deref()).await?);
         }
         let mut playlist = Vec::new();
         if let Some(items) = &req.playlist {
@@ -519,12 +522,11 @@ impl App {
                     e.to_string(),
                 )
             })?;
-        // A salt of its own per link, so each link's hash is its own.
-        let mut links = Vec::new();
-        for role in [Role::Host, Role::Reviewer, Role::Viewer] {
-            let hash = passcode::passcode_hash(req.passcode.as_deref()).await?;
-            links.push(self.links.mint(&handle.info.id, role, None, hash));
-        }
+        let links: Vec<MintedLink> = [Role::Host, Role::Reviewer, Role::Viewer]
+            .into_iter()
+            .zip(hashes)
+            .map(|(role, hash)| self.links.mint(&handle.info.id, role, None, hash))
+            .collect();
         // The links work only once they would survive a restart.
         let rows = links.iter().map(link_row).collect();
         self.store
