@@ -162,7 +162,7 @@ struct Count {
 
 /// Wrong passcodes by link and by (link, address), each counted over a
 /// window from its first. Bounded: entries go when their window has
-/// passed, and when [`Limits::tracked`] are live at once, a check that
+/// passed (or a right passcode leaves them at nothing), and when [`Limits::tracked`] are live at once, a check that
 /// would need a new entry is refused as locked until one expires (failing
 /// closed: evicting instead would let a flood of addresses wipe a link's
 /// count).
@@ -261,6 +261,11 @@ impl Attempts {
             for key in &attempt.keys {
                 if let Some(count) = counts.get_mut(key) {
                     count.wrong = count.wrong.saturating_sub(1);
+                    // Nothing left to remember: a room of people getting
+                    // in right must not fill the table.
+                    if count.wrong == 0 {
+                        counts.remove(key);
+                    }
                 }
             }
             return false;
@@ -464,6 +469,10 @@ mod tests {
     fn a_right_passcode_takes_back_its_count_and_checks_in_flight_count() {
         let attempts = Attempts::new(limits(2, 10, 100));
         let t0 = Instant::now();
+        for last in 0..5 {
+            attempts.settle(attempts.begin("l", ip(last), t0).unwrap(), true);
+        }
+        assert!(attempts.is_empty(), "right passcodes leave nothing behind");
         for _ in 0..5 {
             attempts.settle(attempts.begin("l", ip(1), t0).unwrap(), true);
         }
