@@ -111,6 +111,10 @@ pub struct CreateArgs {
     /// one in ./data/operator-token, where a server started here keeps it.
     #[arg(long, env = "SYNCREEL_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
+    /// A passcode (4 to 64 printable ASCII characters) that every link of
+    /// the session will also need; the server keeps only its hash.
+    #[arg(long, env = "SYNCREEL_PASSCODE")]
+    pub passcode: Option<String>,
 }
 
 impl ServeArgs {
@@ -199,6 +203,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
                             duration_frames: None,
                             start_timecode: None,
                             drop_frame: None,
+                            passcode: None,
                         },
                         vec![setup],
                     )
@@ -255,6 +260,7 @@ async fn create_demo_playlist(app: &Arc<App>) -> anyhow::Result<CreatedSession> 
                 duration_frames: None,
                 start_timecode: None,
                 drop_frame: None,
+                passcode: None,
             },
             setups,
         )
@@ -311,8 +317,11 @@ fn print_links(body: &CreatedSessionBody) {
             WireRole::Reviewer => "reviewer",
             WireRole::Viewer => "viewer",
         };
-        if let Some(url) = &link.url {
-            println!("{role:<9} {url}");
+        match &link.url {
+            // The passcode is not in the URL: it goes out another way.
+            Some(url) if link.has_passcode => println!("{role:<9} {url}  (needs the passcode)"),
+            Some(url) => println!("{role:<9} {url}"),
+            None => {}
         }
     }
 }
@@ -403,6 +412,7 @@ async fn create_remote(args: CreateArgs) -> anyhow::Result<()> {
         duration_frames: args.duration_frames,
         start_timecode: args.start_timecode,
         drop_frame: None,
+        passcode: args.passcode,
     })?;
     let stream = tokio::net::TcpStream::connect(authority)
         .await

@@ -17,6 +17,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub limits: LimitsConfig,
     pub session: SessionConfig,
+    pub links: LinksConfig,
     pub media: MediaConfig,
     pub rtc: RtcConfig,
     pub webhooks: WebhooksConfig,
@@ -229,6 +230,48 @@ pub struct SessionConfig {
     pub expire_idle_secs: u64,
 }
 
+/// Join links' optional passcodes: how many wrong ones are allowed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinksConfig {
+    /// Wrong passcodes for one link from one client address within the
+    /// window; then that address gets `passcode_locked` for that link.
+    pub passcode_attempts: u32,
+    /// Wrong passcodes for one link from all addresses together within
+    /// the window; then the link takes no passcode from anyone. This is
+    /// what bounds guessing by many addresses at once.
+    pub passcode_link_attempts: u32,
+    /// A count runs this long from its first wrong passcode.
+    pub passcode_window_secs: u64,
+    /// Entries the in-memory table of wrong attempts may hold (and the
+    /// memory of passcodes that verified); when full, new guessers are
+    /// locked out until entries expire.
+    pub passcode_tracked: usize,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        let limits = crate::passcode::Limits::default();
+        LinksConfig {
+            passcode_attempts: limits.per_address,
+            passcode_link_attempts: limits.per_link,
+            passcode_window_secs: limits.window.as_secs(),
+            passcode_tracked: limits.tracked,
+        }
+    }
+}
+
+impl LinksConfig {
+    pub fn passcode_limits(&self) -> crate::passcode::Limits {
+        crate::passcode::Limits {
+            per_address: self.passcode_attempts,
+            per_link: self.passcode_link_attempts,
+            window: std::time::Duration::from_secs(self.passcode_window_secs),
+            tracked: self.passcode_tracked,
+        }
+    }
+}
+
 impl SessionConfig {
     pub fn idle_expiry(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.expire_idle_secs.max(1))
@@ -381,6 +424,17 @@ impl Config {
         if self.limits.outbound_queue < 8 {
             return fail("limits.outbound_queue must be at least 8");
         }
+        let l = &self.links;
+        if l.passcode_attempts == 0 || l.passcode_link_attempts == 0 {
+            return fail(
+                "links.passcode_attempts and links.passcode_link_attempts must be positive",
+            );
+        }
+        if l.passcode_window_secs == 0 || l.passcode_tracked < 2 {
+            return fail(
+                "links.passcode_window_secs must be positive and links.passcode_tracked at least 2",
+            );
+        }
         let m = &self.media;
         if !matches!(m.codec.as_str(), "vp8" | "h264") {
             return fail("media.codec must be \"vp8\" or \"h264\"");
@@ -519,6 +573,8 @@ mod tests {
             vec![("SYNCREEL_LIMITS__MAX_PARTICIPANTS", "many")],
             vec![("SYNCREEL_SESSION__DRIVER_GRACE_MS", "9000")],
             vec![("SYNCREEL_SESSION__LEAD_MIN_MS", "900")],
+            vec![("SYNCREEL_LINKS__PASSCODE_ATTEMPTS", "0")],
+            vec![("SYNCREEL_LINKS__PASSCODE_WINDOW_SECS", "0")],
         ] {
             assert!(Config::load(None, env(&pairs)).is_err(), "{pairs:?}");
         }

@@ -153,7 +153,8 @@ pub fn mov_timecode(data: &[u8]) {
 
 /// The REST bodies, `c` + a create-session body or `m` + a mint-link body
 /// (anything else: create-session). An accepted body serializes again and
-/// that is accepted as the same request.
+/// that is accepted as the same request; an accepted passcode is 4 to 64
+/// characters once trimmed.
 pub fn rest_body(data: &[u8]) {
     let (kind, body) = match data.split_first() {
         Some((b'm', body)) => (RestBody::MintLink, body),
@@ -171,6 +172,14 @@ pub fn rest_body(data: &[u8]) {
         )
     });
     assert_eq!(back, accepted);
+    if let Some(passcode) = accepted.get("passcode").and_then(|p| p.as_str()) {
+        let kept = crate::passcode::checked(passcode).expect("an accepted passcode");
+        assert!(
+            (4..=64).contains(&kept.len()),
+            "passcode of {} bytes",
+            kept.len()
+        );
+    }
     if kind == RestBody::CreateSession {
         let title = accepted["title"].as_str().expect("a title");
         let chars = title.trim().chars().count();

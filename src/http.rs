@@ -19,6 +19,9 @@ use tokio::sync::{oneshot, watch};
 
 mod frames;
 mod guard;
+mod passcode;
+
+pub use passcode::{Peer, PASSCODE_HEADER};
 
 use crate::config::Config;
 use crate::links::{random_id, token_hash, Link, LinkError, LinkStore, MintedLink};
@@ -43,6 +46,8 @@ pub struct App {
     pub clock: ServerClock,
     pub registry: Registry,
     pub links: LinkStore,
+    /// Links' passcodes: the lock on wrong ones, and Argon2 a few at once.
+    pub passcodes: crate::passcode::Gate,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
     /// The review record: sessions, links, notes, the event log.
@@ -105,12 +110,14 @@ impl App {
         let operator =
             crate::operator::Operator::resolve(&config.server.admin_token, &config.server.data_dir)
                 .map_err(StartError::Operator)?;
+        let passcodes = crate::passcode::Gate::new(config.links.passcode_limits());
         Ok(App {
             webhooks,
             config,
             clock: ServerClock::start(),
             registry: Registry::default(),
             links: LinkStore::default(),
+            passcodes,
             metrics: Arc::new(Metrics::default()),
             shutdown,
             store,
@@ -146,6 +153,7 @@ impl App {
                     role,
                     expires_at: link.expires_at.map(|t| t.max(0) as u64),
                     revoked: link.revoked,
+                    passcode: link.passcode_hash.map(Into::into),
                 },
             );
         }
@@ -410,6 +418,12 @@ impl App {
             ));
         }
         let title = checked_title(&req.title)?;
+        // One hash per link, each with a salt of its own; made before the
+        // session starts, so a refusal leaves nothing behind.
+        let mut hashes = Vec::new();
+        for _ in 0..3 {
+            hashes.push(passcode::passcode_hash(req.passcode.as_deref()).await?);
+        }
         let mut playlist = Vec::new();
         if let Some(items) = &req.playlist {
             for (item, setup) in items.iter().zip(&prepared) {
@@ -510,7 +524,8 @@ impl App {
             })?;
         let links: Vec<MintedLink> = [Role::Host, Role::Reviewer, Role::Viewer]
             .into_iter()
-            .map(|role| self.links.mint(&handle.info.id, role, None))
+            .zip(hashes)
+            .map(|(role, hash)| self.links.mint(&handle.info.id, role, None, hash))
             .collect();
         // The links work only once they would survive a restart.
         let rows = links.iter().map(link_row).collect();
@@ -559,7 +574,7 @@ impl App {
         };
         let links: Vec<MintedLink> = [Role::Host, Role::Reviewer, Role::Viewer]
             .into_iter()
-            .map(|role| self.links.mint(&handle.info.id, role, None))
+            .map(|role| self.links.mint(&handle.info.id, role, None, None))
             .collect();
         for link in &links {
             self.store
@@ -717,6 +732,9 @@ pub fn parse_rest_body(kind: RestBody, body: &[u8]) -> Result<serde_json::Value,
             // In the handler's order: the files, the title, the timeline.
             let files = media_files(&req).map_err(refused)?;
             checked_title(&req.title).map_err(refused)?;
+            if let Some(raw) = &req.passcode {
+                passcode::checked_passcode(raw).map_err(refused)?;
+            }
             if files.is_empty() {
                 session_timeline(&req).map_err(refused)?;
             } else {
@@ -727,6 +745,9 @@ pub fn parse_rest_body(kind: RestBody, body: &[u8]) -> Result<serde_json::Value,
         RestBody::MintLink => {
             let req: MintLink = serde_json::from_slice(body).map_err(|e| e.to_string())?;
             link_expiry(&req, unix_now()).map_err(refused)?;
+            if let Some(raw) = &req.passcode {
+                passcode::checked_passcode(raw).map_err(refused)?;
+            }
             serde_json::to_value(&req).map_err(|e| e.to_string())
         }
     }
@@ -798,6 +819,10 @@ pub struct CreateSession {
     pub start_timecode: Option<String>,
     #[serde(default)]
     pub drop_frame: Option<bool>,
+    /// A passcode every link made with the session will need too (4 to 64
+    /// printable ASCII characters, trimmed); kept only as its hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passcode: Option<String>,
 }
 
 /// One file of a playlist session.
@@ -824,6 +849,7 @@ fn link_row(minted: &MintedLink) -> LinkRow {
             .expires_at
             .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
         revoked: minted.link.revoked,
+        passcode_hash: minted.link.passcode.as_deref().map(str::to_string),
     }
 }
 
@@ -866,6 +892,10 @@ pub struct LinkBody {
     pub url: Option<String>,
     pub expires_at: Option<u64>,
     pub revoked: bool,
+    /// Whether joining through it needs a passcode too (never the
+    /// passcode or its hash).
+    #[serde(default)]
+    pub has_passcode: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -874,6 +904,10 @@ struct MintLink {
     role: WireRole,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_in_secs: Option<u64>,
+    /// 4 to 64 printable ASCII characters (trimmed) that joining through
+    /// the link will need besides its token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    passcode: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -890,6 +924,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Sent as `Retry-After` and `retryAfterSecs` (a passcode lock).
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -898,6 +934,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -920,8 +957,13 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut error = serde_json::json!({"code": self.code, "message": self.message});
+        let Some(secs) = self.retry_after_secs else {
+            return (self.status, Json(serde_json::json!({ "error": error }))).into_response();
+        };
+        error["retryAfterSecs"] = secs.into();
+        let body = Json(serde_json::json!({ "error": error }));
+        (self.status, [(header::RETRY_AFTER, secs.to_string())], body).into_response()
     }
 }
 
@@ -1003,6 +1045,7 @@ fn link_body(link: &Link, minted: Option<(&str, &str)>) -> LinkBody {
         url: minted.map(|(_, url)| url.to_string()),
         expires_at: link.expires_at,
         revoked: link.revoked,
+        has_passcode: link.passcode.is_some(),
     }
 }
 
@@ -1052,16 +1095,19 @@ fn unix_now() -> u64 {
 async fn require_host(
     app: &Arc<App>,
     headers: &HeaderMap,
+    peer: Peer,
     session_id: &str,
 ) -> Result<SessionHandle, ApiError> {
-    require_link(app, headers, session_id, Some(Role::Host)).await
+    require_link(app, headers, peer, session_id, Some(Role::Host)).await
 }
 
 /// The session, if the bearer token is a live link of it (of `role`, when
-/// one is named).
+/// one is named) and the request carries the link's passcode, if it has
+/// one.
 async fn require_link(
     app: &Arc<App>,
     headers: &HeaderMap,
+    peer: Peer,
     session_id: &str,
     role: Option<Role>,
 ) -> Result<SessionHandle, ApiError> {
@@ -1094,6 +1140,10 @@ async fn require_link(
             "only a host link of this session may do this",
         ));
     }
+    let given = passcode::header_passcode(headers);
+    app.check_passcode(&link, given.as_deref(), peer.0)
+        .await
+        .map_err(passcode::refusal_error)?;
     // Checked after the link, so that an archived session is brought back
     // only for someone entitled to it.
     app.session(session_id)
@@ -1173,10 +1223,11 @@ fn require_admin(app: &App, headers: &HeaderMap, what: &str) -> Result<(), ApiEr
 
 async fn get_session(
     State(app): State<Arc<App>>,
+    peer: Peer,
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<SessionBody>, ApiError> {
-    let handle = require_host(&app, &headers, &id).await?;
+    let handle = require_host(&app, &headers, peer, &id).await?;
     let (reply, answer) = oneshot::channel();
     let gone = || ApiError::new(StatusCode::GONE, "session_ended", "the session has ended");
     handle
@@ -1207,13 +1258,14 @@ struct ExportQuery {
 /// The session's notes as CSV, JSON, a CMX3600 EDL or OTIO (host token).
 async fn export_session(
     State(app): State<Arc<App>>,
+    peer: Peer,
     UrlPath((id, format)): UrlPath<(String, String)>,
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    require_host(&app, &headers, &id).await?;
+    require_host(&app, &headers, peer, &id).await?;
     let format: crate::export::Format = format
         .parse()
         .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
@@ -1275,10 +1327,11 @@ fn export_error(err: crate::exporter::ExportError) -> ApiError {
 /// transport command, note, drawing and decision, oldest first.
 async fn session_events(
     State(app): State<Arc<App>>,
+    peer: Peer,
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_host(&app, &headers, &id).await?;
+    require_host(&app, &headers, peer, &id).await?;
     let store = app.store.clone();
     let events = tokio::task::spawn_blocking(move || store.events(&id))
         .await
@@ -1336,6 +1389,7 @@ struct StillQuery {
 /// page paints those over it, as over the video).
 async fn session_still(
     State(app): State<Arc<App>>,
+    peer: Peer,
     UrlPath((id, frame)): UrlPath<(String, String)>,
     query: Result<Query<StillQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
@@ -1349,7 +1403,7 @@ async fn session_still(
             format!("{frame:?} is not a frame number"),
         )
     })?;
-    require_link(&app, &headers, &id, None).await?;
+    require_link(&app, &headers, peer, &id, None).await?;
     // A few people clicking at once wait their turn (a still takes about
     // 90 ms); a queue that long means the machine is swamped.
     let Ok(Ok(_permit)) = tokio::time::timeout(STILL_WAIT, app.stills.acquire()).await else {
@@ -1424,15 +1478,17 @@ async fn session_still(
 
 async fn mint_link(
     State(app): State<Arc<App>>,
+    peer: Peer,
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
     body: Result<Json<MintLink>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<LinkBody>), ApiError> {
-    require_host(&app, &headers, &id).await?;
+    require_host(&app, &headers, peer, &id).await?;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let expires_at = link_expiry(&req, unix_now())?;
-    let minted = app.links.mint(&id, req.role.into(), expires_at);
+    let hash = passcode::passcode_hash(req.passcode.as_deref()).await?;
+    let minted = app.links.mint(&id, req.role.into(), expires_at, hash);
     app.store
         .write_acked(Write::Link(link_row(&minted)))
         .await
@@ -1449,10 +1505,11 @@ async fn mint_link(
 /// record; idempotent.
 async fn end_session(
     State(app): State<Arc<App>>,
+    peer: Peer,
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let handle = require_host(&app, &headers, &id).await?;
+    let handle = require_host(&app, &headers, peer, &id).await?;
     let (reply, ended) = tokio::sync::oneshot::channel();
     let gone = || ApiError::new(StatusCode::GONE, "session_ended", "the session is gone");
     handle
@@ -1517,10 +1574,11 @@ async fn delete_session(
 
 async fn revoke_link(
     State(app): State<Arc<App>>,
+    peer: Peer,
     UrlPath((id, link)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let handle = require_host(&app, &headers, &id).await?;
+    let handle = require_host(&app, &headers, peer, &id).await?;
     if !app.links.revoke(&id, &link) {
         return Err(ApiError::not_found("link"));
     }
@@ -1539,7 +1597,11 @@ async fn revoke_link(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+async fn upgrade(
+    State(app): State<Arc<App>>,
+    peer: Peer,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
     let limits = &app.config.limits;
     let open = app.metrics.connections_open.load(Relaxed);
     if open >= 0 && open as usize >= limits.max_connections {
@@ -1563,7 +1625,7 @@ async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Result<Re
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| crate::ws::serve(socket, app, conn_id, shutdown)))
+        .on_upgrade(move |socket| crate::ws::serve(socket, app, conn_id, peer.0, shutdown)))
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {

@@ -20,6 +20,8 @@
 //! - [`ws`]: one WebSocket connection (reader loop, writer task, limits).
 //! - [`http`]: REST API, static web client, upgrade, health and metrics.
 //! - [`links`]: role-scoped join links, stored hashed.
+//! - [`passcode`]: optional per-link passcodes: Argon2id hashes and the
+//!   gate that limits wrong attempts.
 //! - [`operator`]: the operator credential everything but a join link needs.
 //! - [`metrics`]: counters and the fan-out histogram.
 //! - [`config`]: TOML plus environment overrides.
@@ -45,6 +47,7 @@ pub mod live;
 pub mod media;
 pub mod metrics;
 pub mod operator;
+pub mod passcode;
 pub mod protocol;
 pub mod ranges;
 pub mod rtc;

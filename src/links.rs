@@ -3,7 +3,9 @@
 //! A link's token is 256 random bits shown once, at minting. The server
 //! keeps only its SHA-256, so a leaked store does not leak working links.
 //! Tokens are high-entropy, so a plain hash (no salt, no stretching) is
-//! enough: there is nothing to brute-force.
+//! enough: there is nothing to brute-force. A link may also carry a
+//! passcode, which people choose and so is brute-forceable: that is kept
+//! as Argon2id and checked through `passcode::Gate`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -22,6 +24,9 @@ pub struct Link {
     /// Unix seconds after which the link no longer admits anyone.
     pub expires_at: Option<u64>,
     pub revoked: bool,
+    /// The PHC string (Argon2id, salted) of the link's passcode, if it has
+    /// one. Never sent anywhere: the host sees only that there is one.
+    pub passcode: Option<std::sync::Arc<str>>,
 }
 
 /// A freshly minted link: the only time the token is known in clear.
@@ -64,7 +69,14 @@ pub struct LinkStore {
 }
 
 impl LinkStore {
-    pub fn mint(&self, session_id: &str, role: Role, expires_at: Option<u64>) -> MintedLink {
+    /// A new link; `passcode` is the hash (`passcode::hash`) to keep, if any.
+    pub fn mint(
+        &self,
+        session_id: &str,
+        role: Role,
+        expires_at: Option<u64>,
+        passcode: Option<String>,
+    ) -> MintedLink {
         let token = new_token();
         let link = Link {
             id: random_id(),
@@ -72,6 +84,7 @@ impl LinkStore {
             role,
             expires_at,
             revoked: false,
+            passcode: passcode.map(Into::into),
         };
         self.by_hash.insert(hash(&token), link.clone());
         MintedLink { link, token }
@@ -161,8 +174,8 @@ mod tests {
     #[test]
     fn tokens_are_long_random_and_stored_hashed() {
         let store = LinkStore::default();
-        let a = store.mint("s", Role::Host, None);
-        let b = store.mint("s", Role::Host, None);
+        let a = store.mint("s", Role::Host, None, None);
+        let b = store.mint("s", Role::Host, None, None);
         assert_ne!(a.token, b.token);
         assert!(URL_SAFE_NO_PAD.decode(&a.token).unwrap().len() * 8 >= 128);
         assert!(store.by_hash.contains_key(&hash(&a.token)));
@@ -173,12 +186,12 @@ mod tests {
     #[test]
     fn refuses_unknown_expired_and_revoked_tokens() {
         let store = LinkStore::default();
-        let timed = store.mint("s", Role::Viewer, Some(100));
+        let timed = store.mint("s", Role::Viewer, Some(100), None);
         assert_eq!(store.check("nope", 0), Err(LinkError::Invalid));
         assert!(store.check(&timed.token, 99).is_ok());
         assert_eq!(store.check(&timed.token, 100), Err(LinkError::Expired));
 
-        let other = store.mint("s", Role::Reviewer, None);
+        let other = store.mint("s", Role::Reviewer, None, None);
         assert!(!store.revoke("other-session", &other.link.id));
         assert!(store.revoke("s", &other.link.id));
         assert_eq!(store.check(&other.token, 0), Err(LinkError::Revoked));

@@ -84,6 +84,10 @@ pub enum SessionMsg {
         role: Role,
         link_id: String,
         resume: Option<[u8; 16]>,
+        /// Only a resume will do (a passcode link's hello without the
+        /// passcode): no fresh join, no room of one; `NothingToResume`
+        /// instead.
+        resume_only: bool,
         fresh_secret: [u8; 16],
         conn_id: u64,
         tx: mpsc::Sender<Outbound>,
@@ -682,6 +686,7 @@ impl SessionTask {
                 role,
                 link_id,
                 resume,
+                resume_only,
                 fresh_secret,
                 conn_id,
                 tx,
@@ -701,6 +706,10 @@ impl SessionTask {
                     let id = self.session.resume(now, &secret, &link_id).ok()?;
                     Some((id, secret))
                 });
+                if resumed.is_none() && resume_only {
+                    let _ = reply.send(Err(JoinError::NothingToResume));
+                    return;
+                }
                 if resumed.is_none() && self.ended_at.is_some() && self.belonging.is_none() {
                     let _ = reply.send(self.open_personal_room(fresh_secret, link_id));
                     return;
@@ -1358,6 +1367,7 @@ impl SessionTask {
                 code,
                 message,
                 reference,
+                retry_after_secs: None,
             }));
         }
     }
@@ -1604,7 +1614,6 @@ pub fn role_from_name(name: &str) -> Role {
         _ => Role::Viewer,
     }
 }
-
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -31,6 +31,10 @@ pub struct Metrics {
     /// `execute_at`, and after it.
     pub transport_on_time: AtomicU64,
     pub transport_late: AtomicU64,
+    /// Wrong passcodes given for links (hellos and REST calls).
+    pub passcode_failures: AtomicU64,
+    /// Passcodes not checked because the link or address was locked.
+    pub passcode_locked: AtomicU64,
     fanout: Histogram,
 }
 
@@ -142,6 +146,18 @@ impl Metrics {
             "syncreel_transport_late_total",
             "Copies of a driver's transport change written after its execute_at.",
             self.transport_late.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_passcode_failures_total",
+            "Wrong passcodes given for links.",
+            self.passcode_failures.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_passcode_locked_total",
+            "Passcodes refused unchecked because the link or address was locked.",
+            self.passcode_locked.load(Relaxed),
         );
 
         let name = "syncreel_fanout_latency_seconds";

@@ -48,6 +48,11 @@ pub enum ClientMessage {
         /// same identity (and the driver's seat) after a reconnect.
         #[serde(default)]
         resume: Option<String>,
+        /// The link's passcode, when it has one. A hello with `resume`
+        /// may leave it out: a resume reclaims an identity that already
+        /// got in through the same link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        passcode: Option<String>,
     },
     /// Clock sync: `t0` is the client's clock in microseconds.
     Ping {
@@ -310,6 +315,10 @@ pub enum ServerMessage {
         message: String,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<u32>,
+        /// With `passcode_locked`: whole seconds until a passcode is
+        /// checked again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_secs: Option<u64>,
     },
     /// The server is closing this connection and says why.
     Goodbye {
@@ -576,6 +585,13 @@ pub enum ErrorCode {
     InvalidToken,
     LinkExpired,
     LinkRevoked,
+    /// The link has a passcode and the hello (or request) gave none.
+    PasscodeRequired,
+    /// The passcode given is not the link's.
+    PasscodeWrong,
+    /// Too many wrong passcodes for this link lately: none is checked,
+    /// the right one included, for `retryAfterSecs`.
+    PasscodeLocked,
     SessionNotFound,
     SessionFull,
     ResumeFailed,
@@ -1084,6 +1100,17 @@ mod tests {
                     token: "abc".into(),
                     name: "Dana".into(),
                     resume: None,
+                    passcode: None,
+                },
+            ),
+            (
+                r#"{"type":"hello","protocol":1,"token":"abc","name":"Dana","passcode":"1234"}"#,
+                ClientMessage::Hello {
+                    protocol: 1,
+                    token: "abc".into(),
+                    name: "Dana".into(),
+                    resume: None,
+                    passcode: Some("1234".into()),
                 },
             ),
             (
@@ -1307,6 +1334,7 @@ mod tests {
             code: ErrorCode::NotDriver,
             message: "m".into(),
             reference: Some(9),
+            retry_after_secs: None,
         };
         assert_eq!(
             to_json(&err),

@@ -249,6 +249,10 @@ const MIGRATIONS: &[&str] = &[
         mtime_ns INTEGER NOT NULL,
         checksum TEXT NOT NULL
     );",
+    // 9: an optional passcode per link, as the PHC string of its Argon2id
+    // hash (salt and parameters included). NULL: no passcode, which is
+    // what every link made before has.
+    "ALTER TABLE links ADD COLUMN passcode_hash TEXT;",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -356,6 +360,8 @@ pub struct LinkRow {
     pub token_hash: [u8; 32],
     pub expires_at: Option<i64>,
     pub revoked: bool,
+    /// The PHC string of the link's passcode hash, if it has a passcode.
+    pub passcode_hash: Option<String>,
 }
 
 /// A note as written by its author, before it has an id.
@@ -770,7 +776,8 @@ impl Store {
     pub fn links(&self) -> Result<Vec<LinkRow>, StoreError> {
         let db = self.reader.lock().expect("reader lock");
         let mut stmt = db.prepare(
-            "SELECT id, session_id, role, token_hash, expires_at, revoked FROM links ORDER BY rowid",
+            "SELECT id, session_id, role, token_hash, expires_at, revoked, passcode_hash
+             FROM links ORDER BY rowid",
         )?;
         let rows = stmt.query_map([], |r| {
             let hash: Vec<u8> = r.get(3)?;
@@ -781,6 +788,7 @@ impl Store {
                 token_hash: hash.try_into().unwrap_or([0; 32]),
                 expires_at: r.get(4)?,
                 revoked: r.get(5)?,
+                passcode_hash: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -1511,15 +1519,16 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
 
 fn insert_link(db: &Connection, link: &LinkRow) -> Result<(), StoreError> {
     db.execute(
-        "INSERT INTO links (id, session_id, role, token_hash, expires_at, revoked)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO links (id, session_id, role, token_hash, expires_at, revoked, passcode_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             link.id,
             link.session_id,
             link.role,
             &link.token_hash[..],
             link.expires_at,
-            link.revoked
+            link.revoked,
+            link.passcode_hash
         ],
     )?;
     Ok(())
@@ -1978,6 +1987,7 @@ mod tests {
                 token_hash: [7; 32],
                 expires_at: Some(99),
                 revoked: false,
+                passcode_hash: None,
             };
             store
                 .write_acked(Write::Session(session("s1"), vec![link]))
@@ -2000,6 +2010,61 @@ mod tests {
         assert_eq!(sessions[0].last_frame, 321);
         assert_eq!(store.links().unwrap()[0].token_hash, [7; 32]);
         assert_eq!(store.notes("s1").unwrap().len(), 1);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Step 9 adds the passcode column: a link recorded under schema 8
+    /// comes back without a passcode, and a new one keeps its hash.
+    #[tokio::test]
+    async fn migration_9_keeps_old_links_open_and_stores_passcode_hashes() {
+        let path = std::env::temp_dir().join(format!("syncreel-m9-{}.db", rand::random::<u64>()));
+        {
+            let mut db = Connection::open(&path).unwrap();
+            configure(&db).unwrap();
+            for (step, sql) in MIGRATIONS.iter().enumerate().take(8) {
+                let tx = db.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.pragma_update(None, "user_version", (step + 1) as i64)
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+            apply(&db, &Write::Session(session("s1"), vec![])).unwrap();
+            db.execute(
+                "INSERT INTO links (id, session_id, role, token_hash, expires_at, revoked)
+                 VALUES ('old', 's1', 'viewer', ?1, NULL, 0)",
+                params![&[1u8; 32][..]],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .reader
+            .lock()
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 9);
+        let links = store.links().unwrap();
+        assert_eq!(
+            (links[0].id.as_str(), &links[0].passcode_hash),
+            ("old", &None)
+        );
+
+        let phc = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_string();
+        let link = LinkRow {
+            id: "new".into(),
+            session_id: "s1".into(),
+            role: "reviewer".into(),
+            token_hash: [2; 32],
+            expires_at: None,
+            revoked: false,
+            passcode_hash: Some(phc.clone()),
+        };
+        store.write_acked(Write::Link(link)).await.unwrap().unwrap();
+        drop(store);
+        let links = Store::open(&path).unwrap().links().unwrap();
+        assert_eq!(links.len(), 2);
+        assert_eq!(links[1].passcode_hash.as_deref(), Some(phc.as_str()));
         let _ = std::fs::remove_file(&path);
     }
 }

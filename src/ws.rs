@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::http::App;
 use crate::links::LinkError;
 use crate::live::{unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, Stamp, Stroking};
+use crate::passcode::Refusal;
 use crate::protocol::{
     self, speed_from_wire, ClientMessage, ErrorCode, ParseError, ServerMessage, PROTOCOL_VERSION,
 };
@@ -27,11 +28,33 @@ use crate::session::{Command, ParticipantId, SeekTarget, SyncReport};
 use crate::timecode::Timecode;
 
 /// A refusal to send back to this connection.
-struct Reject(ErrorCode, String);
+struct Reject {
+    code: ErrorCode,
+    message: String,
+    /// With `passcode_locked`: seconds until a passcode is checked again.
+    retry_after_secs: Option<u64>,
+}
 
 impl Reject {
     fn new(code: ErrorCode, message: impl Into<String>) -> Reject {
-        Reject(code, message.into())
+        Reject {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    fn passcode(refusal: Refusal) -> Reject {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::Required => Reject::new(ErrorCode::PasscodeRequired, message),
+            Refusal::Wrong => Reject::new(ErrorCode::PasscodeWrong, message),
+            Refusal::Locked { retry_after_secs } => Reject {
+                retry_after_secs: Some(retry_after_secs),
+                ..Reject::new(ErrorCode::PasscodeLocked, message)
+            },
+            Refusal::Busy => Reject::new(ErrorCode::RateLimited, message),
+        }
     }
 }
 
@@ -45,6 +68,7 @@ pub async fn serve(
     socket: WebSocket,
     app: Arc<App>,
     conn_id: u64,
+    address: Option<std::net::IpAddr>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let metrics = app.metrics.clone();
@@ -57,6 +81,7 @@ pub async fn serve(
     let mut conn = Connection {
         app: app.clone(),
         conn_id,
+        address,
         tx: tx.clone(),
         joined: None,
         bucket: TokenBucket::new(
@@ -188,6 +213,8 @@ enum Flow {
 struct Connection {
     app: Arc<App>,
     conn_id: u64,
+    /// The client's address, for the count of wrong passcodes.
+    address: Option<std::net::IpAddr>,
     tx: mpsc::Sender<Outbound>,
     joined: Option<Joined>,
     bucket: TokenBucket,
@@ -227,7 +254,7 @@ impl Connection {
                     ParseError::TooLarge { .. } => (ErrorCode::MessageTooLarge, None),
                     ParseError::Malformed { reference, .. } => (ErrorCode::Malformed, reference),
                 };
-                self.reject(Reject(code, err.to_string()), reference);
+                self.reject(Reject::new(code, err.to_string()), reference);
                 return Flow::Continue;
             }
         };
@@ -261,10 +288,17 @@ impl Connection {
             token,
             name,
             resume,
+            passcode,
         } = message
         {
-            self.hello(protocol, &token, &name, resume.as_deref())
-                .await?;
+            self.hello(
+                protocol,
+                &token,
+                &name,
+                resume.as_deref(),
+                passcode.as_deref(),
+            )
+            .await?;
             return Ok(Flow::Continue);
         }
         let Some(joined) = &self.joined else {
@@ -353,6 +387,7 @@ impl Connection {
         token: &str,
         name: &str,
         resume: Option<&str>,
+        passcode: Option<&str>,
     ) -> Result<(), Reject> {
         if self.joined.is_some() {
             return Err(Reject::new(
@@ -375,8 +410,18 @@ impl Connection {
                 LinkError::Expired => ErrorCode::LinkExpired,
                 LinkError::Revoked => ErrorCode::LinkRevoked,
             };
-            Reject(code, err.to_string())
+            Reject::new(code, err.to_string())
         })?;
+        // A resume without the passcode may only reclaim an identity that
+        // got in through this link (with the passcode) and is still
+        // resumable; it never becomes a fresh join.
+        let resume_only = link.passcode.is_some() && passcode.is_none() && resume.is_some();
+        if !resume_only {
+            self.app
+                .check_passcode(&link, passcode, self.address)
+                .await
+                .map_err(Reject::passcode)?;
+        }
         let session =
             self.app.session(&link.session_id).await.ok_or_else(|| {
                 Reject::new(ErrorCode::SessionNotFound, "there is no such session")
@@ -395,6 +440,7 @@ impl Connection {
                 role: link.role,
                 link_id: link.id.clone(),
                 resume: resume.and_then(unhex16),
+                resume_only,
                 fresh_secret,
                 conn_id: self.conn_id,
                 tx: self.tx.clone(),
@@ -404,8 +450,12 @@ impl Connection {
             match answer
                 .await
                 .map_err(|_| ended())?
-                .map_err(|err| Reject(ErrorCode::of_join(&err), err.to_string()))?
-            {
+                .map_err(|err| match err {
+                    crate::session::JoinError::NothingToResume if resume_only => {
+                        Reject::passcode(Refusal::Required)
+                    }
+                    err => Reject::new(ErrorCode::of_join(&err), err.to_string()),
+                })? {
                 Admitted::Here(id) => break id,
                 Admitted::Elsewhere(room) if hops == 0 => {
                     hops += 1;
@@ -435,15 +485,16 @@ impl Connection {
                 Ok(())
             }
         };
-        result.map_err(|e| Reject(ErrorCode::Rtc, e.to_string()))
+        result.map_err(|e| Reject::new(ErrorCode::Rtc, e.to_string()))
     }
 
-    fn reject(&self, Reject(code, message): Reject, reference: Option<u32>) {
+    fn reject(&self, reject: Reject, reference: Option<u32>) {
         self.app.metrics.rejected_in.fetch_add(1, Relaxed);
         let _ = self.tx.try_send(Outbound::message(&ServerMessage::Error {
-            code,
-            message,
+            code: reject.code,
+            message: reject.message,
             reference,
+            retry_after_secs: reject.retry_after_secs,
         }));
     }
 }

@@ -93,6 +93,36 @@ fn serve_then_create_a_session_from_the_cli_then_stop_on_sigterm() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("bad_fps"));
 
+    // A passcode for every link: the server says so, and refuses a short one.
+    let create = |passcode: &str| {
+        Command::new(BIN)
+            .args(["session", "create", "--server", &base, "--title", "Locked"])
+            .args([
+                "--fps",
+                "24",
+                "--duration-frames",
+                "5",
+                "--passcode",
+                passcode,
+            ])
+            .env("SYNCREEL_ADMIN_TOKEN", operator)
+            .output()
+            .unwrap()
+    };
+    let short = create("  ab ");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("bad_passcode"));
+    let locked = create("open sesame");
+    assert!(locked.status.success());
+    let text = String::from_utf8(locked.stdout).unwrap();
+    let links: Vec<&str> = text.lines().filter(|l| l.contains("#token=")).collect();
+    assert_eq!(links.len(), 3, "{text}");
+    assert!(
+        links.iter().all(|l| l.ends_with("(needs the passcode)")),
+        "{text}"
+    );
+    assert!(!text.contains("open sesame"));
+
     // Several files make a playlist session: versions of one item.
     let media = data.join("media");
     let spec = syncreel::media::demo_clip::DemoClipSpec {

@@ -11,6 +11,13 @@ const FATAL_HELLO = new Set([
 ]);
 
 /**
+ * Refusals of the hello that a person can answer: the link has a
+ * passcode. The connection stops (no retry with the same hello) until
+ * `start()` is called again with one.
+ */
+const PASSCODE_HELLO = new Set(['passcode_required', 'passcode_wrong', 'passcode_locked']);
+
+/**
  * Goodbyes that end this tab's membership. `replaced` means another
  * connection resumed our identity (a duplicated tab, say); coming back
  * would just take it from that one again, and so on forever. `left`
@@ -28,14 +35,17 @@ export class Connection {
   /**
    * `hello()` builds the hello for each attempt (the resume secret may have
    * changed); `onMessage(msg)` gets every parsed server message;
-   * `onState(state, detail)` gets connecting | live | reconnecting | error.
+   * `onState(state, detail)` gets connecting | live | reconnecting |
+   * passcode | error; `onPasscode(error)` gets a hello refused for its
+   * passcode (the connection has stopped: `start()` again to retry).
    */
-  constructor({ url, hello, onMessage, onState, onResumeFailed }) {
+  constructor({ url, hello, onMessage, onState, onResumeFailed, onPasscode }) {
     this.url = url;
     this.hello = hello;
     this.onMessage = onMessage;
     this.onState = onState;
     this.onResumeFailed = onResumeFailed;
+    this.onPasscode = onPasscode;
     this.ws = null;
     this.attempt = 0;
     this.timer = null;
@@ -121,6 +131,13 @@ export class Connection {
         // The identity expired; join afresh at once rather than backing off.
         this.onResumeFailed?.();
         if (ws.readyState === WebSocket.OPEN) this.transmit(ws, this.hello());
+        return;
+      }
+      if (PASSCODE_HELLO.has(msg.code)) {
+        // Closed rather than held open: a person may take longer to type
+        // than the server waits for a hello.
+        this.stop('passcode', msg.message || msg.code);
+        this.onPasscode?.(msg);
         return;
       }
       if (FATAL_HELLO.has(msg.code)) {

@@ -51,6 +51,7 @@ import { Ui } from './ui.js';
 const PROTOCOL = 1;
 const NAME_KEY = 'syncreel.name';
 const RESUME_PREFIX = 'syncreel.resume.';
+const PASSCODE_PREFIX = 'syncreel.passcode.';
 const OUTBOX_PREFIX = 'syncreel.outbox.';
 // A write the server could not store (code `store`) goes again after this.
 const WRITE_RETRY_MS = 3000;
@@ -220,6 +221,13 @@ const resumeKey = () => RESUME_PREFIX + (link.sessionId ?? room.session?.id ?? '
 const loadResume = () => sessionStorage.getItem(resumeKey());
 const saveResume = (secret) => sessionStorage.setItem(resumeKey(), secret);
 const dropResume = () => sessionStorage.removeItem(resumeKey());
+// A link's passcode, once typed, stays with the tab (sessionStorage, never
+// localStorage), so that a reconnect or a reload does not ask again and
+// the REST calls the page makes can carry it.
+const passcodeKey = () => PASSCODE_PREFIX + (link.sessionId ?? 'default');
+const loadPasscode = () => sessionStorage.getItem(passcodeKey());
+const savePasscode = (passcode) => sessionStorage.setItem(passcodeKey(), passcode);
+const dropPasscode = () => sessionStorage.removeItem(passcodeKey());
 
 const send = (msg) => connection.send(msg);
 
@@ -270,9 +278,15 @@ const connection = new Connection({
     const msg = { type: 'hello', protocol: PROTOCOL, token: link.token, name };
     const resume = loadResume();
     if (resume) msg.resume = resume;
+    // A resume reclaims an identity that already got in, so it needs no
+    // passcode; leaving it out keeps a lock set by someone else's guesses
+    // from refusing this tab's reconnect.
+    const passcode = loadPasscode();
+    if (passcode && !resume) msg.passcode = passcode;
     return msg;
   },
   onResumeFailed: dropResume,
+  onPasscode: askPasscode,
   onMessage,
   onState(state, detail) {
     connState = state;
@@ -280,6 +294,29 @@ const connection = new Connection({
     if (state !== 'live') clock.stop();
   },
 });
+
+/** The hello was refused for its passcode: ask for one, saying why. */
+function askPasscode(msg) {
+  errors.push({ code: msg.code, message: msg.message, ref: null, type: msg.type });
+  if (errors.length > 50) errors.shift();
+  if (msg.code === 'passcode_required' && loadResume() && loadPasscode()) {
+    // The identity to resume is gone: join afresh, with the passcode this
+    // tab already has.
+    dropResume();
+    connection.start();
+    return;
+  }
+  if (msg.code === 'passcode_wrong') dropPasscode();
+  const why = {
+    passcode_required: null,
+    passcode_wrong: 'That passcode is not right. Check it and try again.',
+    passcode_locked: `Too many wrong passcodes for this link. Try again in ${msg.retryAfterSecs ?? 60} s.`,
+  }[msg.code];
+  ui.showPasscode(why, (typed) => {
+    savePasscode(typed);
+    connection.start();
+  });
+}
 
 const commands = new Commands({
   send,
@@ -783,11 +820,10 @@ function renderPresence() {
 
 /** A REST call about this session with this page's link token (the server checks what its role may do). */
 function linkFetch(path, method = 'GET', signal = undefined) {
-  return fetch(`/api/sessions/${encodeURIComponent(room.session.id)}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${link.token}` },
-    signal,
-  });
+  const headers = { authorization: `Bearer ${link.token}` };
+  const passcode = loadPasscode();
+  if (passcode) headers['x-syncreel-passcode'] = passcode;
+  return fetch(`/api/sessions/${encodeURIComponent(room.session.id)}${path}`, { method, headers, signal });
 }
 
 /** The answer's typed error, as the toasts show it. */

@@ -63,6 +63,30 @@ export class Ui {
     });
   }
 
+  /**
+   * Asks for the link's passcode, saying why (`error`: the refusal of the
+   * last one, or null the first time); `onSubmit(passcode)` fires once,
+   * on the next submit.
+   */
+  showPasscode(error, onSubmit) {
+    const input = $('passcode');
+    const problem = $('passcode-error');
+    problem.hidden = !error;
+    problem.textContent = error ?? '';
+    input.setAttribute('aria-invalid', error ? 'true' : 'false');
+    input.value = '';
+    $('passcode-panel').hidden = false;
+    input.focus();
+    $('passcode-form').onsubmit = (ev) => {
+      ev.preventDefault();
+      const passcode = input.value.trim();
+      if (!passcode) return;
+      $('passcode-form').onsubmit = (e) => e.preventDefault();
+      $('passcode-panel').hidden = true;
+      onSubmit(passcode);
+    };
+  }
+
   showApp() {
     $('app').hidden = false;
     $('leave').hidden = false;

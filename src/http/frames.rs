@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{media_error, require_link, store_error, ApiError, App, STILL_WAIT};
+use super::{media_error, require_link, store_error, ApiError, App, Peer, STILL_WAIT};
 use crate::media::frames::{width_range, FrameKey};
 use crate::media::MediaInfo;
 
@@ -28,6 +28,7 @@ const DEFAULT_MAX_WIDTH: u32 = 1920;
 
 pub(super) async fn frame_png(
     State(app): State<Arc<App>>,
+    peer: Peer,
     UrlPath((id, checksum, frame)): UrlPath<(String, String, String)>,
     query: Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
@@ -42,7 +43,7 @@ pub(super) async fn frame_png(
             "a version is named by its SHA-256, 64 hex digits".into()
         ));
     }
-    require_link(&app, &headers, &id, None).await?;
+    require_link(&app, &headers, peer, &id, None).await?;
     let media = media_of(&app, &id, &checksum).await?;
     if !(0..media.duration_frames).contains(&frame) {
         return Err(ApiError::new(

@@ -493,6 +493,7 @@ impl SessionReview {
                     code: ErrorCode::Store,
                     message: format!("the record answered {key} with a version"),
                     reference: None,
+                    retry_after_secs: None,
                 },
                 None,
             ),

@@ -23,14 +23,20 @@ export const OPERATOR = 'browser-test-operator';
 /** The header that makes sessions on a test server. */
 export const OPERATOR_AUTH = { authorization: `Bearer ${OPERATOR}` };
 
-/** Runs `syncreel serve` on a free port; resolves once it says where it listens. */
-export async function startServer() {
+/**
+ * Runs `syncreel serve` on a free port; resolves once it says where it
+ * listens. `env` adds to the server's environment, e.g.
+ * `{ SYNCREEL_LINKS__PASSCODE_ATTEMPTS: '2' }`.
+ */
+export async function startServer({ env = {} } = {}) {
   const bin = resolve(WEB_CLIENT, process.env.SYNCREEL_BIN ?? '../target/debug/syncreel');
   const dataDir = mkdtempSync(join(tmpdir(), 'syncreel-browser-'));
   const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn', SYNCREEL_SERVER__ADMIN_TOKEN: OPERATOR },
+    env: {
+      ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn', SYNCREEL_SERVER__ADMIN_TOKEN: OPERATOR, ...env,
+    },
   });
   let stderr = '';
   child.stderr.on('data', (d) => {
