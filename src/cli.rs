@@ -107,6 +107,10 @@ pub struct CreateArgs {
     /// Label of the first frame, e.g. 01:00:00:00 (00:00:00;00 for drop-frame).
     #[arg(long)]
     pub start_timecode: Option<String>,
+    /// Text burned into the session's pictures, e.g. "CONFIDENTIAL –
+    /// {title}"; "" for none. Without it, the server's session.watermark.
+    #[arg(long)]
+    pub watermark: Option<String>,
     /// The server's operator token (server.admin_token); without it, the
     /// one in ./data/operator-token, where a server started here keeps it.
     #[arg(long, env = "SYNCREEL_ADMIN_TOKEN")]
@@ -199,6 +203,9 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
                             duration_frames: None,
                             start_timecode: None,
                             drop_frame: None,
+                            // The server's `session.watermark`, like any
+                            // session: off unless the operator sets it.
+                            watermark: None,
                         },
                         vec![setup],
                     )
@@ -255,6 +262,7 @@ async fn create_demo_playlist(app: &Arc<App>) -> anyhow::Result<CreatedSession> 
                 duration_frames: None,
                 start_timecode: None,
                 drop_frame: None,
+                watermark: None,
             },
             setups,
         )
@@ -403,6 +411,7 @@ async fn create_remote(args: CreateArgs) -> anyhow::Result<()> {
         duration_frames: args.duration_frames,
         start_timecode: args.start_timecode,
         drop_frame: None,
+        watermark: args.watermark,
     })?;
     let stream = tokio::net::TcpStream::connect(authority)
         .await

@@ -466,6 +466,7 @@ fn open_room(
         Some(_) if ended_at.is_some() && belonging.is_none() => None,
         Some(setup) if parts.media_error.is_none() => Some(start_media(
             setup.clone(),
+            parts.info.watermark.as_deref(),
             parts.version.clone(),
             parts.clock,
             *session.transport(),
@@ -516,6 +517,9 @@ fn open_room(
 
 fn start_media(
     setup: MediaSetup,
+    // Every room of the session burns it in: a personal room is no way
+    // around it.
+    watermark: Option<&str>,
     version: Option<WireVersion>,
     clock: ServerClock,
     initial: crate::clock::Transport,
@@ -524,6 +528,7 @@ fn start_media(
     any_audio: bool,
 ) -> Result<Arc<SessionMedia>, StartError> {
     let has_audio = setup.info.has_audio || any_audio;
+    let watermark = crate::media::watermark::burnable(watermark)?;
     let hub = Arc::new(RtcHub::new(&setup.rtc, setup.stream.codec, has_audio)?);
     let wire = WireMedia {
         codec: match setup.stream.codec {
@@ -564,6 +569,7 @@ fn start_media(
     let player = player::spawn(
         setup.info,
         setup.stream,
+        watermark,
         clock,
         initial,
         watched,

@@ -249,6 +249,9 @@ const MIGRATIONS: &[&str] = &[
         mtime_ns INTEGER NOT NULL,
         checksum TEXT NOT NULL
     );",
+    // 9: the text burned into a session's pictures (issue #11); NULL for
+    // none, which is every session made before it.
+    "ALTER TABLE sessions ADD COLUMN watermark TEXT;",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -308,6 +311,8 @@ pub struct SessionRow {
     pub playlist: Vec<EntryRow>,
     /// The playlist entry on screen.
     pub entry: i64,
+    /// The text burned into the session's pictures, if any.
+    pub watermark: Option<String>,
 }
 
 /// One entry of a playlist session.
@@ -1011,7 +1016,7 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
 }
 
 const SESSION_COLUMNS: &str = "id, title, fps_num, fps_den, drop_frame, start_timecode, \
-     duration_frames, media, created_at, last_frame, version_id, ended_at, entry";
+     duration_frames, media, created_at, last_frame, version_id, ended_at, entry, watermark";
 const NOTE_COLUMNS: &str = "id, session_id, client_key, frame, frame_out, text, author, \
      author_role, created_at, version_id, parent_id, resolved_by, resolved_at, author_link";
 const DRAWING_COLUMNS: &str = "id, session_id, version_id, client_key, frame, tool, colour, \
@@ -1038,6 +1043,7 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         ended_at: r.get(11)?,
         playlist: Vec::new(),
         entry: r.get(12)?,
+        watermark: r.get(13)?,
     })
 }
 
@@ -1332,8 +1338,8 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
             db.execute(
                 "INSERT INTO sessions (id, title, fps_num, fps_den, drop_frame, start_timecode,
                                        duration_frames, media, created_at, last_frame,
-                                       version_id, ended_at, entry)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                       version_id, ended_at, entry, watermark)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     s.id,
                     s.title,
@@ -1347,7 +1353,8 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                     s.last_frame,
                     s.version_id,
                     s.ended_at,
-                    s.entry
+                    s.entry,
+                    s.watermark
                 ],
             )?;
             for (position, entry) in s.playlist.iter().enumerate() {
@@ -1815,6 +1822,7 @@ mod tests {
             ended_at: None,
             playlist: Vec::new(),
             entry: 0,
+            watermark: None,
         }
     }
 

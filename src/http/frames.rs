@@ -42,7 +42,9 @@ pub(super) async fn frame_png(
             "a version is named by its SHA-256, 64 hex digits".into()
         ));
     }
-    require_link(&app, &headers, &id, None).await?;
+    let session = require_link(&app, &headers, &id, None).await?;
+    let watermark = crate::media::watermark::burnable(session.info.watermark.as_deref())
+        .map_err(media_error)?;
     let media = media_of(&app, &id, &checksum).await?;
     if !(0..media.duration_frames).contains(&frame) {
         return Err(ApiError::new(
@@ -67,12 +69,18 @@ pub(super) async fn frame_png(
     }
     // Widths that make the same picture share one address.
     let (width, _) = crate::media::still::still_size((media.width, media.height), asked);
+    // A watermarked picture is another picture: its tag says so, so that
+    // no cache (ours or the browser's) answers for one with the other.
+    let etag = match &watermark {
+        None => format!("\"{checksum}-{frame}-{width}\""),
+        Some(w) => format!("\"{checksum}-{frame}-{width}-w{}\"", w.tag()),
+    };
     let key = FrameKey {
         checksum,
         frame,
         width,
+        watermark,
     };
-    let etag = format!("\"{}-{}-{}\"", key.checksum, key.frame, key.width);
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
