@@ -56,10 +56,15 @@ impl Watermark {
     }
 
     /// Like [`Watermark::from_template`], for the server's configured
-    /// default: a long title is cut (with `…`) instead of refused, since
-    /// whoever typed the title did not choose the watermark.
+    /// default: a long title is cut (with `…`) and its control characters
+    /// become spaces instead of refusing the session, since whoever typed
+    /// the title did not choose the watermark.
     pub fn from_default(template: &str, title: &str) -> Result<Option<Watermark>, WatermarkError> {
-        let expanded = template.replace(TITLE_PLACEHOLDER, title);
+        let title: String = title
+            .chars()
+            .map(|c| if is_control(c) { ' ' } else { c })
+            .collect();
+        let expanded = template.replace(TITLE_PLACEHOLDER, &title);
         let expanded = expanded.trim();
         if expanded.chars().count() <= MAX_CHARS {
             return Watermark::new(expanded);
@@ -70,10 +75,12 @@ impl Watermark {
 
     /// `text` trimmed and checked; `Ok(None)` when it is empty.
     pub fn new(text: &str) -> Result<Option<Watermark>, WatermarkError> {
-        let text = text.trim();
+        // Before trimming: a stray newline at the end is refused too,
+        // rather than quietly dropped.
         if let Some(c) = text.chars().find(|&c| is_control(c)) {
             return Err(WatermarkError::ControlCharacter(c as u32));
         }
+        let text = text.trim();
         let chars = text.chars().count();
         if chars > MAX_CHARS {
             return Err(WatermarkError::TooLong(chars));
@@ -169,6 +176,7 @@ mod tests {
             ("tab\there", 0x09),
             ("bell\u{7}", 0x07),
             ("c1\u{85}", 0x85),
+            ("trailing newline\n", 0x0a),
             ("abc\u{202e}cba", 0x202e),
             ("\u{2066}isolate", 0x2066),
         ] {
@@ -194,6 +202,10 @@ mod tests {
             .unwrap();
         assert_eq!(w.text().chars().count(), MAX_CHARS);
         assert!(w.text().starts_with("CONFIDENTIAL – xxx") && w.text().ends_with('…'));
+        let w = Watermark::from_default("CONFIDENTIAL – {title}", "Shot\u{7}060")
+            .unwrap()
+            .unwrap();
+        assert_eq!(w.text(), "CONFIDENTIAL – Shot 060");
         // A request's own text is refused instead.
         assert_eq!(
             Watermark::from_template("CONFIDENTIAL – {title}", &title),
