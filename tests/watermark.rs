@@ -3,6 +3,10 @@
 //! served), and that it outlives a restart.
 
 mod common;
+#[path = "support/viewer.rs"]
+mod viewer;
+#[path = "support/vp8.rs"]
+mod vp8;
 
 use std::path::PathBuf;
 
@@ -160,6 +164,43 @@ async fn the_watermark_shows_in_session_info_and_the_welcome_and_survives_a_rest
     viewer.close().await;
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// The first whole picture a WebRTC viewer of a new session on
+/// `shot.mov` decodes: frame 0, as the room opens paused there (repeated
+/// twice a second, so a picture lost on a busy machine comes again).
+async fn first_streamed_picture(server: &TestServer, watermark: &str) -> std::sync::Arc<vp8::Luma> {
+    let s = server
+        .create_session_with(
+            json!({"title": "Shot 060", "media": "shot.mov", "watermark": watermark}),
+        )
+        .await;
+    let mut viewer = viewer::Viewer::join(server.addr, &s.viewer).await;
+    for _ in 0..10 {
+        let seen = viewer.next_picture().await;
+        if let (Some(code), Some(luma)) = (seen.code, seen.luma) {
+            assert_eq!(code, 0, "the frame code reads through the mark");
+            return luma;
+        }
+    }
+    panic!("ten pictures and none whole with a frame code");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watermarked_sessions_stream_carries_the_mark_to_its_viewers() {
+    let server = TestServer::streaming(media_root(), 1500).await;
+    let bare = first_streamed_picture(&server, "").await;
+    let marked = first_streamed_picture(&server, "CONFIDENTIAL – {title}").await;
+    let h = marked.layout.height;
+    // Two lossy encodes of one frame differ a little all over; the mark
+    // makes the middle differ by far more.
+    let middle = marked.difference(&bare, h * 2 / 5..h * 3 / 5);
+    let top = marked.difference(&bare, 0..h / 5);
+    assert!(
+        middle > 1.0 && middle > 4.0 * top,
+        "the middle differs by {middle:.2} on average, the top by {top:.2}"
+    );
+    server.shutdown().await;
 }
 
 #[tokio::test]

@@ -41,6 +41,7 @@ impl Vp8Reader {
     }
 
     /// Decodes one encoded frame and reads its frame code.
+    #[allow(dead_code)] // Tests that go through `viewer.rs` read `Seen` instead.
     pub fn read(&mut self, data: &[u8], pts_micros: u64) -> Option<u32> {
         let luma = self.picture(data, pts_micros)?;
         framecode::read(&luma.plane, luma.layout)
