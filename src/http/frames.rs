@@ -1,7 +1,9 @@
 //! `GET /api/sessions/{id}/frames/{checksum}/{frame}`: the exact frame of
 //! one of the session's versions as a lossless PNG (see `media::frames`).
 //! A frame of a version never changes, so the answer carries an ETag and
-//! `immutable`: a page that steps back and forth asks once per frame.
+//! `immutable`: a page that steps back and forth asks once per frame. In
+//! a watermarked session the picture carries the watermark, and its tag
+//! and cache key say so.
 
 use std::path::Path;
 use std::sync::Arc;
