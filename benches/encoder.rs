@@ -6,7 +6,9 @@
 //! (environment): `ENCODER_SECS` (measured window, default 10),
 //! `ENCODER_RUNS` (3), `ENCODER_WARMUP_SECS` (2), `ENCODER_SIZES`
 //! (`1280x720,1920x1080`), `ENCODER_CODECS` (`vp8,h264`; `h264@3000` is
-//! H.264 at its own rate, to compare at the same picture), `ENCODER_KBPS`
+//! H.264 at its own rate, to compare at the same picture; a `+wm` suffix
+//! burns a session watermark in, as a watermarked session's player
+//! does, to price it: `h264,h264+wm`), `ENCODER_KBPS`
 //! (2500, the config default, for every size), `ENCODER_CLIP` (a media
 //! file to use instead of the demo clip; it is scaled to each size, as a
 //! session's would be), `ENCODER_QUALITY` (1; 0 skips the PSNR check).
@@ -49,6 +51,7 @@ use syncreel::live::ServerClock;
 use syncreel::media::demo_clip::{self, DemoClipSpec};
 use syncreel::media::player::{self, EncodedFrame, PlayerEvent, StreamSettings, VideoCodec};
 use syncreel::media::probe::probe;
+use syncreel::media::watermark::Watermark;
 use syncreel::media::MediaInfo;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -121,8 +124,9 @@ impl Snapshot {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Item {
     DecodeOnly,
-    /// A codec, at its own bit rate if given (else `ENCODER_KBPS`).
-    Codec(VideoCodec, Option<u32>),
+    /// A codec, at its own bit rate if given (else `ENCODER_KBPS`), and
+    /// whether a watermark is burned in.
+    Codec(VideoCodec, Option<u32>, bool),
 }
 
 impl Item {
@@ -133,8 +137,12 @@ impl Item {
         };
         match self {
             Item::DecodeOnly => "decode only".into(),
-            Item::Codec(c, None) => name(c).into(),
-            Item::Codec(c, Some(kbps)) => format!("{} @{kbps}", name(c)),
+            Item::Codec(c, rate, wm) => format!(
+                "{}{}{}",
+                name(c),
+                rate.map_or(String::new(), |kbps| format!(" @{kbps}")),
+                if wm { " + watermark" } else { "" }
+            ),
         }
     }
 }
@@ -153,7 +161,13 @@ struct Sample {
 }
 
 /// One session's player, playing from frame 0, for the warm-up and the window.
-fn measure_player(info: &MediaInfo, settings: StreamSettings, warmup: f64, secs: f64) -> Sample {
+fn measure_player(
+    info: &MediaInfo,
+    settings: StreamSettings,
+    watermark: Option<Watermark>,
+    warmup: f64,
+    secs: f64,
+) -> Sample {
     let clock = ServerClock::start();
     let start = clock.now();
     let play = Transport {
@@ -165,6 +179,7 @@ fn measure_player(info: &MediaInfo, settings: StreamSettings, warmup: f64, secs:
     let player = player::spawn(
         info.clone(),
         settings,
+        watermark,
         clock,
         play,
         Arc::new(|| true),
@@ -519,7 +534,11 @@ fn main() {
         .unwrap_or_else(|_| "vp8,h264".into())
         .split(',')
     {
-        // `codec` or `codec@kbps`.
+        // `codec` or `codec@kbps`, either with `+wm`.
+        let (c, wm) = match c.strip_suffix("+wm") {
+            Some(c) => (c, true),
+            None => (c, false),
+        };
         let (name, rate) = match c.split_once('@') {
             Some((name, rate)) => (name, Some(rate.parse().expect("codec@kbps"))),
             None => (c, None),
@@ -529,7 +548,7 @@ fn main() {
             "h264" => VideoCodec::H264,
             other => panic!("unknown codec {other}"),
         };
-        items.push(Item::Codec(codec, rate));
+        items.push(Item::Codec(codec, rate, wm));
     }
     // Enough frames that play never reaches the end.
     let frames = (((warmup + secs + 5.0) * 24.0) as u32).max(1440);
@@ -564,10 +583,15 @@ fn main() {
                 };
                 let s = match item {
                     Item::DecodeOnly => measure_decode_only(&clips[si], settings, warmup, secs),
-                    Item::Codec(codec, rate) => {
+                    Item::Codec(codec, rate, wm) => {
                         settings.codec = codec;
                         settings.bitrate_kbps = rate.unwrap_or(kbps);
-                        measure_player(&clips[si], settings, warmup, secs)
+                        let watermark = wm.then(|| {
+                            Watermark::new("CONFIDENTIAL – Shot 060 v3")
+                                .expect("a valid watermark")
+                                .expect("not empty")
+                        });
+                        measure_player(&clips[si], settings, watermark, warmup, secs)
                     }
                 };
                 let db = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.2}"));

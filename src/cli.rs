@@ -107,6 +107,10 @@ pub struct CreateArgs {
     /// Label of the first frame, e.g. 01:00:00:00 (00:00:00;00 for drop-frame).
     #[arg(long)]
     pub start_timecode: Option<String>,
+    /// Text burned into the session's pictures, e.g. "CONFIDENTIAL –
+    /// {title}"; "" for none. Without it, the server's session.watermark.
+    #[arg(long)]
+    pub watermark: Option<String>,
     /// The server's operator token (server.admin_token); without it, the
     /// one in ./data/operator-token, where a server started here keeps it.
     #[arg(long, env = "SYNCREEL_ADMIN_TOKEN")]
@@ -204,6 +208,9 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
                             start_timecode: None,
                             drop_frame: None,
                             passcode: None,
+                            // The server's `session.watermark`, like any
+                            // session: off unless the operator sets it.
+                            watermark: None,
                         },
                         vec![setup],
                     )
@@ -261,6 +268,7 @@ async fn create_demo_playlist(app: &Arc<App>) -> anyhow::Result<CreatedSession> 
                 start_timecode: None,
                 drop_frame: None,
                 passcode: None,
+                watermark: None,
             },
             setups,
         )
@@ -413,6 +421,7 @@ async fn create_remote(args: CreateArgs) -> anyhow::Result<()> {
         start_timecode: args.start_timecode,
         drop_frame: None,
         passcode: args.passcode,
+        watermark: args.watermark,
     })?;
     let stream = tokio::net::TcpStream::connect(authority)
         .await

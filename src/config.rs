@@ -228,6 +228,9 @@ pub struct SessionConfig {
     /// itself (as if its host had ended it), freeing its slot; its record
     /// stays for exports and async review.
     pub expire_idle_secs: u64,
+    /// The watermark of a session whose creation names none: a template
+    /// where `{title}` becomes the session's title. Empty: no watermark.
+    pub watermark: String,
 }
 
 /// Join links' optional passcodes: how many wrong ones are allowed.
@@ -331,6 +334,8 @@ impl Default for SessionConfig {
             // Thirty days: a review left open over a long shoot survives;
             // one forgotten does not hold its slot for ever.
             expire_idle_secs: 30 * 24 * 60 * 60,
+            // Off: a watermark is a choice of the studio's, not a default.
+            watermark: String::new(),
         }
     }
 }
@@ -414,6 +419,14 @@ impl Config {
         }
         if s.driver_grace_ms > 5_000 {
             return fail("session.driver_grace_ms must be at most 5000: control returns to the host within 5 s");
+        }
+        // The title is filled in (and cut to fit) per session; the rest of
+        // the template must pass as it stands.
+        let fixed = s
+            .watermark
+            .replace(crate::media::watermark::TITLE_PLACEHOLDER, "");
+        if let Err(e) = crate::media::watermark::Watermark::new(&fixed) {
+            return Err(ConfigError::Invalid(format!("session.watermark: {e}")));
         }
         if self.limits.max_message_bytes < 256 {
             return fail("limits.max_message_bytes must be at least 256");
@@ -567,7 +580,18 @@ mod tests {
     }
 
     #[test]
+    fn a_watermark_template_may_name_the_title() {
+        let config = Config::load(
+            None,
+            env(&[("SYNCREEL_SESSION__WATERMARK", "CONFIDENTIAL – {title}")]),
+        )
+        .unwrap();
+        assert_eq!(config.session.watermark, "CONFIDENTIAL – {title}");
+    }
+
+    #[test]
     fn refuses_unknown_keys_and_bad_values() {
+        let long_watermark = "x".repeat(121);
         for pairs in [
             vec![("SYNCREEL_SERVER__BIDN", "1")],
             vec![("SYNCREEL_LIMITS__MAX_PARTICIPANTS", "many")],
@@ -575,6 +599,8 @@ mod tests {
             vec![("SYNCREEL_SESSION__LEAD_MIN_MS", "900")],
             vec![("SYNCREEL_LINKS__PASSCODE_ATTEMPTS", "0")],
             vec![("SYNCREEL_LINKS__PASSCODE_WINDOW_SECS", "0")],
+            vec![("SYNCREEL_SESSION__WATERMARK", "two\nlines {title}")],
+            vec![("SYNCREEL_SESSION__WATERMARK", long_watermark.as_str())],
         ] {
             assert!(Config::load(None, env(&pairs)).is_err(), "{pairs:?}");
         }

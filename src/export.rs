@@ -715,6 +715,7 @@ mod tests {
                 ended_at: None,
                 playlist: Vec::new(),
                 entry: 0,
+                watermark: None,
             },
             version: None,
             drawings: vec![],

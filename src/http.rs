@@ -29,6 +29,7 @@ use crate::live::{
     role_from_name, role_name, unix_millis, MediaSetup, PlaylistEntry, Registry, ServerClock,
     SessionHandle, SessionMsg, SessionReview, SessionStart,
 };
+use crate::media::watermark::Watermark;
 use crate::media::MediaError;
 use crate::metrics::Metrics;
 use crate::protocol::{WireRole, WireSession, WireSnapshot, WireVersion};
@@ -327,6 +328,7 @@ impl App {
                 title: row.title,
                 timecode,
                 duration_frames: row.duration_frames,
+                watermark: row.watermark,
             },
             self.config.session_limits(),
             self.clock,
@@ -424,6 +426,7 @@ impl App {
         for _ in 0..3 {
             hashes.push(passcode::passcode_hash(req.passcode.as_deref()).await?);
         }
+        let watermark = session_watermark(&req, title, &self.config.session.watermark)?;
         let mut playlist = Vec::new();
         if let Some(items) = &req.playlist {
             for (item, setup) in items.iter().zip(&prepared) {
@@ -454,6 +457,7 @@ impl App {
             title: title.to_string(),
             timecode,
             duration_frames,
+            watermark: watermark.map(|w| w.text().to_string()),
         };
         let row = SessionRow {
             id: info.id.clone(),
@@ -486,6 +490,7 @@ impl App {
                 })
                 .collect(),
             entry: 0,
+            watermark: info.watermark.clone(),
         };
         let handle = self
             .registry
@@ -660,6 +665,21 @@ fn checked_title(title: &str) -> Result<&str, ApiError> {
     Ok(title)
 }
 
+/// The watermark a new session gets: the request's own (`""` for none),
+/// else the server's `session.watermark` template; `{title}` is the
+/// session's title in either.
+fn session_watermark(
+    req: &CreateSession,
+    title: &str,
+    default: &str,
+) -> Result<Option<Watermark>, ApiError> {
+    match &req.watermark {
+        Some(asked) => Watermark::from_template(asked, title),
+        None => Watermark::from_default(default, title),
+    }
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_watermark", e.to_string()))
+}
+
 /// With media, the file decides the timeline: the request must not.
 fn timeline_left_to_media(req: &CreateSession) -> Result<(), ApiError> {
     if req.fps.is_some()
@@ -729,12 +749,14 @@ pub fn parse_rest_body(kind: RestBody, body: &[u8]) -> Result<serde_json::Value,
     match kind {
         RestBody::CreateSession => {
             let req: CreateSession = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-            // In the handler's order: the files, the title, the timeline.
+            // In the handler's order: the files, the title, the watermark
+            // (under an empty default), the timeline.
             let files = media_files(&req).map_err(refused)?;
-            checked_title(&req.title).map_err(refused)?;
+            let title = checked_title(&req.title).map_err(refused)?;
             if let Some(raw) = &req.passcode {
                 passcode::checked_passcode(raw).map_err(refused)?;
             }
+            session_watermark(&req, title, "").map_err(refused)?;
             if files.is_empty() {
                 session_timeline(&req).map_err(refused)?;
             } else {
@@ -823,6 +845,10 @@ pub struct CreateSession {
     /// printable ASCII characters, trimmed); kept only as its hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passcode: Option<String>,
+    /// Text burned into the session's pictures (`{title}` becomes the
+    /// title); `""` for none. Absent: the server's `session.watermark`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
 }
 
 /// One file of a playlist session.
@@ -865,7 +891,9 @@ fn media_error(err: MediaError) -> ApiError {
         MediaError::NotMedia { .. } => (StatusCode::BAD_REQUEST, "not_media"),
         MediaError::NoVideo(_) => (StatusCode::BAD_REQUEST, "no_video"),
         MediaError::UnsupportedRate { .. } => (StatusCode::BAD_REQUEST, "unsupported_rate"),
-        MediaError::Gstreamer(_) => (StatusCode::INTERNAL_SERVER_ERROR, "media_failed"),
+        MediaError::Gstreamer(_) | MediaError::Watermark(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "media_failed")
+        }
     };
     ApiError::new(status, code, err.to_string())
 }
@@ -1403,7 +1431,9 @@ async fn session_still(
             format!("{frame:?} is not a frame number"),
         )
     })?;
-    require_link(&app, &headers, peer, &id, None).await?;
+    let session = require_link(&app, &headers, peer, &id, None).await?;
+    let watermark = crate::media::watermark::burnable(session.info.watermark.as_deref())
+        .map_err(media_error)?;
     // A few people clicking at once wait their turn (a still takes about
     // 90 ms); a queue that long means the machine is swamped.
     let Ok(Ok(_permit)) = tokio::time::timeout(STILL_WAIT, app.stills.acquire()).await else {
@@ -1453,8 +1483,15 @@ async fn session_still(
             crate::media::resolve_in_root(&root, Path::new(&requested)).map_err(media_error)?;
         let info = crate::media::probe::probe(&path)
             .map_err(|e| media_error(e.naming(Path::new(&requested))))?;
-        let stills = crate::media::still::grab(&info, &[frame], width, |_| Vec::new(), |_, _| {})
-            .map_err(|e| media_error(e.naming(Path::new(&requested))))?;
+        let stills = crate::media::still::grab(
+            &info,
+            &[frame],
+            width,
+            watermark.as_ref(),
+            |_| Vec::new(),
+            |_, _| {},
+        )
+        .map_err(|e| media_error(e.naming(Path::new(&requested))))?;
         stills
             .into_iter()
             .next()

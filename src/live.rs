@@ -448,6 +448,7 @@ fn open_room(
         Some(_) if ended_at.is_some() && belonging.is_none() => None,
         Some(setup) if parts.media_error.is_none() => Some(start_media(
             setup.clone(),
+            parts.info.watermark.as_deref(),
             parts.version.clone(),
             parts.clock,
             *session.transport(),
@@ -500,6 +501,9 @@ fn open_room(
 
 fn start_media(
     setup: MediaSetup,
+    // Every room of the session burns it in: a personal room is no way
+    // around it.
+    watermark: Option<&str>,
     version: Option<WireVersion>,
     clock: ServerClock,
     initial: crate::clock::Transport,
@@ -508,6 +512,7 @@ fn start_media(
     any_audio: bool,
 ) -> Result<Arc<SessionMedia>, StartError> {
     let has_audio = setup.info.has_audio || any_audio;
+    let watermark = crate::media::watermark::burnable(watermark)?;
     let hub = Arc::new(RtcHub::new(&setup.rtc, setup.stream.codec, has_audio)?);
     let wire = WireMedia {
         codec: match setup.stream.codec {
@@ -548,6 +553,7 @@ fn start_media(
     let player = player::spawn(
         setup.info,
         setup.stream,
+        watermark,
         clock,
         initial,
         watched,

@@ -693,6 +693,10 @@ pub struct WireSession {
     pub drop_frame: bool,
     pub duration_frames: i64,
     pub start_timecode: String,
+    /// The text burned into the session's pictures; absent when none. A
+    /// page shows its viewer's own name over the picture when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -904,6 +908,7 @@ impl From<&SessionInfo> for WireSession {
             drop_frame: info.timecode.drop_frame(),
             duration_frames: info.duration_frames,
             start_timecode: info.timecode.start().to_string(),
+            watermark: info.watermark.clone(),
         }
     }
 }

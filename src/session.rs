@@ -97,6 +97,9 @@ pub struct SessionInfo {
     pub title: String,
     pub timecode: TimecodeFormat,
     pub duration_frames: i64,
+    /// Text burned into every picture of the session, and the sign for
+    /// pages to lay each viewer's own name over it; fixed at creation.
+    pub watermark: Option<String>,
 }
 
 impl SessionInfo {

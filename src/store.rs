@@ -253,6 +253,9 @@ const MIGRATIONS: &[&str] = &[
     // hash (salt and parameters included). NULL: no passcode, which is
     // what every link made before has.
     "ALTER TABLE links ADD COLUMN passcode_hash TEXT;",
+    // 10: the text burned into a session's pictures (issue #11); NULL for
+    // none, which is every session made before it.
+    "ALTER TABLE sessions ADD COLUMN watermark TEXT;",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -312,6 +315,8 @@ pub struct SessionRow {
     pub playlist: Vec<EntryRow>,
     /// The playlist entry on screen.
     pub entry: i64,
+    /// The text burned into the session's pictures, if any.
+    pub watermark: Option<String>,
 }
 
 /// One entry of a playlist session.
@@ -1019,7 +1024,7 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
 }
 
 const SESSION_COLUMNS: &str = "id, title, fps_num, fps_den, drop_frame, start_timecode, \
-     duration_frames, media, created_at, last_frame, version_id, ended_at, entry";
+     duration_frames, media, created_at, last_frame, version_id, ended_at, entry, watermark";
 const NOTE_COLUMNS: &str = "id, session_id, client_key, frame, frame_out, text, author, \
      author_role, created_at, version_id, parent_id, resolved_by, resolved_at, author_link";
 const DRAWING_COLUMNS: &str = "id, session_id, version_id, client_key, frame, tool, colour, \
@@ -1046,6 +1051,7 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         ended_at: r.get(11)?,
         playlist: Vec::new(),
         entry: r.get(12)?,
+        watermark: r.get(13)?,
     })
 }
 
@@ -1340,8 +1346,8 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
             db.execute(
                 "INSERT INTO sessions (id, title, fps_num, fps_den, drop_frame, start_timecode,
                                        duration_frames, media, created_at, last_frame,
-                                       version_id, ended_at, entry)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                       version_id, ended_at, entry, watermark)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     s.id,
                     s.title,
@@ -1355,7 +1361,8 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                     s.last_frame,
                     s.version_id,
                     s.ended_at,
-                    s.entry
+                    s.entry,
+                    s.watermark
                 ],
             )?;
             for (position, entry) in s.playlist.iter().enumerate() {
@@ -1824,6 +1831,7 @@ mod tests {
             ended_at: None,
             playlist: Vec::new(),
             entry: 0,
+            watermark: None,
         }
     }
 
@@ -2028,7 +2036,14 @@ mod tests {
                     .unwrap();
                 tx.commit().unwrap();
             }
-            apply(&db, &Write::Session(session("s1"), vec![])).unwrap();
+            // By hand: today's session row has columns schema 8 lacks.
+            db.execute(
+                "INSERT INTO sessions (id, title, fps_num, fps_den, drop_frame, start_timecode,
+                                       duration_frames, created_at)
+                 VALUES ('s1', 'Old', 24, 1, 0, '00:00:00:00', 100, 0)",
+                [],
+            )
+            .unwrap();
             db.execute(
                 "INSERT INTO links (id, session_id, role, token_hash, expires_at, revoked)
                  VALUES ('old', 's1', 'viewer', ?1, NULL, 0)",
@@ -2043,7 +2058,7 @@ mod tests {
             .unwrap()
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 9);
+        assert_eq!(version, MIGRATIONS.len() as i64);
         let links = store.links().unwrap();
         assert_eq!(
             (links[0].id.as_str(), &links[0].passcode_hash),

@@ -686,3 +686,77 @@ async fn a_whole_playlist_exports_as_one_timeline_with_each_entrys_notes_on_its_
     let _ = std::fs::remove_dir_all(&dir);
     server.shutdown().await;
 }
+
+/// The share of pixels in rows `rows` of two RGB pictures that differ
+/// clearly (by more than 32 in some channel).
+fn changed_share(a: &[u8], b: &[u8], w: usize, rows: std::ops::Range<usize>) -> f64 {
+    let span = rows.start * w * 3..rows.end * w * 3;
+    let changed = a[span.clone()]
+        .chunks_exact(3)
+        .zip(b[span.clone()].chunks_exact(3))
+        .filter(|(p, q)| p.iter().zip(q.iter()).any(|(x, y)| x.abs_diff(*y) > 32))
+        .count();
+    changed as f64 / (span.len() / 3) as f64
+}
+
+#[tokio::test]
+async fn a_watermarked_sessions_peek_and_report_stills_carry_its_mark() {
+    use base64::Engine as _;
+    let root = media_root();
+    let server = TestServer::with_media(&root).await;
+    let plain = server
+        .create_session_with(json!({"title": "Shot 050", "media": "shot.mov"}))
+        .await;
+    let marked = server
+        .create_session_with(
+            json!({"title": "Shot 050", "media": "shot.mov", "watermark": "CONFIDENTIAL – {title}"}),
+        )
+        .await;
+    let peek = |s: &common::CreatedSession| {
+        let path = format!("/api/sessions/{}/still/30?width=960", s.id);
+        let (addr, token) = (server.addr, s.viewer.clone());
+        async move {
+            let (status, _, jpeg) =
+                common::request_bytes(addr, "GET", &path, Some(&token), None).await;
+            assert_eq!(status, 200);
+            decode_jpeg(&jpeg)
+        }
+    };
+    let (bare, w, h) = peek(&plain).await;
+    let (mark, _, _) = peek(&marked).await;
+    // In the middle of the picture, and nowhere near the top or the
+    // frame code, which still reads.
+    let middle = changed_share(&mark, &bare, w, h * 2 / 5..h * 3 / 5);
+    assert!(
+        middle > 0.02,
+        "{:.2} % of the middle changed",
+        middle * 100.0
+    );
+    assert_eq!(changed_share(&mark, &bare, w, 0..h / 5), 0.0);
+    assert_eq!(frame_code(&mark, w, h), Some(30));
+
+    // The report's still of a noted frame is marked alike.
+    let mut host = Client::join(server.addr, &marked.host, "Dana").await;
+    host.send(json!({"type": "note", "key": "n", "frame": 30, "text": "Sky"}))
+        .await;
+    host.expect("noteAck").await;
+    let path = format!("/api/sessions/{}/export/html", marked.id);
+    let (status, page) = server.request("GET", &path, Some(&marked.host), None).await;
+    assert_eq!(status, 200);
+    let page = page.as_str().unwrap().to_string();
+    let data = page
+        .split("id=\"f30\"")
+        .nth(1)
+        .and_then(|s| s.split("data:image/jpeg;base64,").nth(1))
+        .and_then(|s| s.split('"').next())
+        .expect("a still of frame 30");
+    let jpeg = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap();
+    let (report, rw, rh) = decode_jpeg(&jpeg);
+    assert_eq!((rw, rh), (w, h));
+    // The same picture as the marked peek: one decoder chain draws both.
+    assert_eq!(changed_share(&report, &mark, w, 0..h), 0.0);
+    assert!(changed_share(&report, &bare, w, h * 2 / 5..h * 3 / 5) > 0.02);
+    server.shutdown().await;
+}

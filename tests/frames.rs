@@ -10,6 +10,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use serde_json::{json, Value};
 use syncreel::media::demo_clip::{self, DemoClipSpec};
+use syncreel::media::watermark::Watermark;
 
 const FRAMES: i64 = 96;
 
@@ -90,17 +91,32 @@ fn frame_code(rgb: &[u8], w: usize, h: usize) -> Option<u32> {
 
 /// Frame `frame` of `path` at `w`×`h` in RGB, decoded by a GStreamer
 /// pipeline of the test's own (an accurate seek to the middle of the
-/// frame, prerolled), as the reference a still is judged against.
-fn reference_frame(path: &std::path::Path, frame: i64, w: usize, h: usize) -> Vec<u8> {
+/// frame, prerolled), with `watermark` drawn by a `textoverlay` set up as
+/// the server sets up its own, as the reference a still is judged against.
+fn reference_frame(
+    path: &std::path::Path,
+    frame: i64,
+    w: usize,
+    h: usize,
+    watermark: Option<&Watermark>,
+) -> Vec<u8> {
     gst::init().unwrap();
+    let overlay = if watermark.is_some() {
+        "textoverlay name=mark ! "
+    } else {
+        ""
+    };
     let pipeline = gst::parse::launch(&format!(
         "filesrc location={} ! decodebin ! videoconvert ! videoscale ! \
-         video/x-raw,format=RGB,width={w},height={h},pixel-aspect-ratio=1/1 ! appsink name=sink",
+         video/x-raw,format=RGB,width={w},height={h},pixel-aspect-ratio=1/1 ! {overlay}appsink name=sink",
         path.display()
     ))
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
+    if let Some(watermark) = watermark {
+        watermark.configure(&pipeline.by_name("mark").unwrap());
+    }
     let sink = pipeline
         .by_name("sink")
         .unwrap()
@@ -162,7 +178,7 @@ async fn a_frame_is_the_exact_source_frame_lossless_at_the_stream_size_and_the_s
         let (rgb, w, h) = decode_png(&got.body);
         assert_eq!((w, h), (width, height));
         assert_eq!(frame_code(&rgb, w, h), Some(frame as u32));
-        let reference = reference_frame(&root.join("shot.mov"), frame, w, h);
+        let reference = reference_frame(&root.join("shot.mov"), frame, w, h, None);
         // Lossless: identical to GStreamer's own decode at that size
         // (the target is PSNR ≥ 48 dB; identical is better).
         let db = psnr(&rgb, &reference);
@@ -370,5 +386,91 @@ async fn bad_asks_for_frames_are_refused_with_typed_codes() {
         (got.status, error_code(&got).as_str()),
         (404, "unknown_version")
     );
+    server.shutdown().await;
+}
+
+/// The share of pixels in rows `rows` of two RGB pictures that differ
+/// clearly (by more than 32 in some channel): where a mark is drawn.
+fn changed_share(a: &[u8], b: &[u8], w: usize, rows: std::ops::Range<usize>) -> f64 {
+    let span = rows.start * w * 3..rows.end * w * 3;
+    let (a, b) = (&a[span.clone()], &b[span]);
+    let changed = a
+        .chunks_exact(3)
+        .zip(b.chunks_exact(3))
+        .filter(|(p, q)| p.iter().zip(q.iter()).any(|(x, y)| x.abs_diff(*y) > 32))
+        .count();
+    changed as f64 / (a.len() / 3) as f64
+}
+
+#[tokio::test]
+async fn a_watermarked_sessions_frame_carries_its_mark_under_its_own_tag_and_keeps_its_frame_code()
+{
+    let root = media_root();
+    let server = TestServer::with_media(&root).await;
+    let (plain, checksum) = session(&server).await;
+    let marked = server
+        .create_session_with(json!({
+            "title": "Shot 060", "media": "shot.mov", "watermark": "CONFIDENTIAL – {title}"
+        }))
+        .await;
+    let text = "CONFIDENTIAL – Shot 060";
+    assert_eq!(marked.body["session"]["watermark"], text);
+    assert!(plain.body["session"].get("watermark").is_none());
+    let watermark = Watermark::new(text).unwrap().unwrap();
+
+    let (frame, width, height) = (12i64, 640usize, 360usize);
+    let path = |id: &str| format!("/api/sessions/{id}/frames/{checksum}/{frame}?width={width}");
+    // The unmarked session first, so that its still sits in the cache
+    // when the marked one asks for the same frame of the same version.
+    let unmarked = get(&server, &path(&plain.id), Some(&plain.viewer), &[]).await;
+    let got = get(&server, &path(&marked.id), Some(&marked.viewer), &[]).await;
+    assert_eq!((unmarked.status, got.status), (200, 200));
+    let plain_tag = unmarked.headers["etag"].to_str().unwrap();
+    assert_eq!(plain_tag, format!("\"{checksum}-{frame}-{width}\""));
+    let tag = got.headers["etag"].to_str().unwrap();
+    assert_eq!(
+        tag,
+        format!("\"{checksum}-{frame}-{width}-w{}\"", watermark.tag())
+    );
+    // The unmarked tag is no way to the unmarked picture through the
+    // marked session: it is not that session's tag, so the picture comes.
+    let revalidated = get(
+        &server,
+        &path(&marked.id),
+        Some(&marked.viewer),
+        &[("if-none-match", plain_tag)],
+    )
+    .await;
+    assert_eq!(revalidated.status, 200);
+    assert_eq!(revalidated.body, got.body);
+
+    let (rgb, w, h) = decode_png(&got.body);
+    let (bare, _, _) = decode_png(&unmarked.body);
+    assert_eq!((w, h), (width, height));
+    // The mark is in the middle of the picture...
+    let middle = changed_share(&rgb, &bare, w, h * 2 / 5..h * 3 / 5);
+    assert!(
+        middle > 0.05,
+        "{:.1} % of the middle changed",
+        middle * 100.0
+    );
+    // ...and clear of the frame code along the bottom, which reads right.
+    assert_eq!(
+        changed_share(&rgb, &bare, w, h - h / 16..h),
+        0.0,
+        "the frame code strip is untouched"
+    );
+    assert_eq!(frame_code(&rgb, w, h), Some(frame as u32));
+    // The same rendering as a plain GStreamer decode with the same
+    // overlay, and the unmarked session's still stays byte for byte the
+    // source frame.
+    let reference = reference_frame(&root.join("shot.mov"), frame, w, h, Some(&watermark));
+    let db = psnr(&rgb, &reference);
+    assert!(
+        db.is_none_or(|db| db >= 48.0),
+        "PSNR {db:?} dB against the marked reference"
+    );
+    let reference = reference_frame(&root.join("shot.mov"), frame, w, h, None);
+    assert_eq!(psnr(&bare, &reference), None, "unmarked stills stay exact");
     server.shutdown().await;
 }

@@ -15,6 +15,7 @@ use syncreel::media::player::{
     self, EncodedFrame, PlayerCommand, PlayerEvent, StreamSettings, VideoCodec,
 };
 use syncreel::media::probe::probe;
+use syncreel::media::watermark::Watermark;
 
 fn clip() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("syncreel-player-{}", std::process::id()));
@@ -58,6 +59,7 @@ fn seeks_show_the_exact_frame_and_play_and_reverse_loops_show_the_transports_fra
     let player = player::spawn(
         info.clone(),
         settings(),
+        None,
         clock,
         paused_at_30,
         Arc::new(|| true),
@@ -186,6 +188,7 @@ fn nobody_watching_nothing_is_encoded_and_the_first_watcher_gets_a_keyframe_of_t
     let player = player::spawn(
         info,
         settings(),
+        None,
         clock,
         Transport::paused_at(0, clock.now()),
         {
@@ -239,4 +242,49 @@ fn nobody_watching_nothing_is_encoded_and_the_first_watcher_gets_a_keyframe_of_t
         Some(77)
     );
     player.send(PlayerCommand::Stop).unwrap();
+}
+
+/// The first picture of a player paused at `frame`, decoded.
+fn first_picture(frame: i64, watermark: Option<Watermark>) -> (EncodedFrame, vp8::Luma) {
+    let info = probe(&clip()).unwrap();
+    let clock = ServerClock::start();
+    let (events_tx, events) = mpsc::channel();
+    let player = player::spawn(
+        info,
+        settings(),
+        watermark,
+        clock,
+        Transport::paused_at(frame, clock.now()),
+        Arc::new(|| true),
+        move |e| {
+            let _ = events_tx.send(e);
+        },
+    )
+    .unwrap();
+    let first = next_frame(&events);
+    player.send(PlayerCommand::Stop).unwrap();
+    let picture = vp8::Vp8Reader::new()
+        .picture(&first.data, first.at.as_micros() as u64)
+        .expect("the first picture decodes");
+    (first, picture)
+}
+
+#[test]
+fn a_watermarked_stream_carries_the_mark_in_the_middle_and_the_right_frame_code() {
+    let watermark = Watermark::new("CONFIDENTIAL – Shot 060").unwrap();
+    let (plain, bare) = first_picture(30, None);
+    let (marked, picture) = first_picture(30, watermark);
+    assert_eq!((plain.frame, marked.frame), (30, 30));
+    let h = picture.layout.height;
+    // Both are lossy encodes of one frame, so they differ a little all
+    // over; the mark makes the middle differ by far more than that.
+    let middle = picture.difference(&bare, h * 2 / 5..h * 3 / 5);
+    let top = picture.difference(&bare, 0..h / 5);
+    assert!(
+        middle > 1.0 && middle > 4.0 * top,
+        "the middle differs by {middle:.2} on average, the top by {top:.2}"
+    );
+    // The frame code along the bottom still reads.
+    let code = syncreel::framecode::read(&picture.plane, picture.layout);
+    assert_eq!(code, Some(30));
 }

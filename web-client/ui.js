@@ -13,6 +13,9 @@ const ROLE_ORDER = { host: 0, reviewer: 1, viewer: 2 };
 const MAX_PRESENCE_ROWS = 200;
 const TOAST_MS = 6000;
 const MAX_TOASTS = 4;
+// Copies of the viewer's name over the picture: enough that no crop of a
+// capture leaves it out, few enough to read past (3 across, 4 down).
+const VIEWER_MARK_TILES = 12;
 
 const ms = (us) => (us == null ? '—' : (us / 1000).toFixed(us < 10_000 ? 1 : 0));
 
@@ -113,6 +116,24 @@ export class Ui {
     $('role').textContent = room.role;
     $('duration').textContent = String(s.durationFrames);
     this.scrubber.max = String(s.durationFrames - 1);
+    this.renderViewerMark(room);
+  }
+
+  /**
+   * A watermarked session's page lays its own participant's name (as the
+   * welcome has it) over the picture, faint and repeated, so that a
+   * screen capture says whose screen it was; the server burns the
+   * session's watermark into the picture itself. Decoration only: it
+   * takes no pointer and no selection (style.css).
+   */
+  renderViewerMark(room) {
+    const mark = $('viewer-mark');
+    const name = room.session?.watermark ? room.nameOf(room.you) : null;
+    mark.hidden = !name;
+    if (mark.dataset.name === (name ?? '')) return;
+    mark.dataset.name = name ?? '';
+    const tiles = name ? Array.from({ length: VIEWER_MARK_TILES }, () => el('span', { textContent: name })) : [];
+    mark.replaceChildren(...tiles);
   }
 
   /**

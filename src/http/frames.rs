@@ -1,7 +1,9 @@
 //! `GET /api/sessions/{id}/frames/{checksum}/{frame}`: the exact frame of
 //! one of the session's versions as a lossless PNG (see `media::frames`).
 //! A frame of a version never changes, so the answer carries an ETag and
-//! `immutable`: a page that steps back and forth asks once per frame.
+//! `immutable`: a page that steps back and forth asks once per frame. In
+//! a watermarked session the picture carries the watermark, and its tag
+//! and cache key say so.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -43,7 +45,9 @@ pub(super) async fn frame_png(
             "a version is named by its SHA-256, 64 hex digits".into()
         ));
     }
-    require_link(&app, &headers, peer, &id, None).await?;
+    let session = require_link(&app, &headers, peer, &id, None).await?;
+    let watermark = crate::media::watermark::burnable(session.info.watermark.as_deref())
+        .map_err(media_error)?;
     let media = media_of(&app, &id, &checksum).await?;
     if !(0..media.duration_frames).contains(&frame) {
         return Err(ApiError::new(
@@ -68,12 +72,18 @@ pub(super) async fn frame_png(
     }
     // Widths that make the same picture share one address.
     let (width, _) = crate::media::still::still_size((media.width, media.height), asked);
+    // A watermarked picture is another picture: its tag says so, so that
+    // no cache (ours or the browser's) answers for one with the other.
+    let etag = match &watermark {
+        None => format!("\"{checksum}-{frame}-{width}\""),
+        Some(w) => format!("\"{checksum}-{frame}-{width}-w{}\"", w.tag()),
+    };
     let key = FrameKey {
         checksum,
         frame,
         width,
+        watermark,
     };
-    let etag = format!("\"{}-{}-{}\"", key.checksum, key.frame, key.width);
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

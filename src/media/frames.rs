@@ -2,7 +2,11 @@
 //! step, a jog, a scrub. The live stream is lossy and trails the
 //! playhead; a still here is the frame itself, decoded by the player's
 //! decoder and sent as a lossless PNG, addressed by (version checksum,
-//! frame, width) so that it never changes and any cache may keep it.
+//! frame, width, watermark) so that it never changes and any cache may
+//! keep it. A watermarked session's stills carry its watermark, drawn by
+//! the same overlay as its stream (`media::watermark`): a still is never
+//! a way around the mark, and the cache never hands one session's
+//! unmarked picture to another's marked one.
 //!
 //! Two things make nearby frames cheap. A decoder per (version, width)
 //! stays warm between requests, so the next frame is a forward decode, not
@@ -22,6 +26,7 @@ use gstreamer_video as gst_video;
 use lru::LruCache;
 
 use super::player::Decoder;
+use super::watermark::Watermark;
 use super::{MediaError, MediaInfo};
 use crate::clock::Timeline;
 
@@ -42,6 +47,8 @@ pub struct FrameKey {
     pub checksum: String,
     pub frame: i64,
     pub width: u32,
+    /// Burned into the picture: part of what it is.
+    pub watermark: Option<Watermark>,
 }
 
 /// The widths a still may be asked at for a source `source_width` wide:
@@ -80,7 +87,7 @@ impl std::fmt::Debug for FrameServer {
 struct Inner {
     cache: LruCache<FrameKey, Bytes>,
     cached_bytes: usize,
-    decoders: HashMap<(String, u32), Arc<Mutex<Warm>>>,
+    decoders: HashMap<(String, u32, Option<Watermark>), Arc<Mutex<Warm>>>,
     hits: u64,
     misses: u64,
 }
@@ -91,6 +98,7 @@ struct Warm {
     timeline: Timeline,
     width: u32,
     height: u32,
+    watermark: Option<Watermark>,
     used: Instant,
 }
 
@@ -188,7 +196,7 @@ impl FrameServer {
         media: &MediaInfo,
         key: &FrameKey,
     ) -> Result<Arc<Mutex<Warm>>, MediaError> {
-        let id = (key.checksum.clone(), key.width);
+        let id = (key.checksum.clone(), key.width, key.watermark.clone());
         let mut inner = self.inner.lock().expect("frame cache lock");
         if let Some(warm) = inner.decoders.get(&id) {
             return Ok(warm.clone());
@@ -215,6 +223,7 @@ impl FrameServer {
             },
             width,
             height,
+            watermark: key.watermark.clone(),
             used: Instant::now(),
         }));
         inner.decoders.insert(id, warm.clone());
@@ -230,6 +239,7 @@ impl Warm {
                 self.width,
                 self.height,
                 gst_video::VideoFormat::Rgb,
+                self.watermark.as_ref(),
             )?);
         }
         let decoder = self.decoder.as_mut().expect("opened above");

@@ -12,6 +12,7 @@ pub mod mov_timecode;
 pub mod player;
 pub mod probe;
 pub mod still;
+pub mod watermark;
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,10 @@ pub enum MediaError {
     /// GStreamer itself could not start (plugins missing, say).
     #[error("GStreamer failed: {0}")]
     Gstreamer(String),
+    /// The session's recorded watermark no longer passes its checks (a
+    /// record edited by hand): its pictures are refused, not sent unmarked.
+    #[error("the session's watermark cannot be drawn: {0}")]
+    Watermark(#[from] watermark::WatermarkError),
 }
 
 impl MediaError {
@@ -71,6 +76,7 @@ impl MediaError {
                 MediaError::UnsupportedRate { path: shown, rate }
             }
             MediaError::Gstreamer(reason) => MediaError::Gstreamer(reason),
+            MediaError::Watermark(e) => MediaError::Watermark(e),
         }
     }
 }

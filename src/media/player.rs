@@ -4,7 +4,8 @@
 //! Two GStreamer pipelines with a scheduler thread between them:
 //!
 //! ```text
-//! filesrc ! decodebin ! videoconvert ! videoscale ! I420 W×H ! appsink   (decoder)
+//! filesrc ! decodebin ! videoconvert ! videoscale ! I420 W×H
+//!         [! textoverlay (the session's watermark)] ! appsink             (decoder)
 //!                                    │ scheduler: which frame, and when
 //! appsrc ! x264enc (zerolatency) | vp8enc (realtime) ! appsink          (encoder)
 //! ```
@@ -33,6 +34,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
+use super::watermark::Watermark;
 use super::{MediaError, MediaInfo};
 use crate::clock::{ServerTime, Timeline, Transport};
 use crate::server_clock::ServerClock;
@@ -118,17 +120,19 @@ const MAX_DECODE_AHEAD: i64 = 48;
 pub type Watched = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Starts a player thread. Frames and failures arrive through `events`,
-/// which is called on the player's own thread and must not block.
+/// which is called on the player's own thread and must not block. Every
+/// picture carries `watermark`, burned in once here for every viewer.
 pub fn spawn(
     media: MediaInfo,
     settings: StreamSettings,
+    watermark: Option<Watermark>,
     clock: ServerClock,
     initial: Transport,
     watched: Watched,
     events: impl Fn(PlayerEvent) + Send + 'static,
 ) -> Result<mpsc::Sender<PlayerCommand>, MediaError> {
     super::init()?;
-    let decoder = Decoder::open(&media, settings)?;
+    let decoder = Decoder::open(&media, settings, watermark.as_ref())?;
     let encoder = Encoder::open(settings, &media)?;
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -143,6 +147,7 @@ pub fn spawn(
                 encoder,
                 timeline,
                 settings,
+                watermark,
                 next_cut: None,
                 clock,
                 transports: Transports::new(initial),
@@ -203,6 +208,8 @@ struct Scheduler {
     encoder: Encoder,
     timeline: Timeline,
     settings: StreamSettings,
+    /// Burned into every file of a playlist alike.
+    watermark: Option<Watermark>,
     /// A file to switch to at an instant: the next playlist entry.
     next_cut: Option<Cut>,
     clock: ServerClock,
@@ -270,7 +277,7 @@ impl Scheduler {
     fn cue(&mut self, media: &MediaInfo, transport: Transport) -> Result<(), MediaError> {
         let cut = Cut {
             at: transport.anchor_time,
-            decoder: Decoder::open(media, self.settings)?,
+            decoder: Decoder::open(media, self.settings, self.watermark.as_ref())?,
             encoder: Encoder::open(self.settings, media)?,
             timeline: Timeline {
                 rate: media.rate,
@@ -411,20 +418,29 @@ pub(super) struct Decoder {
 }
 
 impl Decoder {
-    fn open(media: &MediaInfo, settings: StreamSettings) -> Result<Decoder, MediaError> {
+    fn open(
+        media: &MediaInfo,
+        settings: StreamSettings,
+        watermark: Option<&Watermark>,
+    ) -> Result<Decoder, MediaError> {
         Decoder::open_as(
             media,
             settings.width,
             settings.height,
             gst_video::VideoFormat::I420,
+            watermark,
         )
     }
 
+    /// A decoder of `media` to `width`×`height` in `format`, with
+    /// `watermark` drawn on each picture at that size (after scaling, so
+    /// that it is as sharp and as placed in a thumbnail as in the stream).
     pub(super) fn open_as(
         media: &MediaInfo,
         width: u32,
         height: u32,
         format: gst_video::VideoFormat,
+        watermark: Option<&Watermark>,
     ) -> Result<Decoder, MediaError> {
         let fail = |e: &dyn std::fmt::Display| MediaError::Gstreamer(e.to_string());
         let pipeline = gst::Pipeline::new();
@@ -446,11 +462,21 @@ impl Decoder {
             .max_buffers(2)
             .drop(false)
             .build();
-        pipeline
-            .add_many([&src, &decode, &convert, &scale, sink.upcast_ref()])
-            .map_err(|e| fail(&e))?;
+        // Without a watermark the chain is as it always was, so that an
+        // unwatermarked picture stays byte for byte what it was.
+        let mut chain = vec![convert.clone(), scale];
+        if let Some(watermark) = watermark {
+            let sized = make("capsfilter")?;
+            sized.set_property("caps", &caps);
+            chain.push(sized);
+            chain.push(watermark.overlay()?);
+        }
+        chain.push(sink.clone().upcast());
+        pipeline.add(&src).map_err(|e| fail(&e))?;
+        pipeline.add(&decode).map_err(|e| fail(&e))?;
+        pipeline.add_many(&chain).map_err(|e| fail(&e))?;
         src.link(&decode).map_err(|e| fail(&e))?;
-        gst::Element::link_many([&convert, &scale, sink.upcast_ref()]).map_err(|e| fail(&e))?;
+        gst::Element::link_many(&chain).map_err(|e| fail(&e))?;
         let convert_sink = convert
             .static_pad("sink")
             .ok_or_else(|| fail(&"no sink pad"))?;

@@ -1,6 +1,7 @@
 //! Stills of noted frames, for the HTML report: the exact frame, decoded
-//! by the same decoder the player uses, with that frame's drawings painted
-//! on, encoded as JPEG.
+//! by the same decoder the player uses (with the session's watermark, if
+//! it has one, drawn as the stream draws it), with that frame's drawings
+//! painted on, encoded as JPEG.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -8,6 +9,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::player::{bus_error, Decoder};
+use super::watermark::Watermark;
 use super::{MediaError, MediaInfo};
 use crate::drawing::Shape;
 
@@ -30,13 +32,15 @@ pub fn still_size(source: (u32, u32), width: u32) -> (u32, u32) {
     (width, (height.max(2) / 2) * 2)
 }
 
-/// Grabs each of `frames` (any order; each once) at `width` wide, paints
-/// `shapes_on(frame)` over it, and encodes it. `progress(done, total)` is
-/// called after each still. Blocking: run it off the async runtime.
+/// Grabs each of `frames` (any order; each once) at `width` wide with
+/// `watermark` burned in, paints `shapes_on(frame)` over it, and encodes
+/// it. `progress(done, total)` is called after each still. Blocking: run
+/// it off the async runtime.
 pub fn grab(
     media: &MediaInfo,
     frames: &[i64],
     width: u32,
+    watermark: Option<&Watermark>,
     shapes_on: impl Fn(i64) -> Vec<Shape>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Still>, MediaError> {
@@ -50,7 +54,8 @@ pub fn grab(
         rate: media.rate,
         duration: media.duration_frames,
     };
-    let mut decoder = Decoder::open_as(media, width, height, gst_video::VideoFormat::Rgb)?;
+    let mut decoder =
+        Decoder::open_as(media, width, height, gst_video::VideoFormat::Rgb, watermark)?;
     let encoder = JpegEncoder::open(width, height)?;
     let mut stills = Vec::with_capacity(wanted.len());
     let result = (|| {
@@ -131,7 +136,19 @@ fn stills_for(
             .map(|d| d.drawing.shape.clone())
             .collect()
     };
-    grab(&info, &frames, REPORT_STILL_WIDTH, shapes_on, progress).map_err(|e| e.to_string())
+    // Checked when the session was made; a record edited by hand into
+    // something unburnable gets no stills rather than unmarked ones.
+    let watermark = super::watermark::burnable(review.session.watermark.as_deref())
+        .map_err(|e| e.to_string())?;
+    grab(
+        &info,
+        &frames,
+        REPORT_STILL_WIDTH,
+        watermark.as_ref(),
+        shapes_on,
+        progress,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// `appsrc ! jpegenc ! appsink`, one picture in, one JPEG out.

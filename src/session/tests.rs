@@ -26,6 +26,7 @@ impl Room {
                 .with_start(start)
                 .unwrap(),
             duration_frames: 24 * 600,
+            watermark: None,
         };
         let now = ServerTime::from_millis(10_000);
         Room {

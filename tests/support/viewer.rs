@@ -32,12 +32,23 @@ use super::vp8;
 
 /// One decoded picture: the server instant its RTP timestamp names, and
 /// the frame code read from its pixels.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Seen {
     pub at: ServerTime,
     pub code: Option<u32>,
     /// When this process finished decoding it.
     pub decoded: Instant,
+    /// Its luma plane, for tests that look at more than the frame code.
+    pub luma: Option<Arc<vp8::Luma>>,
+}
+
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seen")
+            .field("at", &self.at)
+            .field("code", &self.code)
+            .finish()
+    }
 }
 
 /// One Opus packet as received.
@@ -113,9 +124,17 @@ impl Viewer {
                     let mut reader = vp8::Vp8Reader::new();
                     while let Some((data, rtp)) = samples_rx.blocking_recv() {
                         let at = ServerTime::from_micros(i64::from(rtp) * 1_000_000 / 90_000);
-                        let code = reader.read(&data, at.as_micros() as u64);
+                        let luma = reader.picture(&data, at.as_micros() as u64).map(Arc::new);
+                        let code = luma
+                            .as_ref()
+                            .and_then(|l| syncreel::framecode::read(&l.plane, l.layout));
                         let decoded = Instant::now();
-                        let seen = Seen { at, code, decoded };
+                        let seen = Seen {
+                            at,
+                            code,
+                            decoded,
+                            luma,
+                        };
                         if pictures_tx.send(Received::Picture(seen)).is_err() {
                             return;
                         }

@@ -41,7 +41,14 @@ impl Vp8Reader {
     }
 
     /// Decodes one encoded frame and reads its frame code.
+    #[allow(dead_code)] // Tests that go through `viewer.rs` read `Seen` instead.
     pub fn read(&mut self, data: &[u8], pts_micros: u64) -> Option<u32> {
+        let luma = self.picture(data, pts_micros)?;
+        framecode::read(&luma.plane, luma.layout)
+    }
+
+    /// Decodes one encoded frame to its luma plane, as a viewer sees it.
+    pub fn picture(&mut self, data: &[u8], pts_micros: u64) -> Option<Luma> {
         let mut buffer = gst::Buffer::from_slice(data.to_vec());
         buffer
             .get_mut()
@@ -57,7 +64,38 @@ impl Vp8Reader {
             height: info.height() as usize,
             stride: info.stride()[0] as usize,
         };
-        framecode::read(frame.plane_data(0).ok()?, layout)
+        Some(Luma {
+            plane: frame.plane_data(0).ok()?.to_vec(),
+            layout,
+        })
+    }
+}
+
+/// A decoded picture's luma plane.
+pub struct Luma {
+    pub plane: Vec<u8>,
+    pub layout: PlaneLayout,
+}
+
+impl Luma {
+    /// The mean absolute difference from `other` over rows `rows`, the
+    /// whole width: where two pictures of one frame part.
+    #[allow(dead_code)] // Not every test that decodes compares pictures.
+    pub fn difference(&self, other: &Luma, rows: std::ops::Range<usize>) -> f64 {
+        let (w, count) = (self.layout.width, rows.len() * self.layout.width);
+        let row = |l: &'_ Luma, r: usize| {
+            let start = r * l.layout.stride;
+            l.plane[start..start + w].to_vec()
+        };
+        let sum: u64 = rows
+            .flat_map(|r| {
+                row(self, r)
+                    .into_iter()
+                    .zip(row(other, r))
+                    .map(|(a, b)| u64::from(a.abs_diff(b)))
+            })
+            .sum();
+        sum as f64 / count.max(1) as f64
     }
 }
 
