@@ -28,7 +28,8 @@ export class Connection {
   /**
    * `hello()` builds the hello for each attempt (the resume secret may have
    * changed); `onMessage(msg)` gets every parsed server message;
-   * `onState(state, detail)` gets connecting | live | reconnecting | error.
+   * `onState(state, detail, code)` gets connecting | live | reconnecting |
+   * error (`code`: the typed refusal that ended it).
    */
   constructor({ url, hello, onMessage, onState, onResumeFailed }) {
     this.url = url;
@@ -54,13 +55,13 @@ export class Connection {
   }
 
   /** Closes for good: no reconnect. */
-  stop(state = 'idle', detail = '') {
+  stop(state = 'idle', detail = '', code = null) {
     this.stopped = true;
     clearTimeout(this.timer);
     const ws = this.ws;
     this.ws = null;
     if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
-    this.setState(state, detail);
+    this.setState(state, detail, code);
   }
 
   /** Sends a message if the socket is open and joined (or it is the hello). */
@@ -125,12 +126,12 @@ export class Connection {
       }
       if (FATAL_HELLO.has(msg.code)) {
         this.onMessage(msg);
-        this.stop('error', msg.message || msg.code);
+        this.stop('error', msg.message || msg.code, msg.code);
         return;
       }
     } else if (msg.type === 'goodbye') {
       this.onMessage(msg);
-      if (FATAL_GOODBYE.has(msg.code)) this.stop('error', msg.message || msg.code);
+      if (FATAL_GOODBYE.has(msg.code)) this.stop('error', msg.message || msg.code, msg.code);
       // Otherwise (shutting_down) the close that follows retries.
       return;
     }
@@ -147,8 +148,8 @@ export class Connection {
     this.timer = setTimeout(() => this.open(), delay);
   }
 
-  setState(state, detail = '') {
+  setState(state, detail = '', code = null) {
     this.state = state;
-    this.onState?.(state, detail);
+    this.onState?.(state, detail, code);
   }
 }

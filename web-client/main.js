@@ -32,8 +32,9 @@ import { Drawings, NO_MEDIA_PICTURE, drawingMessage } from './drawing.js';
 import { read as readLuma, readRgba, stripRect } from './framecode.js';
 import { bindKeys, nextShuttleSpeed } from './keys.js';
 import {
-  Notes, Outbox, noteProblem, refusalNotice,
+  Notes, Outbox, noteProblem, refusalHeadline,
 } from './notes.js';
+import { PictureOverlay } from './layout.js';
 import { Overlay } from './overlay.js';
 import {
   EQUALISE, HoldWatch, SampleWindow, TransportHistory, delayForTargetMs, displayedTransport, latencySpreadUs, offsetLabel,
@@ -274,9 +275,9 @@ const connection = new Connection({
   },
   onResumeFailed: dropResume,
   onMessage,
-  onState(state, detail) {
+  onState(state, detail, code) {
     connState = state;
-    ui.setConnection(state, detail);
+    ui.setConnection(state, detail, code);
     if (state !== 'live') clock.stop();
   },
 });
@@ -296,7 +297,7 @@ const commands = new Commands({
       : room.canDrive()
         ? 'Only the driver controls playback. Request control first.'
         : 'Viewers watch along; they cannot drive playback.';
-    ui.toast('info', 'not_driver', why);
+    ui.notify('info', why, { code: 'not_driver' });
   },
 });
 
@@ -396,7 +397,7 @@ function onMessage(msg) {
       errors.push({ code: 'media_error', message: msg.message, ref: null, type: msg.type });
       stream.stop(msg.message, 'failed');
       ui.showMediaError(msg.message);
-      ui.toast('error', 'media_error', `The video stopped: ${msg.message}`);
+      ui.toast('error', 'media_error', msg.message);
       return;
     default:
       break;
@@ -530,8 +531,8 @@ function onRefused(msg) {
     }, WRITE_RETRY_MS);
     return;
   }
-  const notice = refusalNotice(queued, msg.code, msg.message);
-  if (notice) ui.toast('error', msg.code, notice);
+  const about = refusalHeadline(queued, msg.code);
+  if (about) ui.toast('error', msg.code, msg.message, { about });
   renderNotes();
   renderApprovals();
   drawRevision += 1;
@@ -557,7 +558,7 @@ function shownFrame() {
 function addNote(text) {
   const problem = noteProblem(text);
   if (problem) {
-    if (problem === 'too_long') ui.toast('error', 'bad_note', 'A note is at most 4000 characters.');
+    if (problem === 'too_long') ui.notify('error', 'A note is at most 4000 characters.', { code: 'bad_note' });
     return false;
   }
   const frame = shownFrame();
@@ -574,7 +575,7 @@ function addNote(text) {
 function addReply(text) {
   const problem = noteProblem(text);
   if (problem) {
-    if (problem === 'too_long') ui.toast('error', 'bad_note', 'A reply is at most 4000 characters.');
+    if (problem === 'too_long') ui.notify('error', 'A reply is at most 4000 characters.', { code: 'bad_note' });
     return false;
   }
   if (replyingTo == null || !notes.get(replyingTo)) return false;
@@ -744,7 +745,7 @@ async function loadPeekStill(look) {
     const res = await linkFetch(`/still/${look.frame}${version}`);
     if (!res.ok) {
       const { code, message } = await apiError(res);
-      if (peek === look) ui.toast('error', code, `No still of that frame: ${message}`);
+      if (peek === look) ui.toast('error', code, message, { about: 'No still of that frame' });
       return;
     }
     const url = URL.createObjectURL(await res.blob());
@@ -755,7 +756,7 @@ async function loadPeekStill(look) {
     look.still = url;
     ui.showPeek(look.frame, room.format.label(look.frame), url);
   } catch (err) {
-    if (peek === look) ui.toast('error', 'offline', `The still did not come: ${err.message}`);
+    if (peek === look) ui.toast('error', 'offline', err.message, { about: 'The still did not come' });
   }
 }
 
@@ -810,7 +811,7 @@ async function exportRecord(format, whole = false) {
     if (!res.ok) {
       const { code, message } = await apiError(res);
       ui.setRecordStatus('');
-      ui.toast('error', code, message);
+      ui.toast('error', code, message, { about: 'Not exported' });
       return;
     }
     const name = res.headers.get('content-disposition')?.match(/filename="([^"]+)"/)?.[1] ?? `syncreel.${format}`;
@@ -823,7 +824,7 @@ async function exportRecord(format, whole = false) {
     ui.setRecordStatus(`Saved ${name}`);
   } catch (err) {
     ui.setRecordStatus('');
-    ui.toast('error', 'offline', `The export did not come: ${err.message}`);
+    ui.toast('error', 'offline', err.message, { about: 'The export did not come' });
   }
 }
 
@@ -846,11 +847,11 @@ async function endReview() {
     const res = await linkFetch('/end', 'POST');
     if (!res.ok) {
       const { code, message } = await apiError(res);
-      ui.toast('error', code, message);
+      ui.toast('error', code, message, { about: 'The review was not ended' });
     }
     // Everyone, this page included, hears `ended` from the room.
   } catch (err) {
-    ui.toast('error', 'offline', `The review was not ended: ${err.message}`);
+    ui.toast('error', 'offline', err.message, { about: 'The review was not ended' });
   }
 }
 
@@ -1349,10 +1350,13 @@ function drive(msg) {
   return commands.drive(msg);
 }
 
+const pictureOverlay = new PictureOverlay(document.getElementById('monitor'), document.getElementById('overlay-toggle'));
+
 const actions = {
   backToRoom() {
     endPeek();
   },
+  toggleOverlay: () => pictureOverlay.toggle(),
   playPause() {
     const t = room.schedule.newest();
     drive({ type: t?.playing ? 'pause' : 'play' });
@@ -1400,7 +1404,7 @@ function bindControls() {
     send({ type: 'leave' });
     dropResume();
     connection.stop('idle', 'left the session');
-    ui.toast('info', null, 'You left the session. Reload the page to join again.');
+    ui.notify('info', 'You left the session. Reload the page to join again.');
   });
   document.getElementById('requests').addEventListener('click', (ev) => {
     const button = ev.target.closest('button');

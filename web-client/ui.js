@@ -4,6 +4,7 @@
 // they only ever reach the page through textContent.
 
 import { STATUS_LABEL, receiptParts, versionLabel } from './approvals.js';
+import { describe } from './messages.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -40,6 +41,7 @@ export class Ui {
     this.drivingEnabled = null;
     this.frameEl = $('frame');
     this.timecodeEl = $('timecode');
+    this.badgeEl = $('picture-badge');
     this.scrubber = $('scrubber');
   }
 
@@ -68,7 +70,8 @@ export class Ui {
     $('leave').hidden = false;
   }
 
-  setConnection(state, detail) {
+  /** `code` is the refusal's typed code when `state` is error. */
+  setConnection(state, detail, code) {
     const conn = $('conn');
     conn.dataset.state = state;
     conn.textContent = state;
@@ -77,7 +80,12 @@ export class Ui {
     // Errors here are refusals that retrying alone will not fix (a revoked
     // link, a full room), so they get the whole screen rather than a pill.
     $('fatal').hidden = state !== 'error';
-    $('fatal-message').textContent = detail || 'The server refused this connection.';
+    const fatal = $('fatal-message');
+    if (state !== 'error') return;
+    const said = code ? describe(code, detail) : { text: detail || 'The server refused this connection.', next: '' };
+    fatal.textContent = said.next ? `${said.text} ${said.next}` : said.text;
+    fatal.dataset.code = code ?? '';
+    fatal.title = code ? `${code}: ${detail}` : '';
   }
 
   renderSession(room) {
@@ -87,6 +95,8 @@ export class Ui {
     $('fps').textContent = fpsLabel(s);
     $('fps').parentElement.title = `${s.fps} frames per second${s.dropFrame ? ', drop-frame timecode' : ''}`;
     $('role').textContent = room.role;
+    // The layout drops what this seat cannot use (style.css, narrow screens).
+    document.body.dataset.role = room.role;
     $('duration').textContent = String(s.durationFrames);
     this.scrubber.max = String(s.durationFrames - 1);
   }
@@ -209,6 +219,7 @@ export class Ui {
   setDriving(enabled) {
     if (this.drivingEnabled === enabled) return;
     this.drivingEnabled = enabled;
+    document.body.dataset.driving = String(enabled);
     for (const node of document.querySelectorAll('.driving')) node.disabled = !enabled;
     this.scrubber.disabled = !enabled;
   }
@@ -218,7 +229,6 @@ export class Ui {
     const on = media != null;
     $('monitor').classList.toggle('has-video', on);
     $('video').hidden = !on;
-    $('video-state').hidden = !on;
     $('video-readout').hidden = !on;
     $('sound').hidden = !(on && media.hasAudio);
     if (!on) this.showMediaError(null);
@@ -232,10 +242,9 @@ export class Ui {
   }
 
   setVideoState(state, detail) {
-    const node = $('video-state');
-    node.dataset.state = state;
-    node.textContent = state === 'none' ? 'no video' : `video ${state}`;
-    node.title = detail || '';
+    const node = $('play-state');
+    node.dataset.video = state;
+    node.title = detail ? `Video ${state}: ${detail}` : `Video ${state}`;
   }
 
   showMediaError(message) {
@@ -341,6 +350,7 @@ export class Ui {
     if (label !== this.shownLabel) {
       this.shownLabel = label;
       this.timecodeEl.textContent = label;
+      this.badgeEl.textContent = label;
     }
   }
 
@@ -553,14 +563,32 @@ export class Ui {
     $('monitor').classList.toggle('drawing', enabled && tool != null);
   }
 
-  toast(kind, code, message) {
+  /**
+   * A typed error (or notice) in words: the sentence for `code` and what
+   * to do next (messages.js), headed by `about` when it says what it
+   * concerns ("Note not saved"). The code and the server's `message`
+   * stay on the toast for support: in `data-code`, the title, and a
+   * folded "Details" line.
+   */
+  toast(kind, code, message, { about } = {}) {
+    const { text, next } = describe(code, message);
+    this.notify(kind, about ? `${about}. ${text}` : text, { code, next, detail: message });
+  }
+
+  /** A notice the page wrote itself (`text` is already a sentence); `code` kept for tests and support. */
+  notify(kind, text, { code = null, next = '', detail = '' } = {}) {
     const box = $('toasts');
-    const node = el('div', { className: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status' });
+    const node = el('div', { className: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status' },
+      el('p', { className: 'toast-text' }, text));
+    if (next) node.append(el('p', { className: 'toast-next' }, next));
     if (code) {
       node.dataset.code = code;
-      node.append(el('span', { className: 'code' }, code));
+      node.title = detail ? `${code}: ${detail}` : code;
+      const details = el('details', { className: 'toast-details' }, el('summary', {}, 'Details'));
+      details.append(el('code', {}, code));
+      if (detail) details.append(' ', detail);
+      node.append(details);
     }
-    node.append(message);
     box.append(node);
     while (box.children.length > MAX_TOASTS) box.firstElementChild.remove();
     setTimeout(() => node.remove(), TOAST_MS);

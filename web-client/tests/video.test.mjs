@@ -508,7 +508,7 @@ test('media that fails mid-session is reported on the page; the room carries on'
   await host.press('#tc-input', 'Enter');
   await host.waitForSelector('#media-error', { state: 'visible', timeout: VIDEO_WAIT_MS });
   assert.match(await host.textContent('#media-error'), /\S/);
-  assert.equal(await host.getAttribute('#video-state', 'data-state'), 'failed');
+  assert.equal((await host.evaluate(() => window.syncreel.video())).state, 'failed');
   await host.waitForSelector('#toasts [data-code="media_error"]');
   // The room itself still works.
   await host.keyboard.press('ArrowRight');

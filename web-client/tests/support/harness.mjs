@@ -180,6 +180,14 @@ export async function postSession(base, body) {
   return { status: res.status, body: json, text };
 }
 
+/** A session over the demo clip (a `startDemoServer` server); returns the body with links by role. */
+export async function createMediaSession(base, title = 'Media test') {
+  const { status, body, text } = await postSession(base, { title, media: 'demo.mov' });
+  if (status !== 201) throw new Error(`POST /api/sessions answered ${status}: ${text}`);
+  body.byRole = Object.fromEntries(body.links.map((l) => [l.role, l]));
+  return body;
+}
+
 /** Creates the standard test session; returns the body with links by role. */
 export async function createSession(base, body = {}) {
   const res = await fetch(`${base}/api/sessions`, {
@@ -214,9 +222,10 @@ export async function launchBrowser() {
 /**
  * Opens a link in its own browser context (its own storage, as a separate
  * person would have), joins under `name` and waits for the welcome.
+ * `viewport` is the window's size (a laptop's 1280×800 unless told).
  */
-export async function joinAs(browser, url, name) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+export async function joinAs(browser, url, name, { viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
