@@ -30,6 +30,7 @@ import { Commands } from './commands.js';
 import { Connection } from './connection.js';
 import { Drawings, NO_MEDIA_PICTURE, drawingMessage } from './drawing.js';
 import { read as readLuma, readRgba, stripRect } from './framecode.js';
+import { GOTO_HINT, parseGoto } from './goto.js';
 import { bindKeys, nextShuttleSpeed } from './keys.js';
 import {
   Notes, Outbox, noteProblem, refusalHeadline,
@@ -1417,16 +1418,21 @@ function bindControls() {
 
   const tcForm = document.getElementById('tc-form');
   const tcInput = document.getElementById('tc-input');
+  tcInput.title = GOTO_HINT;
   tcForm.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const text = tcInput.value.trim();
-    if (!text) return;
-    // The server parses it, so a bad label comes back as a typed error
-    // that names the problem exactly as the server sees it.
-    drive({ type: 'seek', timecode: text });
+    if (!room.session) return;
+    const place = parseGoto(tcInput.value, {
+      format: room.format, duration: room.session.durationFrames, current: shownFrame(),
+    });
+    if (!place) return;
+    ui.refuseGoto(place.error ?? null);
+    if (place.error) return;
+    drive({ type: 'seek', frame: place.frame });
     // Hand the keyboard back to the shortcuts.
     tcInput.blur();
   });
+  tcInput.addEventListener('input', () => ui.refuseGoto(null));
 
   const scrubber = ui.scrubber;
   const endScrub = () => { ui.scrubbing = false; };

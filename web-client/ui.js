@@ -354,6 +354,24 @@ export class Ui {
     }
   }
 
+  /**
+   * "Go to" refused: the reason under the field, which keeps the keyboard
+   * with the bad value selected, ready to be typed over. null clears it.
+   */
+  refuseGoto(reason) {
+    const input = $('tc-input');
+    const error = $('tc-error');
+    error.hidden = reason == null;
+    error.textContent = reason ?? '';
+    if (reason == null) {
+      input.removeAttribute('aria-invalid');
+      return;
+    }
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+    input.select();
+  }
+
   /** The note box is for hosts and reviewers; everyone sees the list. */
   setNoteAuthoring(canWrite) {
     $('note-form').hidden = !canWrite;

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 
 import { describe } from '../messages.js';
 import {
-  assertNoPageErrors, createMediaSession, joinAs, launchBrowser, startDemoServer, until,
+  assertNoPageErrors, createMediaSession, createSession, joinAs, launchBrowser, startDemoServer, until,
 } from './support/harness.mjs';
 
 const VIDEO_WAIT_MS = 20_000;
@@ -191,8 +191,7 @@ test('typed errors read as sentences with what to do next; the code stays under 
   pages.push(host, viewer);
 
   // The server's refusal of a label it cannot place.
-  await host.fill('#tc-input', '01:00:00:99');
-  await host.press('#tc-input', 'Enter');
+  await host.evaluate(() => window.syncreel.drive({ type: 'seek', timecode: '01:00:00:99' }));
   await toastReads(host, 'bad_timecode');
 
   // The page's own refusal: a viewer cannot drive.
@@ -218,6 +217,45 @@ test('typed errors read as sentences with what to do next; the code stays under 
     await context.close();
   }
   assertNoPageErrors([host, viewer]);
+});
+
+test('Go to takes every form an editor types, and explains in place what it cannot place', async () => {
+  // 23.976 fps, 14 400 frames from 01:00:00:00.
+  const { byRole } = await createSession(server.base, { title: 'Layout go to' });
+  const host = await joinAs(browser, byRole.host.url, 'Host go to');
+  pages.push(host);
+  const go = async (text, frame) => {
+    await host.fill('#tc-input', text);
+    await host.press('#tc-input', 'Enter');
+    await until(host, (f) => window.syncreel.displayed()?.frame === f && window.syncreel.state().pending === 0, frame);
+    assert.equal(await host.isHidden('#tc-error'), true, `${text} was refused`);
+  };
+  await go('01:00:10:05', 245);
+  await go('1000', 240);
+  await go('01001100', 264);
+  await go('+24', 288);
+  await go('-48', 240);
+  await go('+1:00', 264);
+  await go('f1234', 1234);
+  await go('#12', 12);
+
+  for (const [text, why] of [['soon', /not a time/], ['01:00:00:99', /frames run 00 to 23/], ['f99999', /past the last frame/]]) {
+    await host.fill('#tc-input', text);
+    await host.press('#tc-input', 'Enter');
+    await host.waitForSelector('#tc-error', { state: 'visible' });
+    assert.match(await host.textContent('#tc-error'), why);
+    const field = await host.evaluate(() => {
+      const input = document.getElementById('tc-input');
+      return { focused: document.activeElement === input, selected: input.value.slice(input.selectionStart, input.selectionEnd) };
+    });
+    assert.deepEqual(field, { focused: true, selected: text }, `${text}: the field lets go or the value is not selected`);
+    assert.equal((await host.evaluate(() => window.syncreel.displayed().frame)), 12, `${text} moved the room`);
+    // Typing over it takes the refusal away.
+    await host.keyboard.type('1');
+    await until(host, () => document.getElementById('tc-error').hidden);
+  }
+  assert.deepEqual(await host.evaluate(() => window.syncreel.errors()), [], 'the server refused something');
+  assertNoPageErrors([host]);
 });
 
 /** The toast for `code` shows its sentence and next step, not the code, which is under Details. */
