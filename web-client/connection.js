@@ -43,6 +43,9 @@ export class Connection {
     this.welcomed = false;
     this.stopped = false;
     this.state = 'idle';
+    // The last attempt could not even open a socket: the server is down or
+    // out of reach, rather than a live connection having dropped.
+    this.unreachable = false;
     // Messages sent, by type: lets tests prove what a client did not send.
     this.sentCounts = {};
   }
@@ -87,7 +90,9 @@ export class Connection {
     this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       if (this.ws === ws) this.transmit(ws, this.hello());
     };
     ws.onmessage = (ev) => {
@@ -105,7 +110,8 @@ export class Connection {
       this.ws = null;
       this.welcomed = false;
       if (this.stopped) return;
-      this.retry(ev.reason || `closed (${ev.code})`);
+      this.unreachable = !opened;
+      this.retry(ev.reason || (opened ? `closed (${ev.code})` : 'the server cannot be reached'));
     };
     // An error is always followed by close, which does the retrying.
     ws.onerror = () => {};
@@ -115,6 +121,7 @@ export class Connection {
     if (msg.type === 'welcome') {
       this.welcomed = true;
       this.attempt = 0;
+      this.unreachable = false;
       this.setState('live');
     } else if (msg.type === 'error' && !this.welcomed) {
       // Before the welcome, an error answers the hello.

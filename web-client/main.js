@@ -42,6 +42,7 @@ import {
   reportedOffset, roomTargetMs, rtpToServerUs,
 } from './playout.js';
 import { Room } from './room.js';
+import { pictureState } from './states.js';
 import { VideoLink } from './rtc.js';
 import {
   STILLS, StillCache, StillLayer, prefetchPlan, stillKey,
@@ -280,6 +281,8 @@ const connection = new Connection({
     connState = state;
     ui.setConnection(state, detail, code);
     if (state !== 'live') clock.stop();
+    // At once, not at the next painted frame: a page in the background paints rarely.
+    renderPictureState();
   },
 });
 
@@ -771,16 +774,16 @@ function endPeek() {
 
 function renderPresence() {
   const now = clock.serverNowUs();
-  const videoOf = (p) => {
-    if (p.latencyUs == null) return null;
+  const offsetOf = (p) => {
     const o = reportedOffset(p, history, room.timeline);
-    return o && offsetLabel(o.frames, o.latencyMs);
+    if (!o) return null;
+    return { frames: o.frames, label: p.latencyUs == null ? null : offsetLabel(o.frames, o.latencyMs) };
   };
   // The spread is for whoever runs the room.
   const spread = room.role === 'host' && media
     ? latencySpreadUs([...room.participants.values()], now ?? 0)
     : undefined;
-  ui.renderPresence(room, clock.status(), videoOf, spread);
+  ui.renderPresence(room, clock.status(), offsetOf, spread);
 }
 
 /** A REST call about this session with this page's link token (the server checks what its role may do). */
@@ -1289,8 +1292,26 @@ function typicalLatencyUs() {
   return latencies.median();
 }
 
+/** The picture's one state (states.js): the connection's, else the stream's, else the transport's. */
+function renderPictureState() {
+  const now = clock.serverNowUs();
+  const transport = drawnTransport ?? room.schedule?.current ?? null;
+  ui.showPictureState(pictureState({
+    connection: connState,
+    unreachable: connection.unreachable,
+    transport,
+    frame: displayed?.frame,
+    lastFrame: room.session ? room.session.durationFrames - 1 : null,
+    video: media ? stream.state : null,
+    // Playing, yet no new picture: the stream has stalled under the still-running clock.
+    stalled: Boolean(media && transport?.playing && !stillShown && videoShown && now != null
+      && now - videoShown.atUs > STALE_VIDEO_US),
+  }));
+}
+
 function paint() {
   requestAnimationFrame(paint);
+  renderPictureState();
   const now = clock.serverNowUs();
   if (now == null || !room.joined) return;
   const nowMs = performance.now();
@@ -1711,5 +1732,8 @@ bindControls();
 if (!link.token) {
   ui.showNoLink();
 } else {
-  ui.showJoin(localStorage.getItem(NAME_KEY), join);
+  // The name is this browser's: asked once, then used on every link and reload.
+  const remembered = localStorage.getItem(NAME_KEY)?.trim();
+  if (remembered) join(remembered);
+  else ui.showJoin('', join);
 }

@@ -5,6 +5,7 @@
 
 import { STATUS_LABEL, receiptParts, versionLabel } from './approvals.js';
 import { describe } from './messages.js';
+import { personSync, syncDetails } from './states.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -264,10 +265,13 @@ export class Ui {
   }
 
   /**
-   * `video(p)` gives a participant's video label ("+1 f / 38 ms") or null;
-   * `spread` is the room's latency spread ({spreadUs, count}) for hosts.
+   * `offset(p)` gives a participant's video offset ({frames, label}, e.g.
+   * {frames: 1, label: "+1 f / 38 ms"}) or null; `spread` is the room's
+   * latency spread ({spreadUs, count}) for hosts. Each row says in a
+   * word whether that person sees what the room sees; the figures are
+   * in its title.
    */
-  renderPresence(room, sync, video = () => null, spread = undefined) {
+  renderPresence(room, sync, offset = () => null, spread = undefined) {
     const rows = [...room.participants.values()].sort(
       (a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || a.name.localeCompare(b.name) || a.id - b.id,
     );
@@ -276,14 +280,13 @@ export class Ui {
     for (const p of rows.slice(0, MAX_PRESENCE_ROWS)) {
       const name = el('td', { title: p.connected ? 'connected' : 'disconnected' }, p.name);
       if (p.id === room.control.driver) name.append(el('span', { className: 'driver-mark', title: 'driving' }, '●'));
-      const tr = el('tr', {},
-        name,
-        el('td', {}, p.role),
-        el('td', { className: 'num' }, ms(p.rttUs)),
-        el('td', { className: 'num' }, p.uncertaintyUs == null ? '—' : `±${ms(p.uncertaintyUs)}`),
-        el('td', { className: 'num' }, p.lastFrame == null ? '—' : String(p.lastFrame)),
-        el('td', { className: 'num video-col' }, video(p) ?? '—'),
-      );
+      const o = offset(p);
+      const { status, word } = personSync(p, o?.frames ?? null);
+      const cell = el('td', { className: 'sync-col', title: syncDetails(p, o?.label) },
+        el('span', { className: 'sync-dot', ariaHidden: 'true' }), word);
+      cell.dataset.sync = status;
+      cell.dataset.video = o?.label ?? '';
+      const tr = el('tr', {}, name, el('td', {}, p.role), cell);
       tr.dataset.id = String(p.id);
       tr.dataset.connected = String(p.connected);
       if (!p.connected) tr.className = 'away';
@@ -291,7 +294,7 @@ export class Ui {
       body.append(tr);
     }
     if (rows.length > MAX_PRESENCE_ROWS) {
-      body.append(el('tr', {}, el('td', { colSpan: 6, className: 'dim' }, `and ${rows.length - MAX_PRESENCE_ROWS} more`)));
+      body.append(el('tr', {}, el('td', { colSpan: 3, className: 'dim' }, `and ${rows.length - MAX_PRESENCE_ROWS} more`)));
     }
     const c = room.counts;
     $('counts').textContent = `· ${c.hosts} host${c.hosts === 1 ? '' : 's'}, ${c.reviewers} reviewer${c.reviewers === 1 ? '' : 's'}, ${c.viewers} viewer${c.viewers === 1 ? '' : 's'}`;
@@ -312,16 +315,23 @@ export class Ui {
       : `Clock: rtt ${ms(sync.rttUs)} ms · ±${ms(sync.uncertaintyUs)} ms`;
   }
 
-  /** The mode line above the timecode, the play glyph and the loop band. */
+  /**
+   * The picture's one state (states.js), in the readout bar, and on the
+   * monitor's frame so that a dropped connection is seen at a glance.
+   * Called every animation frame; touches the DOM on change.
+   */
+  showPictureState({ state, label }) {
+    if (state === this.pictureState && label === this.pictureLabel) return;
+    this.pictureState = state;
+    this.pictureLabel = label;
+    const node = $('play-state');
+    node.dataset.state = state;
+    node.textContent = label;
+    $('monitor').dataset.state = state;
+  }
+
+  /** The mode line's loop marks, the play glyph and the loop band. */
   renderTransport(t, room) {
-    const state = $('play-state');
-    if (!t.playing) {
-      state.dataset.state = 'paused';
-      state.textContent = 'PAUSED';
-    } else {
-      state.dataset.state = t.speed < 0 ? 'reverse' : 'playing';
-      state.textContent = `${t.speed < 0 ? 'REVERSE' : 'PLAY'} ${Math.abs(t.speed)}×`;
-    }
     $('play').textContent = t.playing ? '❚❚' : '▶';
     const hasIn = t.loopIn != null;
     const hasOut = t.loopOut != null;

@@ -216,17 +216,17 @@ test('typed server errors appear in the toast area; Go to refuses what it cannot
   assertNoPageErrors(pages);
 });
 
-test('a reload resumes the same identity and keeps the driver seat', async () => {
+test('a reload resumes the same identity and keeps the driver seat, without asking the name again', async () => {
   const { byRole } = await createSession(server.base);
   const host = await join(byRole.host.url, 'Host E');
   const first = await state(host);
   assert.equal(first.driver, first.you);
 
   await host.reload();
-  // The name prompt remembers the name.
-  assert.equal(await host.inputValue('#name'), 'Host E');
-  await host.click('#join');
+  // The name is remembered: no prompt, the page joins under it at once.
   await until(host, () => window.syncreel?.state().connection === 'live');
+  assert.equal(await host.isHidden('#join-panel'), true);
+  assert.equal(await host.evaluate(() => localStorage.getItem('syncreel.name')), 'Host E');
   const again = await state(host);
   assert.equal(again.you, first.you);
   assert.equal(again.driver, first.you);

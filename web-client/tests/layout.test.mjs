@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 
 import { describe } from '../messages.js';
 import {
-  assertNoPageErrors, createMediaSession, createSession, joinAs, launchBrowser, startDemoServer, until,
+  assertNoPageErrors, createMediaSession, createSession, joinAs, launchBrowser, startDemoServer, startRelay, until,
 } from './support/harness.mjs';
 
 const VIDEO_WAIT_MS = 20_000;
@@ -256,6 +256,60 @@ test('Go to takes every form an editor types, and explains in place what it cann
   }
   assert.deepEqual(await host.evaluate(() => window.syncreel.errors()), [], 'the server refused something');
   assertNoPageErrors([host]);
+});
+
+test('the picture has one state: playing, then reconnecting and unreachable within a second of the server going, then back', async () => {
+  const { byRole } = await createMediaSession(server.base, 'Layout states');
+  const relay = await startRelay(server.base);
+  try {
+    const host = await joinWatching(byRole.host.url.replace(server.base, relay.base), 'Host states', LAPTOP);
+    const viewer = await joinWatching(byRole.viewer.url, 'Viewer states', LAPTOP);
+    const stateOf = (page) => page.evaluate(() => {
+      const node = document.getElementById('play-state');
+      return { state: node.dataset.state, label: node.textContent, readout: document.getElementById('readout').innerText };
+    });
+    // Paused on a still: one word, and nothing else in the bar says otherwise.
+    await until(host, () => document.getElementById('play-state').dataset.state === 'paused');
+    let s = await stateOf(host);
+    assert.equal(s.label, 'Paused');
+    assert.doesNotMatch(s.readout, /playing/i, 'the bar says paused and playing at once');
+
+    // Each person in a word, the figures on hover.
+    const viewerId = (await viewer.evaluate(() => window.syncreel.state().you));
+    const cell = await until(host, (id) => {
+      const td = document.querySelector(`#presence tr[data-id="${id}"] .sync-col`);
+      return td?.dataset.sync === 'in-sync' && { text: td.textContent, title: td.title };
+    }, viewerId);
+    assert.equal(cell.text, 'in sync');
+    assert.match(cell.title, /^round trip [\d.]+ ms · clock ±[\d.]+ ms · frame \d+/);
+
+    await host.keyboard.press('Space');
+    await until(host, () => document.getElementById('play-state').dataset.state === 'playing', null, VIDEO_WAIT_MS);
+    s = await stateOf(host);
+    assert.equal(s.label, 'Playing');
+    assert.doesNotMatch(s.readout, /paused/i, 'the bar says playing and paused at once');
+
+    // The server goes away: said within a second, by the connection's own events.
+    relay.refusing = true;
+    relay.cut();
+    const cutAt = Date.now();
+    await until(host, () => ['reconnecting', 'unreachable'].includes(document.getElementById('play-state').dataset.state), null, 1000);
+    const saidMs = Date.now() - cutAt;
+    await until(host, () => document.getElementById('play-state').dataset.state === 'unreachable', null, 5000);
+    s = await stateOf(host);
+    assert.equal(s.label, 'Server unreachable · retrying');
+    assert.doesNotMatch(s.readout, /playing/i, 'the bar still says playing with the server gone');
+    assert.equal(await host.getAttribute('#monitor', 'data-state'), 'unreachable');
+    assert.ok(saidMs <= 1000, `the state changed ${saidMs} ms after the cut`);
+
+    // Back: live again, and playing.
+    relay.refusing = false;
+    await until(host, () => window.syncreel.state().connection === 'live', null, 15_000);
+    await until(host, () => ['playing', 'buffering'].includes(document.getElementById('play-state').dataset.state));
+    assertNoPageErrors([host, viewer], [/WebSocket/, /ERR_CONNECTION/, /Failed to load resource/]);
+  } finally {
+    await relay.stop();
+  }
 });
 
 /** The toast for `code` shows its sentence and next step, not the code, which is under Details. */
