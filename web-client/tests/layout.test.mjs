@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 
 import { describe } from '../messages.js';
 import {
-  assertNoPageErrors, createMediaSession, createSession, joinAs, launchBrowser, startDemoServer, startRelay, until,
+  assertNoPageErrors, axeViolations, createMediaSession, createSession, joinAs, launchBrowser, startDemoServer, startRelay, until,
 } from './support/harness.mjs';
 
 const VIDEO_WAIT_MS = 20_000;
@@ -310,6 +310,17 @@ test('the picture has one state: playing, then reconnecting and unreachable with
   } finally {
     await relay.stop();
   }
+});
+
+test('axe finds nothing serious on a host\'s page or on a phone viewer\'s', async () => {
+  const { byRole } = await createMediaSession(server.base, 'Layout a11y');
+  const host = await joinWatching(byRole.host.url, 'Host a11y', LAPTOP);
+  await addNote(host, 'Accessible note');
+  const viewer = await joinWatching(byRole.viewer.url, 'Viewer a11y', PHONE);
+  for (const [who, page] of [['host', host], ['viewer', viewer]]) {
+    assert.deepEqual(await axeViolations(page), [], `${who}: serious or critical violations`);
+  }
+  assertNoPageErrors([host, viewer]);
 });
 
 /** The toast for `code` shows its sentence and next step, not the code, which is under Details. */

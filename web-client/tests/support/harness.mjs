@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -328,4 +328,20 @@ export async function seekTo(driver, timecode, frame, everyone) {
     await settledAt(page, v);
     await until(page, (f) => window.syncreel.displayed()?.frame === f, frame);
   }
+}
+
+/**
+ * The page's serious and critical accessibility violations, by axe-core
+ * (a devDependency, injected into the page): [{id, impact, help, targets}].
+ */
+export async function axeViolations(page) {
+  // Evaluated rather than added as a script tag: the page's CSP (script-src 'self') refuses inline scripts.
+  await page.evaluate(readFileSync(join(WEB_CLIENT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8'));
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
+    }));
+  });
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
