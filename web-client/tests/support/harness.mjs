@@ -222,10 +222,11 @@ export async function launchBrowser() {
 /**
  * Opens a link in its own browser context (its own storage, as a separate
  * person would have), joins under `name` and waits for the welcome.
- * `viewport` is the window's size (a laptop's 1280×800 unless told).
+ * `viewport` is the window's size (a laptop's 1280×800 unless told);
+ * `deviceScaleFactor` below 1 takes smaller screenshots of the same layout.
  */
-export async function joinAs(browser, url, name, { viewport = { width: 1280, height: 800 } } = {}) {
-  const context = await browser.newContext({ viewport });
+export async function joinAs(browser, url, name, { viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1 } = {}) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor });
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
