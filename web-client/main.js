@@ -41,6 +41,7 @@ import {
   EQUALISE, HoldWatch, SampleWindow, TransportHistory, delayForTargetMs, displayedTransport, latencySpreadUs, offsetLabel,
   reportedOffset, roomTargetMs, rtpToServerUs,
 } from './playout.js';
+import { RecordActions, apiError } from './record.js';
 import { Room } from './room.js';
 import { pictureState } from './states.js';
 import { VideoLink } from './rtc.js';
@@ -786,6 +787,9 @@ function renderPresence() {
   ui.renderPresence(room, clock.status(), offsetOf, spread);
 }
 
+// The record's buttons: exports, and ending the live review.
+const record = new RecordActions({ linkFetch, room, ui, endedAt: () => endedAt });
+
 /** A REST call about this session with this page's link token (the server checks what its role may do). */
 function linkFetch(path, method = 'GET', signal = undefined) {
   return fetch(`/api/sessions/${encodeURIComponent(room.session.id)}${path}`, {
@@ -793,70 +797,6 @@ function linkFetch(path, method = 'GET', signal = undefined) {
     headers: { authorization: `Bearer ${link.token}` },
     signal,
   });
-}
-
-/** The answer's typed error, as the toasts show it. */
-async function apiError(res) {
-  const body = await res.json().catch(() => null);
-  return { code: body?.error?.code ?? `http_${res.status}`, message: body?.error?.message ?? res.statusText };
-}
-
-/** Downloads an export of the record (the version on screen) as a file. */
-/** Downloads the record as `format`: of the version on screen, or with `whole` of every playlist entry. */
-async function exportRecord(format, whole = false) {
-  if (!room.joined) return;
-  ui.setRecordStatus(format === 'html' ? 'Rendering the report’s stills…' : `Exporting ${format.toUpperCase()}…`);
-  try {
-    // The version on screen here: in a personal room after the end, that
-    // may not be the one the shared room last showed.
-    const onScreen = room.mediaVersion ? `?version=${encodeURIComponent(room.mediaVersion.id)}` : '';
-    const version = whole ? '?version=all' : onScreen;
-    const res = await linkFetch(`/export/${format}${version}`);
-    if (!res.ok) {
-      const { code, message } = await apiError(res);
-      ui.setRecordStatus('');
-      ui.toast('error', code, message, { about: 'Not exported' });
-      return;
-    }
-    const name = res.headers.get('content-disposition')?.match(/filename="([^"]+)"/)?.[1] ?? `syncreel.${format}`;
-    const url = URL.createObjectURL(await res.blob());
-    const a = Object.assign(document.createElement('a'), { href: url, download: name });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    ui.setRecordStatus(`Saved ${name}`);
-  } catch (err) {
-    ui.setRecordStatus('');
-    ui.toast('error', 'offline', err.message, { about: 'The export did not come' });
-  }
-}
-
-let endArmedUntil = 0;
-
-/** First click arms, a second within four seconds ends the live review for everyone. */
-async function endReview() {
-  if (!room.joined || room.role !== 'host' || endedAt != null) return;
-  if (performance.now() > endArmedUntil) {
-    endArmedUntil = performance.now() + 4_000;
-    ui.armEndReview(true);
-    setTimeout(() => {
-      if (performance.now() >= endArmedUntil) ui.armEndReview(false);
-    }, 4_100);
-    return;
-  }
-  endArmedUntil = 0;
-  ui.armEndReview(false);
-  try {
-    const res = await linkFetch('/end', 'POST');
-    if (!res.ok) {
-      const { code, message } = await apiError(res);
-      ui.toast('error', code, message, { about: 'The review was not ended' });
-    }
-    // Everyone, this page included, hears `ended` from the room.
-  } catch (err) {
-    ui.toast('error', 'offline', err.message, { about: 'The review was not ended' });
-  }
 }
 
 /**
@@ -1420,6 +1360,17 @@ function bindControls() {
     ui.setSound(!video.muted);
   });
   on('retry', () => connection.start());
+  on('you', () => ui.showJoin(name, (chosen) => {
+    if (chosen === name) return;
+    // A name is given in the hello only: the page joins again under the
+    // new one, as a new participant (the old one leaves at once rather
+    // than lingering as away).
+    localStorage.setItem(NAME_KEY, chosen);
+    send({ type: 'leave' });
+    dropResume();
+    connection.stop('idle', 'renamed');
+    location.reload();
+  }));
   on('fatal-retry', () => connection.start());
   on('leave', () => {
     stream.stop();
@@ -1488,13 +1439,13 @@ function bindControls() {
   };
   document.getElementById('exports').addEventListener('click', (ev) => {
     const button = ev.target.closest('button[data-format]');
-    if (button) exportRecord(button.dataset.format);
+    if (button) record.export(button.dataset.format);
   });
   document.getElementById('playlist-exports').addEventListener('click', (ev) => {
     const button = ev.target.closest('button[data-format]');
-    if (button) exportRecord(button.dataset.format, true);
+    if (button) record.export(button.dataset.format, true);
   });
-  document.getElementById('end-review').addEventListener('click', endReview);
+  document.getElementById('end-review').addEventListener('click', () => record.end());
   on('peek-back', endPeek);
   document.getElementById('playlist').addEventListener('click', (ev) => {
     const cue = ev.target.closest('button[data-entry]');
@@ -1545,6 +1496,7 @@ function bindControls() {
 function join(chosen) {
   name = chosen;
   localStorage.setItem(NAME_KEY, name);
+  ui.showYou(name);
   connection.start();
   requestAnimationFrame(paint);
   if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onVideoFrame);

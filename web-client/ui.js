@@ -50,20 +50,33 @@ export class Ui {
     $('no-link').hidden = false;
   }
 
-  /** Asks for a name; `onJoin(name)` fires once on submit. */
+  /** Asks for a name; `onJoin(name)` fires on submit (the latest caller's, once per asking). */
   showJoin(defaultName, onJoin) {
     const form = $('join-form');
     const input = $('name');
     input.value = defaultName ?? '';
+    this.onJoin = onJoin;
     $('join-panel').hidden = false;
     input.focus();
+    input.select();
+    if (this.joinBound) return;
+    this.joinBound = true;
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const name = input.value.trim();
-      if (!name) return;
+      if (!name || !this.onJoin) return;
       $('join-panel').hidden = true;
-      onJoin(name);
+      const answer = this.onJoin;
+      this.onJoin = null;
+      answer(name);
     });
+  }
+
+  /** The name this page joined under, in the top bar: a click offers to change it. */
+  showYou(name) {
+    const you = $('you');
+    you.hidden = false;
+    you.textContent = name;
   }
 
   showApp() {

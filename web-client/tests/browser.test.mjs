@@ -227,9 +227,22 @@ test('a reload resumes the same identity and keeps the driver seat, without aski
   await until(host, () => window.syncreel?.state().connection === 'live');
   assert.equal(await host.isHidden('#join-panel'), true);
   assert.equal(await host.evaluate(() => localStorage.getItem('syncreel.name')), 'Host E');
+  assert.equal(await host.textContent('#you'), 'Host E');
   const again = await state(host);
   assert.equal(again.you, first.you);
   assert.equal(again.driver, first.you);
+
+  // The name can still be changed: the page joins again under the new one.
+  await host.click('#you');
+  assert.equal(await host.inputValue('#name'), 'Host E');
+  await host.fill('#name', 'Host E (grade)');
+  await host.click('#join');
+  await until(host, () => {
+    const s = window.syncreel?.state();
+    return s?.connection === 'live' && s.participants.find((p) => p.id === s.you)?.name === 'Host E (grade)';
+  });
+  assert.equal(await host.textContent('#you'), 'Host E (grade)');
+  assert.equal(await host.isHidden('#join-panel'), true);
   assertNoPageErrors(pages);
 });
 
