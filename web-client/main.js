@@ -1390,7 +1390,7 @@ function bindControls() {
 
   const tcForm = document.getElementById('tc-form');
   const tcInput = document.getElementById('tc-input');
-  tcInput.title = GOTO_HINT;
+  document.getElementById('tc-hint').textContent = GOTO_HINT;
   tcForm.addEventListener('submit', (ev) => {
     ev.preventDefault();
     if (!room.session) return;

@@ -174,12 +174,21 @@ test('on a phone a viewer gets the picture first, then the notes, and no control
   const scrolled = await measure(viewer);
   assert.ok(inView(scrolled.monitor, scrolled), `scrolling took the picture away: ${JSON.stringify(scrolled.monitor)}`);
 
-  // The same page at every width from 360 px up: never wider than the window.
-  for (const width of [360, 414, 600, 768, 960, 1024, 1440]) {
-    await viewer.setViewportSize({ width, height: 800 });
-    const wide = await viewer.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, inner: innerWidth }));
-    assert.equal(wide.inner, width);
-    assert.ok(wide.scroll <= wide.inner, `at ${width} px the page scrolls sideways: ${wide.scroll}`);
+  // The same pages at every width from 360 px up, the host's with every
+  // control and panel: never wider than the window.
+  for (const [who, page] of [['viewer', viewer], ['host', host]]) {
+    for (const width of [360, 414, 600, 768, 960, 1024, 1440]) {
+      await page.setViewportSize({ width, height: 800 });
+      const wide = await page.evaluate(() => ({
+        scroll: document.scrollingElement.scrollWidth,
+        inner: innerWidth,
+        // What sticks out, for the message.
+        out: [...document.querySelectorAll('body *')].filter((n) => n.getBoundingClientRect().right > innerWidth + 0.5)
+          .slice(0, 5).map((n) => `${n.tagName}#${n.id}.${n.className} → ${Math.round(n.getBoundingClientRect().right)}`),
+      }));
+      assert.equal(wide.inner, width);
+      assert.ok(wide.scroll <= wide.inner, `${who} at ${width} px: the page scrolls sideways (${wide.scroll}): ${wide.out}`);
+    }
   }
   assertNoPageErrors([host, viewer]);
 });
@@ -230,6 +239,15 @@ test('Go to takes every form an editor types, and explains in place what it cann
     await until(host, (f) => window.syncreel.displayed()?.frame === f && window.syncreel.state().pending === 0, frame);
     assert.equal(await host.isHidden('#tc-error'), true, `${text} was refused`);
   };
+  // The forms are named under the field while it has the keyboard; neither
+  // they nor a refusal move the picture.
+  const monitorAt = () => host.evaluate(() => {
+    const r = document.getElementById('monitor').getBoundingClientRect();
+    return [r.x, r.y, r.width, r.height];
+  });
+  const before = await monitorAt();
+  await host.focus('#tc-input');
+  assert.match(await host.innerText('#tc-hint'), /01:00:10:05.*1000.*f1234.*\+24/);
   await go('01:00:10:05', 245);
   await go('1000', 240);
   await go('01001100', 264);
@@ -249,6 +267,8 @@ test('Go to takes every form an editor types, and explains in place what it cann
       return { focused: document.activeElement === input, selected: input.value.slice(input.selectionStart, input.selectionEnd) };
     });
     assert.deepEqual(field, { focused: true, selected: text }, `${text}: the field lets go or the value is not selected`);
+    assert.equal(await host.isHidden('#tc-hint'), true, 'the hint shows beside the refusal');
+    assert.deepEqual(await monitorAt(), before, `the refusal of ${text} moved the picture`);
     assert.equal((await host.evaluate(() => window.syncreel.displayed().frame)), 12, `${text} moved the room`);
     // Typing over it takes the refusal away.
     await host.keyboard.type('1');
