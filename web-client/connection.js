@@ -35,9 +35,10 @@ export class Connection {
   /**
    * `hello()` builds the hello for each attempt (the resume secret may have
    * changed); `onMessage(msg)` gets every parsed server message;
-   * `onState(state, detail)` gets connecting | live | reconnecting |
-   * passcode | error; `onPasscode(error)` gets a hello refused for its
-   * passcode (the connection has stopped: `start()` again to retry).
+   * `onState(state, detail, code)` gets connecting | live | reconnecting |
+   * passcode | error (`code`: the typed refusal that ended it);
+   * `onPasscode(error)` gets a hello refused for its passcode (the
+   * connection has stopped: `start()` again to retry).
    */
   constructor({ url, hello, onMessage, onState, onResumeFailed, onPasscode }) {
     this.url = url;
@@ -52,6 +53,9 @@ export class Connection {
     this.welcomed = false;
     this.stopped = false;
     this.state = 'idle';
+    // The last attempt could not even open a socket: the server is down or
+    // out of reach, rather than a live connection having dropped.
+    this.unreachable = false;
     // Messages sent, by type: lets tests prove what a client did not send.
     this.sentCounts = {};
   }
@@ -64,13 +68,13 @@ export class Connection {
   }
 
   /** Closes for good: no reconnect. */
-  stop(state = 'idle', detail = '') {
+  stop(state = 'idle', detail = '', code = null) {
     this.stopped = true;
     clearTimeout(this.timer);
     const ws = this.ws;
     this.ws = null;
     if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
-    this.setState(state, detail);
+    this.setState(state, detail, code);
   }
 
   /** Sends a message if the socket is open and joined (or it is the hello). */
@@ -96,7 +100,9 @@ export class Connection {
     this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       if (this.ws === ws) this.transmit(ws, this.hello());
     };
     ws.onmessage = (ev) => {
@@ -114,7 +120,8 @@ export class Connection {
       this.ws = null;
       this.welcomed = false;
       if (this.stopped) return;
-      this.retry(ev.reason || `closed (${ev.code})`);
+      this.unreachable = !opened;
+      this.retry(ev.reason || (opened ? `closed (${ev.code})` : 'the server cannot be reached'));
     };
     // An error is always followed by close, which does the retrying.
     ws.onerror = () => {};
@@ -124,6 +131,7 @@ export class Connection {
     if (msg.type === 'welcome') {
       this.welcomed = true;
       this.attempt = 0;
+      this.unreachable = false;
       this.setState('live');
     } else if (msg.type === 'error' && !this.welcomed) {
       // Before the welcome, an error answers the hello.
@@ -142,12 +150,12 @@ export class Connection {
       }
       if (FATAL_HELLO.has(msg.code)) {
         this.onMessage(msg);
-        this.stop('error', msg.message || msg.code);
+        this.stop('error', msg.message || msg.code, msg.code);
         return;
       }
     } else if (msg.type === 'goodbye') {
       this.onMessage(msg);
-      if (FATAL_GOODBYE.has(msg.code)) this.stop('error', msg.message || msg.code);
+      if (FATAL_GOODBYE.has(msg.code)) this.stop('error', msg.message || msg.code, msg.code);
       // Otherwise (shutting_down) the close that follows retries.
       return;
     }
@@ -164,8 +172,8 @@ export class Connection {
     this.timer = setTimeout(() => this.open(), delay);
   }
 
-  setState(state, detail = '') {
+  setState(state, detail = '', code = null) {
     this.state = state;
-    this.onState?.(state, detail);
+    this.onState?.(state, detail, code);
   }
 }

@@ -21,7 +21,8 @@ export function isTyping(target) {
 
 /**
  * Binds the shortcuts. `actions` has: playPause, shuttle(dir, half), pause,
- * step(n), loopIn, loopOut, home, end.
+ * step(n), loopIn, loopOut, home, end, and optionally backToRoom and
+ * toggleOverlay (H: what sits on the picture).
  */
 export function bindKeys(target, actions) {
   const handler = (ev) => {
@@ -49,6 +50,7 @@ export function bindKeys(target, actions) {
       case 'Home': return once(actions.home);
       case 'End': return once(actions.end);
       case 'Escape': return actions.backToRoom ? once(actions.backToRoom) : null;
+      case 'KeyH': return actions.toggleOverlay ? once(actions.toggleOverlay) : null;
       default: return null;
     }
   };

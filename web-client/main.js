@@ -30,16 +30,20 @@ import { Commands } from './commands.js';
 import { Connection } from './connection.js';
 import { Drawings, NO_MEDIA_PICTURE, drawingMessage } from './drawing.js';
 import { read as readLuma, readRgba, stripRect } from './framecode.js';
+import { GOTO_HINT, parseGoto } from './goto.js';
 import { bindKeys, nextShuttleSpeed } from './keys.js';
 import {
-  Notes, Outbox, noteProblem, refusalNotice,
+  Notes, Outbox, noteProblem, refusalHeadline,
 } from './notes.js';
+import { PictureOverlay } from './layout.js';
 import { Overlay } from './overlay.js';
 import {
   EQUALISE, HoldWatch, SampleWindow, TransportHistory, delayForTargetMs, displayedTransport, latencySpreadUs, offsetLabel,
   reportedOffset, roomTargetMs, rtpToServerUs,
 } from './playout.js';
+import { RecordActions, apiError } from './record.js';
 import { Room } from './room.js';
+import { pictureState } from './states.js';
 import { VideoLink } from './rtc.js';
 import {
   STILLS, StillCache, StillLayer, prefetchPlan, stillKey,
@@ -288,10 +292,12 @@ const connection = new Connection({
   onResumeFailed: dropResume,
   onPasscode: askPasscode,
   onMessage,
-  onState(state, detail) {
+  onState(state, detail, code) {
     connState = state;
-    ui.setConnection(state, detail);
+    ui.setConnection(state, detail, code);
     if (state !== 'live') clock.stop();
+    // At once, not at the next painted frame: a page in the background paints rarely.
+    renderPictureState();
   },
 });
 
@@ -333,7 +339,7 @@ const commands = new Commands({
       : room.canDrive()
         ? 'Only the driver controls playback. Request control first.'
         : 'Viewers watch along; they cannot drive playback.';
-    ui.toast('info', 'not_driver', why);
+    ui.notify('info', why, { code: 'not_driver' });
   },
 });
 
@@ -433,7 +439,7 @@ function onMessage(msg) {
       errors.push({ code: 'media_error', message: msg.message, ref: null, type: msg.type });
       stream.stop(msg.message, 'failed');
       ui.showMediaError(msg.message);
-      ui.toast('error', 'media_error', `The video stopped: ${msg.message}`);
+      ui.toast('error', 'media_error', msg.message);
       return;
     default:
       break;
@@ -567,8 +573,8 @@ function onRefused(msg) {
     }, WRITE_RETRY_MS);
     return;
   }
-  const notice = refusalNotice(queued, msg.code, msg.message);
-  if (notice) ui.toast('error', msg.code, notice);
+  const about = refusalHeadline(queued, msg.code);
+  if (about) ui.toast('error', msg.code, msg.message, { about });
   renderNotes();
   renderApprovals();
   drawRevision += 1;
@@ -594,7 +600,7 @@ function shownFrame() {
 function addNote(text) {
   const problem = noteProblem(text);
   if (problem) {
-    if (problem === 'too_long') ui.toast('error', 'bad_note', 'A note is at most 4000 characters.');
+    if (problem === 'too_long') ui.notify('error', 'A note is at most 4000 characters.', { code: 'bad_note' });
     return false;
   }
   const frame = shownFrame();
@@ -611,7 +617,7 @@ function addNote(text) {
 function addReply(text) {
   const problem = noteProblem(text);
   if (problem) {
-    if (problem === 'too_long') ui.toast('error', 'bad_note', 'A reply is at most 4000 characters.');
+    if (problem === 'too_long') ui.notify('error', 'A reply is at most 4000 characters.', { code: 'bad_note' });
     return false;
   }
   if (replyingTo == null || !notes.get(replyingTo)) return false;
@@ -781,7 +787,7 @@ async function loadPeekStill(look) {
     const res = await linkFetch(`/still/${look.frame}${version}`);
     if (!res.ok) {
       const { code, message } = await apiError(res);
-      if (peek === look) ui.toast('error', code, `No still of that frame: ${message}`);
+      if (peek === look) ui.toast('error', code, message, { about: 'No still of that frame' });
       return;
     }
     const url = URL.createObjectURL(await res.blob());
@@ -792,7 +798,7 @@ async function loadPeekStill(look) {
     look.still = url;
     ui.showPeek(look.frame, room.format.label(look.frame), url);
   } catch (err) {
-    if (peek === look) ui.toast('error', 'offline', `The still did not come: ${err.message}`);
+    if (peek === look) ui.toast('error', 'offline', err.message, { about: 'The still did not come' });
   }
 }
 
@@ -806,17 +812,20 @@ function endPeek() {
 
 function renderPresence() {
   const now = clock.serverNowUs();
-  const videoOf = (p) => {
-    if (p.latencyUs == null) return null;
+  const offsetOf = (p) => {
     const o = reportedOffset(p, history, room.timeline);
-    return o && offsetLabel(o.frames, o.latencyMs);
+    if (!o) return null;
+    return { frames: o.frames, label: p.latencyUs == null ? null : offsetLabel(o.frames, o.latencyMs) };
   };
   // The spread is for whoever runs the room.
   const spread = room.role === 'host' && media
     ? latencySpreadUs([...room.participants.values()], now ?? 0)
     : undefined;
-  ui.renderPresence(room, clock.status(), videoOf, spread);
+  ui.renderPresence(room, clock.status(), offsetOf, spread);
 }
+
+// The record's buttons: exports, and ending the live review.
+const record = new RecordActions({ linkFetch, room, ui, endedAt: () => endedAt });
 
 /** A REST call about this session with this page's link token (the server checks what its role may do). */
 function linkFetch(path, method = 'GET', signal = undefined) {
@@ -824,70 +833,6 @@ function linkFetch(path, method = 'GET', signal = undefined) {
   const passcode = loadPasscode();
   if (passcode) headers['x-syncreel-passcode'] = passcode;
   return fetch(`/api/sessions/${encodeURIComponent(room.session.id)}${path}`, { method, headers, signal });
-}
-
-/** The answer's typed error, as the toasts show it. */
-async function apiError(res) {
-  const body = await res.json().catch(() => null);
-  return { code: body?.error?.code ?? `http_${res.status}`, message: body?.error?.message ?? res.statusText };
-}
-
-/** Downloads an export of the record (the version on screen) as a file. */
-/** Downloads the record as `format`: of the version on screen, or with `whole` of every playlist entry. */
-async function exportRecord(format, whole = false) {
-  if (!room.joined) return;
-  ui.setRecordStatus(format === 'html' ? 'Rendering the report’s stills…' : `Exporting ${format.toUpperCase()}…`);
-  try {
-    // The version on screen here: in a personal room after the end, that
-    // may not be the one the shared room last showed.
-    const onScreen = room.mediaVersion ? `?version=${encodeURIComponent(room.mediaVersion.id)}` : '';
-    const version = whole ? '?version=all' : onScreen;
-    const res = await linkFetch(`/export/${format}${version}`);
-    if (!res.ok) {
-      const { code, message } = await apiError(res);
-      ui.setRecordStatus('');
-      ui.toast('error', code, message);
-      return;
-    }
-    const name = res.headers.get('content-disposition')?.match(/filename="([^"]+)"/)?.[1] ?? `syncreel.${format}`;
-    const url = URL.createObjectURL(await res.blob());
-    const a = Object.assign(document.createElement('a'), { href: url, download: name });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    ui.setRecordStatus(`Saved ${name}`);
-  } catch (err) {
-    ui.setRecordStatus('');
-    ui.toast('error', 'offline', `The export did not come: ${err.message}`);
-  }
-}
-
-let endArmedUntil = 0;
-
-/** First click arms, a second within four seconds ends the live review for everyone. */
-async function endReview() {
-  if (!room.joined || room.role !== 'host' || endedAt != null) return;
-  if (performance.now() > endArmedUntil) {
-    endArmedUntil = performance.now() + 4_000;
-    ui.armEndReview(true);
-    setTimeout(() => {
-      if (performance.now() >= endArmedUntil) ui.armEndReview(false);
-    }, 4_100);
-    return;
-  }
-  endArmedUntil = 0;
-  ui.armEndReview(false);
-  try {
-    const res = await linkFetch('/end', 'POST');
-    if (!res.ok) {
-      const { code, message } = await apiError(res);
-      ui.toast('error', code, message);
-    }
-    // Everyone, this page included, hears `ended` from the room.
-  } catch (err) {
-    ui.toast('error', 'offline', `The review was not ended: ${err.message}`);
-  }
 }
 
 /**
@@ -1323,8 +1268,26 @@ function typicalLatencyUs() {
   return latencies.median();
 }
 
+/** The picture's one state (states.js): the connection's, else the stream's, else the transport's. */
+function renderPictureState() {
+  const now = clock.serverNowUs();
+  const transport = drawnTransport ?? room.schedule?.current ?? null;
+  ui.showPictureState(pictureState({
+    connection: connState,
+    unreachable: connection.unreachable,
+    transport,
+    frame: displayed?.frame,
+    lastFrame: room.session ? room.session.durationFrames - 1 : null,
+    video: media ? stream.state : null,
+    // Playing, yet no new picture: the stream has stalled under the still-running clock.
+    stalled: Boolean(media && transport?.playing && !stillShown && videoShown && now != null
+      && now - videoShown.atUs > STALE_VIDEO_US),
+  }));
+}
+
 function paint() {
   requestAnimationFrame(paint);
+  renderPictureState();
   const now = clock.serverNowUs();
   if (now == null || !room.joined) return;
   const nowMs = performance.now();
@@ -1385,10 +1348,13 @@ function drive(msg) {
   return commands.drive(msg);
 }
 
+const pictureOverlay = new PictureOverlay(document.getElementById('monitor'), document.getElementById('overlay-toggle'));
+
 const actions = {
   backToRoom() {
     endPeek();
   },
+  toggleOverlay: () => pictureOverlay.toggle(),
   playPause() {
     const t = room.schedule.newest();
     drive({ type: t?.playing ? 'pause' : 'play' });
@@ -1430,13 +1396,24 @@ function bindControls() {
     ui.setSound(!video.muted);
   });
   on('retry', () => connection.start());
+  on('you', () => ui.showJoin(name, (chosen) => {
+    if (chosen === name) return;
+    // A name is given in the hello only: the page joins again under the
+    // new one, as a new participant (the old one leaves at once rather
+    // than lingering as away).
+    localStorage.setItem(NAME_KEY, chosen);
+    send({ type: 'leave' });
+    dropResume();
+    connection.stop('idle', 'renamed');
+    location.reload();
+  }));
   on('fatal-retry', () => connection.start());
   on('leave', () => {
     stream.stop();
     send({ type: 'leave' });
     dropResume();
     connection.stop('idle', 'left the session');
-    ui.toast('info', null, 'You left the session. Reload the page to join again.');
+    ui.notify('info', 'You left the session. Reload the page to join again.');
   });
   document.getElementById('requests').addEventListener('click', (ev) => {
     const button = ev.target.closest('button');
@@ -1449,16 +1426,21 @@ function bindControls() {
 
   const tcForm = document.getElementById('tc-form');
   const tcInput = document.getElementById('tc-input');
+  document.getElementById('tc-hint').textContent = GOTO_HINT;
   tcForm.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const text = tcInput.value.trim();
-    if (!text) return;
-    // The server parses it, so a bad label comes back as a typed error
-    // that names the problem exactly as the server sees it.
-    drive({ type: 'seek', timecode: text });
+    if (!room.session) return;
+    const place = parseGoto(tcInput.value, {
+      format: room.format, duration: room.session.durationFrames, current: shownFrame(),
+    });
+    if (!place) return;
+    ui.refuseGoto(place.error ?? null);
+    if (place.error) return;
+    drive({ type: 'seek', frame: place.frame });
     // Hand the keyboard back to the shortcuts.
     tcInput.blur();
   });
+  tcInput.addEventListener('input', () => ui.refuseGoto(null));
 
   const scrubber = ui.scrubber;
   const endScrub = () => { ui.scrubbing = false; };
@@ -1493,13 +1475,13 @@ function bindControls() {
   };
   document.getElementById('exports').addEventListener('click', (ev) => {
     const button = ev.target.closest('button[data-format]');
-    if (button) exportRecord(button.dataset.format);
+    if (button) record.export(button.dataset.format);
   });
   document.getElementById('playlist-exports').addEventListener('click', (ev) => {
     const button = ev.target.closest('button[data-format]');
-    if (button) exportRecord(button.dataset.format, true);
+    if (button) record.export(button.dataset.format, true);
   });
-  document.getElementById('end-review').addEventListener('click', endReview);
+  document.getElementById('end-review').addEventListener('click', () => record.end());
   on('peek-back', endPeek);
   document.getElementById('playlist').addEventListener('click', (ev) => {
     const cue = ev.target.closest('button[data-entry]');
@@ -1550,6 +1532,7 @@ function bindControls() {
 function join(chosen) {
   name = chosen;
   localStorage.setItem(NAME_KEY, name);
+  ui.showYou(name);
   connection.start();
   requestAnimationFrame(paint);
   if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onVideoFrame);
@@ -1737,5 +1720,8 @@ bindControls();
 if (!link.token) {
   ui.showNoLink();
 } else {
-  ui.showJoin(localStorage.getItem(NAME_KEY), join);
+  // The name is this browser's: asked once, then used on every link and reload.
+  const remembered = localStorage.getItem(NAME_KEY)?.trim();
+  if (remembered) join(remembered);
+  else ui.showJoin('', join);
 }

@@ -39,9 +39,15 @@ const REFUSED = Object.freeze({
  * (with `code` and `message`), or null when there is nothing to tell.
  */
 export function refusalNotice(write, code, message) {
+  const headline = refusalHeadline(write, code);
+  return headline && `${headline}: ${message}`;
+}
+
+/** What was refused ("Note not saved"), to head the sentence for `code`; null when there is nothing to tell. */
+export function refusalHeadline(write, code) {
   // Someone else's eraser got there first: the shape is gone, as wished.
   if (write.type === 'erase' && code === 'unknown_drawing') return null;
-  return `${REFUSED[write.type] ?? 'Not saved'}: ${message}`;
+  return REFUSED[write.type] ?? 'Not saved';
 }
 
 /**

@@ -4,6 +4,8 @@
 // they only ever reach the page through textContent.
 
 import { STATUS_LABEL, receiptParts, versionLabel } from './approvals.js';
+import { describe } from './messages.js';
+import { personSync, syncDetails } from './states.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -43,6 +45,7 @@ export class Ui {
     this.drivingEnabled = null;
     this.frameEl = $('frame');
     this.timecodeEl = $('timecode');
+    this.badgeEl = $('picture-badge');
     this.scrubber = $('scrubber');
   }
 
@@ -50,19 +53,25 @@ export class Ui {
     $('no-link').hidden = false;
   }
 
-  /** Asks for a name; `onJoin(name)` fires once on submit. */
+  /** Asks for a name; `onJoin(name)` fires on submit (the latest caller's, once per asking). */
   showJoin(defaultName, onJoin) {
     const form = $('join-form');
     const input = $('name');
     input.value = defaultName ?? '';
+    this.onJoin = onJoin;
     $('join-panel').hidden = false;
     input.focus();
+    input.select();
+    if (this.joinBound) return;
+    this.joinBound = true;
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const name = input.value.trim();
-      if (!name) return;
+      if (!name || !this.onJoin) return;
       $('join-panel').hidden = true;
-      onJoin(name);
+      const answer = this.onJoin;
+      this.onJoin = null;
+      answer(name);
     });
   }
 
@@ -90,12 +99,20 @@ export class Ui {
     };
   }
 
+  /** The name this page joined under, in the top bar: a click offers to change it. */
+  showYou(name) {
+    const you = $('you');
+    you.hidden = false;
+    you.textContent = name;
+  }
+
   showApp() {
     $('app').hidden = false;
     $('leave').hidden = false;
   }
 
-  setConnection(state, detail) {
+  /** `code` is the refusal's typed code when `state` is error. */
+  setConnection(state, detail, code) {
     const conn = $('conn');
     conn.dataset.state = state;
     conn.textContent = state;
@@ -104,7 +121,12 @@ export class Ui {
     // Errors here are refusals that retrying alone will not fix (a revoked
     // link, a full room), so they get the whole screen rather than a pill.
     $('fatal').hidden = state !== 'error';
-    $('fatal-message').textContent = detail || 'The server refused this connection.';
+    const fatal = $('fatal-message');
+    if (state !== 'error') return;
+    const said = code ? describe(code, detail) : { text: detail || 'The server refused this connection.', next: '' };
+    fatal.textContent = said.next ? `${said.text} ${said.next}` : said.text;
+    fatal.dataset.code = code ?? '';
+    fatal.title = code ? `${code}: ${detail}` : '';
   }
 
   renderSession(room) {
@@ -114,6 +136,8 @@ export class Ui {
     $('fps').textContent = fpsLabel(s);
     $('fps').parentElement.title = `${s.fps} frames per second${s.dropFrame ? ', drop-frame timecode' : ''}`;
     $('role').textContent = room.role;
+    // The layout drops what this seat cannot use (style.css, narrow screens).
+    document.body.dataset.role = room.role;
     $('duration').textContent = String(s.durationFrames);
     this.scrubber.max = String(s.durationFrames - 1);
     this.renderViewerMark(room);
@@ -254,6 +278,7 @@ export class Ui {
   setDriving(enabled) {
     if (this.drivingEnabled === enabled) return;
     this.drivingEnabled = enabled;
+    document.body.dataset.driving = String(enabled);
     for (const node of document.querySelectorAll('.driving')) node.disabled = !enabled;
     this.scrubber.disabled = !enabled;
   }
@@ -263,7 +288,6 @@ export class Ui {
     const on = media != null;
     $('monitor').classList.toggle('has-video', on);
     $('video').hidden = !on;
-    $('video-state').hidden = !on;
     $('video-readout').hidden = !on;
     $('sound').hidden = !(on && media.hasAudio);
     if (!on) this.showMediaError(null);
@@ -277,10 +301,9 @@ export class Ui {
   }
 
   setVideoState(state, detail) {
-    const node = $('video-state');
-    node.dataset.state = state;
-    node.textContent = state === 'none' ? 'no video' : `video ${state}`;
-    node.title = detail || '';
+    const node = $('play-state');
+    node.dataset.video = state;
+    node.title = detail ? `Video ${state}: ${detail}` : `Video ${state}`;
   }
 
   showMediaError(message) {
@@ -300,10 +323,13 @@ export class Ui {
   }
 
   /**
-   * `video(p)` gives a participant's video label ("+1 f / 38 ms") or null;
-   * `spread` is the room's latency spread ({spreadUs, count}) for hosts.
+   * `offset(p)` gives a participant's video offset ({frames, label}, e.g.
+   * {frames: 1, label: "+1 f / 38 ms"}) or null; `spread` is the room's
+   * latency spread ({spreadUs, count}) for hosts. Each row says in a
+   * word whether that person sees what the room sees; the figures are
+   * in its title.
    */
-  renderPresence(room, sync, video = () => null, spread = undefined) {
+  renderPresence(room, sync, offset = () => null, spread = undefined) {
     const rows = [...room.participants.values()].sort(
       (a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || a.name.localeCompare(b.name) || a.id - b.id,
     );
@@ -312,14 +338,13 @@ export class Ui {
     for (const p of rows.slice(0, MAX_PRESENCE_ROWS)) {
       const name = el('td', { title: p.connected ? 'connected' : 'disconnected' }, p.name);
       if (p.id === room.control.driver) name.append(el('span', { className: 'driver-mark', title: 'driving' }, '●'));
-      const tr = el('tr', {},
-        name,
-        el('td', {}, p.role),
-        el('td', { className: 'num' }, ms(p.rttUs)),
-        el('td', { className: 'num' }, p.uncertaintyUs == null ? '—' : `±${ms(p.uncertaintyUs)}`),
-        el('td', { className: 'num' }, p.lastFrame == null ? '—' : String(p.lastFrame)),
-        el('td', { className: 'num video-col' }, video(p) ?? '—'),
-      );
+      const o = offset(p);
+      const { status, word } = personSync(p, o?.frames ?? null);
+      const cell = el('td', { className: 'sync-col', title: syncDetails(p, o?.label) },
+        el('span', { className: 'sync-dot', ariaHidden: 'true' }), word);
+      cell.dataset.sync = status;
+      cell.dataset.video = o?.label ?? '';
+      const tr = el('tr', {}, name, el('td', {}, p.role), cell);
       tr.dataset.id = String(p.id);
       tr.dataset.connected = String(p.connected);
       if (!p.connected) tr.className = 'away';
@@ -327,7 +352,7 @@ export class Ui {
       body.append(tr);
     }
     if (rows.length > MAX_PRESENCE_ROWS) {
-      body.append(el('tr', {}, el('td', { colSpan: 6, className: 'dim' }, `and ${rows.length - MAX_PRESENCE_ROWS} more`)));
+      body.append(el('tr', {}, el('td', { colSpan: 3, className: 'dim' }, `and ${rows.length - MAX_PRESENCE_ROWS} more`)));
     }
     const c = room.counts;
     $('counts').textContent = `· ${c.hosts} host${c.hosts === 1 ? '' : 's'}, ${c.reviewers} reviewer${c.reviewers === 1 ? '' : 's'}, ${c.viewers} viewer${c.viewers === 1 ? '' : 's'}`;
@@ -348,16 +373,23 @@ export class Ui {
       : `Clock: rtt ${ms(sync.rttUs)} ms · ±${ms(sync.uncertaintyUs)} ms`;
   }
 
-  /** The mode line above the timecode, the play glyph and the loop band. */
+  /**
+   * The picture's one state (states.js), in the readout bar, and on the
+   * monitor's frame so that a dropped connection is seen at a glance.
+   * Called every animation frame; touches the DOM on change.
+   */
+  showPictureState({ state, label }) {
+    if (state === this.pictureState && label === this.pictureLabel) return;
+    this.pictureState = state;
+    this.pictureLabel = label;
+    const node = $('play-state');
+    node.dataset.state = state;
+    node.textContent = label;
+    $('monitor').dataset.state = state;
+  }
+
+  /** The mode line's loop marks, the play glyph and the loop band. */
   renderTransport(t, room) {
-    const state = $('play-state');
-    if (!t.playing) {
-      state.dataset.state = 'paused';
-      state.textContent = 'PAUSED';
-    } else {
-      state.dataset.state = t.speed < 0 ? 'reverse' : 'playing';
-      state.textContent = `${t.speed < 0 ? 'REVERSE' : 'PLAY'} ${Math.abs(t.speed)}×`;
-    }
     $('play').textContent = t.playing ? '❚❚' : '▶';
     const hasIn = t.loopIn != null;
     const hasOut = t.loopOut != null;
@@ -386,7 +418,26 @@ export class Ui {
     if (label !== this.shownLabel) {
       this.shownLabel = label;
       this.timecodeEl.textContent = label;
+      this.badgeEl.textContent = label;
     }
+  }
+
+  /**
+   * "Go to" refused: the reason under the field, which keeps the keyboard
+   * with the bad value selected, ready to be typed over. null clears it.
+   */
+  refuseGoto(reason) {
+    const input = $('tc-input');
+    const error = $('tc-error');
+    error.hidden = reason == null;
+    error.textContent = reason ?? '';
+    if (reason == null) {
+      input.removeAttribute('aria-invalid');
+      return;
+    }
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+    input.select();
   }
 
   /** The note box is for hosts and reviewers; everyone sees the list. */
@@ -598,14 +649,32 @@ export class Ui {
     $('monitor').classList.toggle('drawing', enabled && tool != null);
   }
 
-  toast(kind, code, message) {
+  /**
+   * A typed error (or notice) in words: the sentence for `code` and what
+   * to do next (messages.js), headed by `about` when it says what it
+   * concerns ("Note not saved"). The code and the server's `message`
+   * stay on the toast for support: in `data-code`, the title, and a
+   * folded "Details" line.
+   */
+  toast(kind, code, message, { about } = {}) {
+    const { text, next } = describe(code, message);
+    this.notify(kind, about ? `${about}. ${text}` : text, { code, next, detail: message });
+  }
+
+  /** A notice the page wrote itself (`text` is already a sentence); `code` kept for tests and support. */
+  notify(kind, text, { code = null, next = '', detail = '' } = {}) {
     const box = $('toasts');
-    const node = el('div', { className: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status' });
+    const node = el('div', { className: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status' },
+      el('p', { className: 'toast-text' }, text));
+    if (next) node.append(el('p', { className: 'toast-next' }, next));
     if (code) {
       node.dataset.code = code;
-      node.append(el('span', { className: 'code' }, code));
+      node.title = detail ? `${code}: ${detail}` : code;
+      const details = el('details', { className: 'toast-details' }, el('summary', {}, 'Details'));
+      details.append(el('code', {}, code));
+      if (detail) details.append(' ', detail);
+      node.append(details);
     }
-    node.append(message);
     box.append(node);
     while (box.children.length > MAX_TOASTS) box.firstElementChild.remove();
     setTimeout(() => node.remove(), TOAST_MS);

@@ -192,35 +192,57 @@ test('a viewer cannot drive; a reviewer drives once the host grants control', as
   assertNoPageErrors(pages);
 });
 
-test('typed server errors appear in the toast area', async () => {
+test('typed server errors appear in the toast area; Go to refuses what it cannot place where it was typed', async () => {
   const { byRole } = await createSession(server.base);
   const host = await join(byRole.host.url, 'Host D');
   const before = await state(host);
 
-  await host.fill('#tc-input', '01:00:00:99');
-  await host.press('#tc-input', 'Enter');
+  // Go to reads the field itself, so a bad label reaches the server only this way.
+  await host.evaluate(() => window.syncreel.drive({ type: 'seek', timecode: '01:00:00:99' }));
   await host.waitForSelector('#toasts [data-code="bad_timecode"]');
   await host.fill('#tc-input', 'soon');
   await host.press('#tc-input', 'Enter');
-  await until(host, () => window.syncreel.errors().filter((e) => e.code === 'bad_timecode').length === 2);
+  await host.waitForSelector('#tc-error', { state: 'visible' });
+  assert.match(await host.textContent('#tc-error'), /not a time/);
+  // The keyboard stays in the field, the bad value selected to be typed over.
+  const field = await host.evaluate(() => {
+    const input = document.getElementById('tc-input');
+    return { focused: document.activeElement === input, start: input.selectionStart, end: input.selectionEnd, value: input.value };
+  });
+  assert.deepEqual(field, { focused: true, start: 0, end: 4, value: 'soon' });
+  assert.equal(await host.getAttribute('#tc-input', 'aria-invalid'), 'true');
+  assert.equal((await host.evaluate(() => window.syncreel.sent())).seek, 1, 'only the hook\'s seek was sent');
   assert.equal((await state(host)).version, before.version);
   assertNoPageErrors(pages);
 });
 
-test('a reload resumes the same identity and keeps the driver seat', async () => {
+test('a reload resumes the same identity and keeps the driver seat, without asking the name again', async () => {
   const { byRole } = await createSession(server.base);
   const host = await join(byRole.host.url, 'Host E');
   const first = await state(host);
   assert.equal(first.driver, first.you);
 
   await host.reload();
-  // The name prompt remembers the name.
-  assert.equal(await host.inputValue('#name'), 'Host E');
-  await host.click('#join');
+  // The name is remembered: no prompt, the page joins under it at once.
   await until(host, () => window.syncreel?.state().connection === 'live');
+  assert.equal(await host.isHidden('#join-panel'), true);
+  assert.equal(await host.evaluate(() => localStorage.getItem('syncreel.name')), 'Host E');
+  assert.equal(await host.textContent('#you'), 'Host E');
   const again = await state(host);
   assert.equal(again.you, first.you);
   assert.equal(again.driver, first.you);
+
+  // The name can still be changed: the page joins again under the new one.
+  await host.click('#you');
+  assert.equal(await host.inputValue('#name'), 'Host E');
+  await host.fill('#name', 'Host E (grade)');
+  await host.click('#join');
+  await until(host, () => {
+    const s = window.syncreel?.state();
+    return s?.connection === 'live' && s.participants.find((p) => p.id === s.you)?.name === 'Host E (grade)';
+  });
+  assert.equal(await host.textContent('#you'), 'Host E (grade)');
+  assert.equal(await host.isHidden('#join-panel'), true);
   assertNoPageErrors(pages);
 });
 

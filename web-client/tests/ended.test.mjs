@@ -46,9 +46,8 @@ test('after the host ends the review, a reloaded page reviews on its own and mov
   // The page lets go of its place in the shared room: a reload joins afresh.
   await until(viewer, () => !Object.keys(sessionStorage).some((k) => k.startsWith('syncreel.resume.')));
 
+  // The page remembers the name, so the reload joins without asking.
   await viewer.reload();
-  await viewer.fill('#name', 'Vic');
-  await viewer.click('#join');
   const mine = await until(viewer, () => {
     const s = window.syncreel.state();
     return s.connection === 'live' && s.room === 'personal' && s.driver === s.you && s;
@@ -106,8 +105,6 @@ test('the host exports the record and ends the review from the page; everyone se
 
   // Reloaded, the reviewer is in a room of their own, and the banner says so.
   await reviewer.reload();
-  await reviewer.fill('#name', 'Rev E2');
-  await reviewer.click('#join');
   await until(reviewer, () => window.syncreel.state().room === 'personal' && window.syncreel.state().endedAt != null);
   assert.match(await reviewer.textContent('#ended-banner'), /You are reviewing on your own/);
   assert.equal((await reviewer.evaluate(() => window.syncreel.notes())).length, 1);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { Approvals } from '../approvals.js';
 import { Drawings } from '../drawing.js';
 import {
-  MAX_NOTE_CHARS, Notes, Outbox, familyOf, noteProblem, refusalNotice,
+  MAX_NOTE_CHARS, Notes, Outbox, familyOf, noteProblem, refusalHeadline, refusalNotice,
 } from '../notes.js';
 
 /** localStorage's surface, in memory. */
@@ -284,4 +284,6 @@ test('a refusal for good is told in the words of what was refused; a lost race t
   assert.equal(refusalNotice({ type: 'resolve' }, 'unknown_note', 'no note 4'), 'Note not updated: no note 4');
   assert.equal(refusalNotice({ type: 'erase' }, 'forbidden', 'viewers cannot draw'), 'Not erased: viewers cannot draw');
   assert.equal(refusalNotice({ type: 'erase' }, 'unknown_drawing', 'there is no drawing 3 to erase'), null);
+  assert.equal(refusalHeadline({ type: 'reply' }, 'bad_note'), 'Reply not saved');
+  assert.equal(refusalHeadline({ type: 'erase' }, 'unknown_drawing'), null);
 });

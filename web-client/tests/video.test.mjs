@@ -434,8 +434,15 @@ test('presence shows each viewer\'s video offset and latency, and the host the s
     return p?.latencyUs > 0 && p.latencyUs < 2_000_000;
   }, viewerId);
   await until(host, (id) => /^[+−±]\d+ f \/ \d+ ms$/.test(
-    document.querySelector(`#presence tr[data-id="${id}"] .video-col`)?.textContent ?? '',
+    document.querySelector(`#presence tr[data-id="${id}"] .sync-col`)?.dataset.video ?? '',
   ), viewerId);
+  // In a word, with the figures on hover.
+  const cell = await host.evaluate((id) => {
+    const td = document.querySelector(`#presence tr[data-id="${id}"] .sync-col`);
+    return { sync: td.dataset.sync, text: td.textContent, title: td.title };
+  }, viewerId);
+  assert.match(cell.text, /^(in sync|behind \d+ f|ahead \d+ f)$/);
+  assert.match(cell.title, /round trip .* · clock ±.* · video [+−±]\d+ f/);
   await until(host, () => /^Sync spread: [\d.]+ ms across 2 watching$/.test(document.getElementById('sync-spread').textContent));
   assert.equal(await viewer.isHidden('#sync-spread'), true, 'the spread is for hosts');
   assertNoPageErrors(pages);
@@ -508,7 +515,7 @@ test('media that fails mid-session is reported on the page; the room carries on'
   await host.press('#tc-input', 'Enter');
   await host.waitForSelector('#media-error', { state: 'visible', timeout: VIDEO_WAIT_MS });
   assert.match(await host.textContent('#media-error'), /\S/);
-  assert.equal(await host.getAttribute('#video-state', 'data-state'), 'failed');
+  assert.equal((await host.evaluate(() => window.syncreel.video())).state, 'failed');
   await host.waitForSelector('#toasts [data-code="media_error"]');
   // The room itself still works.
   await host.keyboard.press('ArrowRight');

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -186,6 +186,14 @@ export async function postSession(base, body) {
   return { status: res.status, body: json, text };
 }
 
+/** A session over the demo clip (a `startDemoServer` server); returns the body with links by role. */
+export async function createMediaSession(base, title = 'Media test') {
+  const { status, body, text } = await postSession(base, { title, media: 'demo.mov' });
+  if (status !== 201) throw new Error(`POST /api/sessions answered ${status}: ${text}`);
+  body.byRole = Object.fromEntries(body.links.map((l) => [l.role, l]));
+  return body;
+}
+
 /** Creates the standard test session; returns the body with links by role. */
 export async function createSession(base, body = {}) {
   const res = await fetch(`${base}/api/sessions`, {
@@ -220,9 +228,11 @@ export async function launchBrowser() {
 /**
  * Opens a link in its own browser context (its own storage, as a separate
  * person would have), joins under `name` and waits for the welcome.
+ * `viewport` is the window's size (a laptop's 1280×800 unless told);
+ * `deviceScaleFactor` below 1 takes smaller screenshots of the same layout.
  */
-export async function joinAs(browser, url, name) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+export async function joinAs(browser, url, name, { viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1 } = {}) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor });
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
@@ -325,4 +335,20 @@ export async function seekTo(driver, timecode, frame, everyone) {
     await settledAt(page, v);
     await until(page, (f) => window.syncreel.displayed()?.frame === f, frame);
   }
+}
+
+/**
+ * The page's serious and critical accessibility violations, by axe-core
+ * (a devDependency, injected into the page): [{id, impact, help, targets}].
+ */
+export async function axeViolations(page) {
+  // Evaluated rather than added as a script tag: the page's CSP (script-src 'self') refuses inline scripts.
+  await page.evaluate(readFileSync(join(WEB_CLIENT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8'));
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
+    }));
+  });
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
