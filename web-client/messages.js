@@ -26,6 +26,9 @@ const MESSAGES = {
   session_not_found: ['This review no longer exists on the server.', 'Ask the host whether it moved.'],
   session_full: ['This review is full.', 'Try again later, or ask the host to make room.'],
   room_unavailable: ['A room of your own could not be opened for this review.', 'Try again in a minute; if it persists, tell whoever runs the server.'],
+  passcode_required: ['This link needs a passcode too.', 'Ask whoever sent you the link for it.'],
+  passcode_wrong: ['That passcode is not right.', 'Check it with whoever sent you the link, and type it again.'],
+  passcode_locked: ['Too many wrong passcodes for this link.', 'Wait the time shown, then try again.'],
   resume_failed: ['Your previous place in the room had expired, so you joined afresh.', ''],
   shutting_down: ['The server is restarting.', 'The page reconnects by itself when it is back.'],
   replaced: ['You opened this review in another tab or window, which took over.', 'Carry on there, or reload here to take it back.'],
@@ -52,6 +55,8 @@ const MESSAGES = {
 
   // The REST API this page calls (exports, stills, ending the review).
   not_found: ['The server does not have that.', 'Reload the page; the review may have changed.'],
+  bad_passcode: ['A passcode must be 4 to 64 letters, digits or signs.', 'Choose another and try again.'],
+  bad_watermark: ['That watermark cannot be drawn: it is too long or has control characters.', 'Use up to 120 plain characters.'],
   bad_request: ['The server could not use that request.', 'Reload the page and try again.'],
   unauthorized: ['The server did not accept this link for that.', 'Ask the host for a new link.'],
   method_not_allowed: ['The server does not offer that here.', ''],
