@@ -27,6 +27,7 @@
 //!   socket counts.
 //! - [`tls`]: HTTPS/WSS certificates, reloaded on SIGHUP.
 //! - [`server`]: binding, serving, graceful shutdown.
+//! - [`server_clock`]: the monotonic clock server time is read from.
 //! - [`cli`]: the `syncreel` command line.
 
 pub mod cli;
@@ -49,6 +50,7 @@ pub mod protocol;
 pub mod ranges;
 pub mod rtc;
 pub mod server;
+pub mod server_clock;
 pub mod session;
 pub mod store;
 pub mod timecode;

@@ -35,7 +35,7 @@ use gstreamer_video as gst_video;
 
 use super::{MediaError, MediaInfo};
 use crate::clock::{ServerTime, Timeline, Transport};
-use crate::live::ServerClock;
+use crate::server_clock::ServerClock;
 
 /// The codec a session streams in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,8 +117,18 @@ const MAX_DECODE_AHEAD: i64 = 48;
 /// costs no CPU.
 pub type Watched = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// How a player ends by itself: once nobody has watched for `after`, it
+/// asks `ask` at each tick, and a yes stops it, which tears its pipelines
+/// down with it (see `media::pipelines`).
+pub struct Retire {
+    pub after: Duration,
+    pub ask: Box<dyn Fn() -> bool + Send>,
+}
+
 /// Starts a player thread. Frames and failures arrive through `events`,
-/// which is called on the player's own thread and must not block.
+/// which is called on the player's own thread and must not block. The
+/// pipelines are opened on that thread, so this returns at once; a file
+/// that will not open arrives as `PlayerEvent::Failed`.
 pub fn spawn(
     media: MediaInfo,
     settings: StreamSettings,
@@ -127,13 +137,30 @@ pub fn spawn(
     watched: Watched,
     events: impl Fn(PlayerEvent) + Send + 'static,
 ) -> Result<mpsc::Sender<PlayerCommand>, MediaError> {
+    spawn_retiring(media, settings, clock, initial, watched, events, None)
+}
+
+/// [`spawn`], for a player that may end by itself when nobody watches.
+pub fn spawn_retiring(
+    media: MediaInfo,
+    settings: StreamSettings,
+    clock: ServerClock,
+    initial: Transport,
+    watched: Watched,
+    events: impl Fn(PlayerEvent) + Send + 'static,
+    retire: Option<Retire>,
+) -> Result<mpsc::Sender<PlayerCommand>, MediaError> {
     super::init()?;
-    let decoder = Decoder::open(&media, settings)?;
-    let encoder = Encoder::open(settings, &media)?;
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("syncreel-player".into())
         .spawn(move || {
+            let opened = Decoder::open(&media, settings)
+                .and_then(|decoder| Ok((decoder, Encoder::open(settings, &media)?)));
+            let (decoder, encoder) = match opened {
+                Ok(pipelines) => pipelines,
+                Err(err) => return events(PlayerEvent::Failed(err)),
+            };
             let timeline = Timeline {
                 rate: media.rate,
                 duration: media.duration_frames,
@@ -151,7 +178,7 @@ pub fn spawn(
                 follow_still: false,
                 last_output: None,
             };
-            if let Err(err) = scheduler.run(&rx, &*watched, &events) {
+            if let Err(err) = scheduler.run(&rx, &*watched, retire.as_ref(), &events) {
                 events(PlayerEvent::Failed(err));
             }
             scheduler.decoder.close();
@@ -196,6 +223,11 @@ impl Transports {
     pub(super) fn upcoming(&self) -> Option<&Transport> {
         self.0.get(1)
     }
+
+    /// Every transport scheduled after the one in effect, in order.
+    pub(super) fn upcoming_all(&self) -> &[Transport] {
+        &self.0[1..]
+    }
 }
 
 struct Scheduler {
@@ -233,8 +265,10 @@ impl Scheduler {
         &mut self,
         rx: &mpsc::Receiver<PlayerCommand>,
         watched: &dyn Fn() -> bool,
+        retire: Option<&Retire>,
         events: &impl Fn(PlayerEvent),
     ) -> Result<(), MediaError> {
+        let mut unwatched_since: Option<Instant> = None;
         loop {
             let due = self.next_output_time();
             let wait = self
@@ -254,8 +288,13 @@ impl Scheduler {
                     self.last_output = Some((due, transport));
                     // Whoever comes next starts from a whole picture.
                     self.keyframe_due = true;
+                    let since = *unwatched_since.get_or_insert_with(Instant::now);
+                    if retire.is_some_and(|r| since.elapsed() >= r.after && (r.ask)()) {
+                        return Ok(());
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    unwatched_since = None;
                     let frame = self.output(due)?;
                     events(PlayerEvent::Frame(frame));
                 }

@@ -234,6 +234,12 @@ impl Viewer {
         }
     }
 
+    /// Leaves: closes the peer, then the WebSocket, as a closed tab does.
+    pub async fn leave(self) {
+        let _ = self.pc.close().await;
+        self.ws.close().await;
+    }
+
     /// Skips pictures until one that belongs to `at` or later.
     pub async fn picture_at_or_after(&mut self, at: i64) -> Seen {
         loop {
