@@ -10,6 +10,11 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("G_SLICE").is_none() {
         std::env::set_var("G_SLICE", "always-malloc");
     }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a malloc parameter.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -221,8 +221,10 @@ impl Shared {
         state.generation += 1;
         let generation = state.generation;
         spec.running.fetch_add(1, Relaxed);
-        let running = RunningGuard(spec.running.clone());
+        // Shared by both players' sinks: dropped when the last thread ends.
+        let running = Arc::new(RunningGuard(spec.running.clone()));
         let frames = {
+            let running = running.clone();
             let shared = Arc::downgrade(shared);
             move |event: PlayerEvent| {
                 let _ = &running;
@@ -285,6 +287,7 @@ impl Shared {
                 current,
                 shared.watched.clone(),
                 move |event| {
+                    let _ = &running;
                     if let Some(shared) = weak.upgrade() {
                         (shared.sinks.sound)(event);
                     }
@@ -315,8 +318,8 @@ impl Shared {
     }
 }
 
-/// One running player in the gauge, until its thread has let go of its
-/// pipelines.
+/// A session's running players in the gauge, until the last of their
+/// threads has let go of its pipelines.
 struct RunningGuard(Arc<AtomicI64>);
 
 impl Drop for RunningGuard {
