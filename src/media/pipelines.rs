@@ -25,7 +25,9 @@ use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::audio::{self, AudioEvent};
-use super::player::{self, PlayerCommand, PlayerEvent, Retire, StreamSettings, Transports, Watched};
+use super::player::{
+    self, PlayerCommand, PlayerEvent, Retire, StreamSettings, Transports, Watched,
+};
 use super::MediaInfo;
 use crate::clock::Transport;
 use crate::server_clock::ServerClock;
@@ -213,7 +215,11 @@ impl Shared {
     fn start(shared: &Arc<Shared>, state: &mut State) {
         let spec = &shared.spec;
         let now = spec.clock.now();
-        if state.cut.as_ref().is_some_and(|(_, t)| t.anchor_time <= now) {
+        if state
+            .cut
+            .as_ref()
+            .is_some_and(|(_, t)| t.anchor_time <= now)
+        {
             let (media, _) = state.cut.take().expect("checked above");
             state.media = media;
         }
@@ -234,7 +240,11 @@ impl Shared {
                 if let PlayerEvent::Failed(_) = &event {
                     let mut state = shared.lock();
                     state.failed = true;
-                    if state.run.as_ref().is_some_and(|r| r.generation == generation) {
+                    if state
+                        .run
+                        .as_ref()
+                        .is_some_and(|r| r.generation == generation)
+                    {
                         state.run = None;
                     }
                 }
@@ -250,7 +260,11 @@ impl Shared {
                         return true;
                     };
                     let mut state = shared.lock();
-                    if state.run.as_ref().is_some_and(|r| r.generation != generation) {
+                    if state
+                        .run
+                        .as_ref()
+                        .is_some_and(|r| r.generation != generation)
+                    {
                         // Replaced: this one was told to stop already.
                         return true;
                     }
