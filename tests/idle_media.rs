@@ -112,20 +112,6 @@ async fn media_session(addr: SocketAddr) -> Value {
     body
 }
 
-/// The frame code of the first picture a new viewer can read. One that
-/// joins while its peer connects may get the start of a picture cut off
-/// (unreadable; it asks for a keyframe); what matters is that the first
-/// frame it can show is the room's.
-async fn first_readable(viewer: &mut Viewer) -> u32 {
-    // Bounded: a keyframe follows the peer's connection at once.
-    for _ in 0..5 {
-        if let Some(code) = viewer.next_picture().await.code {
-            return code;
-        }
-    }
-    panic!("no readable picture in 5");
-}
-
 fn transport_of(msg: &Value) -> Transport {
     let t = &msg["transport"];
     Transport {
@@ -188,7 +174,7 @@ async fn an_idle_media_session_keeps_no_pipeline_thread_or_memory_and_its_next_v
     for _ in 0..SESSIONS {
         let session = media_session(addr).await;
         let mut viewer = Viewer::join(addr, &token(&session, "viewer")).await;
-        assert_eq!(first_readable(&mut viewer).await, 0);
+        assert_eq!(viewer.first_readable().await, 0);
         viewers.push(viewer);
         sessions.push(session);
     }
@@ -240,7 +226,7 @@ async fn an_idle_media_session_keeps_no_pipeline_thread_or_memory_and_its_next_v
     host.expect("transport").await;
     assert_eq!(pipelines(addr).await, 0, "control needs no player");
     let mut viewer = Viewer::join(addr, &token(room, "viewer")).await;
-    assert_eq!(first_readable(&mut viewer).await, 100);
+    assert_eq!(viewer.first_readable().await, 100);
     viewer.leave().await;
     wait_for_pipelines(addr, 0).await;
 
