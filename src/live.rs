@@ -509,14 +509,19 @@ fn start_media(
     };
     let frames = hub.clone();
     let packets = hub.clone();
+    // Weak: the sinks live as long as the session's media, which the
+    // session's own task owns.
+    let session = session.downgrade();
     let sinks = Sinks {
         frames: Box::new(move |event| match event {
             PlayerEvent::Frame(frame) => frames.broadcast(&frame),
             PlayerEvent::Failed(err) => {
                 tracing::warn!(%err, "session media failed");
-                let _ = session.try_send(SessionMsg::MediaFailed {
-                    message: err.to_string(),
-                });
+                if let Some(session) = session.upgrade() {
+                    let _ = session.try_send(SessionMsg::MediaFailed {
+                        message: err.to_string(),
+                    });
+                }
             }
         }),
         sound: Box::new(move |event| match event {
