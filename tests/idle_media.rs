@@ -143,8 +143,8 @@ async fn an_idle_media_session_keeps_no_pipeline_thread_or_memory_and_its_next_v
             ("SYNCREEL_MEDIA__STREAM_WIDTH", "640"),
             ("SYNCREEL_MEDIA__STREAM_HEIGHT", "360"),
             ("SYNCREEL_MEDIA__BITRATE_KBPS", "1500"),
-            // Long enough for webrtc-rs to finish closing a left viewer's
-            // peer first, as it has long done at the default 30 s.
+            // Long enough for webrtc-rs to finish closing a departed
+            // viewer's peer first, as it has by the default 30 s.
             ("SYNCREEL_MEDIA__IDLE_TEARDOWN_MS", "2000"),
             // The viewers watching at once do not read their WebSockets
             // (nor answer pings) while the others join.
@@ -159,9 +159,8 @@ async fn an_idle_media_session_keeps_no_pipeline_thread_or_memory_and_its_next_v
 
     // Warm up: the first stream loads GStreamer's plugins and webrtc-rs's
     // statics once for the whole process; that is not a session's cost.
-    let viewer = Viewer::join(addr, &token(&first, "viewer")).await;
-    let mut viewer = viewer;
-    viewer.next_picture().await;
+    let mut viewer = Viewer::join(addr, &token(&first, "viewer")).await;
+    assert_eq!(viewer.first_readable().await, 0);
     assert_eq!(pipelines(addr).await, 1);
     viewer.leave().await;
     wait_for_pipelines(addr, 0).await;
