@@ -103,6 +103,9 @@ pub struct MediaConfig {
     pub frame_decoders: u32,
     /// An exact-frame decoder unused this long is closed.
     pub frame_decoder_idle_secs: u64,
+    /// A session's players (pipelines and threads) stop once nobody has
+    /// watched its stream this long; the next viewer starts them again.
+    pub idle_teardown_ms: u64,
 }
 
 impl MediaConfig {
@@ -112,6 +115,10 @@ impl MediaConfig {
             decoders: self.frame_decoders.max(1) as usize,
             idle: std::time::Duration::from_secs(self.frame_decoder_idle_secs.max(1)),
         }
+    }
+
+    pub fn idle_teardown(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.idle_teardown_ms)
     }
 }
 
@@ -139,6 +146,7 @@ impl Default for MediaConfig {
             frame_cache_mib: 256,
             frame_decoders: 4,
             frame_decoder_idle_secs: 30,
+            idle_teardown_ms: 30_000,
         }
     }
 }

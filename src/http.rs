@@ -368,6 +368,7 @@ impl App {
             stream: self.config.stream_settings(),
             rtc: self.config.rtc_settings(),
             checksum,
+            idle_teardown: self.config.media.idle_teardown(),
         })
     }
 

@@ -29,6 +29,7 @@
 //!   socket counts.
 //! - [`tls`]: HTTPS/WSS certificates, reloaded on SIGHUP.
 //! - [`server`]: binding, serving, graceful shutdown.
+//! - [`server_clock`]: the monotonic clock server time is read from.
 //! - [`cli`]: the `syncreel` command line.
 
 pub mod cli;

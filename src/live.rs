@@ -19,8 +19,9 @@ use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::ServerTime;
-use crate::media::audio::{self, AudioEvent};
-use crate::media::player::{self, PlayerCommand, PlayerEvent, StreamSettings, VideoCodec};
+use crate::media::audio::AudioEvent;
+use crate::media::pipelines::{PipelineSpec, Pipelines, Sinks};
+use crate::media::player::{self, PlayerEvent, StreamSettings, VideoCodec};
 use crate::media::{MediaError, MediaInfo};
 use crate::metrics::Metrics;
 use crate::protocol::{
@@ -259,41 +260,24 @@ pub struct SessionHandle {
     pub ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// A session's stream: the player that makes it and the hub that sends it.
+/// A session's stream: the players that make it (started by the first
+/// viewer, stopped when nobody has watched for a while) and the hub that
+/// sends it.
 #[derive(Debug)]
 pub struct SessionMedia {
     pub hub: Arc<RtcHub>,
     pub wire: WireMedia,
-    player: std::sync::mpsc::Sender<PlayerCommand>,
-    /// The sound's player, when the media has sound.
-    audio: Option<std::sync::mpsc::Sender<PlayerCommand>>,
+    pub pipelines: Pipelines,
 }
 
 impl SessionMedia {
     /// Moves the players to another file from the transport's instant.
     fn cue(&self, media: &MediaInfo, transport: crate::clock::Transport) {
-        let _ = self
-            .player
-            .send(PlayerCommand::Cue(Box::new(media.clone()), transport));
-        if let Some(audio) = &self.audio {
-            let _ = audio.send(PlayerCommand::Cue(Box::new(media.clone()), transport));
-        }
+        self.pipelines.cue(media, transport);
     }
 
     fn follow(&self, transport: crate::clock::Transport) {
-        let _ = self.player.send(PlayerCommand::Transport(transport));
-        if let Some(audio) = &self.audio {
-            let _ = audio.send(PlayerCommand::Transport(transport));
-        }
-    }
-}
-
-impl Drop for SessionMedia {
-    fn drop(&mut self) {
-        let _ = self.player.send(PlayerCommand::Stop);
-        if let Some(audio) = &self.audio {
-            let _ = audio.send(PlayerCommand::Stop);
-        }
+        self.pipelines.follow(transport);
     }
 }
 
@@ -305,6 +289,8 @@ pub struct MediaSetup {
     pub rtc: RtcSettings,
     /// SHA-256 (hex) and size of the file, read when it was prepared.
     pub checksum: (String, u64),
+    /// Nobody watching this long, the players stop (`media.idle_teardown_ms`).
+    pub idle_teardown: Duration,
 }
 
 /// Why a session could not start.
@@ -454,6 +440,7 @@ fn open_room(
             *session.transport(),
             tx.clone(),
             parts.playlist.iter().any(|e| e.setup.info.has_audio),
+            parts.metrics.media_pipelines.clone(),
         )?),
         _ => None,
     };
@@ -510,6 +497,7 @@ fn start_media(
     session: mpsc::Sender<SessionMsg>,
     // A playlist has a sound track if any of its entries has sound.
     any_audio: bool,
+    running: Arc<std::sync::atomic::AtomicI64>,
 ) -> Result<Arc<SessionMedia>, StartError> {
     let has_audio = setup.info.has_audio || any_audio;
     let watermark = crate::media::watermark::burnable(watermark)?;
@@ -533,46 +521,44 @@ fn start_media(
         let hub = Arc::downgrade(&hub);
         Arc::new(move || hub.upgrade().is_some_and(|h| h.viewer_count() > 0))
     };
-    let audio = if has_audio {
-        let packets = hub.clone();
-        Some(audio::spawn(
-            &setup.info,
-            clock,
-            initial,
-            watched.clone(),
-            move |event| match event {
-                AudioEvent::Packet(packet) => packets.broadcast_audio(&packet),
-                // Sound is worth less than the review: pictures go on.
-                AudioEvent::Failed(err) => tracing::warn!(%err, "session audio failed"),
-            },
-        )?)
-    } else {
-        None
-    };
     let frames = hub.clone();
-    let player = player::spawn(
-        setup.info,
-        setup.stream,
-        watermark,
-        clock,
-        initial,
-        watched,
-        move |event| match event {
+    let packets = hub.clone();
+    // Weak: the sinks live as long as the session's media, which the
+    // session's own task owns.
+    let session = session.downgrade();
+    let sinks = Sinks {
+        frames: Box::new(move |event| match event {
             PlayerEvent::Frame(frame) => frames.broadcast(&frame),
             PlayerEvent::Failed(err) => {
                 tracing::warn!(%err, "session media failed");
-                let _ = session.try_send(SessionMsg::MediaFailed {
-                    message: err.to_string(),
-                });
+                if let Some(session) = session.upgrade() {
+                    let _ = session.try_send(SessionMsg::MediaFailed {
+                        message: err.to_string(),
+                    });
+                }
             }
-        },
-    )?;
-    hub.attach_player(player.clone());
+        }),
+        sound: Box::new(move |event| match event {
+            AudioEvent::Packet(packet) => packets.broadcast_audio(&packet),
+            // Sound is worth less than the review: pictures go on.
+            AudioEvent::Failed(err) => tracing::warn!(%err, "session audio failed"),
+        }),
+    };
+    let spec = PipelineSpec {
+        stream: setup.stream,
+        watermark,
+        clock,
+        has_audio,
+        idle_teardown: setup.idle_teardown,
+        running,
+    };
+    // Nothing runs yet: the first viewer's `rtcStart` starts the players.
+    let pipelines = Pipelines::new(spec, setup.info, initial, watched, sinks);
+    hub.attach_keyframes(Box::new(pipelines.keyframes()));
     Ok(Arc::new(SessionMedia {
         hub,
         wire,
-        player,
-        audio,
+        pipelines,
     }))
 }
 

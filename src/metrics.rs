@@ -21,6 +21,8 @@ pub struct Metrics {
     pub sockets_refused: AtomicU64,
     pub connections_total: AtomicU64,
     pub sessions_live: AtomicI64,
+    /// Sessions whose players (and their pipelines) are running.
+    pub media_pipelines: std::sync::Arc<AtomicI64>,
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
     pub rejected_in: AtomicU64,
@@ -104,6 +106,12 @@ impl Metrics {
             "syncreel_sessions",
             "Live sessions.",
             self.sessions_live.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "syncreel_media_pipelines",
+            "Sessions whose media players and pipelines are running (someone watches, or did within media.idle_teardown_secs).",
+            self.media_pipelines.load(Relaxed),
         );
         counter(
             &mut out,

@@ -51,7 +51,7 @@ use webrtc::track::track_local::TrackLocalWriter;
 use crate::clock::ServerTime;
 use crate::live::Outbound;
 use crate::media::audio::{EncodedAudio, AUDIO_CLOCK_RATE};
-use crate::media::player::{EncodedFrame, PlayerCommand, VideoCodec};
+use crate::media::player::{EncodedFrame, VideoCodec};
 use crate::protocol::{ServerMessage, WireCandidate, WireIceServer};
 use crate::session::ParticipantId;
 
@@ -123,7 +123,7 @@ pub struct RtcHub {
     packetizer: Mutex<Packetizer>,
     audio_sequence: Mutex<u16>,
     /// Where keyframe requests go.
-    player: Mutex<Option<std::sync::mpsc::Sender<PlayerCommand>>>,
+    keyframes: Mutex<Option<KeyframeRequest>>,
     /// Video sent to each participant, kept across reconnects: approval
     /// receipts say what the approver was sent.
     sent: Mutex<HashMap<ParticipantId, Arc<SentVideo>>>,
@@ -170,6 +170,9 @@ struct Viewer {
     queue: Arc<FrameQueue>,
     audio: Arc<FrameQueue>,
 }
+
+/// Asks the player for a keyframe (which may be down: then nothing).
+pub type KeyframeRequest = Box<dyn Fn() + Send + Sync>;
 
 /// RTP packets of one picture, shared by every viewer.
 type Packets = Arc<Vec<Packet>>;
@@ -291,7 +294,7 @@ impl RtcHub {
                 payloader,
                 sequence: rand::random(),
             }),
-            player: Mutex::new(None),
+            keyframes: Mutex::new(None),
             sent: Mutex::new(HashMap::new()),
         })
     }
@@ -303,13 +306,13 @@ impl RtcHub {
     }
 
     /// Connects the hub to the player whose frames it sends.
-    pub fn attach_player(&self, player: std::sync::mpsc::Sender<PlayerCommand>) {
-        *self.player.lock().expect("player lock") = Some(player);
+    pub fn attach_keyframes(&self, request: KeyframeRequest) {
+        *self.keyframes.lock().expect("keyframes lock") = Some(request);
     }
 
     fn request_keyframe(&self) {
-        if let Some(player) = self.player.lock().expect("player lock").as_ref() {
-            let _ = player.send(PlayerCommand::Keyframe);
+        if let Some(request) = self.keyframes.lock().expect("keyframes lock").as_ref() {
+            request();
         }
     }
 

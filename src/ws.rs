@@ -477,7 +477,12 @@ impl Connection {
             .ok_or_else(|| Reject::new(ErrorCode::Rtc, "this session has no video stream"))?;
         let hub = &media.hub;
         let result = match signal {
-            RtcSignal::Start => hub.start(who, self.tx.clone()).await,
+            RtcSignal::Start => {
+                // The players start (if nobody was watching) while the
+                // peer is negotiated, and stay up until it is counted.
+                let _arriving = media.pipelines.want();
+                hub.start(who, self.tx.clone()).await
+            }
             RtcSignal::Answer(sdp) => hub.answer(who, sdp).await,
             RtcSignal::Candidate(c) => hub.candidate(who, c).await,
             RtcSignal::Stop => {

@@ -237,14 +237,7 @@ async fn a_frame_is_an_immutable_address_and_a_second_ask_is_answered_from_memor
 }
 
 async fn metric(server: &TestServer, name: &str) -> u64 {
-    let (_, _, body) = request_with(server.addr, "GET", "/metrics", None, &[], String::new()).await;
-    let text = String::from_utf8_lossy(&body);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
+    common::metric(server.addr, name).await
 }
 
 #[tokio::test]

@@ -222,6 +222,43 @@ async fn the_driver_cues_the_room_between_versions_and_timeline_version_and_pict
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cue_while_nobody_watches_brings_the_next_viewer_the_new_entrys_picture() {
+    let root = std::env::temp_dir().join(format!("syncreel-playlist-{}", std::process::id()));
+    make_takes(&root);
+    let server = TestServer::start_with(move |c| {
+        c.media.root = root;
+        c.media.codec = "vp8".into();
+        c.media.stream_width = 320;
+        c.media.stream_height = 180;
+        c.media.idle_teardown_ms = 200;
+    })
+    .await;
+    let created = server.create_session_with(playlist_request()).await;
+    let mut host = Client::join(server.addr, &created.host, "Dana").await;
+    let mut viewer = Viewer::join(server.addr, &created.reviewer).await;
+    assert_eq!(viewer.first_readable().await, 0);
+    viewer.leave().await;
+    let running = || common::metric(server.addr, "syncreel_media_pipelines");
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while running().await != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the players stop");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // The players are down: the room moves to take 2 without them, and
+    // they come back on take 2's frame.
+    host.send(cue(1)).await;
+    host.expect("cue").await;
+    host.send(seek(90)).await;
+    host.expect("transport").await;
+    let mut viewer = Viewer::join(server.addr, &created.reviewer).await;
+    assert_eq!(viewer.first_readable().await, TAKE2_CODES + 90);
+    assert_eq!(running().await, 1);
+    viewer.leave().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_playlist_session_comes_back_on_its_entry_after_kill_9() {
     let data = std::env::temp_dir().join(format!("syncreel-playlist-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);

@@ -101,13 +101,7 @@ pub fn spawn(
     events: impl Fn(AudioEvent) + Send + 'static,
 ) -> Result<mpsc::Sender<PlayerCommand>, MediaError> {
     super::init()?;
-    // A playlist entry without sound may open a session whose later
-    // entries have it.
-    let decoder = media
-        .has_audio
-        .then(|| AudioDecoder::open(media))
-        .transpose()?;
-    let encoder = OpusEncoder::open()?;
+    let media = media.clone();
     let timeline = Timeline {
         rate: media.rate,
         duration: media.duration_frames,
@@ -116,6 +110,18 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("syncreel-audio".into())
         .spawn(move || {
+            // Opened here, as the picture's are: the caller may be on the
+            // async runtime. A playlist entry without sound may open a
+            // session whose later entries have it.
+            let opened = media
+                .has_audio
+                .then(|| AudioDecoder::open(&media))
+                .transpose()
+                .and_then(|decoder| Ok((decoder, OpusEncoder::open()?)));
+            let (decoder, encoder) = match opened {
+                Ok(pipelines) => pipelines,
+                Err(err) => return events(AudioEvent::Failed(err)),
+            };
             let mut scheduler = AudioScheduler {
                 decoder,
                 encoder,

@@ -9,6 +9,7 @@ pub mod audio;
 pub mod demo_clip;
 pub mod frames;
 pub mod mov_timecode;
+pub mod pipelines;
 pub mod player;
 pub mod probe;
 pub mod still;

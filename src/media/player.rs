@@ -119,9 +119,19 @@ const MAX_DECODE_AHEAD: i64 = 48;
 /// costs no CPU.
 pub type Watched = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// How a player ends by itself: once nobody has watched for `after`, it
+/// asks `ask` at each tick, and a yes stops it, which tears its pipelines
+/// down with it (see `media::pipelines`).
+pub struct Retire {
+    pub after: Duration,
+    pub ask: Box<dyn Fn() -> bool + Send>,
+}
+
 /// Starts a player thread. Frames and failures arrive through `events`,
-/// which is called on the player's own thread and must not block. Every
-/// picture carries `watermark`, burned in once here for every viewer.
+/// which is called on the player's own thread and must not block. The
+/// pipelines are opened on that thread, so this returns at once; a file
+/// that will not open arrives as `PlayerEvent::Failed`. Every picture
+/// carries `watermark`, burned in once here for every viewer.
 pub fn spawn(
     media: MediaInfo,
     settings: StreamSettings,
@@ -131,13 +141,34 @@ pub fn spawn(
     watched: Watched,
     events: impl Fn(PlayerEvent) + Send + 'static,
 ) -> Result<mpsc::Sender<PlayerCommand>, MediaError> {
+    spawn_retiring(
+        media, settings, watermark, clock, initial, watched, events, None,
+    )
+}
+
+/// [`spawn`], for a player that may end by itself when nobody watches.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_retiring(
+    media: MediaInfo,
+    settings: StreamSettings,
+    watermark: Option<Watermark>,
+    clock: ServerClock,
+    initial: Transport,
+    watched: Watched,
+    events: impl Fn(PlayerEvent) + Send + 'static,
+    retire: Option<Retire>,
+) -> Result<mpsc::Sender<PlayerCommand>, MediaError> {
     super::init()?;
-    let decoder = Decoder::open(&media, settings, watermark.as_ref())?;
-    let encoder = Encoder::open(settings, &media)?;
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("syncreel-player".into())
         .spawn(move || {
+            let opened = Decoder::open(&media, settings, watermark.as_ref())
+                .and_then(|decoder| Ok((decoder, Encoder::open(settings, &media)?)));
+            let (decoder, encoder) = match opened {
+                Ok(pipelines) => pipelines,
+                Err(err) => return events(PlayerEvent::Failed(err)),
+            };
             let timeline = Timeline {
                 rate: media.rate,
                 duration: media.duration_frames,
@@ -156,7 +187,7 @@ pub fn spawn(
                 follow_still: false,
                 last_output: None,
             };
-            if let Err(err) = scheduler.run(&rx, &*watched, &events) {
+            if let Err(err) = scheduler.run(&rx, &*watched, retire.as_ref(), &events) {
                 events(PlayerEvent::Failed(err));
             }
             scheduler.decoder.close();
@@ -201,6 +232,11 @@ impl Transports {
     pub(super) fn upcoming(&self) -> Option<&Transport> {
         self.0.get(1)
     }
+
+    /// Every transport scheduled after the one in effect, in order.
+    pub(super) fn upcoming_all(&self) -> &[Transport] {
+        &self.0[1..]
+    }
 }
 
 struct Scheduler {
@@ -240,8 +276,10 @@ impl Scheduler {
         &mut self,
         rx: &mpsc::Receiver<PlayerCommand>,
         watched: &dyn Fn() -> bool,
+        retire: Option<&Retire>,
         events: &impl Fn(PlayerEvent),
     ) -> Result<(), MediaError> {
+        let mut unwatched_since: Option<Instant> = None;
         loop {
             let due = self.next_output_time();
             let wait = self
@@ -261,8 +299,13 @@ impl Scheduler {
                     self.last_output = Some((due, transport));
                     // Whoever comes next starts from a whole picture.
                     self.keyframe_due = true;
+                    let since = *unwatched_since.get_or_insert_with(Instant::now);
+                    if retire.is_some_and(|r| since.elapsed() >= r.after && (r.ask)()) {
+                        return Ok(());
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    unwatched_since = None;
                     let frame = self.output(due)?;
                     events(PlayerEvent::Frame(frame));
                 }

@@ -356,6 +356,18 @@ fn rand_suffix() -> u64 {
     (NEXT.fetch_add(1, Ordering::Relaxed) << 32) | nanos
 }
 
+/// A gauge or counter from `/metrics` of the server at `addr`.
+pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let (_, _, body) = request_with(addr, "GET", "/metrics", None, &[], String::new()).await;
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// An HTTP request to a server at `addr`: (status, JSON body).
 pub async fn request(
     addr: SocketAddr,

@@ -1,5 +1,7 @@
 //! The real server process, for tests that kill and restart it.
 
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -19,12 +21,18 @@ pub struct Process {
 
 impl Process {
     pub fn start(data: &std::path::Path) -> Process {
+        Process::start_with(data, &[])
+    }
+
+    /// [`Process::start`] with more configuration, as `SYNCREEL_…` variables.
+    pub fn start_with(data: &std::path::Path, env: &[(&str, &str)]) -> Process {
         let mut child = Command::new(BIN)
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .env("RUST_LOG", "syncreel=warn")
             .env("SYNCREEL_SERVER__ADMIN_TOKEN", common::OPERATOR)
             .env("SYNCREEL_MEDIA__ROOT", data.join("media"))
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -253,6 +253,26 @@ impl Viewer {
         }
     }
 
+    /// The frame code of the first picture this viewer can read. One that
+    /// joins while its peer connects may get the start of a picture cut
+    /// off (unreadable; it asks for a keyframe); what matters is that the
+    /// first frame it can show is the room's.
+    pub async fn first_readable(&mut self) -> u32 {
+        // Bounded: a keyframe follows the peer's connection at once.
+        for _ in 0..5 {
+            if let Some(code) = self.next_picture().await.code {
+                return code;
+            }
+        }
+        panic!("no readable picture in 5");
+    }
+
+    /// Leaves: closes the peer, then the WebSocket, as a closed tab does.
+    pub async fn leave(self) {
+        let _ = self.pc.close().await;
+        self.ws.close().await;
+    }
+
     /// Skips pictures until one that belongs to `at` or later.
     pub async fn picture_at_or_after(&mut self, at: i64) -> Seen {
         loop {
