@@ -434,13 +434,9 @@ fn open_room(
         Some(_) if ended_at.is_some() && belonging.is_none() => None,
         Some(setup) if parts.media_error.is_none() => Some(start_media(
             setup.clone(),
-            parts.info.watermark.as_deref(),
-            parts.version.clone(),
-            parts.clock,
+            &parts,
             *session.transport(),
             tx.clone(),
-            parts.playlist.iter().any(|e| e.setup.info.has_audio),
-            parts.metrics.media_pipelines.clone(),
         )?),
         _ => None,
     };
@@ -488,17 +484,18 @@ fn open_room(
 
 fn start_media(
     setup: MediaSetup,
-    // Every room of the session burns it in: a personal room is no way
-    // around it.
-    watermark: Option<&str>,
-    version: Option<WireVersion>,
-    clock: ServerClock,
+    parts: &RoomParts,
     initial: crate::clock::Transport,
     session: mpsc::Sender<SessionMsg>,
-    // A playlist has a sound track if any of its entries has sound.
-    any_audio: bool,
-    running: Arc<std::sync::atomic::AtomicI64>,
 ) -> Result<Arc<SessionMedia>, StartError> {
+    // Every room of the session burns it in: a personal room is no way
+    // around it.
+    let watermark = parts.info.watermark.as_deref();
+    let version = parts.version.clone();
+    let clock = parts.clock;
+    // A playlist has a sound track if any of its entries has sound.
+    let any_audio = parts.playlist.iter().any(|e| e.setup.info.has_audio);
+    let running = parts.metrics.media_pipelines.clone();
     let has_audio = setup.info.has_audio || any_audio;
     let watermark = crate::media::watermark::burnable(watermark)?;
     let hub = Arc::new(RtcHub::new(&setup.rtc, setup.stream.codec, has_audio)?);
