@@ -24,7 +24,7 @@ use viewer::Viewer;
 const CLIP_FRAMES: u32 = 480;
 /// Sessions watched at once and then left: enough that the per-session
 /// figure is not lost in the noise of a shared machine.
-const SESSIONS: usize = 12;
+const SESSIONS: usize = 8;
 /// What an idle media session may cost, in KiB: the 2 MiB, and
 /// 512 KiB for the noise of a shared machine (measured: 1.3-1.6 MiB).
 const IDLE_KIB_PER_SESSION: u64 = 2 * 1024 + 512;
