@@ -263,20 +263,6 @@ fn decode_jpeg(jpeg: &[u8]) -> (Vec<u8>, usize, usize) {
     (rgb, w, h)
 }
 
-/// The frame code burnt into a decoded RGB picture.
-fn frame_code(rgb: &[u8], w: usize, h: usize) -> Option<u32> {
-    let luma: Vec<u8> = rgb
-        .chunks_exact(3)
-        .map(|p| ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8) as u8)
-        .collect();
-    let layout = syncreel::framecode::PlaneLayout {
-        width: w,
-        height: h,
-        stride: w,
-    };
-    syncreel::framecode::read(&luma, layout)
-}
-
 #[tokio::test]
 async fn any_participant_gets_a_still_of_any_frame_for_a_look_of_their_own() {
     let root = media_root();
@@ -294,7 +280,7 @@ async fn any_participant_gets_a_still_of_any_frame_for_a_look_of_their_own() {
     assert_eq!((status, content_type.as_str()), (200, "image/jpeg"));
     let (rgb, w, h) = decode_jpeg(&jpeg);
     assert_eq!((w, h), (640, 360));
-    assert_eq!(frame_code(&rgb, w, h), Some(41));
+    assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(41));
 
     let refused = |status: u16, body: &[u8]| {
         let body: Value = serde_json::from_slice(body).unwrap();
@@ -387,7 +373,7 @@ async fn the_html_report_shows_each_noted_frame_exactly_with_its_drawings_on_it(
     let (rgb, w, h) = decode_jpeg(&jpeg);
     assert_eq!((w, h), (960, 540));
     // The still is frame 30 exactly: its frame code says so.
-    assert_eq!(frame_code(&rgb, w, h), Some(30));
+    assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(30));
     // The box is painted on: its left edge is red, its inside is not.
     let px = |x: usize, y: usize| &rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
     let edge = px(w / 4, h * 2 / 5);
@@ -733,7 +719,7 @@ async fn a_watermarked_sessions_peek_and_report_stills_carry_its_mark() {
         middle * 100.0
     );
     assert_eq!(changed_share(&mark, &bare, w, 0..h / 5), 0.0);
-    assert_eq!(frame_code(&mark, w, h), Some(30));
+    assert_eq!(common::frame_code_rgb(&mark, w, h), Some(30));
 
     // The report's still of a noted frame is marked alike.
     let mut host = Client::join(server.addr, &marked.host, "Dana").await;

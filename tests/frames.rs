@@ -75,20 +75,6 @@ fn decode_png(png: &[u8]) -> (Vec<u8>, usize, usize) {
     (out, info.width as usize, info.height as usize)
 }
 
-/// The frame code burnt into an RGB picture.
-fn frame_code(rgb: &[u8], w: usize, h: usize) -> Option<u32> {
-    let luma: Vec<u8> = rgb
-        .chunks_exact(3)
-        .map(|p| ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8) as u8)
-        .collect();
-    let layout = syncreel::framecode::PlaneLayout {
-        width: w,
-        height: h,
-        stride: w,
-    };
-    syncreel::framecode::read(&luma, layout)
-}
-
 /// Frame `frame` of `path` at `w`×`h` in RGB, decoded by a GStreamer
 /// pipeline of the test's own (an accurate seek to the middle of the
 /// frame, prerolled), with `watermark` drawn by a `textoverlay` set up as
@@ -177,7 +163,7 @@ async fn a_frame_is_the_exact_source_frame_lossless_at_the_stream_size_and_the_s
         assert_eq!(got.headers["x-frame"], frame.to_string().as_str());
         let (rgb, w, h) = decode_png(&got.body);
         assert_eq!((w, h), (width, height));
-        assert_eq!(frame_code(&rgb, w, h), Some(frame as u32));
+        assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(frame as u32));
         let reference = reference_frame(&root.join("shot.mov"), frame, w, h, None);
         // Lossless: identical to GStreamer's own decode at that size
         // (the target is PSNR ≥ 48 dB; identical is better).
@@ -189,7 +175,7 @@ async fn a_frame_is_the_exact_source_frame_lossless_at_the_stream_size_and_the_s
     let got = get(&server, &path, Some(&s.reviewer), &[]).await;
     let (rgb, w, h) = decode_png(&got.body);
     assert_eq!((w, h), (1280, 720));
-    assert_eq!(frame_code(&rgb, w, h), Some(5));
+    assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(5));
     server.shutdown().await;
 }
 
@@ -222,11 +208,11 @@ async fn a_frame_is_an_immutable_address_and_a_second_ask_is_answered_from_memor
     assert_eq!(stranger.status, 401);
 
     // Asked again without the tag (another page): from the cache.
-    let before = metric(&server, "syncreel_frame_cache_hits_total").await;
+    let before = server.metric("syncreel_frame_cache_hits_total").await;
     let second = get(&server, &path, Some(&s.host), &[]).await;
     assert_eq!(second.body, first.body);
     assert_eq!(
-        metric(&server, "syncreel_frame_cache_hits_total").await,
+        server.metric("syncreel_frame_cache_hits_total").await,
         before + 1
     );
     // A width that makes the same picture has the same address.
@@ -234,10 +220,6 @@ async fn a_frame_is_an_immutable_address_and_a_second_ask_is_answered_from_memor
     let got = get(&server, &near, Some(&s.viewer), &[]).await;
     assert_eq!(got.headers["etag"].to_str().unwrap(), etag);
     server.shutdown().await;
-}
-
-async fn metric(server: &TestServer, name: &str) -> u64 {
-    common::metric(server.addr, name).await
 }
 
 #[tokio::test]
@@ -258,22 +240,19 @@ async fn the_cache_keeps_its_byte_bound_under_a_burst_of_different_frames() {
         let got = get(&server, &path, Some(&s.viewer), &[]).await;
         assert_eq!(got.status, 200);
         let (rgb, w, h) = decode_png(&got.body);
-        assert_eq!(frame_code(&rgb, w, h), Some(frame as u32));
+        assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(frame as u32));
         served += got.body.len();
-        assert!(metric(&server, "syncreel_frame_cache_bytes").await <= 2 << 20);
+        assert!(server.metric("syncreel_frame_cache_bytes").await <= 2 << 20);
     }
     assert!(
         served > 4 << 20,
         "the burst ({served} bytes) outgrew the bound"
     );
-    let cached = metric(&server, "syncreel_frame_cache_frames").await;
+    let cached = server.metric("syncreel_frame_cache_frames").await;
     assert!((1..14).contains(&cached), "{cached} frames cached");
-    assert_eq!(
-        metric(&server, "syncreel_frame_cache_misses_total").await,
-        14
-    );
+    assert_eq!(server.metric("syncreel_frame_cache_misses_total").await, 14);
     // One warm decoder served the whole burst.
-    assert_eq!(metric(&server, "syncreel_frame_decoders").await, 1);
+    assert_eq!(server.metric("syncreel_frame_decoders").await, 1);
     server.shutdown().await;
 }
 
@@ -288,10 +267,10 @@ async fn an_idle_decoder_is_closed() {
     let (s, checksum) = session(&server).await;
     let path = format!("/api/sessions/{}/frames/{checksum}/3?width=640", s.id);
     assert_eq!(get(&server, &path, Some(&s.viewer), &[]).await.status, 200);
-    assert_eq!(metric(&server, "syncreel_frame_decoders").await, 1);
+    assert_eq!(server.metric("syncreel_frame_decoders").await, 1);
     // The sweep runs every half idle period: bounded polling for it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while metric(&server, "syncreel_frame_decoders").await > 0 {
+    while server.metric("syncreel_frame_decoders").await > 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the idle decoder was never closed"
@@ -453,7 +432,7 @@ async fn a_watermarked_sessions_frame_carries_its_mark_under_its_own_tag_and_kee
         0.0,
         "the frame code strip is untouched"
     );
-    assert_eq!(frame_code(&rgb, w, h), Some(frame as u32));
+    assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(frame as u32));
     // The same rendering as a plain GStreamer decode with the same
     // overlay, and the unmarked session's still stays byte for byte the
     // source frame.

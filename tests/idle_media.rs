@@ -64,7 +64,7 @@ fn player_threads(pid: u32) -> Vec<String> {
 }
 
 async fn pipelines(addr: SocketAddr) -> u64 {
-    common::metric(addr, "syncreel_media_pipelines").await
+    u64::try_from(common::metric(addr, "syncreel_media_pipelines").await).expect("a count")
 }
 
 /// Polls until `/metrics` counts `n` running players.

@@ -316,15 +316,7 @@ impl Client {
 impl TestServer {
     /// One unlabelled value from `/metrics`; panics if it is not there.
     pub async fn metric(&self, name: &str) -> i64 {
-        let (_, _, body) =
-            request_with(self.addr, "GET", "/metrics", None, &[], String::new()).await;
-        let text = String::from_utf8_lossy(&body);
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name} in /metrics"))
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{name}: {e}"))
+        metric(self.addr, name).await
     }
 
     /// Polls `/healthz` until the open connection count is `n`. Connection
@@ -357,7 +349,7 @@ fn rand_suffix() -> u64 {
 }
 
 /// A gauge or counter from `/metrics` of the server at `addr`.
-pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
+pub async fn metric(addr: SocketAddr, name: &str) -> i64 {
     let (_, _, body) = request_with(addr, "GET", "/metrics", None, &[], String::new()).await;
     let text = String::from_utf8_lossy(&body);
     text.lines()
@@ -365,7 +357,22 @@ pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in /metrics"))
         .trim()
         .parse()
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"))
+}
+
+/// The frame code burned into an RGB picture (`w`×`h`, 3 bytes a pixel),
+/// read from its luma as the server's `framecode` reads a plane.
+pub fn frame_code_rgb(rgb: &[u8], w: usize, h: usize) -> Option<u32> {
+    let luma: Vec<u8> = rgb
+        .chunks_exact(3)
+        .map(|p| ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8) as u8)
+        .collect();
+    let layout = syncreel::framecode::PlaneLayout {
+        width: w,
+        height: h,
+        stride: w,
+    };
+    syncreel::framecode::read(&luma, layout)
 }
 
 /// An HTTP request to a server at `addr`: (status, JSON body).
