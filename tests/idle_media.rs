@@ -14,9 +14,9 @@ mod vp8;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{token, Client};
+use common::{token, transport_of, Client};
 use serde_json::{json, Value};
-use syncreel::clock::{ServerTime, Speed, Timeline, Transport};
+use syncreel::clock::Timeline;
 use syncreel::media::demo_clip::{self, DemoClipSpec};
 use syncreel::timecode::FrameRate;
 use viewer::Viewer;
@@ -110,18 +110,6 @@ async fn media_session(addr: SocketAddr) -> Value {
     .await;
     assert_eq!(status, 201, "{body}");
     body
-}
-
-fn transport_of(msg: &Value) -> Transport {
-    let t = &msg["transport"];
-    Transport {
-        playing: t["playing"].as_bool().unwrap(),
-        speed: Speed::new(t["speed"].as_f64().unwrap() as i32, 1).unwrap_or(Speed::NORMAL),
-        ..Transport::paused_at(
-            t["anchorFrame"].as_i64().unwrap(),
-            ServerTime::from_micros(t["anchorTime"].as_i64().unwrap()),
-        )
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,9 +12,9 @@ mod vp8;
 
 use std::path::PathBuf;
 
-use common::{token, Client, TestServer};
+use common::{token, transport_of, Client, TestServer};
 use serde_json::{json, Value};
-use syncreel::clock::{ServerTime, Speed, Timeline, Transport};
+use syncreel::clock::Timeline;
 use syncreel::media::demo_clip::{self, DemoClipSpec};
 use syncreel::timecode::FrameRate;
 use viewer::Viewer;
@@ -55,18 +55,6 @@ async fn media_session(server: &TestServer) -> Value {
         .await;
     assert_eq!(status, 201, "{body}");
     body
-}
-
-fn transport_of(msg: &Value) -> Transport {
-    let t = &msg["transport"];
-    Transport {
-        playing: t["playing"].as_bool().unwrap(),
-        speed: Speed::new(t["speed"].as_f64().unwrap() as i32, 1).unwrap_or(Speed::NORMAL),
-        ..Transport::paused_at(
-            t["anchorFrame"].as_i64().unwrap(),
-            ServerTime::from_micros(t["anchorTime"].as_i64().unwrap()),
-        )
-    }
 }
 
 /// The server instant of a 48 kHz RTP timestamp (no wrap: a test server's

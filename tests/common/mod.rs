@@ -348,6 +348,21 @@ fn rand_suffix() -> u64 {
     (NEXT.fetch_add(1, Ordering::Relaxed) << 32) | nanos
 }
 
+/// The `transport` of a `transport` message (or of a snapshot's state),
+/// as the core's type.
+pub fn transport_of(msg: &Value) -> syncreel::clock::Transport {
+    use syncreel::clock::{ServerTime, Speed, Transport};
+    let t = &msg["transport"];
+    Transport {
+        playing: t["playing"].as_bool().unwrap(),
+        speed: Speed::new(t["speed"].as_f64().unwrap() as i32, 1).unwrap_or(Speed::NORMAL),
+        ..Transport::paused_at(
+            t["anchorFrame"].as_i64().unwrap(),
+            ServerTime::from_micros(t["anchorTime"].as_i64().unwrap()),
+        )
+    }
+}
+
 /// A gauge or counter from `/metrics` of the server at `addr`.
 pub async fn metric(addr: SocketAddr, name: &str) -> i64 {
     let (_, _, body) = request_with(addr, "GET", "/metrics", None, &[], String::new()).await;
