@@ -210,10 +210,23 @@ async fn an_idle_media_session_keeps_no_pipeline_thread_or_memory_and_its_next_v
     let room = &sessions[0];
     let mut host = Client::join(addr, &token(room, "host"), "Dana").await;
     host.send(json!({"type": "seek", "frame": 100})).await;
-    host.expect("transport").await;
+    let seek = transport_of(&host.expect("transport").await);
     assert_eq!(pipelines(addr).await, 0, "control needs no player");
     let mut viewer = Viewer::join(addr, &token(room, "viewer")).await;
-    assert_eq!(viewer.first_readable().await, 100);
+    // A viewer quick enough to arrive before the seek is due rightly sees
+    // the frame before it first; from the seek's instant on, it is 100.
+    // Bounded: five pictures, each wait bounded by the viewer.
+    let mut first = None;
+    for _ in 0..5 {
+        let picture = viewer
+            .picture_at_or_after(seek.anchor_time.as_micros())
+            .await;
+        if picture.code.is_some() {
+            first = picture.code;
+            break;
+        }
+    }
+    assert_eq!(first, Some(100));
     viewer.leave().await;
     wait_for_pipelines(addr, 0).await;
 
