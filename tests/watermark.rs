@@ -166,7 +166,7 @@ async fn the_watermark_shows_in_session_info_and_the_welcome_and_survives_a_rest
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
-/// The first whole picture a WebRTC viewer of a new session on
+/// The third whole picture a WebRTC viewer of a new session on
 /// `shot.mov` decodes: frame 0, as the room opens paused there (repeated
 /// twice a second, so a picture lost on a busy machine comes again).
 async fn first_streamed_picture(server: &TestServer, watermark: &str) -> std::sync::Arc<vp8::Luma> {
@@ -176,14 +176,20 @@ async fn first_streamed_picture(server: &TestServer, watermark: &str) -> std::sy
         )
         .await;
     let mut viewer = viewer::Viewer::join(server.addr, &s.viewer).await;
-    for _ in 0..10 {
+    // The third whole picture: a fresh encoder's first ones are coarse
+    // (rate control has not settled), and coarse pictures differ all over.
+    let mut whole = 0;
+    for _ in 0..12 {
         let seen = viewer.next_picture().await;
         if let (Some(code), Some(luma)) = (seen.code, seen.luma) {
             assert_eq!(code, 0, "the frame code reads through the mark");
-            return luma;
+            whole += 1;
+            if whole == 3 {
+                return luma;
+            }
         }
     }
-    panic!("ten pictures and none whole with a frame code");
+    panic!("twelve pictures and not three whole with a frame code");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,13 +198,17 @@ async fn a_watermarked_sessions_stream_carries_the_mark_to_its_viewers() {
     let bare = first_streamed_picture(&server, "").await;
     let marked = first_streamed_picture(&server, "CONFIDENTIAL – {title}").await;
     let h = marked.layout.height;
-    // Two lossy encodes of one frame differ a little all over; the mark
-    // makes the middle differ by far more.
-    let middle = marked.difference(&bare, h * 2 / 5..h * 3 / 5);
-    let top = marked.difference(&bare, 0..h / 5);
+    // Two lossy encodes of one frame differ a little all over (a fresh
+    // encoder's first pictures more so, on a busy machine); the mark lifts
+    // its strokes in the middle far above that noise.
+    let middle = marked.share_brighter(&bare, h * 2 / 5..h * 3 / 5, 40);
+    let top = marked.share_brighter(&bare, 0..h / 5, 40);
+    println!("lifted: middle {:.2}%, top {:.2}%", middle * 100.0, top * 100.0);
     assert!(
-        middle > 1.0 && middle > 4.0 * top,
-        "the middle differs by {middle:.2} on average, the top by {top:.2}"
+        middle > 0.005 && middle > 4.0 * top,
+        "{:.2}% of the middle is lifted by the mark, {:.2}% of the top",
+        middle * 100.0,
+        top * 100.0
     );
     server.shutdown().await;
 }

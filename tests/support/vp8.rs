@@ -97,6 +97,24 @@ impl Luma {
             .sum();
         sum as f64 / count.max(1) as f64
     }
+
+    /// The share of pixels in rows `rows` that are brighter than in
+    /// `other` by more than `by`: where something light was drawn over
+    /// one of two pictures of a frame. Coding noise moves a pixel by a
+    /// few levels either way; a light mark lifts its strokes by far more.
+    #[allow(dead_code)] // Not every test that decodes compares pictures.
+    pub fn share_brighter(&self, other: &Luma, rows: std::ops::Range<usize>, by: u8) -> f64 {
+        let w = self.layout.width;
+        let count = rows.len() * w;
+        let lifted = rows
+            .flat_map(|r| {
+                let (a, b) = (r * self.layout.stride, r * other.layout.stride);
+                self.plane[a..a + w].iter().zip(&other.plane[b..b + w])
+            })
+            .filter(|(a, b)| a.saturating_sub(**b) > by)
+            .count();
+        lifted as f64 / count.max(1) as f64
+    }
 }
 
 impl Drop for Vp8Reader {
