@@ -203,7 +203,11 @@ async fn a_watermarked_sessions_stream_carries_the_mark_to_its_viewers() {
     // its strokes in the middle far above that noise.
     let middle = marked.share_brighter(&bare, h * 2 / 5..h * 3 / 5, 40);
     let top = marked.share_brighter(&bare, 0..h / 5, 40);
-    println!("lifted: middle {:.2}%, top {:.2}%", middle * 100.0, top * 100.0);
+    println!(
+        "lifted: middle {:.2}%, top {:.2}%",
+        middle * 100.0,
+        top * 100.0
+    );
     assert!(
         middle > 0.005 && middle > 4.0 * top,
         "{:.2}% of the middle is lifted by the mark, {:.2}% of the top",
