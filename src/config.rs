@@ -106,6 +106,11 @@ pub struct MediaConfig {
     /// A session's players (pipelines and threads) stop once nobody has
     /// watched its stream this long; the next viewer starts them again.
     pub idle_teardown_ms: u64,
+    /// A session's players that fail are started again this many times in
+    /// a row (while someone watches) before the room is told.
+    pub restart_attempts: u32,
+    /// The wait before the first restart; it doubles for each further one.
+    pub restart_backoff_ms: u64,
 }
 
 impl MediaConfig {
@@ -119,6 +124,13 @@ impl MediaConfig {
 
     pub fn idle_teardown(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.idle_teardown_ms)
+    }
+
+    pub fn restarts(&self) -> crate::media::pipelines::RestartPolicy {
+        crate::media::pipelines::RestartPolicy {
+            attempts: self.restart_attempts,
+            backoff: std::time::Duration::from_millis(self.restart_backoff_ms),
+        }
     }
 }
 
@@ -147,6 +159,8 @@ impl Default for MediaConfig {
             frame_decoders: 4,
             frame_decoder_idle_secs: 30,
             idle_teardown_ms: 30_000,
+            restart_attempts: 3,
+            restart_backoff_ms: 1000,
         }
     }
 }

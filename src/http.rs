@@ -369,6 +369,7 @@ impl App {
             rtc: self.config.rtc_settings(),
             checksum,
             idle_teardown: self.config.media.idle_teardown(),
+            restarts: self.config.media.restarts(),
         })
     }
 

@@ -20,8 +20,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::ServerTime;
 use crate::media::audio::AudioEvent;
-use crate::media::pipelines::{PipelineSpec, Pipelines, Sinks};
-use crate::media::player::{self, PlayerEvent, StreamSettings, VideoCodec};
+use crate::media::pipelines::{MediaHealth, PipelineSpec, Pipelines, RestartPolicy, Sinks};
+use crate::media::player::{self, StreamSettings, VideoCodec};
 use crate::media::{MediaError, MediaInfo};
 use crate::metrics::Metrics;
 use crate::protocol::{
@@ -159,6 +159,8 @@ pub enum SessionMsg {
     MediaFailed {
         message: String,
     },
+    /// Pictures flow again after `MediaFailed`; tell the room.
+    MediaRestored,
     /// Another room of the same session committed this to the record:
     /// a personal room telling its session, or the session passing it on
     /// to its other rooms (`from_room` is then `None`).
@@ -291,6 +293,8 @@ pub struct MediaSetup {
     pub checksum: (String, u64),
     /// Nobody watching this long, the players stop (`media.idle_teardown_ms`).
     pub idle_teardown: Duration,
+    /// How players that fail are started again (`media.restart_*`).
+    pub restarts: RestartPolicy,
 }
 
 /// Why a session could not start.
@@ -524,21 +528,22 @@ fn start_media(
     // session's own task owns.
     let session = session.downgrade();
     let sinks = Sinks {
-        frames: Box::new(move |event| match event {
-            PlayerEvent::Frame(frame) => frames.broadcast(&frame),
-            PlayerEvent::Failed(err) => {
-                tracing::warn!(%err, "session media failed");
-                if let Some(session) = session.upgrade() {
-                    let _ = session.try_send(SessionMsg::MediaFailed {
-                        message: err.to_string(),
-                    });
-                }
-            }
-        }),
+        frames: Box::new(move |frame| frames.broadcast(&frame)),
         sound: Box::new(move |event| match event {
             AudioEvent::Packet(packet) => packets.broadcast_audio(&packet),
             // Sound is worth less than the review: pictures go on.
             AudioEvent::Failed(err) => tracing::warn!(%err, "session audio failed"),
+        }),
+        health: Box::new(move |health| {
+            let Some(session) = session.upgrade() else {
+                return;
+            };
+            let _ = session.try_send(match health {
+                MediaHealth::Failed(err) => SessionMsg::MediaFailed {
+                    message: err.to_string(),
+                },
+                MediaHealth::Restored => SessionMsg::MediaRestored,
+            });
         }),
     };
     let spec = PipelineSpec {
@@ -548,6 +553,8 @@ fn start_media(
         has_audio,
         idle_teardown: setup.idle_teardown,
         running,
+        restarts: setup.restarts,
+        restarted: parts.metrics.media_restarts.clone(),
     };
     // Nothing runs yet: the first viewer's `rtcStart` starts the players.
     let pipelines = Pipelines::new(spec, setup.info, initial, watched, sinks);
@@ -875,6 +882,11 @@ impl SessionTask {
                     });
                 }
                 self.media_error = Some(message);
+            }
+            SessionMsg::MediaRestored => {
+                if self.media_error.take().is_some() {
+                    self.broadcast(&ServerMessage::MediaRestored {});
+                }
             }
             SessionMsg::Relay {
                 recorded,

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub sessions_live: AtomicI64,
     /// Sessions whose players (and their pipelines) are running.
     pub media_pipelines: std::sync::Arc<AtomicI64>,
+    /// Session players started again after a failure.
+    pub media_restarts: std::sync::Arc<AtomicU64>,
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
     pub rejected_in: AtomicU64,
@@ -110,8 +112,14 @@ impl Metrics {
         gauge(
             &mut out,
             "syncreel_media_pipelines",
-            "Sessions whose media players and pipelines are running (someone watches, or did within media.idle_teardown_secs).",
+            "Sessions whose media players and pipelines are running (someone watches, or did within media.idle_teardown_ms).",
             self.media_pipelines.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_media_restarts_total",
+            "Session media players started again after a failure (media.restart_attempts).",
+            self.media_restarts.load(Relaxed),
         );
         counter(
             &mut out,

@@ -349,6 +349,8 @@ pub enum ServerMessage {
     MediaError {
         message: String,
     },
+    /// Pictures flow again after a `MediaError`: start the stream again.
+    MediaRestored {},
     /// Every note so far, in pages; follows each welcome and snapshot resync.
     Notes {
         notes: Vec<WireNote>,

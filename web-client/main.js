@@ -269,6 +269,14 @@ const sourceWidths = new Map();
 // Tests: the stream's start held back (see holdStream).
 let streamHeld = false;
 let heldMedia = null;
+// A failure the room heard of before we joined: our own rtcStart, sent
+// with the welcome, is a fresh try, so it is shown but not obeyed.
+let mediaErrorBeforeUs = false;
+// While the media stands failed, our stream tries again now and then: the
+// file may be back, the load gone (the server says `mediaRestored` when
+// anyone's try succeeds).
+const MEDIA_RETRY_MS = 30_000;
+let mediaRetry = null;
 
 // Drawings over the picture; strokes (as they start, then finished or
 // abandoned) and erasures come back here.
@@ -344,6 +352,9 @@ const commands = new Commands({
 });
 
 function onMessage(msg) {
+  // The server sends a standing failure right after the welcome (and its
+  // frame map), before anything else.
+  if (msg.type !== 'mediaError' && msg.type !== 'welcome' && msg.type !== 'frameMap') mediaErrorBeforeUs = false;
   switch (msg.type) {
     case 'pong':
       clock.onPong(msg);
@@ -437,9 +448,27 @@ function onMessage(msg) {
       return;
     case 'mediaError':
       errors.push({ code: 'media_error', message: msg.message, ref: null, type: msg.type });
-      stream.stop(msg.message, 'failed');
       ui.showMediaError(msg.message);
+      if (mediaErrorBeforeUs) {
+        mediaErrorBeforeUs = false;
+        return;
+      }
+      stream.stop(msg.message, 'failed');
       ui.toast('error', 'media_error', msg.message);
+      clearTimeout(mediaRetry);
+      mediaRetry = setTimeout(() => {
+        if (media && !streamHeld && stream.state === 'failed') stream.start(media);
+      }, MEDIA_RETRY_MS);
+      return;
+    case 'mediaRestored':
+      // Someone's stream started the players again: ours starts too.
+      clearTimeout(mediaRetry);
+      ui.showMediaError(null);
+      ui.notify('info', 'The video is back.');
+      if (media && stream.state === 'failed') {
+        if (streamHeld) heldMedia = media;
+        else stream.start(media);
+      }
       return;
     default:
       break;
@@ -876,10 +905,15 @@ function onWelcomeMedia(msg) {
   // A still of another version (or of no media) is not this room's picture.
   if (stillShown && stillShown.checksum !== media?.version?.checksum) hideStill(clock.serverNowUs());
   heldMedia = null;
+  clearTimeout(mediaRetry);
+  mediaErrorBeforeUs = false;
   if (media) {
     ui.showMediaError(null);
     if (streamHeld) heldMedia = media;
-    else stream.start(media);
+    else {
+      stream.start(media);
+      mediaErrorBeforeUs = true;
+    }
   } else {
     stream.stop();
   }
@@ -1019,6 +1053,9 @@ function updateStills(now, transport) {
     if (stillShown?.key === key) return;
     const bitmap = stillCache.get(key);
     if (bitmap) drawStill(now, key, checksum, bitmap, transport);
+    // Without a stream no picture is coming either: an old frame's still
+    // would stand for the room's frame (the readouts name the room's).
+    else if (stillShown && (stream.state === 'none' || stream.state === 'failed')) hideStill(now);
     return;
   }
   if (!stillShown) return;

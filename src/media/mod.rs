@@ -62,6 +62,14 @@ pub enum MediaError {
 }
 
 impl MediaError {
+    /// Whether trying again may succeed: a file that is briefly away (being
+    /// copied back into place) or GStreamer failing at run time (an encoder
+    /// starved of CPU misses its first-picture deadline). Anything about
+    /// what the file is stays as it is.
+    pub fn may_pass(&self) -> bool {
+        matches!(self, MediaError::Missing(_) | MediaError::Gstreamer(_))
+    }
+
     /// The same refusal, naming the file as `shown` instead.
     pub fn naming(self, shown: &Path) -> MediaError {
         let shown = shown.to_owned();

@@ -19,17 +19,26 @@
 //! a viewer arriving at that moment either finds it still running or
 //! starts a new one. A viewer counts from [`Pipelines::want`] (before its
 //! peer exists) until its peer is gone.
+//!
+//! A player that fails is started again (see [`RestartPolicy`]): under
+//! load a fresh encoder can miss its first-picture deadline, and a file
+//! being copied back into place is briefly missing, and neither should
+//! leave a room without video until the server restarts. Only a failure
+//! that outlasts the restarts, or one no restart can mend (not media, an
+//! unsupported rate), reaches the room; the next viewer who asks for the
+//! stream tries again, and the first picture after that tells the room
+//! the video is back.
 
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::audio::{self, AudioEvent};
 use super::player::{
-    self, PlayerCommand, PlayerEvent, Retire, StreamSettings, Transports, Watched,
+    self, EncodedFrame, PlayerCommand, PlayerEvent, Retire, StreamSettings, Transports, Watched,
 };
 use super::watermark::Watermark;
-use super::MediaInfo;
+use super::{MediaError, MediaInfo};
 use crate::clock::Transport;
 use crate::server_clock::ServerClock;
 
@@ -46,12 +55,49 @@ pub struct PipelineSpec {
     pub idle_teardown: Duration,
     /// Running players, for `/metrics`: one per session whose pipelines are up.
     pub running: Arc<AtomicI64>,
+    pub restarts: RestartPolicy,
+    /// Players started again after a failure, for `/metrics`.
+    pub restarted: Arc<AtomicU64>,
+}
+
+/// How a failed player is started again: up to `attempts` times in a row
+/// while someone watches, waiting `backoff`, then twice that, and so on
+/// (at most [`MAX_BACKOFF`]). A picture from a player resets the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+/// The longest wait before a restart, however many came before.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl RestartPolicy {
+    /// The wait before restart number `attempt` (1-based), or `None` when
+    /// the failure goes to the room instead.
+    pub fn delay(&self, attempt: u32, error: &MediaError) -> Option<Duration> {
+        if attempt == 0 || attempt > self.attempts || !error.may_pass() {
+            return None;
+        }
+        let doublings = (attempt - 1).min(16);
+        Some(self.backoff.saturating_mul(1 << doublings).min(MAX_BACKOFF))
+    }
+}
+
+/// The stream's health as the room should hear of it.
+#[derive(Debug)]
+pub enum MediaHealth {
+    /// The players failed and were not (or could not be) started again.
+    Failed(MediaError),
+    /// Pictures flow again after a `Failed`.
+    Restored,
 }
 
 /// Where the players' output goes. Called on their threads; must not block.
 pub struct Sinks {
-    pub frames: Box<dyn Fn(PlayerEvent) + Send + Sync>,
+    pub frames: Box<dyn Fn(EncodedFrame) + Send + Sync>,
     pub sound: Box<dyn Fn(AudioEvent) + Send + Sync>,
+    pub health: Box<dyn Fn(MediaHealth) + Send + Sync>,
 }
 
 /// One session's players, started on demand.
@@ -76,8 +122,12 @@ struct State {
     generation: u64,
     /// Viewers between `want` and having a peer the hub counts.
     arriving: usize,
-    /// The media failed: it is not started again.
-    failed: bool,
+    /// Failed starts since the last picture.
+    failures: u32,
+    /// A restart waits for its backoff: nothing else starts the players.
+    restart_due: bool,
+    /// The room was told the media failed, and has not heard otherwise.
+    reported: bool,
 }
 
 /// Running players.
@@ -137,17 +187,25 @@ impl Pipelines {
                 run: None,
                 generation: 0,
                 arriving: 0,
-                failed: false,
+                failures: 0,
+                restart_due: false,
+                reported: false,
             }),
         }))
     }
 
     /// A viewer wants the stream: the players start if they are down. Hold
     /// the guard until the viewer's peer is counted by `watched`.
+    ///
+    /// After a failure the room was told of, this is a fresh try with a
+    /// fresh set of restarts: the file may be back, the load gone.
     pub fn want(&self) -> Arriving {
         let mut state = self.0.lock();
         state.arriving += 1;
-        if state.run.is_none() && !state.failed {
+        if state.run.is_none() && !state.restart_due {
+            if state.reported {
+                state.failures = 0;
+            }
             Shared::start(&self.0, &mut state);
         }
         Arriving(Arc::downgrade(&self.0))
@@ -235,23 +293,23 @@ impl Shared {
         let frames = {
             let running = running.clone();
             let shared = Arc::downgrade(shared);
+            let pictured = AtomicBool::new(false);
             move |event: PlayerEvent| {
                 let _ = &running;
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                if let PlayerEvent::Failed(_) = &event {
-                    let mut state = shared.lock();
-                    state.failed = true;
-                    if state
-                        .run
-                        .as_ref()
-                        .is_some_and(|r| r.generation == generation)
-                    {
-                        state.run = None;
+                match event {
+                    PlayerEvent::Frame(frame) => {
+                        if !pictured.swap(true, Relaxed) {
+                            shared.pictured(generation);
+                        }
+                        (shared.sinks.frames)(frame);
+                    }
+                    PlayerEvent::Failed(err) => {
+                        Shared::failed(&shared, &mut shared.lock(), generation, err);
                     }
                 }
-                (shared.sinks.frames)(event);
             }
         };
         let retire = Retire {
@@ -292,10 +350,7 @@ impl Shared {
         );
         let picture = match picture {
             Ok(picture) => picture,
-            Err(err) => {
-                state.failed = true;
-                return (shared.sinks.frames)(PlayerEvent::Failed(err));
-            }
+            Err(err) => return Shared::failed(shared, state, generation, err),
         };
         let sound = spec.has_audio.then(|| {
             let weak = Arc::downgrade(shared);
@@ -336,6 +391,61 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The first picture of run `generation`: whatever failed before is
+    /// mended.
+    fn pictured(&self, generation: u64) {
+        let mut state = self.lock();
+        if state.generation != generation {
+            return;
+        }
+        state.failures = 0;
+        if std::mem::take(&mut state.reported) {
+            drop(state);
+            (self.sinks.health)(MediaHealth::Restored);
+        }
+    }
+
+    /// Run `generation` failed: start it again after a backoff, or tell the
+    /// room. A failure of a run already replaced is nobody's business.
+    fn failed(shared: &Arc<Shared>, state: &mut State, generation: u64, err: MediaError) {
+        if state.generation != generation {
+            return;
+        }
+        state.run = None;
+        state.failures = state.failures.saturating_add(1);
+        let Some(delay) = shared.spec.restarts.delay(state.failures, &err) else {
+            tracing::warn!(%err, failures = state.failures, "session media failed");
+            state.reported = true;
+            return (shared.sinks.health)(MediaHealth::Failed(err));
+        };
+        tracing::warn!(%err, failures = state.failures, ?delay, "session media failed; restarting");
+        state.restart_due = true;
+        let weak = Arc::downgrade(shared);
+        let timer = std::thread::Builder::new()
+            .name("syncreel-media-restart".into())
+            .spawn(move || {
+                std::thread::sleep(delay);
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
+                let mut state = shared.lock();
+                state.restart_due = false;
+                // Nobody left to watch: the next viewer's `want` starts it.
+                if state.run.is_none() && (state.arriving > 0 || (shared.watched)()) {
+                    shared.spec.restarted.fetch_add(1, Relaxed);
+                    Shared::start(&shared, &mut state);
+                }
+            });
+        if let Err(spawn) = timer {
+            state.restart_due = false;
+            state.reported = true;
+            tracing::warn!(%spawn, "no thread to restart the media");
+            (shared.sinks.health)(MediaHealth::Failed(err));
+        }
+    }
+}
+
 /// A session's running players in the gauge, until the last of their
 /// threads has let go of its pipelines.
 struct RunningGuard(Arc<AtomicI64>);
@@ -360,5 +470,66 @@ fn give_back_freed_memory() {
     // takes the allocator's own locks and touches no memory in use.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    const POLICY: RestartPolicy = RestartPolicy {
+        attempts: 3,
+        backoff: Duration::from_millis(1000),
+    };
+
+    fn passing() -> MediaError {
+        MediaError::Gstreamer("the encoder produced nothing".into())
+    }
+
+    #[test]
+    fn restarts_wait_longer_each_time_and_stop_at_the_attempts() {
+        let waits: Vec<_> = (1..=4).map(|n| POLICY.delay(n, &passing())).collect();
+        assert_eq!(
+            waits,
+            [
+                Some(Duration::from_millis(1000)),
+                Some(Duration::from_millis(2000)),
+                Some(Duration::from_millis(4000)),
+                None,
+            ]
+        );
+        assert_eq!(POLICY.delay(0, &passing()), None, "counts start at one");
+    }
+
+    #[test]
+    fn a_wait_never_passes_the_cap_however_large_the_config() {
+        let policy = RestartPolicy {
+            attempts: u32::MAX,
+            backoff: Duration::from_secs(u64::MAX / 2),
+        };
+        assert_eq!(policy.delay(1, &passing()), Some(MAX_BACKOFF));
+        assert_eq!(policy.delay(u32::MAX, &passing()), Some(MAX_BACKOFF));
+    }
+
+    #[test]
+    fn what_the_file_is_is_not_tried_again_but_a_file_away_is() {
+        let path = PathBuf::from("clip.mov");
+        let not_media = MediaError::NotMedia {
+            path: path.clone(),
+            reason: "no demuxer".into(),
+        };
+        assert_eq!(POLICY.delay(1, &not_media), None);
+        assert_eq!(POLICY.delay(1, &MediaError::NoVideo(path.clone())), None);
+        assert!(POLICY.delay(1, &MediaError::Missing(path)).is_some());
+    }
+
+    #[test]
+    fn no_attempts_means_every_failure_goes_to_the_room() {
+        let never = RestartPolicy {
+            attempts: 0,
+            ..POLICY
+        };
+        assert_eq!(never.delay(1, &passing()), None);
     }
 }

@@ -486,6 +486,13 @@ impl Decoder {
         watermark: Option<&Watermark>,
     ) -> Result<Decoder, MediaError> {
         let fail = |e: &dyn std::fmt::Display| MediaError::Gstreamer(e.to_string());
+        if !media.path.is_file() {
+            // Named by its file name: where the media root is is none of
+            // the room's business. A file away may come back (see
+            // `pipelines`), which GStreamer's own refusal would not say.
+            let name = media.path.file_name().unwrap_or_default();
+            return Err(MediaError::Missing(name.into()));
+        }
         let pipeline = gst::Pipeline::new();
         let make = super::element;
         let src = make("filesrc")?;

@@ -74,12 +74,22 @@ impl TestServer {
     /// `kbps`, small enough for the tests' own decoders. In VP8, which is
     /// what the test viewer (`support/viewer.rs`) decodes.
     pub async fn streaming(root: std::path::PathBuf, kbps: u32) -> TestServer {
+        TestServer::streaming_with(root, kbps, |_| {}).await
+    }
+
+    /// As [`streaming`](Self::streaming), with more changes to the config.
+    pub async fn streaming_with(
+        root: std::path::PathBuf,
+        kbps: u32,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         TestServer::start_with(move |c| {
             c.media.root = root;
             c.media.codec = "vp8".into();
             c.media.stream_width = 640;
             c.media.stream_height = 360;
             c.media.bitrate_kbps = kbps;
+            tweak(c);
         })
         .await
     }
