@@ -239,9 +239,37 @@ fn frames_elapsed(rate: FrameRate, speed: Speed, from: ServerTime, to: ServerTim
     i64::try_from(numer / denom).unwrap_or(i64::MAX)
 }
 
+/// The RTP clock of video: 90 kHz, counted from the server epoch.
+pub const VIDEO_CLOCK_RATE: i64 = 90_000;
+
+/// The 90 kHz RTP timestamp of a server instant, rounded up so that the
+/// instant it maps back to is never before the picture's own. The stream
+/// (`rtc`) stamps pictures with it and the wire (`frameMap`) tells clients
+/// how to map it back, so it lives with the clock both read.
+pub fn rtp_timestamp(at: ServerTime) -> u32 {
+    let micros = i128::from(at.as_micros().max(0));
+    let ticks = (micros * i128::from(VIDEO_CLOCK_RATE) + 999_999) / 1_000_000;
+    (ticks % (1i128 << 32)) as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rtp_timestamps_map_back_to_the_same_frame() {
+        // 23.976: frame boundaries fall between 90 kHz ticks; rounding up
+        // keeps the mapped instant inside the frame.
+        for micros in [0i64, 41_708, 41_709, 1_000_000_001, 47_721_858_844] {
+            let rtp = rtp_timestamp(ServerTime::from_micros(micros));
+            let back = (i128::from(rtp) * 1_000_000 / 90_000) as i64;
+            let expected = micros % ((1i64 << 32) * 1_000_000 / 90_000);
+            assert!(
+                back >= expected - 1 && back - expected < 12,
+                "{micros}: {back} vs {expected}"
+            );
+        }
+    }
     use proptest::prelude::*;
 
     const T0: ServerTime = ServerTime::from_millis(1_000);

@@ -18,16 +18,16 @@ use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::clock::ServerTime;
+use crate::clock::{ServerTime, VIDEO_CLOCK_RATE};
 use crate::media::audio::AudioEvent;
 use crate::media::pipelines::{MediaHealth, PipelineSpec, Pipelines, RestartPolicy, Sinks};
 use crate::media::player::{self, StreamSettings, VideoCodec};
 use crate::media::{MediaError, MediaInfo};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    self, ErrorCode, ServerMessage, WireMedia, WireSnapshot, WireStroke, WireVersion,
+    self, ErrorCode, ServerMessage, WireIceServer, WireMedia, WireSnapshot, WireStroke, WireVersion,
 };
-use crate::rtc::{RtcError, RtcHub, RtcSettings, VIDEO_CLOCK_RATE};
+use crate::rtc::{RtcError, RtcHub, RtcSettings};
 use crate::session::{
     Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
     SessionLimits, Snapshot, SyncReport, TransportCause,
@@ -515,7 +515,7 @@ fn start_media(
         source_codec: setup.info.video_codec.clone(),
         has_audio,
         rtp_clock_rate: VIDEO_CLOCK_RATE as u32,
-        ice_servers: setup.rtc.wire_ice_servers(),
+        ice_servers: wire_ice_servers(&setup.rtc),
         version,
     };
     let watched: player::Watched = {
@@ -564,6 +564,19 @@ fn start_media(
         wire,
         pipelines,
     }))
+}
+
+/// The ICE servers as a browser is given them.
+fn wire_ice_servers(rtc: &RtcSettings) -> Vec<WireIceServer> {
+    if rtc.ice_servers.is_empty() {
+        return vec![];
+    }
+    let given = |s: &String| (!s.is_empty()).then(|| s.clone());
+    vec![WireIceServer {
+        urls: rtc.ice_servers.clone(),
+        username: given(&rtc.turn_username),
+        credential: given(&rtc.turn_credential),
+    }]
 }
 
 /// One participant's live connection, as the session task sees it.

@@ -1076,7 +1076,7 @@ pub fn frame_map(
 ) -> ServerMessage {
     ServerMessage::FrameMap {
         version,
-        rtp0: crate::rtc::rtp_timestamp(transport.anchor_time),
+        rtp0: crate::clock::rtp_timestamp(transport.anchor_time),
         server_time0: transport.anchor_time.as_micros(),
         frame0: transport.anchor_frame,
         fps_num: rate.num(),

@@ -21,7 +21,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
@@ -48,15 +48,10 @@ use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::TrackLocalWriter;
 
-use crate::clock::ServerTime;
-use crate::live::Outbound;
+pub use crate::clock::{rtp_timestamp, ServerTime, VIDEO_CLOCK_RATE};
 use crate::media::audio::{EncodedAudio, AUDIO_CLOCK_RATE};
 use crate::media::player::{EncodedFrame, VideoCodec};
-use crate::protocol::{ServerMessage, WireCandidate, WireIceServer};
 use crate::session::ParticipantId;
-
-/// The RTP clock of video: 90 kHz, counted from the server epoch.
-pub const VIDEO_CLOCK_RATE: i64 = 90_000;
 /// Payload size per packet, safely under a 1500-byte path MTU once the
 /// RTP, SRTP, UDP and IP headers are added.
 const MTU: usize = 1200;
@@ -83,20 +78,25 @@ pub struct RtcSettings {
     pub include_loopback: bool,
 }
 
-impl RtcSettings {
-    /// The ICE servers as a browser is given them.
-    pub fn wire_ice_servers(&self) -> Vec<WireIceServer> {
-        if self.ice_servers.is_empty() {
-            return vec![];
-        }
-        let given = |s: &String| (!s.is_empty()).then(|| s.clone());
-        vec![WireIceServer {
-            urls: self.ice_servers.clone(),
-            username: given(&self.turn_username),
-            credential: given(&self.turn_credential),
-        }]
-    }
+/// An ICE candidate as signalling carries it, either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceCandidate {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_m_line_index: Option<u16>,
 }
+
+/// What the server's side of a peer says to the viewer's page. The caller
+/// puts it on whatever wire it has; this module knows none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    Offer { sdp: String },
+    Candidate(IceCandidate),
+}
+
+/// Where a viewer's signals go. Called from webrtc-rs's tasks: must not
+/// block (queue it).
+pub type Signals = Arc<dyn Fn(Signal) + Send + Sync>;
 
 /// Why a signalling step failed. Only the viewer that asked is affected.
 #[derive(Debug, thiserror::Error)]
@@ -363,12 +363,12 @@ impl RtcHub {
             .collect()
     }
 
-    /// Creates this participant's peer, sends it an offer through `out`,
-    /// and trickles the server's candidates after it.
+    /// Creates this participant's peer, sends it an offer through
+    /// `signals`, and trickles the server's candidates after it.
     pub async fn start(
         self: &Arc<Self>,
         who: ParticipantId,
-        out: mpsc::Sender<Outbound>,
+        signals: Signals,
     ) -> Result<(), RtcError> {
         self.stop(who).await;
         let pc = Arc::new(self.api.new_peer_connection(self.config.clone()).await?);
@@ -420,7 +420,7 @@ impl RtcHub {
         // offer is out means a client never sees a candidate for an offer
         // it has not received.
         let (offer_sent, offer_sent_rx) = tokio::sync::watch::channel(false);
-        let trickle = out.clone();
+        let trickle = signals.clone();
         pc.on_ice_candidate(Box::new(move |candidate| {
             let trickle = trickle.clone();
             let mut offer_sent = offer_sent_rx.clone();
@@ -430,12 +430,10 @@ impl RtcHub {
                     return;
                 }
                 if let Ok(init) = candidate.to_json() {
-                    let _ = trickle.try_send(Outbound::message(&ServerMessage::RtcCandidate {
-                        candidate: WireCandidate {
-                            candidate: init.candidate,
-                            sdp_mid: init.sdp_mid,
-                            sdp_m_line_index: init.sdp_mline_index,
-                        },
+                    trickle(Signal::Candidate(IceCandidate {
+                        candidate: init.candidate,
+                        sdp_mid: init.sdp_mid,
+                        sdp_m_line_index: init.sdp_mline_index,
                     }));
                 }
             })
@@ -467,9 +465,7 @@ impl RtcHub {
             .lock()
             .expect("viewers lock")
             .insert(who, Arc::new(Viewer { pc, queue, audio }));
-        let _ = out.try_send(Outbound::message(&ServerMessage::RtcOffer {
-            sdp: offer.sdp,
-        }));
+        signals(Signal::Offer { sdp: offer.sdp });
         let _ = offer_sent.send(true);
         Ok(())
     }
@@ -484,7 +480,7 @@ impl RtcHub {
     pub async fn candidate(
         &self,
         who: ParticipantId,
-        candidate: WireCandidate,
+        candidate: IceCandidate,
     ) -> Result<(), RtcError> {
         let pc = self.peer(who)?;
         pc.add_ice_candidate(RTCIceCandidateInit {
@@ -515,14 +511,6 @@ impl RtcHub {
             .map(|v| v.pc.clone())
             .ok_or(RtcError::NotStarted)
     }
-}
-
-/// The 90 kHz RTP timestamp of a server instant, rounded up so that the
-/// instant it maps back to is never before the picture's own.
-pub fn rtp_timestamp(at: ServerTime) -> u32 {
-    let micros = i128::from(at.as_micros().max(0));
-    let ticks = (micros * i128::from(VIDEO_CLOCK_RATE) + 999_999) / 1_000_000;
-    (ticks % (1i128 << 32)) as u32
 }
 
 /// What `register_default_interceptors` sets up, sized for a sender. The
@@ -660,21 +648,6 @@ impl FrameQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rtp_timestamps_map_back_to_the_same_frame() {
-        // 23.976: frame boundaries fall between 90 kHz ticks; rounding up
-        // keeps the mapped instant inside the frame.
-        for micros in [0i64, 41_708, 41_709, 1_000_000_001, 47_721_858_844] {
-            let rtp = rtp_timestamp(ServerTime::from_micros(micros));
-            let back = (i128::from(rtp) * 1_000_000 / 90_000) as i64;
-            let expected = micros % ((1i64 << 32) * 1_000_000 / 90_000);
-            assert!(
-                back >= expected - 1 && back - expected < 12,
-                "{micros}: {back} vs {expected}"
-            );
-        }
-    }
 
     #[tokio::test]
     async fn a_full_queue_drops_its_oldest_frame() {

@@ -22,8 +22,10 @@ use crate::links::LinkError;
 use crate::live::{unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, Stamp, Stroking};
 use crate::passcode::Refusal;
 use crate::protocol::{
-    self, speed_from_wire, ClientMessage, ErrorCode, ParseError, ServerMessage, PROTOCOL_VERSION,
+    self, speed_from_wire, ClientMessage, ErrorCode, ParseError, ServerMessage, WireCandidate,
+    PROTOCOL_VERSION,
 };
+use crate::rtc::{IceCandidate, Signal, Signals};
 use crate::session::{Command, ParticipantId, SeekTarget, SyncReport};
 use crate::timecode::Timecode;
 
@@ -481,10 +483,30 @@ impl Connection {
                 // The players start (if nobody was watching) while the
                 // peer is negotiated, and stay up until it is counted.
                 let _arriving = media.pipelines.want();
-                hub.start(who, self.tx.clone()).await
+                let out = self.tx.clone();
+                let signals: Signals = Arc::new(move |signal| {
+                    let _ = out.try_send(Outbound::message(&match signal {
+                        Signal::Offer { sdp } => ServerMessage::RtcOffer { sdp },
+                        Signal::Candidate(c) => ServerMessage::RtcCandidate {
+                            candidate: WireCandidate {
+                                candidate: c.candidate,
+                                sdp_mid: c.sdp_mid,
+                                sdp_m_line_index: c.sdp_m_line_index,
+                            },
+                        },
+                    }));
+                });
+                hub.start(who, signals).await
             }
             RtcSignal::Answer(sdp) => hub.answer(who, sdp).await,
-            RtcSignal::Candidate(c) => hub.candidate(who, c).await,
+            RtcSignal::Candidate(c) => {
+                let candidate = IceCandidate {
+                    candidate: c.candidate,
+                    sdp_mid: c.sdp_mid,
+                    sdp_m_line_index: c.sdp_m_line_index,
+                };
+                hub.candidate(who, candidate).await
+            }
             RtcSignal::Stop => {
                 hub.stop(who).await;
                 Ok(())
@@ -507,7 +529,7 @@ impl Connection {
 enum RtcSignal {
     Start,
     Answer(String),
-    Candidate(crate::protocol::WireCandidate),
+    Candidate(WireCandidate),
     Stop,
 }
 

@@ -433,6 +433,7 @@ impl Shared {
                 state.restart_due = false;
                 // Nobody left to watch: the next viewer's `want` starts it.
                 if state.run.is_none() && (state.arriving > 0 || (shared.watched)()) {
+                    tracing::info!(failures = state.failures, "session media restarting");
                     shared.spec.restarted.fetch_add(1, Relaxed);
                     Shared::start(&shared, &mut state);
                 }
