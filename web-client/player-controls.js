@@ -113,7 +113,7 @@ export class PlayerControls {
       ev.stopPropagation();
     });
 
-    this.fullscreenButton = button('fullscreen', '⛶', 'Full screen: picture, drawings, transport and notes (F; Esc leaves)', () => this.toggleFullscreen());
+    this.fullscreenButton = button('fullscreen', 'Full screen', 'Full screen: picture, drawings, transport and notes (F; Esc leaves)', () => this.toggleFullscreen());
     this.fullscreenButton.setAttribute('aria-label', 'Full screen');
     this.fullscreenButton.setAttribute('aria-pressed', 'false');
     this.fullscreenButton.hidden = !document.fullscreenEnabled;
