@@ -219,7 +219,7 @@ export class PlayerControls {
     const t = this.transport();
     const value = t?.playing && SHUTTLE_SPEEDS.includes(t.speed) ? String(t.speed) : '';
     if (this.speed.value !== value && document.activeElement !== this.speed) this.speed.value = value;
-    this.zoom.apply();
+    this.zoom.follow();
     requestAnimationFrame(this.tick);
   }
 

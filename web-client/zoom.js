@@ -164,6 +164,18 @@ export class PictureZoom {
 
   fitView() { this.set({ ...FIT_VIEW }); }
 
+  /**
+   * Per animation frame: re-applies only when the picture's own size
+   * changed (the monitor's is watched by a ResizeObserver). No layout is
+   * read here, so that a busy page pays nothing for an idle zoom.
+   */
+  follow() {
+    const s = this.source();
+    if (s.width === this.lastSource?.width && s.height === this.lastSource?.height) return;
+    this.lastSource = { width: s.width, height: s.height };
+    this.apply();
+  }
+
   /** Puts the view on the layers; `force` even when nothing seems to have changed. */
   apply(force = false) {
     const box = this.box();
