@@ -21,8 +21,10 @@ export function isTyping(target) {
 
 /**
  * Binds the shortcuts. `actions` has: playPause, shuttle(dir, half), pause,
- * step(n), loopIn, loopOut, home, end, and optionally backToRoom and
- * toggleOverlay (H: what sits on the picture).
+ * step(n), loopIn, loopOut, home, end, and optionally backToRoom,
+ * toggleOverlay (H: what sits on the picture), and this viewer's own
+ * view of the picture: toggleFullscreen (F), zoomIn (+), zoomOut (-),
+ * zoomPixel (1: one picture pixel to one screen pixel), zoomFit (0).
  */
 export function bindKeys(target, actions) {
   const handler = (ev) => {
@@ -51,6 +53,12 @@ export function bindKeys(target, actions) {
       case 'End': return once(actions.end);
       case 'Escape': return actions.backToRoom ? once(actions.backToRoom) : null;
       case 'KeyH': return actions.toggleOverlay ? once(actions.toggleOverlay) : null;
+      case 'KeyF': return actions.toggleFullscreen ? once(actions.toggleFullscreen) : null;
+      // + is Shift+= on most layouts: either way the same key zooms in.
+      case 'Equal': case 'NumpadAdd': return actions.zoomIn ?? null;
+      case 'Minus': case 'NumpadSubtract': return actions.zoomOut ?? null;
+      case 'Digit1': case 'Numpad1': return actions.zoomPixel ? once(actions.zoomPixel) : null;
+      case 'Digit0': case 'Numpad0': return actions.zoomFit ? once(actions.zoomFit) : null;
       default: return null;
     }
   };

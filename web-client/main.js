@@ -37,6 +37,7 @@ import {
 } from './notes.js';
 import { PictureOverlay } from './layout.js';
 import { Overlay } from './overlay.js';
+import { PlayerControls } from './player-controls.js';
 import {
   EQUALISE, HoldWatch, SampleWindow, TransportHistory, delayForTargetMs, displayedTransport, latencySpreadUs, offsetLabel,
   reportedOffset, roomTargetMs, rtpToServerUs,
@@ -1386,12 +1387,28 @@ function drive(msg) {
 }
 
 const pictureOverlay = new PictureOverlay(document.getElementById('monitor'), document.getElementById('overlay-toggle'));
+// Speed, and this viewer's own zoom, guides, full screen and volume.
+const player = new PlayerControls({
+  app: document.getElementById('app'),
+  monitor: document.getElementById('monitor'),
+  layers: ['video', 'still-layer', 'peek-still'].map((id) => document.getElementById(id)),
+  video,
+  overlay,
+  maskCanvas: document.getElementById('mask-layer'),
+  container: document.getElementById('player-controls'),
+  sound: document.getElementById('sound'),
+  drive,
+  transport: () => room.schedule.newest(),
+  onUnmute: () => ui.setSound(true),
+  notify: (kind, text) => ui.notify(kind, text),
+});
 
 const actions = {
   backToRoom() {
     endPeek();
   },
   toggleOverlay: () => pictureOverlay.toggle(),
+  ...player.actions,
   playPause() {
     const t = room.schedule.newest();
     drive({ type: t?.playing ? 'pause' : 'play' });
@@ -1612,6 +1629,8 @@ window.syncreel = Object.freeze({
   readVideoFrameCode,
   /** The frame the author is looking at (the picture on screen, or a look of their own): what notes pin to and commands carry. */
   seen: () => shownFrame(),
+  /** This viewer's view of the picture: zoom ({zoom, cx, cy}), the zoomed picture's rectangle, masks, volume, full screen. */
+  player: () => copy(player.snapshot()),
   /** The frame code on the still of this page's own look at a frame, or null without one. */
   readPeekFrameCode() {
     const still = document.getElementById('peek-still');

@@ -44,6 +44,7 @@ export class Overlay {
     this.eraser = null;
     this.cssWidth = 0;
     this.cssHeight = 0;
+    this.view = null;
     new ResizeObserver(() => this.resize()).observe(canvas);
     canvas.addEventListener('pointerdown', (ev) => this.down(ev));
     canvas.addEventListener('pointermove', (ev) => this.move(ev));
@@ -94,9 +95,19 @@ export class Overlay {
     this.render();
   }
 
+  /**
+   * Where the picture is, as `view(fit)` says (this viewer's zoom and pan,
+   * zoom.js) rather than fitted: drawings stay on their picture point.
+   */
+  setView(view) {
+    this.view = view;
+    this.render();
+  }
+
   /** The picture's rectangle in the canvas, CSS pixels. */
   picture() {
-    return pictureRect(this.cssWidth, this.cssHeight, this.source.width, this.source.height);
+    const fit = pictureRect(this.cssWidth, this.cssHeight, this.source.width, this.source.height);
+    return this.view ? this.view(fit) : fit;
   }
 
   resize() {

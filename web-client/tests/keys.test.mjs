@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { isTyping, nextShuttleSpeed } from '../keys.js';
+import { bindKeys, isTyping, nextShuttleSpeed } from '../keys.js';
 
 const t = (playing, speed) => ({ playing, speed });
 
@@ -31,4 +31,29 @@ test('text fields swallow keys; the scrubber and buttons do not', () => {
   assert.ok(!isTyping({ tagName: 'INPUT', type: 'range' }));
   assert.ok(!isTyping({ tagName: 'BUTTON' }));
   assert.ok(!isTyping(null));
+});
+
+test('F, + / -, 1 and 0 reach the viewer\'s own actions; Ctrl+wheel-style chords do not', () => {
+  const calls = [];
+  let handler = null;
+  const target = { addEventListener: (_type, fn) => { handler = fn; }, removeEventListener() {} };
+  const rec = (name) => () => calls.push(name);
+  bindKeys(target, {
+    toggleFullscreen: rec('fullscreen'), zoomIn: rec('in'), zoomOut: rec('out'), zoomPixel: rec('pixel'), zoomFit: rec('fit'),
+  });
+  const press = (code, extra = {}) => {
+    handler({
+      code, target: null, repeat: false, shiftKey: false, ctrlKey: false, metaKey: false, altKey: false,
+      defaultPrevented: false, preventDefault() {}, ...extra,
+    });
+  };
+  press('KeyF');
+  press('Equal', { shiftKey: true });
+  press('NumpadAdd');
+  press('Minus');
+  press('Digit1');
+  press('Digit0');
+  press('Equal', { ctrlKey: true });
+  press('KeyF', { repeat: true });
+  assert.deepEqual(calls, ['fullscreen', 'in', 'in', 'out', 'pixel', 'fit']);
 });
