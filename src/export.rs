@@ -13,21 +13,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-use crate::store::{ApprovalRow, DrawingRow, NoteRow, SessionRow, VersionRow};
+// The record's rows, as the record reads them; this module only writes
+// them out (the record never needs an export to be read).
+use crate::store::{NoteRow, SessionRow};
+pub use crate::store::{Reel, Review};
 use crate::timecode::{FrameRate, Timecode, TimecodeError, TimecodeFormat};
-
-/// What an export holds.
-#[derive(Debug, Clone)]
-pub struct Review {
-    pub session: SessionRow,
-    /// The version reviewed, for sessions made from a media file.
-    pub version: Option<VersionRow>,
-    /// Notes and replies, in the order made.
-    pub notes: Vec<NoteRow>,
-    /// Every drawing, erased ones included (marked so).
-    pub drawings: Vec<DrawingRow>,
-    pub approvals: Vec<ApprovalRow>,
-}
 
 impl Review {
     /// Notes that are not replies: what becomes a marker.
@@ -609,14 +599,6 @@ fn otio_timeline(
         },
     });
     serde_json::to_string_pretty(&timeline).unwrap_or_default() + "\n"
-}
-
-/// A whole session: every playlist entry's review, in playlist order (a
-/// session of one version is a reel of one). Each entry's `session` row
-/// carries that entry's own timeline.
-#[derive(Debug, Clone)]
-pub struct Reel {
-    pub entries: Vec<Review>,
 }
 
 /// Why a reel cannot be written in a format.

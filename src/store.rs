@@ -348,13 +348,34 @@ pub enum EntryLookup {
     Found(Box<SessionRow>),
 }
 
+/// What an export holds.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub session: SessionRow,
+    /// The version reviewed, for sessions made from a media file.
+    pub version: Option<VersionRow>,
+    /// Notes and replies, in the order made.
+    pub notes: Vec<NoteRow>,
+    /// Every drawing, erased ones included (marked so).
+    pub drawings: Vec<DrawingRow>,
+    pub approvals: Vec<ApprovalRow>,
+}
+
+/// A whole session: every playlist entry's review, in playlist order (a
+/// session of one version is a reel of one). Each entry's `session` row
+/// carries that entry's own timeline.
+#[derive(Debug, Clone)]
+pub struct Reel {
+    pub entries: Vec<Review>,
+}
+
 /// What [`Store::review_of`] found.
 #[derive(Debug)]
 pub enum ReviewLookup {
     NoSession,
     /// The session has no such version (or none it can label).
     NoVersion,
-    Found(Box<crate::export::Review>),
+    Found(Box<Review>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -810,7 +831,7 @@ impl Store {
     }
 
     /// A session and its notes, for exports; `None` when no such session.
-    pub fn review(&self, session_id: &str) -> Result<Option<crate::export::Review>, StoreError> {
+    pub fn review(&self, session_id: &str) -> Result<Option<Review>, StoreError> {
         Ok(match self.review_of(session_id, None)? {
             ReviewLookup::Found(review) => Some(*review),
             ReviewLookup::NoSession | ReviewLookup::NoVersion => None,
@@ -844,7 +865,7 @@ impl Store {
             drawings.retain(|d| &d.drawing.version_id == shown);
             approvals.retain(|a| &a.approval.version_id == shown);
         }
-        Ok(ReviewLookup::Found(Box::new(crate::export::Review {
+        Ok(ReviewLookup::Found(Box::new(Review {
             session,
             version,
             notes,
@@ -895,7 +916,7 @@ impl Store {
 
     /// Every entry's review of a session, in playlist order (one for a
     /// session of one version), or `None` for no such session.
-    pub fn reel_of(&self, session_id: &str) -> Result<Option<crate::export::Reel>, StoreError> {
+    pub fn reel_of(&self, session_id: &str) -> Result<Option<Reel>, StoreError> {
         let Some(session) = self.session(session_id)? else {
             return Ok(None);
         };
@@ -913,7 +934,7 @@ impl Store {
                 reel.push(*review);
             }
         }
-        Ok(Some(crate::export::Reel { entries: reel }))
+        Ok(Some(Reel { entries: reel }))
     }
 
     /// A session's drawings, erased ones included, in the order drawn.
