@@ -54,8 +54,9 @@ export class RequestAlert {
   }
 
   /**
-   * After a `control` message (or a welcome or snapshot, with `reason`
-   * null: what is pending then was already there, so nothing sounds).
+   * After a `control` message (or a welcome, snapshot or presence, with
+   * `reason` null: nothing new is asked then, so nothing sounds; a name
+   * that arrived since is shown).
    * `canAnswer`: this page is the driver or a host of the shared room.
    */
   onControl({ reason, requests, canAnswer, nameOf, you }) {
@@ -67,13 +68,13 @@ export class RequestAlert {
       this.restoreTitle();
       return;
     }
-    if (reason !== 'requested' || fresh.length === 0) return;
-    if (!this.muted()) this.sound();
-    this.flash();
-    if (this.doc.hidden) {
-      this.savedTitle ??= this.doc.title;
-      this.doc.title = alertTitle(waiting.map(nameOf), this.savedTitle);
+    const asked = reason === 'requested' && fresh.length > 0;
+    if (asked) {
+      if (!this.muted()) this.sound();
+      this.flash();
+      if (this.doc.hidden) this.savedTitle ??= this.doc.title;
     }
+    if (this.savedTitle != null) this.doc.title = alertTitle(waiting.map(nameOf), this.savedTitle);
   }
 
   sound() {

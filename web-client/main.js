@@ -504,7 +504,7 @@ function onMessage(msg) {
   if (changed === 'control' && !room.isDriver()) commands.clear();
   // Whoever drives sees what the room sees.
   if ((changed === 'all' || changed === 'control') && room.isDriver()) endPeek();
-  if (changed === 'all' || changed === 'control') {
+  if (changed === 'all' || changed === 'control' || changed === 'presence') {
     requestAlert.onControl({
       reason: msg.type === 'control' ? msg.reason : null,
       requests: room.control.requests,
