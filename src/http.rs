@@ -35,8 +35,8 @@ use crate::metrics::Metrics;
 use crate::protocol::{WireRole, WireSession, WireSnapshot, WireVersion};
 use crate::session::{Role, SessionInfo};
 use crate::store::{
-    EntryLookup, EntryRow, LinkRow, NewVersion, Record, Recorded, SessionRow, Store, StoreError,
-    TimelineRow, VersionRow, Write,
+    EntryLookup, EntryRow, LinkRow, NewVersion, PersonalRoomRow, Record, Recorded, SessionRow,
+    Store, StoreError, TimelineRow, VersionRow, Write,
 };
 use crate::timecode::{FrameRate, Timecode, TimecodeFormat};
 
@@ -222,12 +222,13 @@ impl App {
         let store = self.store.clone();
         let id = row.id.clone();
         let version_id = row.version_id.clone();
-        let (review, version) = tokio::task::spawn_blocking(move || {
+        let (review, version, rooms) = tokio::task::spawn_blocking(move || {
             let version = match version_id {
                 Some(v) => store.version(&v)?,
                 None => None,
             };
-            Ok::<_, StoreError>((recorded_review(&store, &id)?, version))
+            let rooms = store.personal_rooms(&id)?;
+            Ok::<_, StoreError>((recorded_review(&store, &id)?, version, rooms))
         })
         .await??;
         // A version is its bytes: a file changed since it was recorded is
@@ -256,6 +257,7 @@ impl App {
             media_error,
             playlist: Vec::new(),
             entry: 0,
+            rooms,
         };
         self.respawn(row, review, stream)
     }
@@ -268,7 +270,7 @@ impl App {
         let store = self.store.clone();
         let id = row.id.clone();
         let files = row.playlist.clone();
-        let (review, entries) = tokio::task::spawn_blocking(move || {
+        let (review, entries, rooms) = tokio::task::spawn_blocking(move || {
             let entries: Vec<Result<PlaylistEntry, String>> = files
                 .iter()
                 .map(|entry| {
@@ -291,7 +293,8 @@ impl App {
                     })
                 })
                 .collect();
-            Ok::<_, StoreError>((recorded_review(&store, &id)?, entries))
+            let rooms = store.personal_rooms(&id)?;
+            Ok::<_, StoreError>((recorded_review(&store, &id)?, entries, rooms))
         })
         .await??;
         let (playlist, media_error) = match entries.into_iter().collect::<Result<Vec<_>, _>>() {
@@ -308,6 +311,7 @@ impl App {
             media_error,
             playlist,
             entry,
+            rooms,
         };
         self.respawn(row, review, stream)
     }
@@ -345,6 +349,7 @@ impl App {
                 ended_at: row.ended_at,
                 playlist: stream.playlist,
                 entry: stream.entry,
+                personal_rooms: stream.rooms,
                 idle_expiry: self.config.session.idle_expiry(),
             },
         )?;
@@ -519,6 +524,7 @@ impl App {
                         })
                         .collect(),
                     entry: 0,
+                    personal_rooms: Vec::new(),
                     idle_expiry: self.config.session.idle_expiry(),
                 },
             )
@@ -1776,6 +1782,8 @@ struct Restored {
     media_error: Option<String>,
     playlist: Vec<PlaylistEntry>,
     entry: usize,
+    /// Where its personal rooms stood, to reopen them there.
+    rooms: Vec<PersonalRoomRow>,
 }
 
 /// A session's notes, drawings and decisions as the record holds them.

@@ -32,7 +32,7 @@ use crate::session::{
     Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
     SessionLimits, Snapshot, SyncReport, TransportCause,
 };
-use crate::store::{Receipt, RecordResult, Recorded, Store, StoreError, Write};
+use crate::store::{PersonalRoomRow, Receipt, RecordResult, Recorded, Store, StoreError, Write};
 
 pub use crate::server_clock::{unix_millis, ServerClock};
 
@@ -219,6 +219,9 @@ pub struct SessionStart {
     /// `media` and `version` are then those of entry `entry`.
     pub playlist: Vec<PlaylistEntry>,
     pub entry: usize,
+    /// Where an ended session's personal rooms stood, for a restart to
+    /// reopen each one there when its participant comes back.
+    pub personal_rooms: Vec<PersonalRoomRow>,
     /// A live review nobody has been in for this long ends by itself
     /// (`session.expire_idle_secs`), giving its slot back.
     pub idle_expiry: Duration,
@@ -363,6 +366,7 @@ impl Registry {
             ended_at,
             playlist,
             entry,
+            personal_rooms,
             idle_expiry,
         } = start;
         let cuts = playlist.iter().map(PlaylistEntry::cut).collect();
@@ -383,7 +387,13 @@ impl Registry {
             playlist: Arc::new(playlist),
             idle_expiry,
         };
-        let handle = open_room(session, parts, review, ended_at, None)?;
+        let handle = open_room(
+            session,
+            parts,
+            review,
+            ended_at,
+            Place::Session(personal_rooms),
+        )?;
         self.sessions.insert(handle.info.id.clone(), handle.clone());
         Ok(handle)
     }
@@ -413,6 +423,22 @@ struct Belonging {
     /// The resume secret its one participant holds, which is also how the
     /// session finds the room again on a reconnect.
     key: [u8; 16],
+    /// The link its participant came through.
+    link_id: String,
+}
+
+/// What a room is: a session (with where its personal rooms stood when
+/// it was last running), or one of a session's personal rooms.
+enum Place {
+    Session(Vec<PersonalRoomRow>),
+    Personal(Belonging),
+}
+
+/// How the record names a personal room: the SHA-256 of its key, so the
+/// record holds nothing anyone could resume with.
+fn room_digest(key: &[u8; 16]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(key))
 }
 
 /// A personal room as its session keeps it.
@@ -428,8 +454,15 @@ fn open_room(
     parts: RoomParts,
     review: SessionReview,
     ended_at: Option<i64>,
-    belonging: Option<Belonging>,
+    place: Place,
 ) -> Result<SessionHandle, StartError> {
+    let (belonging, saved_rooms): (_, HashMap<String, PersonalRoomRow>) = match place {
+        Place::Session(rows) => (
+            None,
+            rows.into_iter().map(|r| (r.room.clone(), r)).collect(),
+        ),
+        Place::Personal(belonging) => (Some(belonging), HashMap::new()),
+    };
     let (tx, rx) = mpsc::channel(1024);
     let me = tx.downgrade();
     let media = match &parts.setup {
@@ -471,6 +504,7 @@ fn open_room(
         parts,
         belonging,
         rooms: HashMap::new(),
+        saved_rooms,
         anyone_joined: false,
         ended,
         closing: false,
@@ -616,6 +650,9 @@ struct SessionTask {
     belonging: Option<Belonging>,
     /// A session's personal rooms, by their key (hex).
     rooms: HashMap<String, PersonalRoom>,
+    /// Personal rooms the record kept over a restart and nobody has come
+    /// back to yet, by [`room_digest`].
+    saved_rooms: HashMap<String, PersonalRoomRow>,
     /// Shared with the handle: whether the live review has ended.
     ended: Arc<std::sync::atomic::AtomicBool>,
     /// The operator deleted the session: say goodbye and stop.
@@ -715,12 +752,29 @@ impl SessionTask {
                     let id = self.session.resume(now, &secret, &link_id).ok()?;
                     Some((id, secret))
                 });
+                // Back after a restart: the room reopens where its own
+                // playback stood, under the same key.
+                let saved = resume
+                    .filter(|_| resumed.is_none() && self.ended_at.is_some())
+                    .and_then(|secret| {
+                        let digest = room_digest(&secret);
+                        self.saved_rooms
+                            .get(&digest)
+                            .filter(|room| room.link_id == link_id)?;
+                        let room = self.saved_rooms.remove(&digest)?;
+                        Some((secret, room))
+                    });
+                if let Some((secret, room)) = saved {
+                    let at = (room.entry, room.frame);
+                    let _ = reply.send(self.open_personal_room(secret, link_id, Some(at)));
+                    return;
+                }
                 if resumed.is_none() && resume_only {
                     let _ = reply.send(Err(JoinError::NothingToResume));
                     return;
                 }
                 if resumed.is_none() && self.ended_at.is_some() && self.belonging.is_none() {
-                    let _ = reply.send(self.open_personal_room(fresh_secret, link_id));
+                    let _ = reply.send(self.open_personal_room(fresh_secret, link_id, None));
                     return;
                 }
                 // A personal room's participant always holds the room's
@@ -913,6 +967,12 @@ impl SessionTask {
             }
             SessionMsg::RoomEmpty { key } => {
                 self.rooms.remove(&key);
+                if let Some(key) = unhex16(&key) {
+                    self.store.write_later(Write::RoomClosed {
+                        session_id: self.session.info().id.clone(),
+                        room: room_digest(&key),
+                    });
+                }
             }
         }
     }
@@ -920,37 +980,45 @@ impl SessionTask {
     /// Opens a room of one for someone joining after the live review
     /// ended, so that their playback moves nobody else's. It shares the
     /// session's record: what they add is the session's.
+    /// `at`: the (entry, frame) a room stood at before a restart; a new
+    /// room opens where the live review stood.
     fn open_personal_room(
         &mut self,
         key: [u8; 16],
         link_id: String,
+        at: Option<(i64, i64)>,
     ) -> Result<Admitted, JoinError> {
         if self.rooms.len() >= MAX_PERSONAL_ROOMS {
             return Err(JoinError::TooManyRooms(MAX_PERSONAL_ROOMS));
         }
         let now = self.clock.now();
-        let frame = self.session.position(now);
+        let entries = self.parts.playlist.len().max(1);
+        let (entry, frame) = at
+            .and_then(|(entry, frame)| Some((usize::try_from(entry).ok()?, frame)))
+            .filter(|(entry, _)| *entry < entries)
+            .unwrap_or((self.session.entry(), self.session.position(now)));
         let cuts = self.parts.playlist.iter().map(PlaylistEntry::cut).collect();
         let session = Session::new((*self.parts.info).clone(), self.parts.limits, now)
             .personal()
-            .with_playlist(cuts, self.session.entry())
+            .with_playlist(cuts, entry)
             .opening_at(frame, now);
         let mut parts = self.parts.clone();
         parts.media_error = self.media_error.clone();
-        if let Some(entry) = self.parts.playlist.get(self.session.entry()) {
+        if let Some(entry) = self.parts.playlist.get(entry) {
             parts.setup = Some(entry.setup.clone());
             parts.version = Some(entry.version.clone());
         }
         let belonging = Belonging {
             parent: self.me.clone(),
             key,
+            link_id: link_id.clone(),
         };
         match open_room(
             session,
             parts,
             self.review.clone(),
             self.ended_at,
-            Some(belonging),
+            Place::Personal(belonging),
         ) {
             Ok(room) => {
                 let handle = room.clone();
@@ -1309,9 +1377,28 @@ impl SessionTask {
         use crate::session::Event;
         // One person's own playback is neither the room's position nor
         // part of the review's story; their joins, leaves and what they
-        // add to the record are.
-        if self.belonging.is_some() && !matches!(event, Event::Presence { .. }) {
-            return;
+        // add to the record are. Where it stands is kept apart, for a
+        // restart to reopen the room there.
+        if let Some(belonging) = &self.belonging {
+            if let Event::Transport {
+                transport, cause, ..
+            } = event
+            {
+                let cued = matches!(cause, TransportCause::Command(Command::Cue(_)));
+                if cued || transport.anchor_frame != self.recorded_frame {
+                    self.recorded_frame = transport.anchor_frame;
+                    self.store.write_later(Write::RoomFrame(PersonalRoomRow {
+                        session_id: self.session.info().id.clone(),
+                        room: room_digest(&belonging.key),
+                        link_id: belonging.link_id.clone(),
+                        entry: self.session.entry() as i64,
+                        frame: transport.anchor_frame,
+                    }));
+                }
+            }
+            if !matches!(event, Event::Presence { .. }) {
+                return;
+            }
         }
         match event {
             Event::Transport {

@@ -98,6 +98,8 @@ pub enum ClientMessage {
     },
     TakeControl,
     ReleaseControl,
+    /// Takes back this participant's pending control request.
+    WithdrawControl,
     /// The client's clock-sync result, for presence and for the lead.
     SyncReport {
         rtt_us: i64,
@@ -604,6 +606,8 @@ pub enum ErrorCode {
     BadSpeed,
     StepTooLarge,
     CannotTakeControl,
+    /// A `withdrawControl` from someone with no pending request.
+    NoPendingRequest,
     UnknownParticipant,
     /// A WebRTC signalling step failed (bad SDP, no stream, not started).
     Rtc,
@@ -849,6 +853,7 @@ impl ErrorCode {
             CommandError::StepTooLarge(_) => ErrorCode::StepTooLarge,
             CommandError::CannotTakeControl(_) => ErrorCode::CannotTakeControl,
             CommandError::UnknownEntry { .. } => ErrorCode::UnknownEntry,
+            CommandError::NoPendingRequest => ErrorCode::NoPendingRequest,
         }
     }
 
@@ -992,9 +997,8 @@ fn cause_name(cause: &TransportCause) -> &'static str {
             LoopOut(_) => "loopOut",
             ClearLoop => "clearLoop",
             Cue(_) => "cue",
-            RequestControl | GrantControl(_) | DenyControl(_) | TakeControl | ReleaseControl => {
-                "control"
-            }
+            RequestControl | GrantControl(_) | DenyControl(_) | TakeControl | ReleaseControl
+            | WithdrawControl => "control",
         },
     }
 }

@@ -144,6 +144,8 @@ pub enum Command {
     TakeControl,
     /// The driver gives the seat back to the host.
     ReleaseControl,
+    /// A requester takes back their pending request.
+    WithdrawControl,
 }
 
 impl Command {
@@ -214,6 +216,10 @@ pub enum CommandError {
     /// A cue to an entry the playlist does not have.
     #[error("the playlist has no entry {entry} (it has {entries})")]
     UnknownEntry { entry: usize, entries: usize },
+    /// A withdraw from someone with no pending request (never asked,
+    /// already granted or denied).
+    #[error("you have no pending control request to withdraw")]
+    NoPendingRequest,
 }
 
 /// A participant as the room sees it.
@@ -975,6 +981,12 @@ impl Session {
                     return Err(CommandError::NotDriver);
                 }
                 self.return_seat_to_host(ControlReason::Released);
+            }
+            Command::WithdrawControl => {
+                if !self.requests.remove(&from) {
+                    return Err(CommandError::NoPendingRequest);
+                }
+                self.bump_control(ControlReason::Withdrawn);
             }
             _ => unreachable!("transport commands are routed to transport_command"),
         }

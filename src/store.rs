@@ -256,6 +256,18 @@ const MIGRATIONS: &[&str] = &[
     // 10: the text burned into a session's pictures (issue #11); NULL for
     // none, which is every session made before it.
     "ALTER TABLE sessions ADD COLUMN watermark TEXT;",
+    // 11: where each personal room of an ended session stands (issue #13),
+    // so that a restart reopens it there rather than at the live room's
+    // frame. `room` is the SHA-256 of the room's resume secret: the record
+    // never holds a secret someone could resume with.
+    "CREATE TABLE personal_rooms (
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        room TEXT NOT NULL,
+        link_id TEXT NOT NULL,
+        entry INTEGER NOT NULL,
+        frame INTEGER NOT NULL,
+        PRIMARY KEY (session_id, room)
+    );",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -538,6 +550,19 @@ pub enum Recorded {
     Version(VersionRow),
 }
 
+/// Where one personal room (a room of one, after the live review)
+/// stands, so that a restart reopens it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalRoomRow {
+    pub session_id: String,
+    /// The SHA-256 (hex) of the room's resume secret.
+    pub room: String,
+    /// The link that opened it: only that link finds it again.
+    pub link_id: String,
+    pub entry: i64,
+    pub frame: i64,
+}
+
 /// A record's outcome: what is stored, and whether this call stored it
 /// (`false` for a resend that found the first copy).
 pub type RecordResult = Result<(Recorded, bool), StoreError>;
@@ -554,6 +579,13 @@ pub enum Write {
     LastFrame {
         session_id: String,
         frame: i64,
+    },
+    /// Where a personal room stands now.
+    RoomFrame(PersonalRoomRow),
+    /// A personal room closed for good: nobody can come back to it.
+    RoomClosed {
+        session_id: String,
+        room: String,
     },
     /// A playlist session moved to another entry: its timeline and
     /// version are now that entry's, and it stands on its first frame.
@@ -815,6 +847,25 @@ impl Store {
                 expires_at: r.get(4)?,
                 revoked: r.get(5)?,
                 passcode_hash: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Where each personal room of a session stood when last recorded.
+    pub fn personal_rooms(&self, session_id: &str) -> Result<Vec<PersonalRoomRow>, StoreError> {
+        let db = self.reader.lock().expect("reader lock");
+        let mut stmt = db.prepare(
+            "SELECT session_id, room, link_id, entry, frame FROM personal_rooms
+             WHERE session_id = ?1 ORDER BY room",
+        )?;
+        let rows = stmt.query_map(params![session_id], |r| {
+            Ok(PersonalRoomRow {
+                session_id: r.get(0)?,
+                room: r.get(1)?,
+                link_id: r.get(2)?,
+                entry: r.get(3)?,
+                frame: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -1426,6 +1477,22 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                 params![frame, session_id],
             )?;
         }
+        Write::RoomFrame(row) => {
+            db.execute(
+                "INSERT INTO personal_rooms (session_id, room, link_id, entry, frame)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (session_id, room)
+                 DO UPDATE SET link_id = excluded.link_id, entry = excluded.entry,
+                               frame = excluded.frame",
+                params![row.session_id, row.room, row.link_id, row.entry, row.frame],
+            )?;
+        }
+        Write::RoomClosed { session_id, room } => {
+            db.execute(
+                "DELETE FROM personal_rooms WHERE session_id = ?1 AND room = ?2",
+                params![session_id, room],
+            )?;
+        }
         Write::Cue {
             session_id,
             entry,
@@ -1497,6 +1564,7 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                     "DELETE FROM session_entries WHERE session_id = ?1",
                     "DELETE FROM links WHERE session_id = ?1",
                     "DELETE FROM events WHERE session_id = ?1",
+                    "DELETE FROM personal_rooms WHERE session_id = ?1",
                 ] {
                     db.execute(sql, params![session_id])?;
                 }
@@ -2040,6 +2108,41 @@ mod tests {
         assert_eq!(store.links().unwrap()[0].token_hash, [7; 32]);
         assert_eq!(store.notes("s1").unwrap().len(), 1);
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn a_personal_room_keeps_one_row_that_moves_with_it_and_goes_when_it_closes() {
+        let store = Store::temporary().unwrap();
+        store
+            .write_acked(Write::Session(session("s1"), vec![]))
+            .await
+            .unwrap()
+            .unwrap();
+        let row = |frame| PersonalRoomRow {
+            session_id: "s1".into(),
+            room: "ab".into(),
+            link_id: "l2".into(),
+            entry: 0,
+            frame,
+        };
+        for frame in [60, 1360] {
+            store
+                .write_acked(Write::RoomFrame(row(frame)))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(store.personal_rooms("s1").unwrap(), vec![row(1360)]);
+        assert_eq!(store.personal_rooms("s2").unwrap(), vec![]);
+        store
+            .write_acked(Write::RoomClosed {
+                session_id: "s1".into(),
+                room: "ab".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.personal_rooms("s1").unwrap(), vec![]);
     }
 
     /// Step 9 adds the passcode column: a link recorded under schema 8

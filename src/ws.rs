@@ -640,6 +640,7 @@ fn command_of(message: ClientMessage) -> Result<Command, Reject> {
         }
         ClientMessage::TakeControl => Command::TakeControl,
         ClientMessage::ReleaseControl => Command::ReleaseControl,
+        ClientMessage::WithdrawControl => Command::WithdrawControl,
         ClientMessage::Hello { .. }
         | ClientMessage::Ping { .. }
         | ClientMessage::SyncReport { .. }

@@ -226,3 +226,64 @@ async fn a_live_review_nobody_is_in_ends_by_itself_and_gives_its_slot_back() {
     server.create_session().await;
     server.shutdown().await;
 }
+
+/// Issue #13: a personal room came back at the live room's frame after a
+/// restart instead of its own.
+#[tokio::test]
+async fn a_personal_room_reopens_at_its_own_frame_after_a_restart() {
+    let data = std::env::temp_dir().join(format!("syncreel-rooms-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let config = {
+        let data = data.clone();
+        move |c: &mut syncreel::config::Config| c.server.data_dir = data
+    };
+    let server = TestServer::start_with(config.clone()).await;
+    let s = server.create_session().await;
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
+    host.send(json!({"type": "seek", "frame": 1300})).await;
+    host.expect("transport").await;
+    end(&server, &s.id, &s.host).await;
+    host.expect("ended").await;
+
+    let mut rae = Client::join(server.addr, &s.reviewer, "Rae").await;
+    assert_eq!(rae.welcome["room"], "personal");
+    assert_eq!(rae.welcome["state"]["transport"]["anchorFrame"], 1300);
+    rae.send(json!({"type": "seek", "frame": 1360})).await;
+    let moved = rae.expect("transport").await;
+    assert_eq!(moved["transport"]["anchorFrame"], 1360);
+    // The record's one writer takes writes in order: once this note is
+    // acknowledged, the room's frame (queued before it) is on disk.
+    rae.send(json!({"type": "note", "key": "n1", "frame": 1360, "text": "here"}))
+        .await;
+    rae.expect("noteAck").await;
+    let resume = rae.welcome["resume"].as_str().unwrap().to_string();
+    rae.drop_connection();
+    drop(host);
+    server.shutdown().await;
+
+    let server = TestServer::start_with(config).await;
+    // Another link's participant cannot borrow the secret: a room of
+    // their own, where the live review stood.
+    let mut other = Client::connect(server.addr).await;
+    other.hello(&s.viewer, "Vic", Some(&resume)).await;
+    other.welcome = other.expect("welcome").await;
+    assert_eq!(other.welcome["room"], "personal");
+    assert_eq!(other.welcome["state"]["transport"]["anchorFrame"], 1300);
+    // Rae, resuming through her link, is back at her own frame, and again
+    // after a plain reconnect.
+    for _ in 0..2 {
+        let mut again = Client::connect(server.addr).await;
+        again.hello(&s.reviewer, "Rae", Some(&resume)).await;
+        again.welcome = again.expect("welcome").await;
+        assert_eq!(again.welcome["room"], "personal");
+        assert_eq!(
+            again.welcome["state"]["transport"]["anchorFrame"], 1360,
+            "{}",
+            again.welcome
+        );
+        assert_eq!(again.welcome["resume"].as_str(), Some(resume.as_str()));
+        again.drop_connection();
+    }
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -289,6 +289,52 @@ async fn control_returns_to_the_host_after_the_driver_drops_and_the_room_keeps_p
 }
 
 #[tokio::test]
+async fn a_reviewer_withdraws_a_pending_request_and_everyone_sees_it_go() {
+    let server = TestServer::start().await;
+    let s = server.create_session().await;
+    let mut host = Client::join(server.addr, &s.host, "Dana").await;
+    let mut reviewer = Client::join(server.addr, &s.reviewer, "Cole").await;
+
+    // Nothing pending yet: a typed refusal, answered by ref.
+    reviewer
+        .send(json!({"type": "withdrawControl", "ref": 7}))
+        .await;
+    let err = reviewer.expect_error().await;
+    assert_eq!(
+        (err["code"].as_str(), err["ref"].as_u64()),
+        (Some("no_pending_request"), Some(7))
+    );
+
+    reviewer.send(json!({"type": "requestControl"})).await;
+    let asked = host
+        .expect_where(|m| m["type"] == "control" && m["reason"] == "requested")
+        .await;
+    assert_eq!(asked["requests"], json!([reviewer.id()]));
+    reviewer.send(json!({"type": "withdrawControl"})).await;
+    let withdrawn = host
+        .expect_where(|m| m["type"] == "control" && m["reason"] == "withdrawn")
+        .await;
+    assert_eq!(
+        (withdrawn["requests"].clone(), withdrawn["driver"].as_u64()),
+        (json!([]), Some(host.id()))
+    );
+    assert!(withdrawn["version"].as_u64() > asked["version"].as_u64());
+    let own = reviewer
+        .expect_where(|m| m["type"] == "control" && m["reason"] == "withdrawn")
+        .await;
+    assert_eq!(own["requests"], json!([]));
+
+    // Denying a withdrawn request finds nobody waiting; withdrawing again
+    // finds nothing pending.
+    host.send(json!({"type": "denyControl", "participant": reviewer.id()}))
+        .await;
+    assert_eq!(host.expect_error().await["code"], "cannot_take_control");
+    reviewer.send(json!({"type": "withdrawControl"})).await;
+    assert_eq!(reviewer.expect_error().await["code"], "no_pending_request");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_late_joiner_receives_the_full_snapshot() {
     let server = TestServer::start().await;
     let s = server.create_session().await;

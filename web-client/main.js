@@ -52,6 +52,7 @@ import {
 import { LiveStrokes, StrokeParts } from './strokes.js';
 import { position } from './transport.js';
 import { Ui } from './ui.js';
+import { RequestAlert } from './control-requests.js';
 
 const PROTOCOL = 1;
 const NAME_KEY = 'syncreel.name';
@@ -352,6 +353,16 @@ const commands = new Commands({
   },
 });
 
+// Whether the person turned the page's sound off (the video starts muted
+// for autoplay; that is no choice of theirs, so it does not silence the
+// request tone).
+let soundOff = false;
+const requestAlert = new RequestAlert({
+  muted: () => soundOff,
+  answer: (type, participant) => commands.control({ type, participant }),
+  panel: document.querySelector('.control-panel'),
+});
+
 function onMessage(msg) {
   // The server sends a standing failure right after the welcome (and its
   // frame map), before anything else.
@@ -380,7 +391,7 @@ function onMessage(msg) {
       // this tab back in the shared room.
       if (roomKind === 'shared') dropResume();
       endedAt = msg.at;
-      ui.showEnded(endedAt, roomKind);
+      ui.showEnded(endedAt, roomKind, room.role);
       ui.renderRecordPanel(room, endedAt);
       return;
     case 'notes':
@@ -487,9 +498,10 @@ function onMessage(msg) {
     // A new socket: pages of a list cut off by the old one are stale.
     listPages.clear();
     roomKind = msg.room ?? 'shared';
+    document.body.dataset.room = roomKind;
     // An `ended` follows the welcome if the review is over.
     endedAt = null;
-    ui.showEnded(null, roomKind);
+    ui.showEnded(null, roomKind, room.role);
     ui.renderRecordPanel(room, endedAt);
     if (!link.sessionId && outbox.storageKey !== OUTBOX_PREFIX + msg.session.id) outbox = outboxFor(msg.session.id);
     clock.onWelcome(msg.serverTime);
@@ -522,6 +534,15 @@ function onMessage(msg) {
   if (changed === 'control' && !room.isDriver()) commands.clear();
   // Whoever drives sees what the room sees.
   if ((changed === 'all' || changed === 'control') && room.isDriver()) endPeek();
+  if (changed === 'all' || changed === 'control' || changed === 'presence') {
+    requestAlert.onControl({
+      reason: msg.type === 'control' ? msg.reason : null,
+      requests: room.control.requests,
+      canAnswer: roomKind === 'shared' && (room.isDriver() || room.role === 'host'),
+      nameOf: (id) => room.nameOf(id),
+      you: room.you,
+    });
+  }
   // A new transport on its way: its still (and its neighbours') now, ahead of its execute-at.
   if (changed === 'all' || changed === 'transport') refreshStills();
 }
@@ -1443,9 +1464,11 @@ function bindControls() {
   on('request-control', () => commands.control({ type: 'requestControl' }));
   on('take-control', () => commands.control({ type: 'takeControl' }));
   on('release-control', () => commands.control({ type: 'releaseControl' }));
+  on('withdraw-control', () => commands.control({ type: 'withdrawControl' }));
   on('sound', () => {
     // A click is the gesture browsers want before they play sound.
     video.muted = !video.muted;
+    soundOff = video.muted;
     if (!video.muted) video.play?.().catch(() => {});
     ui.setSound(!video.muted);
   });

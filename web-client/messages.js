@@ -42,6 +42,7 @@ const MESSAGES = {
   bad_speed: ['That playback speed is not available.', 'Use J, K and L to change speed.'],
   step_too_large: ['That step is too far to take at once.', 'Use Go to for long jumps.'],
   cannot_take_control: ['Control cannot be handed over to that person.', 'They may have left, or be a viewer who cannot drive.'],
+  no_pending_request: ['You have no request for control waiting.', 'It may have been answered already.'],
   unknown_participant: ['The server no longer counts you as in the room.', 'The page reconnects by itself; reload if it does not.'],
   bad_note: ['That note could not be stored: it is empty or too long.', 'Write between 1 and 4000 characters.'],
   unknown_note: ['That note is no longer there to answer or resolve.', ''],

@@ -197,14 +197,18 @@ export class Ui {
   }
 
   /** Says, until the page goes, that the live review is over and what that means here. */
-  showEnded(endedAt, roomKind) {
+  showEnded(endedAt, roomKind, role) {
     const banner = $('ended-banner');
     banner.hidden = endedAt == null;
     if (endedAt == null) return;
     const at = new Date(endedAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     banner.dataset.room = roomKind;
+    // A viewer adds nothing to the record, so is not told that it would.
+    const adds = role === 'viewer'
+      ? 'you see every note, drawing and decision as it is made.'
+      : 'your notes, drawings and approvals still reach the record.';
     banner.textContent = roomKind === 'personal'
-      ? `The live review ended at ${at}. You are reviewing on your own: playback here moves nobody else; notes, drawings and approvals still reach the record.`
+      ? `The live review ended at ${at}. You are reviewing on your own: playback here moves nobody else; ${adds}`
       : `The live review ended at ${at}. Reload to carry on reviewing on your own: your playback will then move nobody else.`;
   }
 
@@ -250,9 +254,8 @@ export class Ui {
 
     const isDriver = room.isDriver();
     const request = $('request-control');
-    request.hidden = !(room.role === 'reviewer' && !isDriver);
-    request.disabled = room.hasRequested();
-    request.textContent = room.hasRequested() ? 'Requested…' : 'Request control';
+    request.hidden = !(room.role === 'reviewer' && !isDriver) || room.hasRequested();
+    $('withdraw-control').hidden = !room.hasRequested();
     $('take-control').hidden = !(room.role === 'host' && !isDriver);
     $('release-control').hidden = !isDriver;
 

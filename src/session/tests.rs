@@ -187,6 +187,49 @@ fn a_pending_request_is_withdrawn_when_its_author_leaves_or_drops() {
 }
 
 #[test]
+fn a_requester_withdraws_their_own_request_and_only_a_pending_one() {
+    let mut room = Room::new();
+    let host = room.join("Dana", Role::Host);
+    let cole = room.join("Cole", Role::Reviewer);
+    let ed = room.join("Ed", Role::Reviewer);
+    room.cmd(cole, Command::RequestControl).unwrap();
+    room.cmd(ed, Command::RequestControl).unwrap();
+    let before = room.session.version();
+    room.cmd(cole, Command::WithdrawControl).unwrap();
+    assert_eq!(
+        room.last_control(),
+        (
+            Control {
+                driver: Some(host),
+                requests: vec![ed]
+            },
+            ControlReason::Withdrawn
+        )
+    );
+    assert!(room.session.version() > before);
+    // Twice, or never having asked, or after the host answered: nothing
+    // is pending, and nothing changes.
+    let version = room.session.version();
+    assert_eq!(
+        room.cmd(cole, Command::WithdrawControl),
+        Err(CommandError::NoPendingRequest)
+    );
+    assert_eq!(
+        room.cmd(host, Command::WithdrawControl),
+        Err(CommandError::NoPendingRequest)
+    );
+    room.cmd(host, Command::GrantControl(ed)).unwrap();
+    let version_granted = room.session.version();
+    assert!(version_granted > version);
+    assert_eq!(
+        room.cmd(ed, Command::WithdrawControl),
+        Err(CommandError::NoPendingRequest)
+    );
+    assert_eq!(room.session.version(), version_granted);
+    assert_eq!(room.session.driver(), Some(ed));
+}
+
+#[test]
 fn versions_increase_with_every_state_change() {
     let mut room = Room::new();
     let host = room.join("Dana", Role::Host);
@@ -710,6 +753,7 @@ fn any_command() -> impl Strategy<Value = Command> {
         (0u64..8).prop_map(|i| Command::GrantControl(ParticipantId(i))),
         Just(Command::TakeControl),
         Just(Command::ReleaseControl),
+        Just(Command::WithdrawControl),
     ]
 }
 

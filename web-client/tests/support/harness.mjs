@@ -229,10 +229,15 @@ export async function launchBrowser() {
  * Opens a link in its own browser context (its own storage, as a separate
  * person would have), joins under `name` and waits for the welcome.
  * `viewport` is the window's size (a laptop's 1280×800 unless told);
- * `deviceScaleFactor` below 1 takes smaller screenshots of the same layout.
+ * `deviceScaleFactor` below 1 takes smaller screenshots of the same layout;
+ * `init`, a function, runs in the page before its own scripts.
  */
-export async function joinAs(browser, url, name, { viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1 } = {}) {
+export async function joinAs(browser, url, name, {
+  viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1, init = null,
+} = {}) {
   const context = await browser.newContext({ viewport, deviceScaleFactor });
+  // Runs before the page's own scripts, e.g. to spy on a browser API.
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
