@@ -21,8 +21,8 @@ export function isTyping(target) {
 
 /**
  * Binds the shortcuts. `actions` has: playPause, shuttle(dir, half), pause,
- * step(n), loopIn, loopOut, home, end, and optionally backToRoom and
- * toggleOverlay (H: what sits on the picture).
+ * step(n), loopIn, loopOut, home, end, and optionally backToRoom,
+ * toggleOverlay (H: what sits on the picture) and clearMarks (G).
  */
 export function bindKeys(target, actions) {
   const handler = (ev) => {
@@ -45,6 +45,8 @@ export function bindKeys(target, actions) {
       case 'KeyJ': return once(() => actions.shuttle(-1, ev.shiftKey));
       case 'KeyI': return once(actions.loopIn);
       case 'KeyO': return once(actions.loopOut);
+      // Avid's "clear both marks"; F, H and + - 0 1 are taken.
+      case 'KeyG': return actions.clearMarks ? once(actions.clearMarks) : null;
       case 'ArrowLeft': return () => actions.step(ev.shiftKey ? -10 : -1);
       case 'ArrowRight': return () => actions.step(ev.shiftKey ? 10 : 1);
       case 'Home': return once(actions.home);

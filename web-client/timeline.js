@@ -197,7 +197,10 @@ export function chapters(playlist, current, nameOf = (e, i) => `Entry ${i + 1}`)
  * newest of those runs. Timers are injected so node can drive it.
  */
 export class Throttle {
-  constructor(ms, fn, { now = () => performance.now(), setTimer = setTimeout, clearTimer = clearTimeout } = {}) {
+  constructor(ms, fn, {
+    // Wrapped: a browser's setTimeout called as a method of this object throws.
+    now = () => performance.now(), setTimer = (f, t) => setTimeout(f, t), clearTimer = (id) => clearTimeout(id),
+  } = {}) {
     this.ms = ms;
     this.fn = fn;
     this.now = now;
@@ -285,9 +288,8 @@ export class Timeline {
     this.playhead = make('div', 'tl-playhead');
     root.prepend(this.chapterLane, this.ruler);
     this.ruler.after(this.markLane);
-    this.markLane.before(this.markBand);
     root.append(this.hover);
-    this.ruler.append(this.playhead);
+    this.ruler.append(this.markBand, this.playhead);
 
     this.hoverFrame = null;
     this.hoverKey = null;
@@ -347,7 +349,7 @@ export class Timeline {
       label.dataset.frame = String(l.frame);
       nodes.push(label);
     }
-    this.ruler.replaceChildren(...nodes, this.playhead);
+    this.ruler.replaceChildren(...nodes, this.markBand, this.playhead);
   }
 
   /** The playhead on the ruler (the scrubber's thumb shows it below). */
@@ -387,7 +389,7 @@ export class Timeline {
     this.markLane.replaceChildren(...nodes);
   }
 
-  /** The in/out marks the next note takes, drawn as a band over the markers. */
+  /** The in/out marks the next note takes, drawn as a band on the ruler. */
   setMarks(marks) {
     this.marks = { in: marks.in ?? null, out: marks.out ?? null };
     const { in: a, out: b } = this.marks;
