@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { isTyping, nextShuttleSpeed } from '../keys.js';
+import { bindKeys, isTyping, nextShuttleSpeed } from '../keys.js';
 
 const t = (playing, speed) => ({ playing, speed });
 
@@ -31,4 +31,23 @@ test('text fields swallow keys; the scrubber and buttons do not', () => {
   assert.ok(!isTyping({ tagName: 'INPUT', type: 'range' }));
   assert.ok(!isTyping({ tagName: 'BUTTON' }));
   assert.ok(!isTyping(null));
+});
+
+test('I and O mark, G clears the marks; held-down G clears once; a page without clearMarks ignores G', () => {
+  let handler = null;
+  const target = { addEventListener: (type, fn) => { handler = fn; }, removeEventListener: () => {} };
+  const calls = [];
+  bindKeys(target, { loopIn: () => calls.push('in'), loopOut: () => calls.push('out'), clearMarks: () => calls.push('clear') });
+  const press = (code, extra = {}) => {
+    const ev = { code, target: { tagName: 'BODY' }, preventDefault() { this.defaultPrevented = true; }, ...extra };
+    handler(ev);
+    return ev;
+  };
+  press('KeyI');
+  press('KeyO');
+  assert.ok(press('KeyG').defaultPrevented);
+  press('KeyG', { repeat: true });
+  assert.deepEqual(calls, ['in', 'out', 'clear']);
+  bindKeys(target, { loopIn: () => {} });
+  assert.equal(press('KeyG').defaultPrevented, undefined);
 });
