@@ -315,7 +315,10 @@ export class Timeline {
 
   /** A new timeline (a welcome, a cue): `duration` frames labelled by `format`. */
   setSession(duration, format) {
-    const changed = duration !== this.duration || format !== this.format;
+    // A reconnect's welcome rebuilds an equal format: the marks stay.
+    const key = `${duration}|${format.fpsNum}/${format.fpsDen}|${format.dropFrame}|${format.start}`;
+    const changed = key !== this.sessionKey;
+    this.sessionKey = key;
     this.duration = duration;
     this.format = format;
     if (changed) {
@@ -365,6 +368,8 @@ export class Timeline {
    * timecode. One `.note-mark` per note (`data-id`), a span for a range.
    */
   renderNotes(notes, selected, label) {
+    // Notes on one frame fan out a few px each, so that every author's pin shows.
+    const onFrame = new Map();
     const nodes = notes.map((n) => {
       const range = n.frameOut != null && n.frameOut > n.frame;
       const mark = make('div', range ? 'note-mark range' : 'note-mark');
@@ -373,6 +378,11 @@ export class Timeline {
       if (range) mark.style.width = `${(frameToPos(n.frameOut, this.duration) - at) * 100}%`;
       const colour = authorColour(n.author);
       mark.style.setProperty('--author', colour);
+      if (!range) {
+        const nth = onFrame.get(n.frame) ?? 0;
+        onFrame.set(n.frame, nth + 1);
+        if (nth) mark.style.setProperty('--fan', `${Math.min(nth, 4) * 5}px`);
+      }
       mark.dataset.id = String(n.id);
       mark.dataset.colour = colour;
       mark.dataset.frame = String(n.frame);
