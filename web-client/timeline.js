@@ -454,7 +454,8 @@ export class Timeline {
       ev.currentTarget.setPointerCapture?.(ev.pointerId);
     };
     const move = (ev) => {
-      this.hoverAt(ev.clientX);
+      // A finger has no hover: no card, no stills fetched.
+      if (ev.pointerType !== 'touch') this.hoverAt(ev.clientX);
       if (!drag) return;
       if (!drag.moved && Math.abs(ev.clientX - drag.x) < DRAG_PX) return;
       if (!this.canMark) return;
