@@ -791,7 +791,10 @@ mod tests {
         assert!(!out.contains("NOTE RANGE"), "{out}");
         point.notes[0].note.frame_out = Some(245);
         let out = export(&point, Format::Edl).unwrap();
-        assert!(!out.contains("NOTE RANGE"), "a one-frame range is a point: {out}");
+        assert!(
+            !out.contains("NOTE RANGE"),
+            "a one-frame range is a point: {out}"
+        );
     }
 
     #[test]
