@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { TimecodeFormat } from '../timecode.js';
 import { authorColour } from '../timeline.js';
 import {
-  assertNoPageErrors, joinAs, launchBrowser, seekTo, startDemoServer, until,
+  assertNoPageErrors, axeViolations, joinAs, launchBrowser, seekTo, startDemoServer, until,
 } from './support/harness.mjs';
 
 const VIDEO_WAIT_MS = 60_000;
@@ -231,6 +231,8 @@ test('a playlist shows its entries as chapters; the driver cues one from the tim
   assert.match(chapters[0].text, /Reel 1/);
   assert.ok(chapters.every((c) => c.w > 20));
   await driveAndPause(host);
+  // The driver's chapters are buttons that must read (axe: nothing serious on the page).
+  assert.deepEqual(await axeViolations(host), []);
   await host.click('#chapters .tl-chapter[data-entry="1"]');
   await until(host, () => window.syncreel.state().entry === 1
     && document.querySelector('#chapters .tl-chapter[aria-current]')?.dataset.entry === '1');
