@@ -474,6 +474,18 @@ fn edl_of(
                 one_line(&n.author),
                 one_line(&n.text)
             );
+            // A locator is a point: a range note's span follows on a
+            // comment line NLEs pass over (and OpenTimelineIO's reader
+            // keeps as an unhandled comment), source in and out, the
+            // out exclusive as an event's is.
+            if let Some(end) = n.frame_out.filter(|&end| end > n.frame) {
+                let _ = writeln!(
+                    out,
+                    "* NOTE RANGE: {} {}",
+                    labels.label(n.frame),
+                    labels.label(end + 1)
+                );
+            }
         }
         at += length;
     }
@@ -743,6 +755,27 @@ mod tests {
         assert!(
             out.contains("* LOC: 01:00:10:05 YELLOW  Ravi: Sky too warm\n"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn a_range_note_s_locator_is_followed_by_its_source_in_and_exclusive_out() {
+        let out = export(&review("Flicker"), Format::Edl).unwrap();
+        assert!(
+            out.contains(
+                "* LOC: 01:00:10:05 YELLOW  Ravi: Flicker\n* NOTE RANGE: 01:00:10:05 01:00:10:11\n"
+            ),
+            "{out}"
+        );
+        let mut point = review("Flicker");
+        point.notes[0].note.frame_out = None;
+        let out = export(&point, Format::Edl).unwrap();
+        assert!(!out.contains("NOTE RANGE"), "{out}");
+        point.notes[0].note.frame_out = Some(245);
+        let out = export(&point, Format::Edl).unwrap();
+        assert!(
+            !out.contains("NOTE RANGE"),
+            "a one-frame range is a point: {out}"
         );
     }
 

@@ -85,12 +85,14 @@ async fn notes_export_to_an_edl_and_otio_that_opentimelineio_reads_with_markers_
     let server = TestServer::start().await;
     let s = server.create_session().await; // 24 fps from 01:00:00:00
     let mut reviewer = Client::join(server.addr, &s.reviewer, "Ravi").await;
-    for (key, frame, text) in [
-        ("a", 245, "Sky too warm"),
-        ("b", 2400, "Boom in shot,\nupper left"),
+    // The first is a range note: OpenTimelineIO must pass over the EDL's
+    // NOTE RANGE line after its locator.
+    for (key, frame, frame_out, text) in [
+        ("a", 245, Some(250), "Sky too warm"),
+        ("b", 2400, None, "Boom in shot,\nupper left"),
     ] {
         reviewer
-            .send(json!({"type": "note", "key": key, "frame": frame, "text": text}))
+            .send(json!({"type": "note", "key": key, "frame": frame, "frameOut": frame_out, "text": text}))
             .await;
         reviewer.expect("noteAck").await;
     }
@@ -102,6 +104,12 @@ async fn notes_export_to_an_edl_and_otio_that_opentimelineio_reads_with_markers_
         ("otio", ["01:00:10:05", "01:01:40:00"]),
     ] {
         let text = exported(&server, &s, format).await;
+        if format == "edl" {
+            assert!(
+                text.contains("* NOTE RANGE: 01:00:10:05 01:00:10:11\n"),
+                "{text}"
+            );
+        }
         let path = dir.join(format!("notes.{format}"));
         std::fs::write(&path, text).unwrap();
         let read = otio_markers(&path);

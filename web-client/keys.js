@@ -22,9 +22,10 @@ export function isTyping(target) {
 /**
  * Binds the shortcuts. `actions` has: playPause, shuttle(dir, half), pause,
  * step(n), loopIn, loopOut, home, end, and optionally backToRoom,
- * toggleOverlay (H: what sits on the picture), and this viewer's own
- * view of the picture: toggleFullscreen (F), zoomIn (+), zoomOut (-),
- * zoomPixel (1: one picture pixel to one screen pixel), zoomFit (0).
+ * toggleOverlay (H: what sits on the picture), clearMarks (G), and this
+ * viewer's own view of the picture: toggleFullscreen (F), zoomIn (+),
+ * zoomOut (-), zoomPixel (1: one picture pixel to one screen pixel),
+ * zoomFit (0).
  */
 export function bindKeys(target, actions) {
   const handler = (ev) => {
@@ -47,6 +48,8 @@ export function bindKeys(target, actions) {
       case 'KeyJ': return once(() => actions.shuttle(-1, ev.shiftKey));
       case 'KeyI': return once(actions.loopIn);
       case 'KeyO': return once(actions.loopOut);
+      // Avid's "clear both marks"; F, H and + - 0 1 are taken.
+      case 'KeyG': return actions.clearMarks ? once(actions.clearMarks) : null;
       case 'ArrowLeft': return () => actions.step(ev.shiftKey ? -10 : -1);
       case 'ArrowRight': return () => actions.step(ev.shiftKey ? 10 : 1);
       case 'Home': return once(actions.home);

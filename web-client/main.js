@@ -24,7 +24,7 @@
 // outbox: those parts are previews, and the drawing that ends them goes
 // through the outbox under the key they announced.
 
-import { Approvals, approveMessage } from './approvals.js';
+import { Approvals, approveMessage, versionLabel } from './approvals.js';
 import { ClockSync, clientNowUs } from './clock-sync.js';
 import { Commands } from './commands.js';
 import { Connection } from './connection.js';
@@ -51,6 +51,7 @@ import {
 } from './stills.js';
 import { LiveStrokes, StrokeParts } from './strokes.js';
 import { position } from './transport.js';
+import { Timeline, noteSpan, setMark } from './timeline.js';
 import { Ui } from './ui.js';
 import { RequestAlert } from './control-requests.js';
 
@@ -252,6 +253,21 @@ const stream = new VideoLink({
 // the server covers the video (see updateStills).
 const stillLayer = new StillLayer(document.getElementById('still-layer'), () => refreshStills());
 const stillCache = new StillCache({ load: loadStill });
+// The timeline under the picture; its hover stills come through loadStill too.
+const timeline = new Timeline(document.getElementById('timeline'), {
+  seek: (frame) => room.isDriver() && drive({ type: 'seek', frame }),
+  marks: (a, b) => markRange({ in: a, out: b }, true),
+  cue: (entry) => room.isDriver() && drive({ type: 'cue', entry }),
+  still: () => {
+    if (!media || !room.joined) return null;
+    const { checksum } = newestEntry();
+    return { checksum, sourceWidth: sourceWidths.get(checksum) ?? media.sourceWidth };
+  },
+  load: (item, signal) => loadStill(item, signal),
+});
+// The in/out marks the next note spans (this page's own; the driver's
+// I/O keys also set the room's loop, see actions.mark).
+let noteMarks = { in: null, out: null };
 // The still on screen ({key, frame, checksum, width, height, version,
 // executeAtUs, drawnAtUs, and the stream's state when it was drawn}), or
 // null while the stream's picture shows.
@@ -530,7 +546,10 @@ function onMessage(msg) {
     renderPresence();
   }
   if (changed === 'presence' && liveStrokes.keepAuthors((by) => room.participants.has(by))) drawRevision += 1;
-  if (changed === 'all' || changed === 'control') ui.renderPlaylist(room);
+  if (changed === 'all' || changed === 'control') {
+    ui.renderPlaylist(room);
+    renderTimeline();
+  }
   if (changed === 'control' && !room.isDriver()) commands.clear();
   // Whoever drives sees what the room sees.
   if ((changed === 'all' || changed === 'control') && room.isDriver()) endPeek();
@@ -587,6 +606,30 @@ function renderNotes() {
     canWrite: room.canDrive(),
     replyingTo,
   });
+  const shown = notes.threads().filter((t) => room.showsVersion(t.note.versionId)).map((t) => t.note);
+  const queued = new Map(outbox.pending('note').filter((m) => m.type === 'resolve').map((m) => [m.note, m.resolved]));
+  timeline.renderNotes(shown.map((n) => ({ ...n, resolved: queued.get(n.id) ?? n.resolvedAt != null })), selectedNote, label);
+}
+
+/** New in/out marks for the next note: the timeline and the note box show them. */
+function markRange(marks, fromDrag = false) {
+  noteMarks = { in: marks.in ?? null, out: marks.out ?? null };
+  timeline.setMarks(noteMarks);
+  ui.showNoteRange(noteMarks, label);
+  // A drag by the driver moves the room's loop as the I/O keys do.
+  if (fromDrag && room.isDriver() && noteMarks.in != null && noteMarks.out != null) {
+    drive({ type: 'loopIn', frame: noteMarks.in });
+    drive({ type: 'loopOut', frame: noteMarks.out });
+  }
+}
+
+/** The timeline's session, abilities and chapters, after a welcome, a cue or a change of driver. */
+function renderTimeline() {
+  if (!room.joined) return;
+  timeline.setSession(room.session.durationFrames, room.format);
+  timeline.setAbilities({ canMark: room.canDrive(), canSeek: room.isDriver() });
+  timeline.renderChapters(room.playlist, room.entry, room.isDriver(), (e) => versionLabel(e.version));
+  if (timeline.marks.in !== noteMarks.in || timeline.marks.out !== noteMarks.out) markRange(timeline.marks);
 }
 
 function renderApprovals() {
@@ -657,8 +700,11 @@ function addNote(text) {
   const frame = shownFrame();
   if (frame == null || !room.joined) return false;
   const clamped = Math.min(Math.max(0, frame), room.session.durationFrames - 1);
-  const msg = outbox.draft(clamped, null, text);
+  const span = noteSpan(noteMarks, clamped);
+  const msg = outbox.draft(span.frame, span.frameOut, text);
   if (!msg) return false;
+  // A range is for one note, as in Frame.io; the room's loop stays.
+  if (span.frameOut != null) markRange({});
   // Offline, it waits in the outbox for the next welcome's `notes`.
   send(msg);
   renderNotes();
@@ -901,6 +947,7 @@ function onEntryChanged() {
   ui.setVersion(room.mediaVersion);
   ui.renderSession(room);
   ui.renderPlaylist(room);
+  renderTimeline();
   renderNotes();
   renderApprovals();
   drawRevision += 1;
@@ -1364,6 +1411,7 @@ function paint() {
   const frame = stillShown ? stillShown.frame : position(shown.transport, room.timeline, shown.atUs);
   const timecode = room.format.label(frame);
   ui.showFrame(frame, timecode);
+  timeline.showFrame(frame);
   displayed = { frame, timecode, atUs: now };
   frameLog.push(now, frame, Math.round((performance.timeOrigin + performance.now()) * 1000));
   if (shown.transport !== drawnTransport) {
@@ -1442,9 +1490,20 @@ const actions = {
   step: (frames) => drive({ type: 'step', frames }),
   // Marks go where the user sees the picture (`shown`), not where the
   // server's playhead will be by the time the message lands.
-  loopIn: () => drive({ type: 'loopIn' }),
-  loopOut: () => drive({ type: 'loopOut' }),
-  clearLoop: () => drive({ type: 'clearLoop' }),
+  loopIn: () => actions.mark('in'),
+  loopOut: () => actions.mark('out'),
+  // I/O mark the next note's range for whoever writes notes, and the
+  // room's loop for the driver; G (Avid's) or Clear drops both.
+  mark(which) {
+    const frame = shownFrame();
+    if (room.canDrive() && frame != null) markRange(setMark(noteMarks, which, frame));
+    if (room.isDriver() || !room.canDrive()) drive({ type: which === 'in' ? 'loopIn' : 'loopOut' });
+  },
+  clearLoop() {
+    markRange({});
+    if (room.isDriver() || !room.canDrive()) drive({ type: 'clearLoop' });
+  },
+  clearMarks: () => actions.clearLoop(),
   home: () => drive({ type: 'seek', frame: 0 }),
   end: () => room.session && drive({ type: 'seek', frame: room.session.durationFrames - 1 }),
 };
@@ -1461,6 +1520,7 @@ function bindControls() {
   on('loop-in', actions.loopIn);
   on('loop-out', actions.loopOut);
   on('loop-clear', actions.clearLoop);
+  on('note-range-clear', actions.clearLoop);
   on('request-control', () => commands.control({ type: 'requestControl' }));
   on('take-control', () => commands.control({ type: 'takeControl' }));
   on('release-control', () => commands.control({ type: 'releaseControl' }));
@@ -1674,6 +1734,7 @@ window.syncreel = Object.freeze({
   },
   /** The still cache: entries ({key, frame, width, state, bytes}), what is wanted in order, bounds, load times (ms). */
   stillCache: () => copy(stillCache.snapshot()),
+  timelineStills: () => copy(timeline.stills.snapshot()),
   /** The frame code read off the still layer's own pixels, or null with no still up. */
   readStillFrameCode() {
     const px = stillLayer.pixels({ strip: stripRect });

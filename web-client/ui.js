@@ -443,22 +443,30 @@ export class Ui {
     input.select();
   }
 
+  /** The range the next note will span (both marks), or what is marked so far, in the note box. */
+  showNoteRange(marks, label) {
+    const chip = $('note-range');
+    const both = marks.in != null && marks.out != null;
+    chip.hidden = marks.in == null && marks.out == null;
+    $('note-range-text').textContent = chip.hidden ? '' : `${both ? 'Range' : 'Marked'} ${marks.in != null ? label(marks.in) : '—'} → ${marks.out != null ? label(marks.out) : '—'}`;
+    $('note-input').placeholder = both ? 'Note on the marked range…' : 'Note at the frame you see…';
+  }
+
   /** The note box is for hosts and reviewers; everyone sees the list. */
   setNoteAuthoring(canWrite) {
     $('note-form').hidden = !canWrite;
   }
 
   /**
-   * The notes list, with replies under their note, and the notes' ticks
-   * over the scrubber. `threads` are the room's notes ([{note, replies}],
+   * The notes list, with replies under their note (the timeline draws
+   * their markers). `threads` are the room's notes ([{note, replies}],
    * by frame), `pending` this author's unacknowledged notes, replies and
    * resolves, `label(frame)` the session's timecode, `selected` a note id
    * or null, `canWrite` whether to offer Reply and Resolve, `replyingTo`
    * the note whose reply box is open (or null).
    */
-  renderNotes({ threads, pending, label, durationFrames, selected, canWrite, replyingTo }) {
+  renderNotes({ threads, pending, label, selected, canWrite, replyingTo }) {
     const list = $('notes');
-    const marks = $('note-marks');
     // A reply being typed survives the list being redrawn under it.
     const typing = $('reply-input');
     const draft = typing && Number(typing.dataset.note) === replyingTo && {
@@ -466,8 +474,6 @@ export class Ui {
       start: typing.selectionStart, end: typing.selectionEnd,
     };
     list.replaceChildren();
-    marks.replaceChildren();
-    const last = Math.max(1, durationFrames - 1);
     const span = (n) => label(n.frame) + (n.frameOut != null && n.frameOut !== n.frame ? ` → ${label(n.frameOut)}` : '');
     const queuedReplies = new Map();
     const queuedResolves = new Map();
@@ -547,12 +553,6 @@ export class Ui {
           replyInput = input;
         }
       }
-      const mark = el('div', { className: 'note-mark', title: `${label(n.frame)} · ${n.author}: ${n.text}` });
-      mark.style.left = `${(Math.min(n.frame, last) / last) * 100}%`;
-      mark.dataset.id = String(n.id);
-      if (n.id === selected) mark.classList.add('selected');
-      if (resolved) mark.classList.add('resolved');
-      marks.append(mark);
       list.append(row);
     }
     // Focus only takes once the box is in the document. A box just opened

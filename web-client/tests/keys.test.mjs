@@ -56,4 +56,21 @@ test('F, + / -, 1 and 0 reach the viewer\'s own actions; Ctrl+wheel-style chords
   press('Equal', { ctrlKey: true });
   press('KeyF', { repeat: true });
   assert.deepEqual(calls, ['fullscreen', 'in', 'in', 'out', 'pixel', 'fit']);
+test('I and O mark, G clears the marks; held-down G clears once; a page without clearMarks ignores G', () => {
+  let handler = null;
+  const target = { addEventListener: (type, fn) => { handler = fn; }, removeEventListener: () => {} };
+  const calls = [];
+  bindKeys(target, { loopIn: () => calls.push('in'), loopOut: () => calls.push('out'), clearMarks: () => calls.push('clear') });
+  const press = (code, extra = {}) => {
+    const ev = { code, target: { tagName: 'BODY' }, preventDefault() { this.defaultPrevented = true; }, ...extra };
+    handler(ev);
+    return ev;
+  };
+  press('KeyI');
+  press('KeyO');
+  assert.ok(press('KeyG').defaultPrevented);
+  press('KeyG', { repeat: true });
+  assert.deepEqual(calls, ['in', 'out', 'clear']);
+  bindKeys(target, { loopIn: () => {} });
+  assert.equal(press('KeyG').defaultPrevented, undefined);
 });

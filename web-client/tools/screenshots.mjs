@@ -36,8 +36,23 @@ try {
     await host.fill('#note-input', text);
     await host.press('#note-input', 'Enter');
   }
+  // A range note (I and O) and a reviewer's note: the timeline's spans and author colours.
+  const at = async (typed, frame) => {
+    await host.fill('#tc-input', typed);
+    await host.press('#tc-input', 'Enter');
+    await until(host, (f) => window.syncreel.still()?.frame === f, frame, 30_000);
+  };
+  await at('1400', 336);
+  await host.keyboard.press('i');
+  await at('1600', 384);
+  await host.keyboard.press('o');
+  await host.fill('#note-input', 'The sign flickers through here');
+  await host.press('#note-input', 'Enter');
+  await at('1005', 245);
+  await pages[1].fill('#note-input', 'Agree on the sky; the skin tones look right');
+  await pages[1].press('#note-input', 'Enter');
   for (const page of pages) {
-    await until(page, () => document.querySelectorAll('#notes > li[data-id]').length === 2
+    await until(page, () => document.querySelectorAll('#notes > li[data-id]').length === 4
       && window.syncreel.still()?.frame === 245
       && [...document.querySelectorAll('#presence .sync-col')].every((td) => td.dataset.sync === 'in-sync'), null, 30_000);
   }
