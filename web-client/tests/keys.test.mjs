@@ -56,6 +56,8 @@ test('F, + / -, 1 and 0 reach the viewer\'s own actions; Ctrl+wheel-style chords
   press('Equal', { ctrlKey: true });
   press('KeyF', { repeat: true });
   assert.deepEqual(calls, ['fullscreen', 'in', 'in', 'out', 'pixel', 'fit']);
+});
+
 test('I and O mark, G clears the marks; held-down G clears once; a page without clearMarks ignores G', () => {
   let handler = null;
   const target = { addEventListener: (type, fn) => { handler = fn; }, removeEventListener: () => {} };
