@@ -214,6 +214,9 @@ pub enum CommandError {
     /// A cue to an entry the playlist does not have.
     #[error("the playlist has no entry {entry} (it has {entries})")]
     UnknownEntry { entry: usize, entries: usize },
+    /// A compare whose wipe lies off the picture.
+    #[error("a compare's wipe lies in 0..=1")]
+    BadCompare,
 }
 
 /// A participant as the room sees it.
@@ -258,6 +261,8 @@ pub struct Snapshot {
     pub control: Control,
     pub participants: Vec<Presence>,
     pub counts: RoleCounts,
+    /// The version compared beside the one on screen, if any.
+    pub compare: Option<Compare>,
 }
 
 /// How many connected participants hold each role.
@@ -310,6 +315,12 @@ pub enum Event {
         version: u64,
         control: Control,
         reason: ControlReason,
+    },
+    /// The room started, adjusted or stopped (`None`) comparing versions.
+    Compare {
+        version: u64,
+        compare: Option<Compare>,
+        by: Option<ParticipantId>,
     },
     /// Batched presence: entries that changed, and who left for good.
     Presence {
@@ -385,6 +396,8 @@ pub struct Session {
     /// How long the runtime last measured a broadcast to take to reach
     /// every connection; part of the lead.
     fanout_micros: i64,
+    /// The version shown beside the one on screen.
+    compare: Option<Compare>,
 }
 
 impl Session {
@@ -408,6 +421,7 @@ impl Session {
             }],
             entry: 0,
             fanout_micros: 0,
+            compare: None,
             info,
         }
     }
@@ -682,6 +696,7 @@ impl Session {
                 .map(|p| p.presence.clone())
                 .collect(),
             counts: self.counts(),
+            compare: self.compare.clone(),
         }
     }
 
@@ -896,6 +911,7 @@ impl Session {
             entry,
             entries: self.playlist.len(),
         })?;
+        self.end_compare(Some(from));
         self.entry = entry;
         self.info.timecode = cut.timecode;
         self.info.duration_frames = cut.duration_frames;
@@ -1127,6 +1143,9 @@ impl Session {
         self.outputs.push_back(Output { to, event });
     }
 }
+
+mod compare;
+pub use compare::{Compare, CompareMode, WIPE_FULL};
 
 #[cfg(test)]
 mod tests;
