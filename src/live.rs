@@ -39,8 +39,8 @@ pub use crate::server_clock::{unix_millis, ServerClock};
 mod compare;
 mod fanout;
 mod record;
-pub use compare::CompareRequest;
 use crate::drawing::StrokePart;
+pub use compare::CompareRequest;
 pub use fanout::Stamp;
 use fanout::{FanoutEstimate, FanoutMeter};
 pub use record::{

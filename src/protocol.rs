@@ -163,8 +163,9 @@ pub enum ClientMessage {
         width: f32,
         points: Vec<[f32; 2]>,
         /// As a note's: the version drawn on while the room compares.
+        /// Boxed: every message is the size of the largest.
         #[serde(default)]
-        version: Option<String>,
+        version: Option<Box<str>>,
     },
     /// The eraser: removes drawing `drawing` for everyone.
     Erase {

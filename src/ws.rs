@@ -582,7 +582,7 @@ fn draft_of(message: ClientMessage) -> Result<Draft, ClientMessage> {
             colour,
             width,
             points,
-            version,
+            version: version.map(String::from),
         },
         ClientMessage::Erase { key, drawing } => Draft::Erase { key, drawing },
         ClientMessage::Approve {

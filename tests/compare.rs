@@ -172,13 +172,14 @@ async fn side_by_side_both_halves_show_the_rooms_frame_through_seeks_and_play() 
     assert_eq!(viewer.ws.expect("compare").await, started);
 
     // Seeks: both halves land on the room's frame.
-    for frame in [100, 12, 180] {
+    for frame in [100, 180, 12] {
         let at = seek(&mut host, frame).await;
         let (a, _) = both_halves_from(&mut viewer, at).await;
         assert_eq!(a, frame as u32);
     }
 
-    // Play: every picture shows one frame in both halves, and it moves.
+    // Play (from 12, well before take 2 ends): every picture shows one
+    // frame in both halves, and it moves.
     host.send(json!({"type": "play"})).await;
     let at = host.expect("transport").await["executeAt"]
         .as_i64()
@@ -197,7 +198,10 @@ async fn side_by_side_both_halves_show_the_rooms_frame_through_seeks_and_play() 
     }
     assert!(pairs.len() >= 12, "only {} readable pictures", pairs.len());
     assert!(pairs.windows(2).all(|w| w[0] <= w[1]), "{pairs:?}");
-    assert!(pairs.last() > pairs.first(), "playback did not move: {pairs:?}");
+    assert!(
+        pairs.last() > pairs.first(),
+        "playback did not move: {pairs:?}"
+    );
     host.send(json!({"type": "pause"})).await;
     host.expect("transport").await;
 
@@ -262,7 +266,10 @@ async fn notes_belong_to_the_version_they_are_about_and_bad_compares_are_refused
 
     // Typed refusals, and nothing changes for anyone.
     let refusals = [
-        (json!({"type": "compare", "version": "nope"}), "unknown_version"),
+        (
+            json!({"type": "compare", "version": "nope"}),
+            "unknown_version",
+        ),
         (
             json!({"type": "compare", "version": ids[1], "mode": "diagonal"}),
             "malformed",
@@ -271,7 +278,10 @@ async fn notes_belong_to_the_version_they_are_about_and_bad_compares_are_refused
             json!({"type": "compare", "version": ids[1], "mode": "wipe", "wipe": 1.5}),
             "malformed",
         ),
-        (json!({"type": "compare", "version": ids[2]}), "cannot_compare"),
+        (
+            json!({"type": "compare", "version": ids[2]}),
+            "cannot_compare",
+        ),
     ];
     for (message, code) in refusals {
         host.send(message.clone()).await;
@@ -287,21 +297,26 @@ async fn notes_belong_to_the_version_they_are_about_and_bad_compares_are_refused
         .await;
     assert_eq!(host.expect("noteRefused").await["code"], "unknown_version");
 
-    host.send(json!({"type": "compare", "version": ids[1]})).await;
+    host.send(json!({"type": "compare", "version": ids[1]}))
+        .await;
     host.expect("compare").await;
     host.send(json!({"type": "note", "key": "n1", "frame": 10, "text": "A flares"}))
         .await;
     assert_eq!(host.expect("noteAck").await["note"]["versionId"], ids[0]);
-    host.send(json!({"type": "note", "key": "n2", "frame": 10, "text": "B is better", "version": ids[1]}))
-        .await;
+    host.send(
+        json!({"type": "note", "key": "n2", "frame": 10, "text": "B is better", "version": ids[1]}),
+    )
+    .await;
     let b_note = host.expect("noteAck").await["note"].clone();
     assert_eq!(b_note["versionId"], ids[1]);
     host.send(json!({"type": "reply", "key": "r1", "parent": b_note["id"], "text": "Agreed"}))
         .await;
     assert_eq!(host.expect("noteAck").await["note"]["versionId"], ids[1]);
-    host.send(json!({"type": "drawing", "key": "d1", "frame": 10, "tool": "pen",
-        "colour": "#ff3b30", "width": 0.01, "points": [[0.6, 0.5], [0.7, 0.6]], "version": ids[1]}))
-        .await;
+    host.send(
+        json!({"type": "drawing", "key": "d1", "frame": 10, "tool": "pen",
+        "colour": "#ff3b30", "width": 0.01, "points": [[0.6, 0.5], [0.7, 0.6]], "version": ids[1]}),
+    )
+    .await;
     assert_eq!(
         host.expect("drawingAck").await["drawing"]["versionId"],
         ids[1]

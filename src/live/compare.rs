@@ -34,9 +34,12 @@ impl SessionTask {
         let compare = request.as_ref().map(|r| r.compare.clone());
         match self.session.set_compare(from, compare) {
             Ok(()) => self.compared = request,
-            Err(err) => {
-                self.send_error(from, ErrorCode::of_command(&err), err.to_string(), reference)
-            }
+            Err(err) => self.send_error(
+                from,
+                ErrorCode::of_command(&err),
+                err.to_string(),
+                reference,
+            ),
         }
     }
 
@@ -109,7 +112,10 @@ impl SessionTask {
 
     /// The version a note or drawing is about: the one named, if the room
     /// shows it (on screen, or compared beside it), else the one on screen.
-    pub(super) fn pointed_version(&self, named: Option<&str>) -> Result<Option<&WireVersion>, String> {
+    pub(super) fn pointed_version(
+        &self,
+        named: Option<&str>,
+    ) -> Result<Option<&WireVersion>, String> {
         let current = self.version.as_ref();
         let Some(named) = named else {
             return Ok(current);

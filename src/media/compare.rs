@@ -59,8 +59,8 @@ pub fn compose(
     let mut out = gst::Buffer::with_size(info.size()).map_err(|e| fail(&e))?;
     {
         let out = out.get_mut().expect("a new buffer is writable");
-        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(out, &info)
-            .map_err(|e| fail(&e))?;
+        let mut frame =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(out, &info).map_err(|e| fail(&e))?;
         for plane in 0..3u32 {
             let (pw, ph) = if plane == 0 {
                 (width as usize, height as usize)
@@ -147,7 +147,10 @@ mod tests {
         side(&mut dst, p, (&a, 8), (&b, 8), 16);
         // Rows 0..2 and 6..8 are the letterbox; 2..6 hold the halves.
         assert_eq!(&dst[0..8], &[16; 8]);
-        assert_eq!(&dst[2 * 8..3 * 8], &[100, 100, 100, 100, 200, 200, 200, 200]);
+        assert_eq!(
+            &dst[2 * 8..3 * 8],
+            &[100, 100, 100, 100, 200, 200, 200, 200]
+        );
         assert_eq!(&dst[7 * 8..], &[16; 8]);
     }
 

@@ -173,9 +173,7 @@ impl Pipelines {
         let mut state = self.0.lock();
         state.compare = spec.clone();
         if let Some(run) = &state.run {
-            let _ = run
-                .picture
-                .send(PlayerCommand::Compare(spec.map(Box::new)));
+            let _ = run.picture.send(PlayerCommand::Compare(spec.map(Box::new)));
         }
     }
 

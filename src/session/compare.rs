@@ -87,9 +87,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::clock::ServerTime;
-    use crate::session::{
-        Command, Cut, JoinRequest, Role, SessionInfo, SessionLimits, Snapshot,
-    };
+    use crate::session::{Command, Cut, JoinRequest, Role, SessionInfo, SessionLimits, Snapshot};
     use crate::timecode::{FrameRate, TimecodeFormat};
 
     fn room() -> (Session, ServerTime) {
