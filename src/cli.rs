@@ -292,6 +292,9 @@ async fn demo_clip(media_root: &std::path::Path) -> anyhow::Result<PathBuf> {
 
 /// The demo playlist's second entry, under the media root.
 const DEMO_TAKE: &str = "demo-shot010.mov";
+/// Another version of the take, not in the demo playlist: a session over
+/// both can compare them.
+const DEMO_TAKE_V2: &str = "demo-shot010-v2.mov";
 
 /// A ten-second take at 25 fps from 02:00:00:00, frame codes from 10,000:
 /// quick to render, and unlike the reel in every way a cue must switch.
@@ -312,6 +315,16 @@ async fn demo_take(media_root: &std::path::Path) -> anyhow::Result<PathBuf> {
         code_offset: 10_000,
         ..DemoClipSpec::default()
     };
+    // A second version of the take at its rate (codes from 20,000), for
+    // a compare: made here so that a room can be shown one beside it.
+    let second = media_root.join(DEMO_TAKE_V2);
+    let spec2 = DemoClipSpec {
+        code_offset: 20_000,
+        ..spec
+    };
+    tokio::task::spawn_blocking(move || crate::media::demo_clip::ensure(&second, &spec2))
+        .await?
+        .context("cannot prepare the demo take's second version")?;
     tokio::task::spawn_blocking(move || crate::media::demo_clip::ensure(&path, &spec))
         .await?
         .context("cannot prepare the demo take")

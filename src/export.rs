@@ -344,6 +344,8 @@ fn json_value(review: &Review, labels: &TimecodeFormat) -> serde_json::Value {
                 "replyTo": n.parent_id,
                 "resolvedBy": row.resolved.as_ref().map(|m| &m.by),
                 "resolvedAt": row.resolved.as_ref().map(|m| m.at),
+                // Which version it is about: a compare puts notes on either.
+                "versionId": n.version_id,
             })
         })
         .collect();
@@ -363,6 +365,7 @@ fn json_value(review: &Review, labels: &TimecodeFormat) -> serde_json::Value {
                 "author": d.author,
                 "createdAt": d.created_at,
                 "erasedBy": row.erased.as_ref().map(|m| &m.by),
+                "versionId": d.version_id,
             })
         })
         .collect();

@@ -36,9 +36,11 @@ use crate::store::{PersonalRoomRow, Receipt, RecordResult, Recorded, Store, Stor
 
 pub use crate::server_clock::{unix_millis, ServerClock};
 
+mod compare;
 mod fanout;
 mod record;
 use crate::drawing::StrokePart;
+pub use compare::CompareRequest;
 pub use fanout::Stamp;
 use fanout::{FanoutEstimate, FanoutMeter};
 pub use record::{
@@ -100,6 +102,13 @@ pub enum SessionMsg {
         command: Command,
         /// The frame on the sender's screen (see `Session::handle_seen`).
         shown: Option<i64>,
+        reference: Option<u32>,
+    },
+    /// Start, adjust or stop (`None`) comparing versions.
+    Compare {
+        from: ParticipantId,
+        conn_id: u64,
+        request: Option<Box<CompareRequest>>,
         reference: Option<u32>,
     },
     Sync {
@@ -499,6 +508,7 @@ fn open_room(
         webhooks: parts.webhooks.clone(),
         review,
         version: parts.version.clone(),
+        compared: None,
         ended_at,
         recorded_frame,
         parts,
@@ -642,6 +652,8 @@ struct SessionTask {
     /// The notes, drawings and approvals late joiners get.
     review: SessionReview,
     version: Option<WireVersion>,
+    /// Version B while the room compares: its record and its file.
+    compared: Option<CompareRequest>,
     ended_at: Option<i64>,
     /// The anchor frame last written to the record.
     recorded_frame: i64,
@@ -850,6 +862,16 @@ impl SessionTask {
                         err.to_string(),
                         reference,
                     );
+                }
+            }
+            SessionMsg::Compare {
+                from,
+                conn_id,
+                request,
+                reference,
+            } => {
+                if self.is_current(from, conn_id) {
+                    self.compare(from, request.map(|r| *r), reference);
                 }
             }
             SessionMsg::Sync { from, report } => self.session.report_sync(now, from, report),
@@ -1080,10 +1102,18 @@ impl SessionTask {
             .presence(from)
             .map(|p| p.name.clone())
             .unwrap_or_default();
+        let version = match self.pointed_version(draft.pointed()) {
+            Ok(version) => version,
+            Err(message) => {
+                self.metrics.rejected_in.fetch_add(1, Relaxed);
+                let refused = kind.refused(key, ErrorCode::UnknownVersion, message);
+                return self.reply(from, &refused);
+            }
+        };
         let info = self.session.info();
         let ctx = Context {
             session_id: &info.id,
-            version: self.version.as_ref(),
+            version,
             timeline: info.timeline(),
             role,
             author,
@@ -1437,6 +1467,19 @@ impl SessionTask {
                     self.log_event("left", format!("participant {}", id.0));
                 }
             }
+            Event::Compare { compare, by, .. } => self.log_event(
+                "compare",
+                match compare {
+                    Some(c) => format!(
+                        "{:?} with version {} (wipe {}‰) by {:?}",
+                        c.mode,
+                        c.version,
+                        c.wipe_permille,
+                        by.map(|p| p.0)
+                    ),
+                    None => format!("stopped by {:?}", by.map(|p| p.0)),
+                },
+            ),
             Event::Welcome { .. } => {}
         }
     }
@@ -1489,6 +1532,10 @@ impl SessionTask {
                     cause: TransportCause::Command(Command::Cue(entry)),
                     by,
                 } => self.cue(*entry, *version, transport, *by),
+                event @ crate::session::Event::Compare { .. } => match self.compare_news(event) {
+                    Some(message) => message,
+                    None => continue,
+                },
                 event => match protocol::event_message(event) {
                     Some(message) => message,
                     None => continue,
@@ -1605,10 +1652,11 @@ impl SessionTask {
     }
 
     fn welcome(&mut self, you: ParticipantId, snapshot: &Snapshot) {
+        let compare = self.wire_compare();
         let Some(conn) = self.conns.get_mut(&you) else {
             return;
         };
-        let message = protocol::welcome_message(
+        let mut message = protocol::welcome_message(
             self.session.info(),
             protocol::Newcomer {
                 you,
@@ -1632,6 +1680,9 @@ impl SessionTask {
                 .map(PlaylistEntry::wire)
                 .collect(),
         );
+        if let ServerMessage::Welcome { state, .. } = &mut message {
+            state.compare = compare;
+        }
         conn.lagged = conn.tx.try_send(Outbound::message(&message)).is_err();
         if self.media.is_some() {
             let map = protocol::frame_map(
@@ -1664,6 +1715,7 @@ impl SessionTask {
 
     fn resync_lagged(&mut self) {
         let mut cached: [Option<Utf8Bytes>; 2] = [None, None];
+        let compare = self.wire_compare();
         for conn in self.conns.values_mut().filter(|c| c.lagged) {
             if conn.tx.capacity() < 2 {
                 continue;
@@ -1671,8 +1723,10 @@ impl SessionTask {
             let for_viewer = conn.role == Role::Viewer;
             let text = cached[usize::from(for_viewer)]
                 .get_or_insert_with(|| {
+                    let mut state: WireSnapshot = (&self.session.snapshot(for_viewer)).into();
+                    state.compare = compare.clone();
                     let message = ServerMessage::Snapshot {
-                        state: (&self.session.snapshot(for_viewer)).into(),
+                        state,
                         server_time: self.clock.now().as_micros(),
                     };
                     protocol::to_json(&message).into()

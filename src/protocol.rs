@@ -100,6 +100,16 @@ pub enum ClientMessage {
     ReleaseControl,
     /// Takes back this participant's pending control request.
     WithdrawControl,
+    /// Driver only: compare the version on screen (A) with `version` (B),
+    /// side by side or as a wipe at `wipe` (0..1 of the width, A left of
+    /// it); `version: null` stops comparing.
+    Compare {
+        version: Option<String>,
+        #[serde(default)]
+        mode: Option<String>,
+        #[serde(default)]
+        wipe: Option<f64>,
+    },
     /// The client's clock-sync result, for presence and for the lead.
     SyncReport {
         rtt_us: i64,
@@ -125,6 +135,10 @@ pub enum ClientMessage {
         #[serde(default)]
         frame_out: Option<i64>,
         text: String,
+        /// While the room compares: the version the note is about (the
+        /// half it was written on). Defaults to the version on screen.
+        #[serde(default)]
+        version: Option<String>,
     },
     /// A reply to note `parent`; it sits on the parent's frame. Answered
     /// like a note.
@@ -150,6 +164,10 @@ pub enum ClientMessage {
         colour: String,
         width: f32,
         points: Vec<[f32; 2]>,
+        /// As a note's: the version drawn on while the room compares.
+        /// Boxed: every message is the size of the largest.
+        #[serde(default)]
+        version: Option<Box<str>>,
     },
     /// The eraser: removes drawing `drawing` for everyone.
     Erase {
@@ -294,6 +312,12 @@ pub enum ServerMessage {
         #[serde(flatten)]
         control: WireControl,
         reason: WireControlReason,
+    },
+    /// The room starts, adjusts or stops (`compare: null`) comparing.
+    Compare {
+        version: u64,
+        compare: Option<WireCompare>,
+        by: Option<u64>,
     },
     Presence {
         participants: Vec<WirePresence>,
@@ -639,6 +663,9 @@ pub enum ErrorCode {
     KeyConflict,
     /// A `cue` to an entry the playlist does not have.
     UnknownEntry,
+    /// A compare the server cannot show: the session has no media, the
+    /// version is of another item, or runs at another frame rate.
+    CannotCompare,
     /// The review has ended and a room of one could not be opened for
     /// this participant (its media failed to start).
     RoomUnavailable,
@@ -756,6 +783,37 @@ pub struct WireSnapshot {
     pub control: WireControl,
     pub participants: Vec<WirePresence>,
     pub counts: WireCounts,
+    /// The version compared beside the one on screen, if any.
+    pub compare: Option<WireCompare>,
+}
+
+/// What the room compares: the version on screen (A) with `version` (B).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireCompare {
+    /// B's id.
+    pub version: String,
+    /// `side` or `wipe`.
+    pub mode: String,
+    /// The wipe line, 0..1 of the picture's width (A left of it).
+    pub wipe: f64,
+    /// B as the record knows it, for labels; filled in by the session.
+    pub other: Option<WireVersion>,
+}
+
+impl From<&crate::session::Compare> for WireCompare {
+    fn from(c: &crate::session::Compare) -> WireCompare {
+        WireCompare {
+            version: c.version.clone(),
+            mode: match c.mode {
+                crate::session::CompareMode::Side => "side",
+                crate::session::CompareMode::Wipe => "wipe",
+            }
+            .into(),
+            wipe: f64::from(c.wipe_permille) / f64::from(crate::session::WIPE_FULL),
+            other: None,
+        }
+    }
 }
 
 /// Why a text frame could not be turned into an [`Envelope`].
@@ -854,6 +912,7 @@ impl ErrorCode {
             CommandError::CannotTakeControl(_) => ErrorCode::CannotTakeControl,
             CommandError::UnknownEntry { .. } => ErrorCode::UnknownEntry,
             CommandError::NoPendingRequest => ErrorCode::NoPendingRequest,
+            CommandError::BadCompare => ErrorCode::Malformed,
         }
     }
 
@@ -978,6 +1037,7 @@ impl From<&Snapshot> for WireSnapshot {
             control: (&s.control).into(),
             participants: s.participants.iter().map(Into::into).collect(),
             counts: s.counts.into(),
+            compare: s.compare.as_ref().map(Into::into),
         }
     }
 }
@@ -1028,6 +1088,15 @@ pub fn event_message(event: &Event) -> Option<ServerMessage> {
             version: *version,
             control: control.into(),
             reason: (*reason).into(),
+        },
+        Event::Compare {
+            version,
+            compare,
+            by,
+        } => ServerMessage::Compare {
+            version: *version,
+            compare: compare.as_ref().map(Into::into),
+            by: by.map(|p| p.0),
         },
         Event::Presence {
             changed,

@@ -220,6 +220,9 @@ pub enum CommandError {
     /// already granted or denied).
     #[error("you have no pending control request to withdraw")]
     NoPendingRequest,
+    /// A compare whose wipe lies off the picture.
+    #[error("a compare's wipe lies in 0..=1")]
+    BadCompare,
 }
 
 /// A participant as the room sees it.
@@ -264,6 +267,8 @@ pub struct Snapshot {
     pub control: Control,
     pub participants: Vec<Presence>,
     pub counts: RoleCounts,
+    /// The version compared beside the one on screen, if any.
+    pub compare: Option<Compare>,
 }
 
 /// How many connected participants hold each role.
@@ -316,6 +321,12 @@ pub enum Event {
         version: u64,
         control: Control,
         reason: ControlReason,
+    },
+    /// The room started, adjusted or stopped (`None`) comparing versions.
+    Compare {
+        version: u64,
+        compare: Option<Compare>,
+        by: Option<ParticipantId>,
     },
     /// Batched presence: entries that changed, and who left for good.
     Presence {
@@ -391,6 +402,8 @@ pub struct Session {
     /// How long the runtime last measured a broadcast to take to reach
     /// every connection; part of the lead.
     fanout_micros: i64,
+    /// The version shown beside the one on screen.
+    compare: Option<Compare>,
 }
 
 impl Session {
@@ -414,6 +427,7 @@ impl Session {
             }],
             entry: 0,
             fanout_micros: 0,
+            compare: None,
             info,
         }
     }
@@ -688,6 +702,7 @@ impl Session {
                 .map(|p| p.presence.clone())
                 .collect(),
             counts: self.counts(),
+            compare: self.compare.clone(),
         }
     }
 
@@ -902,6 +917,7 @@ impl Session {
             entry,
             entries: self.playlist.len(),
         })?;
+        self.end_compare(Some(from));
         self.entry = entry;
         self.info.timecode = cut.timecode;
         self.info.duration_frames = cut.duration_frames;
@@ -1139,6 +1155,9 @@ impl Session {
         self.outputs.push_back(Output { to, event });
     }
 }
+
+mod compare;
+pub use compare::{Compare, CompareMode, WIPE_FULL};
 
 #[cfg(test)]
 mod tests;

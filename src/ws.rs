@@ -29,6 +29,8 @@ use crate::rtc::{IceCandidate, Signal, Signals};
 use crate::session::{Command, ParticipantId, SeekTarget, SyncReport};
 use crate::timecode::Timecode;
 
+mod compare;
+
 /// A refusal to send back to this connection.
 struct Reject {
     code: ErrorCode,
@@ -91,6 +93,7 @@ pub async fn serve(
             app.config.limits.message_burst,
         ),
         last_rate_warning: None,
+        compared: None,
     };
     let mut writer_done = false;
     let limits = &app.config.limits;
@@ -221,6 +224,8 @@ struct Connection {
     joined: Option<Joined>,
     bucket: TokenBucket,
     last_rate_warning: Option<Instant>,
+    /// The version this connection last asked to compare, resolved.
+    compared: compare::Resolved,
 }
 
 impl Connection {
@@ -317,6 +322,20 @@ impl Connection {
             Err(other) => other,
         };
         let msg = match message {
+            ClientMessage::Compare {
+                version,
+                mode,
+                wipe,
+            } => {
+                let request =
+                    compare::resolve(&self.app, &mut self.compared, version, mode, wipe).await?;
+                SessionMsg::Compare {
+                    from,
+                    conn_id,
+                    request: request.map(Box::new),
+                    reference,
+                }
+            }
             ClientMessage::SyncReport {
                 rtt_us,
                 offset_us,
@@ -552,11 +571,13 @@ fn draft_of(message: ClientMessage) -> Result<Draft, ClientMessage> {
             frame,
             frame_out,
             text,
+            version,
         } => Draft::Note {
             key,
             frame,
             frame_out,
             text,
+            version,
         },
         ClientMessage::Reply { key, parent, text } => Draft::Reply { key, parent, text },
         ClientMessage::Resolve {
@@ -575,6 +596,7 @@ fn draft_of(message: ClientMessage) -> Result<Draft, ClientMessage> {
             colour,
             width,
             points,
+            version,
         } => Draft::Drawing {
             key,
             frame,
@@ -582,6 +604,7 @@ fn draft_of(message: ClientMessage) -> Result<Draft, ClientMessage> {
             colour,
             width,
             points,
+            version: version.map(String::from),
         },
         ClientMessage::Erase { key, drawing } => Draft::Erase { key, drawing },
         ClientMessage::Approve {
@@ -654,6 +677,7 @@ fn command_of(message: ClientMessage) -> Result<Command, Reject> {
         | ClientMessage::Stroke(_)
         | ClientMessage::StrokeEnd { .. }
         | ClientMessage::Approve { .. }
+        | ClientMessage::Compare { .. }
         | ClientMessage::RtcStart
         | ClientMessage::RtcAnswer { .. }
         | ClientMessage::RtcCandidate { .. }

@@ -27,6 +27,7 @@
 import { Approvals, approveMessage, versionLabel } from './approvals.js';
 import { ClockSync, clientNowUs } from './clock-sync.js';
 import { Commands } from './commands.js';
+import { CompareView } from './compare.js';
 import { Connection } from './connection.js';
 import { Drawings, NO_MEDIA_PICTURE, drawingMessage } from './drawing.js';
 import { read as readLuma, readRgba, stripRect } from './framecode.js';
@@ -241,6 +242,14 @@ const send = (msg) => connection.send(msg);
 const clock = new ClockSync(send);
 
 const video = document.getElementById('video');
+const compareView = new CompareView({
+  send: (msg) => send(msg),
+  room,
+  monitor: document.getElementById('monitor'),
+  video,
+  after: document.getElementById('draw-bar'),
+});
+const halvesCanvas = document.createElement('canvas');
 const stream = new VideoLink({
   send,
   video,
@@ -564,6 +573,9 @@ function onMessage(msg) {
   }
   // A new transport on its way: its still (and its neighbours') now, ahead of its execute-at.
   if (changed === 'all' || changed === 'transport') refreshStills();
+  if (changed === 'all' || changed === 'control' || changed === 'compare') compareView.render();
+  // The still is one version's: a compare shows the stream instead.
+  if (changed === 'compare') renderNotes();
 }
 
 /** Catch-up pages gathered so far, by list name. */
@@ -705,6 +717,7 @@ function addNote(text) {
   if (!msg) return false;
   // A range is for one note, as in Frame.io; the room's loop stays.
   if (span.frameOut != null) markRange({});
+  compareView.tag(msg);
   // Offline, it waits in the outbox for the next welcome's `notes`.
   send(msg);
   renderNotes();
@@ -823,7 +836,8 @@ function abandonStroke() {
 }
 
 function addDrawing(shape, frame) {
-  const fields = drawState.enabled && room.joined && frame != null ? drawingMessage(clampFrame(frame), shape) : null;
+  const drawn = drawState.enabled && room.joined && frame != null ? drawingMessage(clampFrame(frame), shape) : null;
+  const fields = drawn && compareView.tagDrawing(drawn, drawn.points);
   if (!fields) {
     abandonStroke();
     return;
@@ -948,6 +962,7 @@ function onEntryChanged() {
   ui.renderSession(room);
   ui.renderPlaylist(room);
   renderTimeline();
+  compareView.render();
   renderNotes();
   renderApprovals();
   drawRevision += 1;
@@ -1110,6 +1125,11 @@ async function loadStill({ checksum, frame, width }, signal) {
  */
 function updateStills(now, transport) {
   if (!media || !room.joined) {
+    if (stillShown) hideStill(now);
+    return;
+  }
+  if (room.compare) {
+    // A still is one version's picture; the compared one is the stream's.
     if (stillShown) hideStill(now);
     return;
   }
@@ -1710,6 +1730,9 @@ window.syncreel = Object.freeze({
     return videoLog.toArray();
   },
   readVideoFrameCode,
+  compare: () => copy(room.compare),
+  /** The frame codes of a side-by-side picture's halves: { a, b }, or null. */
+  readCompareHalves: () => compareView.readHalves(halvesCanvas),
   /** The frame the author is looking at (the picture on screen, or a look of their own): what notes pin to and commands carry. */
   seen: () => shownFrame(),
   /** This viewer's view of the picture: zoom ({zoom, cx, cy}), the zoomed picture's rectangle, masks, volume, full screen. */

@@ -33,6 +33,7 @@ export class Room {
     this.control = { driver: null, requests: [] };
     this.participants = new Map();
     this.counts = { hosts: 0, reviewers: 0, viewers: 0 };
+    this.compare = null;
   }
 
   /**
@@ -82,6 +83,11 @@ export class Room {
         this.version = msg.version;
         this.control = { driver: msg.driver ?? null, requests: [...msg.requests] };
         return 'control';
+      case 'compare':
+        if (msg.version <= this.version) return null;
+        this.version = msg.version;
+        this.compare = msg.compare ?? null;
+        return 'compare';
       case 'presence':
         for (const p of msg.participants) this.participants.set(p.id, p);
         for (const id of msg.left) this.participants.delete(id);
@@ -141,6 +147,8 @@ export class Room {
 
   /** Whether a record made on `versionId` belongs on screen now. */
   showsVersion(versionId) {
+    // While comparing, the version beside the one on screen is shown too.
+    if (versionId != null && versionId === this.compare?.version) return true;
     return versionId == null || this.mediaVersion == null || versionId === this.mediaVersion.id;
   }
 
@@ -150,6 +158,8 @@ export class Room {
     this.control = { driver: state.control.driver ?? null, requests: [...state.control.requests] };
     this.participants = new Map(state.participants.map((p) => [p.id, p]));
     this.counts = state.counts;
+    // The version compared beside the one on screen, if any.
+    this.compare = state.compare ?? null;
   }
 
   get joined() {

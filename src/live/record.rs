@@ -36,6 +36,8 @@ pub enum Draft {
         frame: i64,
         frame_out: Option<i64>,
         text: String,
+        /// The version it is about, while the room compares.
+        version: Option<String>,
     },
     Reply {
         key: String,
@@ -54,6 +56,8 @@ pub enum Draft {
         colour: String,
         width: f32,
         points: Vec<[f32; 2]>,
+        /// The version drawn on, while the room compares.
+        version: Option<String>,
     },
     Erase {
         key: String,
@@ -93,6 +97,15 @@ impl Draft {
             | Draft::Drawing { key, .. }
             | Draft::Erase { key, .. }
             | Draft::Approve { key, .. } => key,
+        }
+    }
+
+    /// The version a note or drawing names (the half of a compare it was
+    /// made on); `None` for the version on screen.
+    pub fn pointed(&self) -> Option<&str> {
+        match self {
+            Draft::Note { version, .. } | Draft::Drawing { version, .. } => version.as_deref(),
+            _ => None,
         }
     }
 
@@ -262,10 +275,10 @@ impl SessionReview {
             return Err((code, format!("a key is 1 to {MAX_KEY} bytes")));
         }
         let now = unix_millis();
-        let note = |key: String, frame, frame_out, text: &str, parent| {
+        let note = |key: String, frame, frame_out, text: &str, parent, version_id| {
             Record::Note(NewNote {
                 session_id: ctx.session_id.into(),
-                version_id: ctx.version.map(|v| v.id.clone()),
+                version_id,
                 parent_id: parent,
                 client_key: key,
                 author_link: ctx.link.into(),
@@ -283,6 +296,7 @@ impl SessionReview {
                 frame,
                 frame_out,
                 text,
+                ..
             } => {
                 let text = checked_text(&text)?;
                 let timeline = ctx.timeline;
@@ -297,7 +311,8 @@ impl SessionReview {
                         ),
                     ));
                 }
-                Ok(note(key, frame, frame_out, text, None))
+                let version_id = ctx.version.map(|v| v.id.clone());
+                Ok(note(key, frame, frame_out, text, None, version_id))
             }
             Draft::Reply { key, parent, text } => {
                 let text = checked_text(&text)?;
@@ -308,6 +323,8 @@ impl SessionReview {
                     parent.frame_out,
                     text,
                     Some(parent.id),
+                    // A reply is about what its note is about.
+                    parent.version_id.clone(),
                 ))
             }
             Draft::Resolve { note, resolved, .. } => {
@@ -328,6 +345,7 @@ impl SessionReview {
                 colour,
                 width,
                 points,
+                ..
             } => {
                 if !ctx.timeline.contains(frame) {
                     return Err((

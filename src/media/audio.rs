@@ -183,7 +183,7 @@ impl AudioScheduler {
                 .saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(PlayerCommand::Transport(t)) => self.transports.accept(t),
-                Ok(PlayerCommand::Keyframe) => {}
+                Ok(PlayerCommand::Keyframe | PlayerCommand::Compare(_)) => {}
                 Ok(PlayerCommand::Cue(media, transport)) => {
                     let cut = AudioCut {
                         at: transport.anchor_time,

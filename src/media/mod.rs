@@ -6,6 +6,7 @@
 //! `spawn_blocking`; nothing here is async.
 
 pub mod audio;
+pub mod compare;
 pub mod demo_clip;
 pub mod frames;
 pub mod mov_timecode;

@@ -34,6 +34,7 @@ use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::audio::{self, AudioEvent};
+use super::compare::CompareSpec;
 use super::player::{
     self, EncodedFrame, PlayerCommand, PlayerEvent, Retire, StreamSettings, Transports, Watched,
 };
@@ -116,6 +117,8 @@ struct State {
     /// A playlist cut still to come: its file and its transport.
     cut: Option<(MediaInfo, Transport)>,
     transports: Transports,
+    /// The version compared beside the one on screen, if any.
+    compare: Option<CompareSpec>,
     run: Option<Run>,
     /// Counts starts, so that a player told to stop long ago cannot take
     /// down its successor.
@@ -184,6 +187,7 @@ impl Pipelines {
                 media,
                 cut: None,
                 transports: Transports::new(initial),
+                compare: None,
                 run: None,
                 generation: 0,
                 arriving: 0,
@@ -220,9 +224,26 @@ impl Pipelines {
         }
     }
 
-    /// The room moves to another file from the transport's instant.
+    /// The room compares another version beside the one on screen, or
+    /// stops comparing (`None`). Only the picture player hears of it: the
+    /// sound stays the version on screen's.
+    pub fn compare(&self, spec: Option<CompareSpec>) {
+        let mut state = self.0.lock();
+        state.compare = spec.clone();
+        if let Some(run) = &state.run {
+            let _ = run.picture.send(PlayerCommand::Compare(spec.map(Box::new)));
+        }
+    }
+
+    /// The room moves to another file from the transport's instant; a
+    /// compare of the file it leaves ends.
     pub fn cue(&self, media: &MediaInfo, transport: Transport) {
         let mut state = self.0.lock();
+        if state.compare.take().is_some() {
+            if let Some(run) = &state.run {
+                let _ = run.picture.send(PlayerCommand::Compare(None));
+            }
+        }
         state.transports.accept(transport);
         state.cut = Some((media.clone(), transport));
         if let Some(run) = &state.run {
@@ -381,6 +402,11 @@ impl Shared {
         };
         // What is still to come, in order: a pending cut, then transports
         // scheduled after the one in effect.
+        if let Some(spec) = &state.compare {
+            let _ = run
+                .picture
+                .send(PlayerCommand::Compare(Some(Box::new(spec.clone()))));
+        }
         if let Some((media, transport)) = &state.cut {
             run.send(|| PlayerCommand::Cue(Box::new(media.clone()), *transport));
         }

@@ -34,6 +34,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
+use super::compare::{self, CompareSpec, Layout};
 use super::watermark::Watermark;
 use super::{MediaError, MediaInfo};
 use crate::clock::{ServerTime, Timeline, Transport};
@@ -95,6 +96,8 @@ pub enum PlayerCommand {
     /// begin with the transport's `anchor_time`; the file is opened at
     /// once, so that the switch itself costs no time.
     Cue(Box<MediaInfo>, Transport),
+    /// Compare another version beside the one on screen, or stop (`None`).
+    Compare(Option<Box<CompareSpec>>),
     Stop,
 }
 
@@ -186,6 +189,7 @@ pub fn spawn_retiring(
                 asked: false,
                 follow_still: false,
                 last_output: None,
+                compare: None,
             };
             if let Err(err) = scheduler.run(&rx, &*watched, retire.as_ref(), &events) {
                 events(PlayerEvent::Failed(err));
@@ -195,6 +199,9 @@ pub fn spawn_retiring(
             if let Some(cut) = scheduler.next_cut.take() {
                 cut.decoder.close();
                 cut.encoder.close();
+            }
+            if let Some(other) = scheduler.compare.take() {
+                other.decoder.close();
             }
         })
         .map_err(|e| MediaError::Gstreamer(e.to_string()))?;
@@ -261,6 +268,17 @@ struct Scheduler {
     follow_still: bool,
     /// When the last picture went out, and the transport it followed.
     last_output: Option<(ServerTime, Transport)>,
+    /// The version shown beside this one, when the room compares.
+    compare: Option<Comparing>,
+}
+
+/// The other version of a compare: its own decoder, asked for the same
+/// frame as the main one at every tick.
+struct Comparing {
+    media: MediaInfo,
+    decoder: Decoder,
+    timeline: Timeline,
+    layout: Layout,
 }
 
 /// Another file, opened and waiting for its instant.
@@ -289,6 +307,7 @@ impl Scheduler {
             match rx.recv_timeout(wait) {
                 Ok(PlayerCommand::Transport(t)) => self.accept(t),
                 Ok(PlayerCommand::Cue(media, transport)) => self.cue(&media, transport)?,
+                Ok(PlayerCommand::Compare(spec)) => self.compare(spec.map(|s| *s))?,
                 Ok(PlayerCommand::Keyframe) => {
                     self.keyframe_due = true;
                     self.asked = true;
@@ -332,6 +351,38 @@ impl Scheduler {
             superseded.encoder.close();
         }
         self.accept(transport);
+        Ok(())
+    }
+
+    /// Starts, adjusts or stops comparing. A new picture goes out at once,
+    /// whole, so that a paused room sees the change without waiting.
+    fn compare(&mut self, spec: Option<CompareSpec>) -> Result<(), MediaError> {
+        self.keyframe_due = true;
+        self.asked = true;
+        let Some(spec) = spec else {
+            if let Some(old) = self.compare.take() {
+                old.decoder.close();
+            }
+            return Ok(());
+        };
+        if let Some(current) = self.compare.as_mut().filter(|c| c.media == spec.media) {
+            // A wipe dragged, or the mode switched: the decoder stays.
+            current.layout = spec.layout;
+            return Ok(());
+        }
+        let decoder = Decoder::open(&spec.media, self.settings, self.watermark.as_ref())?;
+        let timeline = Timeline {
+            rate: spec.media.rate,
+            duration: spec.media.duration_frames,
+        };
+        if let Some(old) = self.compare.replace(Comparing {
+            media: spec.media,
+            decoder,
+            timeline,
+            layout: spec.layout,
+        }) {
+            old.decoder.close();
+        }
         Ok(())
     }
 
@@ -386,7 +437,17 @@ impl Scheduler {
         let transport = self.transport_at(at);
         let frame = transport.position(&self.timeline, at);
         let changed = self.last_output.is_none_or(|(_, t)| t != transport);
-        let (picture, sought) = self.decoder.frame(frame, &self.timeline)?;
+        let (mut picture, mut sought) = self.decoder.frame(frame, &self.timeline)?;
+        if let Some(other) = &mut self.compare {
+            // Past the shorter version's end its last frame holds.
+            let theirs = frame.clamp(0, other.timeline.last_frame());
+            let (beside, moved) = other.decoder.frame(theirs, &other.timeline)?;
+            let (w, h) = (self.settings.width, self.settings.height);
+            picture = Picture {
+                buffer: compare::compose(&picture.buffer, &beside.buffer, w, h, other.layout)?,
+            };
+            sought |= moved;
+        }
         // The quick repeat of a still is whole too: a viewer that joined
         // between the two (or lost the first) needs nothing before it.
         let keyframe =
