@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::{Path as UrlPath, Query, State, WebSocketUpgrade};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -655,7 +655,7 @@ impl App {
         }
     }
 
-    fn next_conn_id(&self) -> u64 {
+    pub(crate) fn next_conn_id(&self) -> u64 {
         self.next_conn_id.fetch_add(1, Relaxed)
     }
 }
@@ -965,7 +965,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -1003,12 +1007,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub fn router(app: Arc<App>) -> Router {
+/// Every route: the REST API and the page's files here, and `live`, the
+/// routes of the live wire (`ws::routes`), which the caller hands in so
+/// that HTTP does not reach into the WebSocket runtime that builds on it.
+/// All of them pass the same guard and limits.
+pub fn router(app: Arc<App>, live: Router<Arc<App>>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/s/{id}", get(index))
         .route("/app/{*path}", get(asset))
-        .route("/ws", get(upgrade))
+        .merge(live)
         .route("/api/sessions", post(create_session))
         .route(
             "/api/sessions/{id}",
@@ -1640,37 +1648,6 @@ async fn revoke_link(
         .send(SessionMsg::RevokeLink { link_id: link })
         .await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn upgrade(
-    State(app): State<Arc<App>>,
-    peer: Peer,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    let limits = &app.config.limits;
-    let open = app.metrics.connections_open.load(Relaxed);
-    if open >= 0 && open as usize >= limits.max_connections {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            "this server is at its connection limit",
-        ));
-    }
-    // Frames up to the hard cap are read and refused with a typed error;
-    // only beyond it does the transport itself close the connection.
-    let hard_cap = (limits.max_message_bytes * 4).max(64 * 1024);
-    let conn_id = app.next_conn_id();
-    let shutdown = app.shutdown.clone();
-    Ok(ws
-        .read_buffer_size(4 * 1024)
-        // Frames are buffered until the writer flushes: it flushes once per
-        // batch of whatever was already queued (`ws::write_loop`), so a lone
-        // message still goes out at once and a burst in one `send`.
-        .write_buffer_size(64 * 1024)
-        .max_write_buffer_size(1024 * 1024)
-        .max_message_size(hard_cap)
-        .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| crate::ws::serve(socket, app, conn_id, peer.0, shutdown)))
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {

@@ -89,7 +89,7 @@ impl Server {
                 let _ = tokio::task::spawn_blocking(move || frames.frames.sweep()).await;
             }
         });
-        let router = http::router(app.clone());
+        let router = http::router(app.clone(), crate::ws::routes());
         let limits = &app.config.limits;
         let listen = crate::listener::ListenLimits {
             header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms.max(1)),

@@ -13,11 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use rand::RngCore;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::http::App;
+use crate::http::{ApiError, App, Peer};
 use crate::links::LinkError;
 use crate::live::{unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, Stamp, Stroking};
 use crate::passcode::Refusal;
@@ -66,6 +71,43 @@ impl Reject {
 struct Joined {
     session: SessionHandle,
     id: ParticipantId,
+}
+
+/// The live wire's routes, for `http::router`.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+/// The `/ws` upgrade: refused with a typed error at the connection limit.
+async fn upgrade(
+    State(app): State<Arc<App>>,
+    peer: Peer,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let limits = &app.config.limits;
+    let open = app.metrics.connections_open.load(Relaxed);
+    if open >= 0 && open as usize >= limits.max_connections {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "this server is at its connection limit",
+        ));
+    }
+    // Frames up to the hard cap are read and refused with a typed error;
+    // only beyond it does the transport itself close the connection.
+    let hard_cap = (limits.max_message_bytes * 4).max(64 * 1024);
+    let conn_id = app.next_conn_id();
+    let shutdown = app.shutdown.clone();
+    Ok(ws
+        .read_buffer_size(4 * 1024)
+        // Frames are buffered until the writer flushes: it flushes once per
+        // batch of whatever was already queued (`ws::write_loop`), so a lone
+        // message still goes out at once and a burst in one `send`.
+        .write_buffer_size(64 * 1024)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| serve(socket, app, conn_id, peer.0, shutdown)))
 }
 
 pub async fn serve(
