@@ -221,7 +221,8 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         print_links(&created_body(&created, &base));
 
         // A second session shows a playlist: the reel, then a short take
-        // at another rate and start, whose frame codes run from 10,000.
+        // at another rate and start, whose frame codes run from 10,000,
+        // then the take's second version (codes from 20,000) to compare.
         let take = demo_take(&root).await?;
         let created = match server.app.relink_latest(DEMO_PLAYLIST_TITLE).await? {
             Some(again) => again,
@@ -241,7 +242,7 @@ const DEMO_PLAYLIST_TITLE: &str = "SyncReel demo: playlist, Reel 1 and Shot 010"
 async fn create_demo_playlist(app: &Arc<App>) -> anyhow::Result<CreatedSession> {
     let app2 = app.clone();
     let setups = tokio::task::spawn_blocking(move || {
-        ["demo.mov", DEMO_TAKE]
+        ["demo.mov", DEMO_TAKE, DEMO_TAKE_V2]
             .into_iter()
             .map(|file| app2.prepare_media(file))
             .collect::<Result<Vec<_>, _>>()
@@ -260,6 +261,12 @@ async fn create_demo_playlist(app: &Arc<App>) -> anyhow::Result<CreatedSession> 
                     },
                     PlaylistItem {
                         media: DEMO_TAKE.into(),
+                        item: Some("Shot 010".into()),
+                    },
+                    // The take's second version: at either take, the
+                    // driver can compare it with the other.
+                    PlaylistItem {
+                        media: DEMO_TAKE_V2.into(),
                         item: Some("Shot 010".into()),
                     },
                 ]),
@@ -292,8 +299,8 @@ async fn demo_clip(media_root: &std::path::Path) -> anyhow::Result<PathBuf> {
 
 /// The demo playlist's second entry, under the media root.
 const DEMO_TAKE: &str = "demo-shot010.mov";
-/// Another version of the take, not in the demo playlist: a session over
-/// both can compare them.
+/// The take's second version, the demo playlist's third entry: the two
+/// takes can be compared.
 const DEMO_TAKE_V2: &str = "demo-shot010-v2.mov";
 
 /// A ten-second take at 25 fps from 02:00:00:00, frame codes from 10,000:

@@ -270,6 +270,9 @@ test('play after a paused still: the still goes once the stream shows a picture 
       await until(page, (from) => window.syncreel.videoLog.filter((r) => r[4] >= from).length >= 24, play.anchorTime, 30_000);
     }
   } finally {
+    // Sampling ends before the pause: the paused frame's still (and the
+    // stream's last pictures before it) belong to the pause, not the play.
+    for (const page of [host, viewer]) await page.evaluate(() => { window.sampling = false; });
     await host.keyboard.press('k');
   }
   for (const [name, page] of [['host', host], ['viewer', viewer]]) {
