@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/cluster/*.sh (sourced, not run). Throwaway NATS and
 # PostgreSQL instances for the cluster tests and `make cluster-demo`:
 # loopback only, a free port, all state in one directory that `stop` removes.
@@ -7,6 +8,7 @@
 # remove the whole directory, so they refuse one without it (unless empty).
 MARKER=.syncreel-throwaway
 # Bounded waits: this many tenths of a second at most.
+# shellcheck disable=SC2034 # used by the scripts that source this
 READY_TENTHS=${CLUSTER_READY_TENTHS:-200}
 
 say() { printf '[%s] %s\n' "$NAME" "$*" >&2; }
@@ -34,7 +36,7 @@ abs_dir() {
 # check_ours DIR: fail unless DIR is absent, empty, or marked as ours.
 check_ours() {
   local d=$1
-  [ -n "$d" ] && [ "$d" != / ] || die "refusing directory '$d'"
+  if [ -z "$d" ] || [ "$d" = / ]; then die "refusing directory '$d'"; fi
   if [ -e "$d" ] && [ ! -d "$d" ]; then die "$d exists and is not a directory"; fi
   if [ -d "$d" ] && [ ! -f "$d/$MARKER" ] && [ -n "$(ls -A "$d")" ]; then
     die "$d is not empty and was not made by $NAME (no $MARKER): not touching it"

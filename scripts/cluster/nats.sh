@@ -8,7 +8,8 @@
 # Loopback only. The client and monitoring ports are the kernel's pick
 # (-p -1 -m -1) and read back from the ports file nats-server writes, so no
 # port can be taken between choosing and binding it. In <dir>: js/ (the
-# JetStream store), nats.log, nats.pid, url (the client URL) and
+# JetStream store), nats.log (and nats.out: what it printed before
+# logging to nats.log), nats.pid, url (the client URL) and
 # monitor_url (http://127.0.0.1:PORT: /healthz, /varz, /jsz).
 # A <dir> left by a crashed run is cleaned up (its server stopped) first.
 set -euo pipefail
@@ -48,10 +49,11 @@ start() {
   # Detached from this shell (setsid), so it outlives the script.
   setsid nats-server -js -sd "$dir/js" -a 127.0.0.1 -p -1 -m -1 \
     --ports_file_dir "$dir" -P "$dir/nats.pid" -l "$dir/nats.log" \
-    </dev/null >>"$dir/nats.log" 2>&1 &
+    </dev/null >>"$dir/nats.out" 2>&1 &
   local pid=$! i ports="" url="" mon=""
   for ((i = 0; i < READY_TENTHS; i++)); do
     if ! kill -0 "$pid" 2>/dev/null; then
+      log_tail "$dir/nats.out"
       log_tail "$dir/nats.log"
       die "nats-server exited during start"
     fi
@@ -67,6 +69,7 @@ start() {
     sleep 0.1
   done
   if [ "$i" -ge "$READY_TENTHS" ]; then
+    log_tail "$dir/nats.out"
     log_tail "$dir/nats.log"
     kill -TERM "$pid" 2>/dev/null || true
     die "nats-server not ready within $((READY_TENTHS / 10)) s (ports file: ${ports:-none})"

@@ -73,6 +73,8 @@ start() {
   [ "$(id -u)" -ne 0 ] || getent passwd postgres >/dev/null ||
     die "no postgres user (it comes with Debian's postgresql): run scripts/setup.sh"
   check_ours "$dir"
+  # The socket is <dir>/.s.PGSQL.<port>; unix socket paths stop at 107 bytes.
+  [ "${#dir}" -le 90 ] || die "$dir is too long for PostgreSQL's socket (at most 90 characters)"
   if [ -f "$dir/$MARKER" ]; then
     say "$dir is left from an earlier run: stopping and clearing it"
     stop_server
@@ -105,15 +107,15 @@ CONF
 
   # A free port; if someone takes it before the server binds it, try
   # another (at most 3 times).
-  local attempt port="" i ready=""
-  for attempt in 1 2 3; do
+  local port="" i ready="" exited=""
+  for _ in 1 2 3; do
     port=$(free_port)
     as_pg "$bin/pg_ctl" start -D "$data" -l "$log" -W \
       -o "-k $dir -h 127.0.0.1 -p $port" >/dev/null 2>&1 || {
       log_tail "$log"
       die "pg_ctl start failed"
     }
-    ready=""
+    ready="" exited=""
     for ((i = 0; i < READY_TENTHS; i++)); do
       if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -t 1 >/dev/null 2>&1; then
         ready=1
@@ -122,6 +124,7 @@ CONF
       # pg_ctl -W returns at once; the postmaster writes its pid file soon
       # after. Gone after a second means it exited.
       if [ "$i" -ge 10 ] && ! alive "$(postmaster_pid)" postgres; then
+        exited=1
         break
       fi
       sleep 0.1
@@ -136,6 +139,7 @@ CONF
   if [ -z "$ready" ]; then
     log_tail "$log"
     stop_server
+    [ -z "$exited" ] || die "PostgreSQL exited during start (port $port)"
     die "PostgreSQL not ready within $((READY_TENTHS / 10)) s on 127.0.0.1:$port"
   fi
 
