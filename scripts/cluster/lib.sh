@@ -43,19 +43,24 @@ check_ours() {
   fi
 }
 
-# alive PID NAME: PID is a running process whose command name is NAME.
+# alive PID NAME [ARG]: PID is a running process whose command name is NAME
+# and, with ARG, whose command line contains ARG (our directory), so that a
+# stale pid file never makes us signal somebody else's process. A zombie
+# (exited, not yet reaped by whoever inherited it) is not alive.
 alive() {
-  [ -n "$1" ] && [ -r "/proc/$1/comm" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
+  [ -n "$1" ] && [ -r "/proc/$1/comm" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] || return 1
+  ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null || return 1
+  [ -z "${3:-}" ] || tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$3"
 }
 
-# wait_gone PID NAME TENTHS: wait at most TENTHS/10 s for PID to exit.
+# wait_gone PID NAME TENTHS [ARG]: wait at most TENTHS/10 s for PID to exit.
 wait_gone() {
   local i
   for ((i = 0; i < $3; i++)); do
-    alive "$1" "$2" || return 0
+    alive "$1" "$2" "${4:-}" || return 0
     sleep 0.1
   done
-  ! alive "$1" "$2"
+  ! alive "$1" "$2" "${4:-}"
 }
 
 # log_tail FILE: the end of a log, for a failure message.

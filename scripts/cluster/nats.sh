@@ -24,12 +24,12 @@ dir=$(abs_dir "$2")
 stop_server() {
   local pid
   pid=$(cat "$dir/nats.pid" 2>/dev/null || true)
-  if alive "$pid" nats-server; then
+  if alive "$pid" nats-server "$dir/js"; then
     kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_gone "$pid" nats-server 100; then
+    if ! wait_gone "$pid" nats-server 100 "$dir/js"; then
       say "nats-server $pid did not stop in 10 s: killing it"
       kill -KILL "$pid" 2>/dev/null || true
-      wait_gone "$pid" nats-server 50 || die "nats-server $pid will not die"
+      wait_gone "$pid" nats-server 50 "$dir/js" || die "nats-server $pid will not die"
     fi
   fi
 }

@@ -59,13 +59,13 @@ postmaster_pid() {
 stop_server() {
   local pid
   pid=$(postmaster_pid)
-  alive "$pid" postgres || return 0
+  alive "$pid" postgres "$data" || return 0
   as_pg "$bin/pg_ctl" stop -D "$data" -m fast -w -t 10 >/dev/null 2>&1 ||
     as_pg "$bin/pg_ctl" stop -D "$data" -m immediate -w -t 5 >/dev/null 2>&1 || true
-  if ! wait_gone "$pid" postgres 20; then
+  if ! wait_gone "$pid" postgres 20 "$data"; then
     say "postgres $pid did not stop: killing it"
     kill -KILL "$pid" 2>/dev/null || true
-    wait_gone "$pid" postgres 50 || die "postgres $pid will not die"
+    wait_gone "$pid" postgres 50 "$data" || die "postgres $pid will not die"
   fi
 }
 
@@ -123,7 +123,7 @@ CONF
       fi
       # pg_ctl -W returns at once; the postmaster writes its pid file soon
       # after. Gone after a second means it exited.
-      if [ "$i" -ge 10 ] && ! alive "$(postmaster_pid)" postgres; then
+      if [ "$i" -ge 10 ] && ! alive "$(postmaster_pid)" postgres "$data"; then
         exited=1
         break
       fi
