@@ -3,14 +3,15 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIND ?= 127.0.0.1:8080
 
-.PHONY: demo test setup build release lint unit browser bench bench-clock bench-fanout bench-rtc-fanout clean
+.PHONY: demo test setup build release lint unit browser cluster-check bench bench-clock bench-fanout bench-rtc-fanout clean
 
 ## Install what is missing, build, and run a server with a demo session.
 demo: setup release
 	./target/release/syncreel demo --bind $(BIND)
 
-## Every check CI runs: formatting, lints, Rust tests, browser tests.
-test: setup lint unit browser
+## Every check CI runs: formatting, lints, Rust tests, browser tests, and the
+## throwaway NATS and PostgreSQL the cluster tests will use (docs/cluster.md).
+test: setup cluster-check lint unit browser
 
 setup:
 	bash scripts/setup.sh
@@ -30,6 +31,10 @@ unit:
 
 browser: build
 	cd web-client && SYNCREEL_BIN=$(CURDIR)/target/debug/syncreel npm test
+
+## scripts/cluster/{nats,postgres}.sh start, answer and stop cleanly (a few seconds).
+cluster-check:
+	bash scripts/cluster/check.sh
 
 ## Benchmarks: figures go in docs/benchmarks.md.
 bench: bench-clock bench-fanout

@@ -13,7 +13,11 @@ as_root() {
 
 # System packages: GStreamer 1.22 (headers to build against, plugins to
 # decode, encode, overlay and mux), Chromium for the browser tests, Node.js
-# for Playwright, pkg-config and a C toolchain for -sys crates.
+# for Playwright, pkg-config and a C toolchain for -sys crates. NATS
+# (JetStream) and PostgreSQL (15 on Debian 12) for the cluster tests
+# (issue 14, docs/cluster.md): scripts/cluster/ runs throwaway instances of
+# both, and checks them with curl. Debian's postgresql package also creates
+# and starts its own `main` cluster on port 5432; our scripts do not use it.
 packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
@@ -21,6 +25,7 @@ packages=(
   fonts-dejavu-core
   chromium pkg-config build-essential ca-certificates
   python3 python3-venv
+  nats-server postgresql curl
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
