@@ -1,6 +1,7 @@
 // A playlist session in real Chromium, from `syncreel demo`'s second
 // session: the reel (23.976, 01:00:00:00) then a take (25 fps,
-// 02:00:00:00, frame codes from 10,000). When the driver cues the take,
+// 02:00:00:00, frame codes from 10,000), then the take's second version
+// (codes from 20,000). When the driver cues the take,
 // every page switches timeline, labels, version and record together,
 // and the picture is the take's.
 import assert from 'node:assert/strict';
@@ -75,13 +76,13 @@ test('the driver cues the take: every page switches timeline, version, notes and
     await until(page, () => window.syncreel.video().state === 'playing', null, VIDEO_WAIT_MS);
     const before = await shown(page);
     assert.equal(before.entry, 0);
-    assert.equal(before.count, '1 of 2');
+    assert.equal(before.count, '1 of 3');
     assert.match(before.current, /Reel 1/);
     assert.equal(before.fps, '23.976');
   }
   // Only the driver's cue buttons work; the one on screen never does.
-  assert.deepEqual((await shown(host)).cues, [true, false]);
-  assert.deepEqual((await shown(viewer)).cues, [true, true]);
+  assert.deepEqual((await shown(host)).cues, [true, false, false]);
+  assert.deepEqual((await shown(viewer)).cues, [true, true, true]);
 
   // A note on the reel, seen by both.
   await seekTo(host, '01:00:10:05', 245, [host, viewer]);
@@ -100,17 +101,17 @@ test('the driver cues the take: every page switches timeline, version, notes and
     assert.equal(after.fps, '25');
     assert.match(after.version, /Shot 010/);
     assert.match(after.current, /Shot 010/);
-    assert.equal(after.count, '2 of 2');
+    assert.equal(after.count, '2 of 3');
     assert.deepEqual(after.notes, [], 'the reel\'s note is not shown over the take');
     assert.equal(after.marks, 0);
     // The picture is the take's first frame (its codes run from 10,000).
     await pictureShows(page, 10_000);
   }
-  assert.deepEqual((await shown(host)).cues, [false, true]);
+  assert.deepEqual((await shown(host)).cues, [false, true, false]);
 
   // The viewer cannot cue back: the button is disabled, and the server
   // would refuse it anyway.
-  assert.deepEqual((await shown(viewer)).cues, [true, true]);
+  assert.deepEqual((await shown(viewer)).cues, [true, true, true]);
 
   // On the take, a seek moves in its own frames and labels.
   await seekTo(host, '02:00:04:00', 100, [host, viewer]);
@@ -129,7 +130,8 @@ test('the driver cues the take: every page switches timeline, version, notes and
   const wholeJson = await downloaded(host, '#playlist-exports button[data-format="json"]');
   assert.deepEqual(
     JSON.parse(wholeJson).entries.map((e) => e.notes.map((n) => [n.text, n.timecode])),
-    [[[reelNote.text, '01:00:10:05']], [['Take: hold longer', '02:00:04:00']]],
+    // The third entry is the take's second version, with no notes yet.
+    [[[reelNote.text, '01:00:10:05']], [['Take: hold longer', '02:00:04:00']], []],
   );
   await host.click('#playlist-exports button[data-format="edl"]');
   const refusal = await until(host, () => document.querySelector('#toasts [data-code="not_exportable"]')?.textContent);
