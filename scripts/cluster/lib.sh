@@ -70,3 +70,27 @@ log_tail() {
     tail -n 20 "$1" | sed 's/^/    /' >&2
   fi
 }
+
+# stop: stops the script's server (its own `stop_server`) and removes its
+# directory; nothing to stop is no error.
+# shellcheck disable=SC2154 # `dir` is set by the script that sources this
+stop() {
+  if [ ! -e "$dir" ]; then
+    say "$dir does not exist: nothing to stop"
+    return 0
+  fi
+  check_ours "$dir"
+  stop_server
+  rm -rf "$dir"
+  say "stopped, $dir removed"
+}
+
+# run_command CMD: what every script does with its first argument, given
+# its own `start` and `stop_server` and the `dir` it works in.
+run_command() {
+  case "$1" in
+    start) start ;;
+    stop) stop ;;
+    *) usage ;;
+  esac
+}

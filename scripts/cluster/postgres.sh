@@ -155,19 +155,4 @@ CONF
   printf '%s\n' "$url"
 }
 
-stop() {
-  if [ ! -e "$dir" ]; then
-    say "$dir does not exist: nothing to stop"
-    return 0
-  fi
-  check_ours "$dir"
-  stop_server
-  rm -rf "$dir"
-  say "stopped, $dir removed"
-}
-
-case "$cmd" in
-  start) start ;;
-  stop) stop ;;
-  *) usage ;;
-esac
+run_command "$cmd"
