@@ -12,7 +12,7 @@ mod vp8;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{token, Client, TestServer};
+use common::{Client, TestServer};
 use serde_json::{json, Value};
 use syncreel::media::demo_clip::{self, DemoClipSpec};
 use viewer::Viewer;
@@ -64,19 +64,13 @@ async fn players_that_fail_are_restarted_and_the_room_hears_when_the_video_is_ba
         c.media.restart_backoff_ms = 50;
     })
     .await;
-    let (status, session) = server
-        .request(
-            "POST",
-            "/api/sessions",
-            Some(common::OPERATOR),
-            Some(json!({"title": "Restart", "media": "clip.mov"})),
-        )
+    let session = server
+        .create_session_with(json!({"title": "Restart", "media": "clip.mov"}))
         .await;
-    assert_eq!(status, 201, "{session}");
-    let mut host = Client::join(server.addr, &token(&session, "host"), "Dana").await;
+    let mut host = Client::join(server.addr, &session.host, "Dana").await;
 
     // Watched, then left: the players stop.
-    let mut first = Viewer::join(server.addr, &token(&session, "viewer")).await;
+    let mut first = Viewer::join(server.addr, &session.viewer).await;
     assert_eq!(first.first_readable().await, 0);
     first.leave().await;
     wait_for_metric(&server, "syncreel_media_pipelines", 0).await;
@@ -86,7 +80,7 @@ async fn players_that_fail_are_restarted_and_the_room_hears_when_the_video_is_ba
     let clip = root.join("clip.mov");
     let away = root.join("clip.mov.away");
     rename(&clip, &away);
-    let second = Viewer::join(server.addr, &token(&session, "viewer")).await;
+    let second = Viewer::join(server.addr, &session.viewer).await;
     let failed = host.expect("mediaError").await;
     let message = failed["message"].as_str().unwrap();
     assert!(message.contains("clip.mov"), "{message}");
@@ -101,21 +95,21 @@ async fn players_that_fail_are_restarted_and_the_room_hears_when_the_video_is_ba
     wait_for_metric(&server, "syncreel_media_pipelines", 0).await;
 
     // Someone joining now hears of the failure after the welcome.
-    let mut late = Client::join(server.addr, &token(&session, "viewer"), "Late").await;
+    let mut late = Client::join(server.addr, &session.viewer, "Late").await;
     let told: Value = late.expect("mediaError").await;
     assert_eq!(told["message"], failed["message"]);
 
     // Back in place: the next viewer who asks for the stream tries again,
     // sees the room's frame, and the room hears that the video is back.
     rename(&away, &clip);
-    let mut third = Viewer::join(server.addr, &token(&session, "viewer")).await;
+    let mut third = Viewer::join(server.addr, &session.viewer).await;
     assert_eq!(third.first_readable().await, 0);
     host.expect("mediaRestored").await;
     late.expect("mediaRestored").await;
     assert_eq!(server.metric("syncreel_media_pipelines").await, 1);
 
     // Nobody who joins after that is told of the old failure.
-    let mut later = Client::join(server.addr, &token(&session, "viewer"), "Later").await;
+    let mut later = Client::join(server.addr, &session.viewer, "Later").await;
     later.send(json!({"type": "ping", "id": 7, "t0": 0})).await;
     let next = later
         .expect_where(|m| m["type"] == "mediaError" || m["type"] == "pong")
