@@ -168,11 +168,16 @@ async function pauseOnWhatIsSeen(t, driver, everyone, speed) {
   // element takes the next picture up to a refresh (~16 ms) before it is
   // lit, and its callback (which names it) runs about then. So the
   // element's picture read at the keypress is the one the page saw or,
-  // in that window, the next. That the page names each picture by the
-  // frame in its pixels is checked on every picture (no mismatches).
+  // in that window, the next. A picture decoded between the two may be
+  // replaced before any refresh lights it (the callback then skips it,
+  // as the log does): the element holds it for those milliseconds
+  // though it never reaches the screen. That the page names each picture
+  // by the frame in its pixels is checked on every picture (no
+  // mismatches).
   assert.ok(seenRow, 'the picture the page saw is not in its log');
-  assert.ok(look.code === look.seen || look.code === nextRow?.[1],
-    `the picture on screen at the keypress was ${look.code}; the page saw ${look.seen}, then ${nextRow?.[1]}`);
+  const next = nextRow?.[1];
+  assert.ok(look.code === look.seen || (next !== undefined && look.code > look.seen && look.code <= next),
+    `the picture on screen at the keypress was ${look.code}; the page saw ${look.seen}, then ${next}`);
   const stats = await driver.evaluate(() => window.syncreel.video().codeStats);
   assert.equal(stats.mismatches, 0, 'a picture showed another frame than the page named it by');
   assert.ok(stats.readable > 0, 'no frame code was read');
