@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// Directory for server state; overrides server.data_dir.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// The review record in PostgreSQL (postgres://user@host:port/db)
+    /// instead of SQLite in the data directory; overrides server.store.
+    #[arg(long)]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +133,9 @@ impl ServeArgs {
         }
         if let Some(dir) = &self.data_dir {
             config.server.data_dir = dir.clone();
+        }
+        if let Some(store) = &self.store {
+            config.server.store = store.clone();
         }
         Ok(config)
     }

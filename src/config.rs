@@ -183,6 +183,9 @@ impl Default for RtcConfig {
 pub struct ServerConfig {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
+    /// The review record: empty for the SQLite file in `data_dir`, or a
+    /// `postgres://` URL for a record shared by the nodes of a cluster.
+    pub store: String,
     /// Where the web client's files are; served as `/app/`.
     pub web_root: PathBuf,
     /// The base of the links the server hands out. Empty: taken from the
@@ -308,6 +311,7 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: "127.0.0.1:8080".parse().expect("valid address"),
             data_dir: PathBuf::from("data"),
+            store: String::new(),
             web_root: PathBuf::from("web-client"),
             public_url: String::new(),
             admin_token: String::new(),
@@ -449,6 +453,15 @@ impl Config {
             .replace(crate::media::watermark::TITLE_PLACEHOLDER, "");
         if let Err(e) = crate::media::watermark::Watermark::new(&fixed) {
             return Err(ConfigError::Invalid(format!("session.watermark: {e}")));
+        }
+        let store = &self.server.store;
+        if !store.is_empty()
+            && !["postgres://", "postgresql://"]
+                .iter()
+                .any(|p| store.starts_with(p))
+        {
+            // Not echoed: the URL may carry a password.
+            return fail("server.store must be empty (SQLite) or a postgres:// URL");
         }
         if self.limits.max_message_bytes < 256 {
             return fail("limits.max_message_bytes must be at least 256");

@@ -96,7 +96,10 @@ impl App {
     /// Opens the record in the data dir (`syncreel.db`) and starts the
     /// webhooks.
     pub fn new(config: Config, shutdown: watch::Receiver<bool>) -> Result<App, StartError> {
-        let store = Store::open(&config.server.data_dir.join("syncreel.db"))?;
+        let store = Store::open_or_connect(
+            Some(config.server.store.as_str()).filter(|url| !url.is_empty()),
+            &config.server.data_dir.join("syncreel.db"),
+        )?;
         let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, store.clone())?;
         let frames = crate::media::frames::FrameServer::new(config.media.frame_limits());
         let allowed_hosts = guard::allowed_names(&config.server);
@@ -143,7 +146,7 @@ impl App {
             Ok::<_, StoreError>((store.sessions()?, store.links()?))
         })
         .await
-        .map_err(|e| StoreError::Sqlite(e.to_string()))??;
+        .map_err(|e| StoreError::Database(e.to_string()))??;
         for link in links {
             let role = role_from_name(&link.role);
             self.links.restore(
@@ -649,7 +652,7 @@ impl App {
             .map_err(store_error)?;
         match recorded {
             (Recorded::Version(v), _) => Ok(v),
-            _ => Err(store_error(StoreError::Sqlite(
+            _ => Err(store_error(StoreError::Database(
                 "a version came back as another record".into(),
             ))),
         }

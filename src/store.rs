@@ -24,6 +24,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::drawing::{decode_points, encode_points, Colour, Shape, Tool};
 use tokio::sync::oneshot;
 
+mod pg;
+
 /// Schema steps, applied in order; entry `i` takes `user_version` from
 /// `i` to `i + 1`. Never edit a step that has shipped: add one.
 const MIGRATIONS: &[&str] = &[
@@ -280,9 +282,10 @@ const BATCH: usize = 512;
 /// either way; only the caller hears of it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite refused: disk full, database locked, corrupt file…
+    /// The database refused: disk full, database locked, corrupt file,
+    /// connection to PostgreSQL lost…
     #[error("the review record could not be written: {0}")]
-    Sqlite(String),
+    Database(String),
     /// More writes are waiting than the writer will queue.
     #[error("the review record is busy; try again")]
     Busy,
@@ -298,7 +301,7 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite(err.to_string())
+        StoreError::Database(err.to_string())
     }
 }
 
@@ -658,7 +661,15 @@ enum Job {
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::SyncSender<Job>,
-    reader: Arc<Mutex<Connection>>,
+    reader: Reader,
+}
+
+/// Where reads go: SQLite's read connection, or the thread that holds
+/// PostgreSQL's.
+#[derive(Clone)]
+enum Reader {
+    Sqlite(Arc<Mutex<Connection>>),
+    Postgres(pg::Reader),
 }
 
 impl std::fmt::Debug for Store {
@@ -672,7 +683,7 @@ impl Store {
     /// starts its writer thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite(e.to_string()))?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.to_string()))?;
         }
         let mut writer = Connection::open(path)?;
         configure(&writer)?;
@@ -682,12 +693,32 @@ impl Store {
         let (jobs, queue) = mpsc::sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("syncreel-store".into())
-            .spawn(move || write_loop(writer, queue))
-            .map_err(|e| StoreError::Sqlite(e.to_string()))?;
+            .spawn(move || write_loop(queue, |batch| commit_batch(&mut writer, batch)))
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(Store {
             jobs,
-            reader: Arc::new(Mutex::new(reader)),
+            reader: Reader::Sqlite(Arc::new(Mutex::new(reader))),
         })
+    }
+
+    /// Connects to (and migrates as needed) the record in PostgreSQL at
+    /// `url` (`postgres://user@host:port/db`), the shared record of a
+    /// cluster, and starts its writer thread.
+    pub fn connect(url: &str) -> Result<Store, StoreError> {
+        let (jobs, reader) = pg::start(url, QUEUE)?;
+        Ok(Store {
+            jobs,
+            reader: Reader::Postgres(reader),
+        })
+    }
+
+    /// Opens the record a configuration names: a `postgres://` URL, else
+    /// the SQLite file at `path`.
+    pub fn open_or_connect(url: Option<&str>, path: &Path) -> Result<Store, StoreError> {
+        match url {
+            Some(url) => Store::connect(url),
+            None => Store::open(path),
+        }
     }
 
     /// A store in a fresh temporary file, for tests.
@@ -748,7 +779,7 @@ impl Store {
     pub async fn add_note(&self, note: NewNote) -> Result<(NoteRow, bool), StoreError> {
         match self.record(Record::Note(note)).await {
             Ok(Ok((Recorded::Note(row), new))) => Ok((row, new)),
-            Ok(Ok(_)) => Err(StoreError::Sqlite(
+            Ok(Ok(_)) => Err(StoreError::Database(
                 "a note came back as another record".into(),
             )),
             Ok(Err(err)) => Err(err),
@@ -758,7 +789,10 @@ impl Store {
 
     /// Every session, oldest first.
     pub fn sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.sessions(),
+        };
         let mut stmt = db.prepare(&format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE deleted_at IS NULL ORDER BY created_at, id"
         ))?;
@@ -772,7 +806,10 @@ impl Store {
 
     /// One session, if recorded.
     pub fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.session(id),
+        };
         Ok(db
             .query_row(
                 &format!(
@@ -792,7 +829,10 @@ impl Store {
         session_id: &str,
         checksum: &str,
     ) -> Result<Option<String>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.media_of_version(session_id, checksum),
+        };
         Ok(db
             .query_row(
                 "SELECT e.media FROM session_entries e JOIN versions v ON v.id = e.version_id
@@ -814,7 +854,10 @@ impl Store {
         size_bytes: i64,
         mtime_ns: i64,
     ) -> Result<Option<String>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.known_checksum(path, size_bytes, mtime_ns),
+        };
         Ok(db
             .query_row(
                 "SELECT checksum FROM media_checksums
@@ -827,12 +870,18 @@ impl Store {
 
     /// A session's playlist entries, in order (none for one version).
     pub fn entries_of(&self, session_id: &str) -> Result<Vec<EntryRow>, StoreError> {
-        entries(&self.reader.lock().expect("reader lock"), session_id)
+        match &self.reader {
+            Reader::Sqlite(db) => entries(&db.lock().expect("reader lock"), session_id),
+            Reader::Postgres(pg) => pg.entries_of(session_id),
+        }
     }
 
     /// Every link of every session.
     pub fn links(&self) -> Result<Vec<LinkRow>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.links(),
+        };
         let mut stmt = db.prepare(
             "SELECT id, session_id, role, token_hash, expires_at, revoked, passcode_hash
              FROM links ORDER BY rowid",
@@ -854,7 +903,10 @@ impl Store {
 
     /// Where each personal room of a session stood when last recorded.
     pub fn personal_rooms(&self, session_id: &str) -> Result<Vec<PersonalRoomRow>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.personal_rooms(session_id),
+        };
         let mut stmt = db.prepare(
             "SELECT session_id, room, link_id, entry, frame FROM personal_rooms
              WHERE session_id = ?1 ORDER BY room",
@@ -873,7 +925,10 @@ impl Store {
 
     /// A session's notes, in the order they were made.
     pub fn notes(&self, session_id: &str) -> Result<Vec<NoteRow>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.notes(session_id),
+        };
         let mut stmt = db.prepare(&format!(
             "SELECT {NOTE_COLUMNS} FROM notes WHERE session_id = ?1 ORDER BY id"
         ))?;
@@ -936,7 +991,7 @@ impl Store {
         let Some(mut session) = self.session(session_id)? else {
             return Ok(EntryLookup::NoSession);
         };
-        session.playlist = entries(&self.reader.lock().expect("reader lock"), session_id)?;
+        session.playlist = self.entries_of(session_id)?;
         if let Some(wanted) = version_id {
             if session.version_id.as_deref() != Some(wanted) {
                 let entry = session
@@ -971,7 +1026,7 @@ impl Store {
         let Some(session) = self.session(session_id)? else {
             return Ok(None);
         };
-        let playlist = entries(&self.reader.lock().expect("reader lock"), session_id)?;
+        let playlist = self.entries_of(session_id)?;
         let wanted: Vec<Option<&str>> = if playlist.is_empty() {
             vec![None]
         } else {
@@ -990,7 +1045,10 @@ impl Store {
 
     /// A session's drawings, erased ones included, in the order drawn.
     pub fn drawings(&self, session_id: &str) -> Result<Vec<DrawingRow>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.drawings(session_id),
+        };
         let mut stmt = db.prepare(&format!(
             "SELECT {DRAWING_COLUMNS} FROM drawings WHERE session_id = ?1 ORDER BY id"
         ))?;
@@ -1000,7 +1058,10 @@ impl Store {
 
     /// A session's approvals, oldest first: the newest per author stands.
     pub fn approvals(&self, session_id: &str) -> Result<Vec<ApprovalRow>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.approvals(session_id),
+        };
         let mut stmt = db.prepare(&format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE session_id = ?1 ORDER BY id"
         ))?;
@@ -1009,7 +1070,10 @@ impl Store {
     }
 
     pub fn version(&self, id: &str) -> Result<Option<VersionRow>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.version(id),
+        };
         Ok(db
             .query_row(
                 &format!("{VERSION_SELECT} WHERE v.id = ?1"),
@@ -1021,7 +1085,10 @@ impl Store {
 
     /// Every version of every media item: by item name, then number.
     pub fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.versions(),
+        };
         let mut stmt = db.prepare(&format!("{VERSION_SELECT} ORDER BY m.name, v.number"))?;
         let rows = stmt.query_map([], version_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -1029,7 +1096,10 @@ impl Store {
 
     /// The newest `limit` attempts of the webhook delivery log, oldest first.
     pub fn deliveries(&self, limit: usize) -> Result<Vec<DeliveryRow>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.deliveries(limit),
+        };
         let mut stmt = db.prepare(
             "SELECT delivery, url, event, attempt, status, error, at FROM
              (SELECT * FROM webhook_deliveries ORDER BY id DESC LIMIT ?1) ORDER BY id",
@@ -1050,7 +1120,10 @@ impl Store {
 
     /// A session's event log, oldest first: (at, kind, detail).
     pub fn events(&self, session_id: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let db = self.reader.lock().expect("reader lock");
+        let db = match &self.reader {
+            Reader::Sqlite(db) => db.lock().expect("reader lock"),
+            Reader::Postgres(pg) => return pg.events(session_id),
+        };
         let mut stmt =
             db.prepare("SELECT at, kind, detail FROM events WHERE session_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map(params![session_id], |r| {
@@ -1081,7 +1154,7 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(0);
     if version > MIGRATIONS.len() {
-        return Err(StoreError::Sqlite(format!(
+        return Err(StoreError::Database(format!(
             "the record is at schema {version}, newer than this server ({}); upgrade the server",
             MIGRATIONS.len()
         )));
@@ -1155,14 +1228,7 @@ fn drawing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrawingRow> {
     let tool: String = r.get(5)?;
     let colour: String = r.get(6)?;
     let points: Vec<u8> = r.get(8)?;
-    // Only checked shapes are ever written, so these parse; a row edited by
-    // hand into nonsense reads as a dot rather than failing the whole list.
-    let shape = Shape {
-        tool: Tool::from_name(&tool).unwrap_or(Tool::Pen),
-        colour: Colour::parse(&colour).unwrap_or(Colour([255, 0, 0])),
-        width: r.get::<_, f64>(7)? as f32,
-        points: decode_points(&points),
-    };
+    let shape = shape_of(&tool, &colour, r.get(7)?, &points);
     Ok(DrawingRow {
         id: r.get(0)?,
         drawing: NewDrawing {
@@ -1178,6 +1244,37 @@ fn drawing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrawingRow> {
         },
         erased: mark(r.get(12)?, r.get(13)?),
     })
+}
+
+/// A shape from its columns. Only checked shapes are ever written, so
+/// these parse; a row edited by hand into nonsense reads as a dot rather
+/// than failing the whole list.
+fn shape_of(tool: &str, colour: &str, width: f64, points: &[u8]) -> Shape {
+    Shape {
+        tool: Tool::from_name(tool).unwrap_or(Tool::Pen),
+        colour: Colour::parse(colour).unwrap_or(Colour([255, 0, 0])),
+        width: width as f32,
+        points: decode_points(points),
+    }
+}
+
+/// Whether a resend under a key already stored is the same note (and so
+/// acknowledged as the first copy) or a different one (a key conflict).
+fn same_note(first: &NewNote, again: &NewNote) -> bool {
+    first.text == again.text
+        && first.frame == again.frame
+        && first.frame_out == again.frame_out
+        && first.parent_id == again.parent_id
+}
+
+fn same_drawing(first: &NewDrawing, again: &NewDrawing) -> bool {
+    first.frame == again.frame && first.shape == again.shape
+}
+
+/// The receipt is the server's, taken at each send; the decision and its
+/// version are what the author sent.
+fn same_approval(first: &NewApproval, again: &NewApproval) -> bool {
+    first.status == again.status && first.version_id == again.version_id
 }
 
 /// Frame ranges as the record keeps them: `10-20,31-31`.
@@ -1237,7 +1334,7 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRow> {
 }
 
 /// The writer: batch whatever is waiting, commit once, then report.
-fn write_loop(mut db: Connection, queue: mpsc::Receiver<Job>) {
+fn write_loop(queue: mpsc::Receiver<Job>, mut commit: impl FnMut(Vec<Job>)) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -1246,7 +1343,7 @@ fn write_loop(mut db: Connection, queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&mut db, batch);
+        commit(batch);
     }
 }
 
@@ -1287,7 +1384,7 @@ fn commit_batch(db: &mut Connection, batch: Vec<Job>) {
             rolled_back = Some(
                 outcome
                     .error()
-                    .unwrap_or_else(|| StoreError::Sqlite("the batch was rolled back".into())),
+                    .unwrap_or_else(|| StoreError::Database("the batch was rolled back".into())),
             );
         }
         outcomes.push(outcome);
@@ -1296,6 +1393,12 @@ fn commit_batch(db: &mut Connection, batch: Vec<Job>) {
         Some(err) => Err(err),
         None => tx.commit().map_err(StoreError::from),
     };
+    report(outcomes, committed);
+}
+
+/// Tells everyone waiting on a batch how it went: each its own outcome
+/// once the batch is committed, else the commit's error.
+fn report(outcomes: Vec<Outcome>, committed: Result<(), StoreError>) {
     if let Err(err) = committed {
         // Nothing in the batch is on disk: say so to everyone waiting.
         tracing::error!(%err, "review record commit failed");
@@ -1669,8 +1772,7 @@ fn apply_record(db: &Connection, record: &Record) -> RecordResult {
                 )
                 .optional()?;
             if let Some(row) = existing {
-                let same = row.drawing.frame == drawing.frame && row.drawing.shape == drawing.shape;
-                if !same {
+                if !same_drawing(&row.drawing, drawing) {
                     return Err(StoreError::KeyConflict(
                         drawing.client_key.clone(),
                         "drawing",
@@ -1738,11 +1840,7 @@ fn apply_record(db: &Connection, record: &Record) -> RecordResult {
                 )
                 .optional()?;
             if let Some(row) = existing {
-                // The receipt is the server's, taken at each send; the
-                // decision and its version are what the author sent.
-                let same = row.approval.status == approval.status
-                    && row.approval.version_id == approval.version_id;
-                if !same {
+                if !same_approval(&row.approval, approval) {
                     return Err(StoreError::KeyConflict(
                         approval.client_key.clone(),
                         "decision",
@@ -1861,12 +1959,7 @@ fn insert_note(db: &Connection, note: &NewNote) -> Result<(NoteRow, bool), Store
         )
         .optional()?;
     if let Some(row) = existing {
-        let first = &row.note;
-        let same = first.text == note.text
-            && first.frame == note.frame
-            && first.frame_out == note.frame_out
-            && first.parent_id == note.parent_id;
-        if !same {
+        if !same_note(&row.note, note) {
             return Err(StoreError::KeyConflict(note.client_key.clone(), "note"));
         }
         return Ok((row, false));
@@ -1940,80 +2033,6 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn notes_are_stored_once_per_client_key_and_read_back_in_order() {
-        let store = Store::temporary().unwrap();
-        store
-            .write_acked(Write::Session(session("s1"), vec![]))
-            .await
-            .unwrap()
-            .unwrap();
-        let (a, new_a) = store.add_note(note("a", 10)).await.unwrap();
-        let (b, new_b) = store.add_note(note("b", 20)).await.unwrap();
-        let (again, new_again) = store.add_note(note("a", 10)).await.unwrap();
-        assert!(new_a && new_b && !new_again);
-        assert_eq!(again, a, "a resend finds the first copy");
-        let notes = store.notes("s1").unwrap();
-        assert_eq!(notes, vec![a, b]);
-    }
-
-    #[tokio::test]
-    async fn a_key_belongs_to_its_link_and_a_reused_key_is_refused() {
-        let store = Store::temporary().unwrap();
-        store
-            .write_acked(Write::Session(session("s1"), vec![]))
-            .await
-            .unwrap()
-            .unwrap();
-        let (mine, _) = store.add_note(note("k", 10)).await.unwrap();
-        // Another link's note under the same key is its own note.
-        let theirs = NewNote {
-            author_link: "l2".into(),
-            text: "theirs".into(),
-            ..note("k", 10)
-        };
-        let (stored, new) = store.add_note(theirs.clone()).await.unwrap();
-        assert!(new);
-        assert_ne!(stored.id, mine.id);
-        assert_eq!(stored.note, theirs);
-        // The same link reusing the key for other words is refused, and
-        // the first note stands.
-        let reused = NewNote {
-            text: "other words".into(),
-            ..note("k", 10)
-        };
-        assert!(matches!(
-            store.add_note(reused).await,
-            Err(StoreError::KeyConflict(..))
-        ));
-        let texts: Vec<String> = store
-            .notes("s1")
-            .unwrap()
-            .into_iter()
-            .map(|n| n.note.text)
-            .collect();
-        assert_eq!(texts, ["note k", "theirs"]);
-    }
-
-    #[tokio::test]
-    async fn a_failing_write_does_not_undo_the_others_in_its_batch() {
-        let store = Store::temporary().unwrap();
-        store.write_later(Write::Session(session("s1"), vec![]));
-        // No such session: the foreign key refuses this note alone.
-        let orphan = store.add_note(NewNote {
-            session_id: "nope".into(),
-            ..note("x", 1)
-        });
-        let fine = store.add_note(note("y", 2));
-        let (orphan, fine) = tokio::join!(orphan, fine);
-        assert!(matches!(orphan, Err(StoreError::Sqlite(_))));
-        assert!(fine.is_ok());
-        assert_eq!(store.notes("s1").unwrap().len(), 1);
-    }
-
-    /// A full disk may make SQLite roll back a whole batch, not just the
-    /// write that found no room: whatever is acknowledged must be exactly
-    /// what is on disk. `max_page_count` makes the database full on cue.
     #[test]
     fn when_the_record_is_full_exactly_the_acknowledged_writes_are_on_disk() {
         let path = std::env::temp_dir().join(format!("syncreel-full-{}.db", rand::random::<u64>()));
@@ -2176,8 +2195,10 @@ mod tests {
             .unwrap();
         }
         let store = Store::open(&path).unwrap();
-        let version: i64 = store
-            .reader
+        let Reader::Sqlite(reader) = &store.reader else {
+            panic!("a file opens as SQLite")
+        };
+        let version: i64 = reader
             .lock()
             .unwrap()
             .pragma_query_value(None, "user_version", |r| r.get(0))
