@@ -32,7 +32,9 @@
 //!   soon as one is acknowledged, so latency includes queueing.
 //!
 //! Run: `cargo bench --bench notes`. Environment (defaults in brackets):
-//! `NOTES_MODE` [open], `NOTES_CLIENTS` [50], `NOTES_RATE` [2000],
+//! `NOTES_STORE` [sqlite; `postgres` starts a throwaway PostgreSQL from
+//! scripts/cluster/ and records there, whose server's own CPU is not in
+//! the figures], `NOTES_MODE` [open], `NOTES_CLIENTS` [50], `NOTES_RATE` [2000],
 //! `NOTES_VIEWERS` [20], `NOTES_SECS` [5], `NOTES_RUNS` [3],
 //! `NOTES_SEEK_MS` [100], `NOTES_WINDOW` [4, closed mode only],
 //! `NOTES_QUEUE` [the server's default in open mode, 4096 in closed mode]:
@@ -55,6 +57,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::postgres::Postgres;
 use common::{Client, TestServer};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -106,7 +109,15 @@ fn main() {
     // Started from the server's runtime, so that its accept loop, its
     // connections and its session tasks all run there.
     let queue = settings.queue;
+    // The record in a throwaway PostgreSQL (scripts/cluster/postgres.sh)
+    // instead of SQLite: what a cluster's nodes write to.
+    let postgres =
+        (std::env::var("NOTES_STORE").as_deref() == Ok("postgres")).then(Postgres::start);
+    let store = postgres.as_ref().map(|pg| pg.url.clone());
     let server = server_rt.block_on(TestServer::start_with(|c| {
+        if let Some(url) = store {
+            c.server.store = url;
+        }
         c.limits.messages_per_second = 1_000_000;
         c.limits.message_burst = 1_000_000;
         if let Some(queue) = queue {

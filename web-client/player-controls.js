@@ -83,7 +83,7 @@ export class PlayerControls {
     };
     this.zoomOutButton = button('zoom-out', '−', 'Zoom out (-)', () => this.zoom.zoomOut());
     this.zoomOutButton.setAttribute('aria-label', 'Zoom out');
-    this.zoomInButton = button('zoom-in', '+', 'Zoom in (+); Ctrl or ⌘ with the wheel zooms at the pointer; drag to pan', () => this.zoom.zoomIn());
+    this.zoomInButton = button('zoom-in', '+', 'Zoom in (+); Ctrl or ⌘ with the wheel zooms at the pointer, two fingers pinch on a touchscreen; drag to pan', () => this.zoom.zoomIn());
     this.zoomInButton.setAttribute('aria-label', 'Zoom in');
     this.zoomLevel = button('zoom-level', 'Fit', 'Fit the picture (0); click again for one picture pixel per screen pixel (1)', () => {
       if (this.zoom.zoomed) this.zoom.fitView();

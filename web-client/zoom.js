@@ -78,6 +78,23 @@ export function panBy(fit, box, view, dx, dy) {
 }
 
 /**
+ * `view` after two fingers moved from `from` to `to` (each a pair of
+ * monitor points, [[x, y], [x, y]]): zoomed by how far apart they went,
+ * about where they were, then dragged with their midpoint, so that the
+ * picture point between the fingers stays between them.
+ */
+export function pinch(fit, box, view, from, to) {
+  const gap = ([a, b]) => Math.hypot(b[0] - a[0], b[1] - a[1]);
+  const mid = ([a, b]) => [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
+  const before = gap(from);
+  const ratio = before > 0 ? gap(to) / before : 1;
+  const [x0, y0] = mid(from);
+  const [x1, y1] = mid(to);
+  const zoomed = zoomAt(fit, box, view, view.zoom * ratio, x0, y0);
+  return panBy(fit, box, zoomed, x1 - x0, y1 - y0);
+}
+
+/**
  * The CSS transform (origin at the top left) that takes a layer fitted at
  * `fit` in its box to `rect`.
  */
@@ -98,7 +115,8 @@ export function zoomLabel(zoom, pixel) {
 
 /**
  * The DOM side: applies the view to the picture's layers, and turns the
- * wheel (with Ctrl or Cmd) and a drag into zoom and pan. `monitor` is the
+ * wheel (with Ctrl or Cmd), a drag and a two-finger pinch into zoom and
+ * pan. `monitor` is the
  * element the layers fill; `source()` the picture's own size; `onChange()`
  * repaints what paints through `rect()` (drawings, masks).
  */
@@ -111,6 +129,8 @@ export class PictureZoom {
     this.canPan = canPan;
     this.view = { ...FIT_VIEW };
     this.drag = null;
+    // Touch points down on the monitor, by pointer id: two make a pinch.
+    this.touches = new Map();
     this.key = '';
     for (const layer of layers) layer.style.transformOrigin = '0 0';
     monitor.addEventListener('wheel', (ev) => this.wheel(ev), { passive: false });
@@ -207,7 +227,25 @@ export class PictureZoom {
     this.zoomTo(this.view.zoom * factor, ev.clientX - b.left - this.monitor.clientLeft, ev.clientY - b.top - this.monitor.clientTop);
   }
 
+  /** A pointer's place in the monitor (CSS px). */
+  local(ev) {
+    const b = this.monitor.getBoundingClientRect();
+    return [ev.clientX - b.left - this.monitor.clientLeft, ev.clientY - b.top - this.monitor.clientTop];
+  }
+
   down(ev) {
+    if (ev.pointerType === 'touch' && this.canPan(ev)) {
+      this.touches.set(ev.pointerId, this.local(ev));
+      this.monitor.setPointerCapture?.(ev.pointerId);
+      if (this.touches.size === 2) {
+        // The second finger turns a one-finger pan into a pinch.
+        this.drag = null;
+        this.monitor.classList.remove('panning');
+        ev.preventDefault();
+        return;
+      }
+    }
+    if (this.touches.size > 1) return;
     if (ev.button !== 0 || !this.monitor.classList.contains('pannable') || !this.canPan(ev)) return;
     ev.preventDefault();
     this.monitor.setPointerCapture?.(ev.pointerId);
@@ -216,6 +254,16 @@ export class PictureZoom {
   }
 
   move(ev) {
+    if (this.touches.size === 2 && this.touches.has(ev.pointerId)) {
+      const from = [...this.touches.values()];
+      this.touches.set(ev.pointerId, this.local(ev));
+      const to = [...this.touches.values()];
+      const box = this.box();
+      this.view = pinch(this.fit(box), box, this.view, from, to);
+      this.apply(true);
+      return;
+    }
+    if (this.touches.has(ev.pointerId)) this.touches.set(ev.pointerId, this.local(ev));
     if (!this.drag || ev.pointerId !== this.drag.id) return;
     const box = this.box();
     this.view = panBy(this.fit(box), box, this.view, ev.clientX - this.drag.x, ev.clientY - this.drag.y);
@@ -225,6 +273,7 @@ export class PictureZoom {
   }
 
   up(ev) {
+    this.touches.delete(ev.pointerId);
     if (!this.drag || ev.pointerId !== this.drag.id) return;
     this.drag = null;
     this.monitor.classList.remove('panning');

@@ -239,11 +239,11 @@ pub(super) fn start(
     let (mut writer, mut reader) = std::thread::scope(|s| s.spawn(connect).join())
         .map_err(|_| StoreError::Database("connecting to PostgreSQL panicked".into()))??;
     let (jobs, waiting) = mpsc::sync_channel(queue);
-    spawn("syncreel-pg-writer", move || {
+    spawn("syncreel-store-pg-writer", move || {
         write_loop(waiting, |batch| commit_batch(&mut writer, batch))
     })?;
     let (requests, asked) = mpsc::channel::<ReadJob>();
-    spawn("syncreel-pg-reader", move || {
+    spawn("syncreel-store-pg-reader", move || {
         while let Ok(job) = asked.recv() {
             job(&mut reader);
         }

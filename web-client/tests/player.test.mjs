@@ -26,8 +26,8 @@ after(async () => {
   await server?.stop();
 });
 
-async function joinWatching(url, name, viewport = LAPTOP) {
-  const page = await joinAs(browser, url, name, { viewport });
+async function joinWatching(url, name, viewport = LAPTOP, hasTouch = false) {
+  const page = await joinAs(browser, url, name, { viewport, hasTouch });
   await until(page, () => window.syncreel.video().state === 'playing', null, VIDEO_WAIT_MS);
   await until(page, () => document.getElementById('video').videoWidth > 0, null, VIDEO_WAIT_MS);
   return page;
@@ -218,6 +218,39 @@ test('1 is pixel for pixel, 0 fits, and a drawing stays on its picture point thr
   assert.deepEqual((await viewer.evaluate(() => window.syncreel.player().view)), { zoom: 1, cx: 0.5, cy: 0.5 });
   assert.deepEqual(await host.evaluate(() => window.syncreel.errors()), []);
   assertNoPageErrors([host, viewer]);
+});
+
+/** Two fingers from `from` to `to` (pairs of page points) in `steps`, as the touchscreen sends them. */
+async function pinchGesture(page, from, to, steps = 8) {
+  const cdp = await page.context().newCDPSession(page);
+  const points = (t) => from.map(([x, y], i) => ({
+    x: x + (to[i][0] - x) * t, y: y + (to[i][1] - y) * t, id: i, radiusX: 1, radiusY: 1, force: 1,
+  }));
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: points(0) });
+  for (let i = 1; i <= steps; i += 1) {
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: points(i / steps) });
+  }
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  await cdp.detach();
+}
+
+test('on a touchscreen, two fingers spread zoom the picture about them and carry it with them; the room is untouched', async () => {
+  const { byRole } = await createMediaSession(server.base, 'Player pinch');
+  const phone = await joinWatching(byRole.reviewer.url, 'Reviewer pinch', PHONE, true);
+  const before = await phone.evaluate(() => window.syncreel.state().transport);
+  const fit = await shownPicture(phone);
+  // Fingers 40 px either side of the picture's middle, spread to 80 px
+  // and moved 10 px down together: twice the size, the middle under
+  // their midpoint.
+  const [cx, cy] = at(fit, [0.5, 0.5]);
+  await pinchGesture(phone, [[cx - 40, cy], [cx + 40, cy]], [[cx - 80, cy + 10], [cx + 80, cy + 10]]);
+  await until(phone, () => document.getElementById('zoom-level').textContent === '200%');
+  const pinched = await shownPicture(phone);
+  assert.ok(Math.abs(pinched.width - 2 * fit.width) < 1, `the pinch made the picture ${pinched.width} px wide`);
+  const [mx, my] = at(pinched, [0.5, 0.5]);
+  assert.ok(Math.abs(mx - cx) < 1 && Math.abs(my - (cy + 10)) < 1, `the picture's middle went to ${mx}, ${my}`);
+  assert.deepEqual(await phone.evaluate(() => window.syncreel.state().transport), before, 'a pinch is this viewer\'s alone');
+  assertNoPageErrors([phone]);
 });
 
 /** The open window the mask canvas leaves on the picture, measured across its middle row and column (CSS px). */

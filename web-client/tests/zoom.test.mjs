@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { pictureRect } from '../drawing.js';
 import {
-  FIT_VIEW, MAX_ZOOM, layerTransform, panBy, pixelZoom, settle, zoomAt, zoomLabel, zoomedRect,
+  FIT_VIEW, MAX_ZOOM, layerTransform, panBy, pinch, pixelZoom, settle, zoomAt, zoomLabel, zoomedRect,
 } from '../zoom.js';
 
 const box = { width: 1000, height: 500 };
@@ -65,4 +65,25 @@ test('the layers\' transform takes the fitted picture onto the zoomed rectangle'
   // Both corners of the fitted picture land on the zoomed one's.
   assert.ok(near(tx + s * fit.x, r.x) && near(ty + s * fit.y, r.y));
   assert.ok(near(tx + s * (fit.x + fit.width), r.x + r.width) && near(ty + s * (fit.y + fit.height), r.y + r.height));
+});
+
+test('a pinch zooms by the fingers\' spread and keeps the picture point between them under them', () => {
+  // Already zoomed, so that the fingers' move has room to pan.
+  const start = zoomAt(fit, box, FIT_VIEW, 2, 500, 250);
+  const from = [[400, 200], [500, 300]];
+  // Twice as far apart, and their midpoint 20 px left and 10 px down.
+  const to = [[330, 160], [530, 360]];
+  const before = zoomedRect(fit, box, start);
+  const [mx, my] = [450, 250];
+  const nx = (mx - before.x) / before.width;
+  const ny = (my - before.y) / before.height;
+  const view = pinch(fit, box, start, from, to);
+  assert.ok(near(view.zoom, 4), `zoom ${view.zoom}`);
+  const r = zoomedRect(fit, box, view);
+  assert.ok(near(r.x + nx * r.width, 430), `the point between the fingers went to x ${r.x + nx * r.width}`);
+  assert.ok(near(r.y + ny * r.height, 260), `the point between the fingers went to y ${r.y + ny * r.height}`);
+  // Fingers that do not move leave the view as it is; fingers on one
+  // point (no spread to measure) do not zoom.
+  assert.deepEqual(pinch(fit, box, start, from, from), settle(fit, box, start));
+  assert.ok(near(pinch(fit, box, start, [[5, 5], [5, 5]], [[5, 5], [5, 5]]).zoom, start.zoom));
 });

@@ -233,9 +233,9 @@ export async function launchBrowser() {
  * `init`, a function, runs in the page before its own scripts.
  */
 export async function joinAs(browser, url, name, {
-  viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1, init = null,
+  viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1, init = null, hasTouch = false,
 } = {}) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor });
+  const context = await browser.newContext({ viewport, deviceScaleFactor, hasTouch });
   // Runs before the page's own scripts, e.g. to spy on a browser API.
   if (init) await context.addInitScript(init);
   const page = await context.newPage();
