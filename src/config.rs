@@ -42,6 +42,10 @@ pub struct WebhooksConfig {
     pub backoff_ms: u64,
     /// How long one attempt may take.
     pub timeout_ms: u64,
+    /// How often a node looks in the outbox for deliveries due that it
+    /// was not woken for: another node's announcements (on a shared
+    /// record) or those a crash left pending. Its own are sent at once.
+    pub poll_ms: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -53,6 +57,7 @@ impl Default for WebhooksConfig {
             max_attempts: 6,
             backoff_ms: 1_000,
             timeout_ms: 5_000,
+            poll_ms: 1_000,
         }
     }
 }

@@ -270,6 +270,24 @@ const MIGRATIONS: &[&str] = &[
         frame INTEGER NOT NULL,
         PRIMARY KEY (session_id, room)
     );",
+    // 12: the webhook outbox (issue #14): one row per (announcement, URL)
+    // until it is delivered or given up, so that a restart resumes what
+    // was pending and, on a shared record, exactly one node claims each
+    // attempt.
+    "CREATE TABLE webhook_outbox (
+        id INTEGER PRIMARY KEY,
+        delivery TEXT NOT NULL,
+        url TEXT NOT NULL,
+        event TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at INTEGER NOT NULL,
+        claimed_by TEXT,
+        claimed_until INTEGER,
+        finished_at INTEGER,
+        UNIQUE (delivery, url)
+    );
+    CREATE INDEX outbox_due ON webhook_outbox (finished_at, due_at);",
 ];
 
 /// How many writes may wait for the writer before callers are told the
@@ -542,6 +560,15 @@ pub enum Record {
     /// A file with the same checksum as an existing version of the item
     /// is that version, not a new one.
     Version(NewVersion),
+    /// Up to `limit` outbox rows due at `now` (Unix ms) and claimed by
+    /// nobody (or by a claim that lapsed), now claimed by `node` until
+    /// `until`. Two nodes never get the same row while a claim stands.
+    ClaimDeliveries {
+        node: String,
+        now: i64,
+        until: i64,
+        limit: u32,
+    },
 }
 
 /// What the record holds once a [`Record`] is committed.
@@ -551,6 +578,7 @@ pub enum Recorded {
     Drawing(DrawingRow),
     Approval(ApprovalRow),
     Version(VersionRow),
+    Claimed(Vec<OutboxRow>),
 }
 
 /// Where one personal room (a room of one, after the live review)
@@ -628,16 +656,35 @@ pub enum Write {
         kind: String,
         detail: String,
     },
-    /// One webhook attempt, for the delivery log.
-    Delivery {
+    /// An announcement to send to each of `urls`: pending in the outbox
+    /// from `due_at` (Unix ms) on.
+    Outbox {
         delivery: String,
-        url: String,
         event: String,
-        attempt: u32,
-        status: Option<u16>,
-        error: Option<String>,
-        at: i64,
+        body: String,
+        urls: Vec<String>,
+        due_at: i64,
     },
+    /// One attempt of outbox row `outbox_id`, for the delivery log; the
+    /// row is due again at `next_due_at`, or finished when `None`
+    /// (delivered, or out of attempts). Releases the claim either way.
+    Attempt {
+        outbox_id: i64,
+        attempt: DeliveryRow,
+        next_due_at: Option<i64>,
+    },
+}
+
+/// A pending webhook delivery as a node claimed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub delivery: String,
+    pub url: String,
+    pub event: String,
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: u32,
 }
 
 /// One attempt in the webhook delivery log.
@@ -772,6 +819,31 @@ impl Store {
             Err(_) => {}
         }
         rx
+    }
+
+    /// Claims the webhook deliveries due now for `node`; see
+    /// [`Record::ClaimDeliveries`].
+    pub async fn claim_deliveries(
+        &self,
+        node: &str,
+        now: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let claim = Record::ClaimDeliveries {
+            node: node.to_string(),
+            now,
+            until,
+            limit,
+        };
+        match self.record(claim).await {
+            Ok(Ok((Recorded::Claimed(rows), _))) => Ok(rows),
+            Ok(Ok(_)) => Err(StoreError::Database(
+                "a claim came back as another record".into(),
+            )),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(StoreError::Closed),
+        }
     }
 
     /// Queues a note; see [`Store::record`].
@@ -1697,19 +1769,37 @@ fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                 params![session_id, at, kind, detail],
             )?;
         }
-        Write::Delivery {
+        Write::Outbox {
             delivery,
-            url,
             event,
-            attempt,
-            status,
-            error,
-            at,
+            body,
+            urls,
+            due_at,
+        } => {
+            for url in urls {
+                db.execute(
+                    "INSERT INTO webhook_outbox (delivery, url, event, body, due_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (delivery, url) DO NOTHING",
+                    params![delivery, url, event, body, due_at],
+                )?;
+            }
+        }
+        Write::Attempt {
+            outbox_id,
+            attempt: a,
+            next_due_at,
         } => {
             db.execute(
                 "INSERT INTO webhook_deliveries (delivery, url, event, attempt, status, error, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![delivery, url, event, attempt, status, error, at],
+                params![a.delivery, a.url, a.event, a.attempt, a.status, a.error, a.at],
+            )?;
+            db.execute(
+                "UPDATE webhook_outbox SET attempts = ?1, claimed_by = NULL, claimed_until = NULL,
+                        due_at = COALESCE(?2, due_at),
+                        finished_at = CASE WHEN ?2 IS NULL THEN ?3 ELSE NULL END
+                 WHERE id = ?4",
+                params![a.attempt, next_due_at, a.at, outbox_id],
             )?;
         }
     }
@@ -1880,6 +1970,36 @@ fn apply_record(db: &Connection, record: &Record) -> RecordResult {
         Record::Version(version) => {
             let (row, new) = insert_version(db, version)?;
             Ok((Recorded::Version(row), new))
+        }
+        Record::ClaimDeliveries {
+            node,
+            now,
+            until,
+            limit,
+        } => {
+            // One writer: the select and the update cannot interleave with
+            // another claim on this file.
+            let mut stmt = db.prepare(
+                "UPDATE webhook_outbox SET claimed_by = ?1, claimed_until = ?2
+                 WHERE id IN (SELECT id FROM webhook_outbox
+                              WHERE finished_at IS NULL AND due_at <= ?3
+                                AND (claimed_until IS NULL OR claimed_until <= ?3)
+                              ORDER BY due_at, id LIMIT ?4)
+                 RETURNING id, delivery, url, event, body, attempts",
+            )?;
+            let rows = stmt.query_map(params![node, until, now, limit], |r| {
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    delivery: r.get(1)?,
+                    url: r.get(2)?,
+                    event: r.get(3)?,
+                    body: r.get(4)?,
+                    attempts: r.get(5)?,
+                })
+            })?;
+            let mut claimed: Vec<OutboxRow> = rows.collect::<Result<_, _>>()?;
+            claimed.sort_by_key(|r| r.id);
+            Ok((Recorded::Claimed(claimed), true))
         }
     }
 }

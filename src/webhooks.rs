@@ -1,12 +1,20 @@
 //! Announces the record's events to the team's other tools: a signed JSON
 //! POST to every configured URL, over http or https.
 //!
-//! Sessions hand an announcement over with `try_send` and go on; one
-//! worker task turns it into a body (signed once) and starts a delivery
-//! per URL. A delivery retries with doubling waits until the receiver
-//! answers 2xx or the attempts run out, and every attempt is written to
-//! the record's delivery log. Nothing here can hold up a session: a full
-//! queue drops the announcement and says so in the server log.
+//! An announcement becomes one row per URL in the record's outbox (a
+//! session hands it over and goes on; nothing here can hold a session
+//! up). Workers claim rows that are due, one attempt at a time: the node
+//! that announced is woken at once, and every node also looks every
+//! `poll_ms` for rows nobody holds, so that what a crash left pending is
+//! sent after a restart, and on a record shared by a cluster each attempt
+//! is claimed by exactly one node. A failed attempt makes its row due
+//! again after a doubling wait, until the receiver answers 2xx or the
+//! attempts run out; every attempt is written to the delivery log.
+//!
+//! A claim lasts one attempt's timeout and a margin. A node that dies
+//! mid-attempt leaves its claim to lapse, and another attempt follows: a
+//! receiver may then see one delivery twice, under the same
+//! `X-SyncReel-Delivery`, which is what that header is for.
 //!
 //! Each request carries `X-SyncReel-Event`, `X-SyncReel-Delivery` (the
 //! same id on every retry, for receivers to deduplicate) and
@@ -25,17 +33,21 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
 use crate::config::{ConfigError, WebhooksConfig};
-use crate::store::{Store, Write};
+use crate::server_clock::unix_millis;
+use crate::store::{DeliveryRow, OutboxRow, Store, Write};
 
-/// Announcements waiting for the worker before new ones are dropped.
-const QUEUE: usize = 1024;
+/// The most rows one claim takes; a node with more due claims again.
+const CLAIM_BATCH: u32 = 32;
+/// How far past an attempt's timeout its claim lasts, so that a slow
+/// attempt's own outcome is recorded before anyone else may try.
+const CLAIM_MARGIN_MS: u64 = 2_000;
 
 /// Something worth telling other tools.
 #[derive(Debug, Clone)]
@@ -47,9 +59,20 @@ pub struct Announcement {
 }
 
 /// The announcer. Without URLs it does nothing at all.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Webhooks {
-    tx: Option<mpsc::Sender<Announcement>>,
+    shared: Option<Arc<Shared>>,
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks")
+            .field(
+                "urls",
+                &self.shared.as_ref().map(|s| s.targets.len()).unwrap_or(0),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Webhooks {
@@ -58,7 +81,7 @@ impl Webhooks {
     pub fn start(config: &WebhooksConfig, store: Store) -> Result<Webhooks, ConfigError> {
         config.validate()?;
         if config.urls.is_empty() {
-            return Ok(Webhooks { tx: None });
+            return Ok(Webhooks { shared: None });
         }
         let targets = config
             .urls
@@ -77,24 +100,54 @@ impl Webhooks {
         } else {
             None
         };
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let due = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             config: config.clone(),
             targets,
             tls,
             store,
+            node: crate::links::random_id(),
+            due: due.clone(),
         });
-        tokio::spawn(work(shared, rx));
-        Ok(Webhooks { tx: Some(tx) })
+        tokio::spawn(work(Arc::downgrade(&shared), due));
+        Ok(Webhooks {
+            shared: Some(shared),
+        })
     }
 
-    /// Queues an announcement; never waits.
+    /// Puts an announcement in the outbox and wakes the worker once it is
+    /// there; never waits.
     pub fn announce(&self, announcement: Announcement) {
-        if let Some(tx) = &self.tx {
-            if tx.try_send(announcement).is_err() {
-                tracing::warn!("webhook queue full: an announcement was dropped");
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let delivery = crate::links::random_id();
+        let now = unix_millis();
+        let body = serde_json::json!({
+            "id": delivery,
+            "event": announcement.event,
+            "sessionId": announcement.session_id,
+            "at": now,
+            "data": announcement.data,
+        })
+        .to_string();
+        let queued = shared.store.write_acked(Write::Outbox {
+            delivery,
+            event: announcement.event.into(),
+            body,
+            urls: shared.targets.iter().map(|t| t.url.clone()).collect(),
+            due_at: now,
+        });
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            match queued.await {
+                Ok(Ok(())) => shared.due.notify_one(),
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, event = announcement.event, "webhook announcement dropped")
+                }
+                Err(_) => {}
             }
-        }
+        });
     }
 }
 
@@ -220,85 +273,164 @@ struct Shared {
     targets: Vec<Target>,
     tls: Option<TlsConnector>,
     store: Store,
+    /// Who this worker claims as: one per process.
+    node: String,
+    /// Rows may be due now (an announcement, or a retry's wait is over).
+    due: Arc<Notify>,
 }
 
-async fn work(shared: Arc<Shared>, mut rx: mpsc::Receiver<Announcement>) {
-    while let Some(announcement) = rx.recv().await {
-        let delivery = crate::links::random_id();
-        let body = serde_json::json!({
-            "id": delivery,
-            "event": announcement.event,
-            "sessionId": announcement.session_id,
-            "at": crate::server_clock::unix_millis(),
-            "data": announcement.data,
-        })
-        .to_string();
-        let signature = format!(
-            "sha256={}",
-            sign(shared.config.secret.as_bytes(), body.as_bytes())
-        );
-        let message = Arc::new(Message {
-            event: announcement.event,
-            delivery,
-            body: Bytes::from(body),
-            signature,
-        });
-        for index in 0..shared.targets.len() {
-            tokio::spawn(deliver(shared.clone(), index, message.clone()));
+/// The worker: lives as long as the server's announcer (it holds only a
+/// weak reference between passes), so a stopped server stops claiming.
+async fn work(weak: std::sync::Weak<Shared>, due: Arc<Notify>) {
+    let poll_ms = match weak.upgrade() {
+        Some(shared) => shared.config.poll_ms.max(1),
+        None => return,
+    };
+    let mut poll = tokio::time::interval(Duration::from_millis(poll_ms));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = due.notified() => {}
+            _ = poll.tick() => {}
+        }
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        // Bounded: each pass claims at most the rows due now, and a row
+        // claimed here is not due again until its attempt is recorded.
+        loop {
+            let now = unix_millis();
+            let until = now.saturating_add(
+                i64::try_from(shared.config.timeout_ms.saturating_add(CLAIM_MARGIN_MS))
+                    .unwrap_or(i64::MAX),
+            );
+            let claimed = match shared
+                .store
+                .claim_deliveries(&shared.node, now, until, CLAIM_BATCH)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(err) => {
+                    tracing::warn!(%err, "webhook outbox unavailable");
+                    break;
+                }
+            };
+            let full = claimed.len() == CLAIM_BATCH as usize;
+            // One task per URL, its rows in the order announced: a
+            // receiver hears a note before the reply to it (retries can
+            // still reorder; the body's `at` says when each happened).
+            let mut by_url: Vec<(String, Vec<OutboxRow>)> = Vec::new();
+            for row in claimed {
+                match by_url.iter_mut().find(|(url, _)| *url == row.url) {
+                    Some((_, rows)) => rows.push(row),
+                    None => by_url.push((row.url.clone(), vec![row])),
+                }
+            }
+            for (_, rows) in by_url {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    for row in rows {
+                        attempt(shared.clone(), row).await;
+                    }
+                });
+            }
+            if !full {
+                break;
+            }
         }
     }
 }
 
-/// One announcement, ready to send to every URL.
-struct Message {
-    event: &'static str,
-    delivery: String,
+/// One attempt to send one outbox row; its outcome goes to the record,
+/// and a retry wakes the worker when it is due.
+async fn attempt(shared: Arc<Shared>, row: OutboxRow) {
+    let config = &shared.config;
+    let number = row.attempts.saturating_add(1);
+    let outcome = match shared.targets.iter().find(|t| t.url == row.url) {
+        // A URL taken out of the configuration since: nothing to send to.
+        None => Err("no longer in webhooks.urls".to_string()),
+        Some(target) => {
+            let signature = format!(
+                "sha256={}",
+                sign(config.secret.as_bytes(), row.body.as_bytes())
+            );
+            let message = Message {
+                event: &row.event,
+                delivery: &row.delivery,
+                body: Bytes::from(row.body.clone()),
+                signature,
+            };
+            tokio::time::timeout(
+                Duration::from_millis(config.timeout_ms),
+                post(target, shared.tls.as_ref(), &message),
+            )
+            .await
+            .unwrap_or_else(|_| Err("timed out".into()))
+        }
+    };
+    let (status, error) = match &outcome {
+        Ok(status) if (200..300).contains(status) => (Some(*status), None),
+        Ok(status) => (Some(*status), Some(format!("answered {status}"))),
+        Err(err) => (None, Some(err.clone())),
+    };
+    let at = unix_millis();
+    let retry = error.is_some()
+        && number < config.max_attempts
+        && shared.targets.iter().any(|t| t.url == row.url);
+    let wait = retry.then(|| {
+        let doublings = number.saturating_sub(1).min(30);
+        config.backoff_ms.saturating_mul(1u64 << doublings)
+    });
+    let next_due_at = wait.map(|w| at.saturating_add(i64::try_from(w).unwrap_or(i64::MAX)));
+    if error.is_some() && wait.is_none() {
+        tracing::warn!(url = %row.url, event = %row.event, ?error, "webhook delivery gave up");
+    }
+    let recorded = shared
+        .store
+        .write_acked(Write::Attempt {
+            outbox_id: row.id,
+            attempt: DeliveryRow {
+                delivery: row.delivery,
+                url: row.url,
+                event: row.event,
+                attempt: number,
+                status,
+                error,
+                at,
+            },
+            next_due_at,
+        })
+        .await;
+    if !matches!(recorded, Ok(Ok(()))) {
+        // The claim lapses and the row is tried again: at worst a second
+        // send under the same delivery id.
+        tracing::warn!("a webhook attempt could not be recorded");
+        return;
+    }
+    if let Some(wait) = wait {
+        // Not holding the server's announcer while it waits: a server
+        // stopped meanwhile stops here too.
+        let due = shared.due.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            due.notify_one();
+        });
+    }
+}
+
+/// One outbox row, ready to send.
+struct Message<'a> {
+    event: &'a str,
+    delivery: &'a str,
     body: Bytes,
     signature: String,
-}
-
-async fn deliver(shared: Arc<Shared>, index: usize, message: Arc<Message>) {
-    let config = &shared.config;
-    let target = &shared.targets[index];
-    let mut wait = Duration::from_millis(config.backoff_ms);
-    for attempt in 1..=config.max_attempts.max(1) {
-        let outcome = tokio::time::timeout(
-            Duration::from_millis(config.timeout_ms),
-            post(target, shared.tls.as_ref(), &message),
-        )
-        .await
-        .unwrap_or_else(|_| Err("timed out".into()));
-        let (status, error) = match &outcome {
-            Ok(status) if (200..300).contains(status) => (Some(*status), None),
-            Ok(status) => (Some(*status), Some(format!("answered {status}"))),
-            Err(err) => (None, Some(err.clone())),
-        };
-        shared.store.write_later(Write::Delivery {
-            delivery: message.delivery.clone(),
-            url: target.url.clone(),
-            event: message.event.into(),
-            attempt,
-            status,
-            error: error.clone(),
-            at: crate::server_clock::unix_millis(),
-        });
-        if error.is_none() {
-            return;
-        }
-        if attempt < config.max_attempts {
-            tokio::time::sleep(wait).await;
-            wait = wait.saturating_mul(2);
-        } else {
-            tracing::warn!(url = %target.url, event = message.event, ?error, "webhook delivery gave up");
-        }
-    }
 }
 
 /// One POST; the receiver's status, or why there was none.
 async fn post(
     target: &Target,
     tls: Option<&TlsConnector>,
-    message: &Message,
+    message: &Message<'_>,
 ) -> Result<u16, String> {
     // A (name, port) pair rather than a socket address string, so that
     // names resolve and every address they resolve to is tried.
@@ -318,7 +450,7 @@ async fn post(
     }
 }
 
-async fn exchange<S>(stream: S, target: &Target, message: &Message) -> Result<u16, String>
+async fn exchange<S>(stream: S, target: &Target, message: &Message<'_>) -> Result<u16, String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -331,7 +463,7 @@ where
         .header(hyper::header::HOST, target.host_header.as_str())
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header("x-syncreel-event", message.event)
-        .header("x-syncreel-delivery", message.delivery.as_str())
+        .header("x-syncreel-delivery", message.delivery)
         .header("x-syncreel-signature", message.signature.as_str())
         .body(Full::new(message.body.clone()))
         .map_err(|e| e.to_string())?;

@@ -71,3 +71,59 @@ async fn a_server_whose_record_cannot_be_reached_refuses_to_start_and_says_why()
     let message = format!("{err:#}");
     assert!(message.contains("review record"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_record_send_each_webhook_once() {
+    let pg = Postgres::start();
+    let (url, mut requests) = common::hooks::receiver(0).await;
+    let node = |url: String, store: String| {
+        TestServer::start_with(move |c| {
+            c.server.store = store;
+            c.webhooks.urls = vec![url];
+            c.webhooks.secret = "s3cret-s3cret-s3cret".into();
+            // Both nodes look often, so that both race for every row.
+            c.webhooks.poll_ms = 5;
+        })
+    };
+    let a = node(url.clone(), pg.url.clone()).await;
+    let b = node(url.clone(), pg.url.clone()).await;
+    const SESSIONS: usize = 12;
+    let mut ids = std::collections::BTreeSet::new();
+    for i in 0..SESSIONS {
+        let on = if i % 2 == 0 { &a } else { &b };
+        ids.insert(on.create_session().await.id);
+    }
+    let mut deliveries = std::collections::BTreeSet::new();
+    let mut started = std::collections::BTreeSet::new();
+    for _ in 0..SESSIONS {
+        let got = common::hooks::next(&mut requests).await;
+        assert_eq!(got.headers["x-syncreel-event"], "session.started");
+        assert!(
+            deliveries.insert(got.headers["x-syncreel-delivery"].clone()),
+            "delivery {} sent twice",
+            got.headers["x-syncreel-delivery"]
+        );
+        let body: serde_json::Value = serde_json::from_str(&got.body).unwrap();
+        started.insert(body["sessionId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(started, ids, "every session announced");
+    // Nothing more comes: quiet for 100 of either node's polls.
+    let extra = tokio::time::timeout(std::time::Duration::from_millis(500), requests.recv()).await;
+    assert!(extra.is_err(), "a delivery was sent again: {extra:?}");
+    // The shared log has one attempt per delivery.
+    let (_, log) = a
+        .request(
+            "GET",
+            "/api/webhooks/deliveries",
+            Some(common::OPERATOR),
+            None,
+        )
+        .await;
+    assert_eq!(
+        log["deliveries"].as_array().unwrap().len(),
+        SESSIONS,
+        "{log}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

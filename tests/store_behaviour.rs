@@ -11,9 +11,9 @@ mod common;
 use common::postgres::Postgres;
 use syncreel::drawing::{Colour, Shape, Tool};
 use syncreel::store::{
-    EntryRow, LinkRow, Mark, NewApproval, NewDrawing, NewNote, NewVersion, PersonalRoomRow,
-    Receipt, Record, RecordResult, Recorded, ReviewLookup, SessionRow, Store, StoreError,
-    TimelineRow, VersionRow, Write,
+    DeliveryRow, EntryRow, LinkRow, Mark, NewApproval, NewDrawing, NewNote, NewVersion, OutboxRow,
+    PersonalRoomRow, Receipt, Record, RecordResult, Recorded, ReviewLookup, SessionRow, Store,
+    StoreError, TimelineRow, VersionRow, Write,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,6 +53,7 @@ async fn every_behaviour(open: impl Fn() -> Store) {
     cue_end_and_delete_change_what_is_listed(&store).await;
     checksums_events_deliveries_and_rooms_read_back(&store).await;
     a_playlist_review_holds_each_versions_own_record(&store).await;
+    the_webhook_outbox_gives_each_attempt_to_one_claimant(&store, &open).await;
 }
 
 fn session(id: &str) -> SessionRow {
@@ -622,33 +623,6 @@ async fn checksums_events_deliveries_and_rooms_read_back(store: &Store) {
         .collect();
     assert_eq!(kinds, ["joined", "seek", "left"]);
 
-    for attempt in 1..=4u32 {
-        write(
-            store,
-            Write::Delivery {
-                delivery: "d".into(),
-                url: "https://hooks.example/x".into(),
-                event: "note.created".into(),
-                attempt,
-                status: (attempt == 4).then_some(204),
-                error: (attempt < 4).then(|| "timed out".into()),
-                at: i64::from(attempt),
-            },
-        )
-        .await;
-    }
-    let newest: Vec<(u32, Option<u16>)> = store
-        .deliveries(2)
-        .unwrap()
-        .into_iter()
-        .map(|d| (d.attempt, d.status))
-        .collect();
-    assert_eq!(
-        newest,
-        [(3, None), (4, Some(204))],
-        "the newest, oldest first"
-    );
-
     write(store, Write::Session(session("rooms"), vec![])).await;
     let room = |frame| PersonalRoomRow {
         session_id: "rooms".into(),
@@ -721,4 +695,102 @@ async fn a_playlist_review_holds_each_versions_own_record(store: &Store) {
     let reel = store.reel_of("reel").unwrap().expect("a reel");
     let per_entry: Vec<usize> = reel.entries.iter().map(|r| r.notes.len()).collect();
     assert_eq!(per_entry, [1, 1], "each entry holds its own notes");
+}
+
+async fn the_webhook_outbox_gives_each_attempt_to_one_claimant(
+    store: &Store,
+    open: &impl Fn() -> Store,
+) {
+    let urls = ["https://a.example/hook", "https://b.example/hook"];
+    write(
+        store,
+        Write::Outbox {
+            delivery: "d1".into(),
+            event: "note.created".into(),
+            body: "{}".into(),
+            urls: urls.map(String::from).to_vec(),
+            due_at: 100,
+        },
+    )
+    .await;
+    let claim = |s: &Store, node: &'static str, now: i64, until: i64, limit: u32| {
+        let s = s.clone();
+        async move { s.claim_deliveries(node, now, until, limit).await.unwrap() }
+    };
+    assert!(
+        claim(store, "A", 50, 1000, 10).await.is_empty(),
+        "nothing before it is due"
+    );
+
+    // Two nodes claim at once: each row goes to exactly one of them.
+    let other = open();
+    let (mine, theirs) = tokio::join!(
+        claim(store, "A", 100, 1000, 1),
+        claim(&other, "B", 100, 1000, 1)
+    );
+    assert_eq!(
+        (mine.len(), theirs.len()),
+        (1, 1),
+        "one row each: {mine:?} {theirs:?}"
+    );
+    assert_ne!(mine[0].id, theirs[0].id);
+    let mut both: Vec<&str> = [&mine[0], &theirs[0]]
+        .iter()
+        .map(|r| r.url.as_str())
+        .collect();
+    both.sort();
+    assert_eq!(both, urls);
+    assert_eq!(mine[0].attempts, 0);
+    assert!(
+        claim(store, "A", 500, 1000, 10).await.is_empty(),
+        "claims stand until they lapse"
+    );
+
+    let attempted =
+        |row: &OutboxRow, status: Option<u16>, at: i64, next: Option<i64>| Write::Attempt {
+            outbox_id: row.id,
+            attempt: DeliveryRow {
+                delivery: row.delivery.clone(),
+                url: row.url.clone(),
+                event: row.event.clone(),
+                attempt: row.attempts + 1,
+                status,
+                error: status.is_none().then(|| "timed out".into()),
+                at,
+            },
+            next_due_at: next,
+        };
+    // A's attempt fails and is due again at 2000; B's is delivered.
+    write(store, attempted(&mine[0], None, 600, Some(2000))).await;
+    write(&other, attempted(&theirs[0], Some(204), 610, None)).await;
+    assert!(
+        claim(store, "A", 1500, 3000, 10).await.is_empty(),
+        "a retry waits until it is due"
+    );
+    let retry = claim(&other, "B", 2000, 3000, 10).await;
+    assert_eq!(retry.len(), 1, "only the failed row comes back: {retry:?}");
+    assert_eq!((retry[0].id, retry[0].attempts), (mine[0].id, 1));
+
+    // B dies holding it: after its claim lapses, A takes it over.
+    assert!(claim(store, "A", 2999, 4000, 10).await.is_empty());
+    let taken = claim(store, "A", 3000, 4000, 10).await;
+    assert_eq!(taken.iter().map(|r| r.id).collect::<Vec<_>>(), [mine[0].id]);
+    write(store, attempted(&taken[0], Some(200), 3100, None)).await;
+    assert!(
+        claim(store, "A", 1_000_000, 2_000_000, 10).await.is_empty(),
+        "delivered rows are done"
+    );
+
+    let log: Vec<(u32, Option<u16>)> = store
+        .deliveries(2)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.attempt, d.status))
+        .collect();
+    assert_eq!(
+        log,
+        [(1, Some(204)), (2, Some(200))],
+        "the newest two attempts, oldest first"
+    );
+    assert_eq!(store.deliveries(10).unwrap().len(), 3);
 }

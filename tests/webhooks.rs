@@ -3,140 +3,19 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use common::hooks::{next, receiver, serve, Received};
 use common::{Client, TestServer};
 use serde_json::{json, Value};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
-/// A request as the receiver got it.
-#[derive(Debug, Clone)]
-struct Received {
-    /// `POST /path?query HTTP/1.1`
-    request_line: String,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
 /// The signing key the tests configure: long enough for the server's
 /// minimum.
 const SECRET: &str = "s3cret-s3cret-s3cret";
-
-/// A bare HTTP/1.1 receiver on `127.0.0.1:0` that fails the first
-/// `fail_first` attempts of each delivery with a 500, then answers 200.
-/// Reports every request.
-async fn receiver(fail_first: usize) -> (String, mpsc::UnboundedReceiver<Received>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/syncreel", listener.local_addr().unwrap());
-    (url, serve(listener, None, fail_first))
-}
-
-/// Answers every connection to `listener`, over TLS when `tls` is given.
-fn serve(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    fail_first: usize,
-) -> mpsc::UnboundedReceiver<Received> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let attempts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let tx = tx.clone();
-            let attempts = attempts.clone();
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                match tls {
-                    // A failed handshake is the client's to report.
-                    Some(tls) => {
-                        if let Ok(socket) = tls.accept(socket).await {
-                            answer(socket, tx, attempts, fail_first).await;
-                        }
-                    }
-                    None => answer(socket, tx, attempts, fail_first).await,
-                }
-            });
-        }
-    });
-    rx
-}
-
-async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
-    mut socket: S,
-    tx: mpsc::UnboundedSender<Received>,
-    attempts: Arc<Mutex<HashMap<String, usize>>>,
-    fail_first: usize,
-) {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    // Bounded by the request's own length.
-    let (head_end, length) = loop {
-        let n = socket.read(&mut buf).await.unwrap();
-        assert!(n > 0, "request cut short");
-        data.extend_from_slice(&buf[..n]);
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&data[..i]).to_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map(|v| v.trim().parse::<usize>().unwrap())
-                .unwrap_or(0);
-            break (i + 4, length);
-        }
-    };
-    while data.len() < head_end + length {
-        let n = socket.read(&mut buf).await.unwrap();
-        assert!(n > 0, "body cut short");
-        data.extend_from_slice(&buf[..n]);
-    }
-    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
-    let request_line = head.lines().next().unwrap_or_default().to_string();
-    let headers: HashMap<String, String> = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
-        .collect();
-    let body = String::from_utf8_lossy(&data[head_end..head_end + length]).to_string();
-    let delivery = headers
-        .get("x-syncreel-delivery")
-        .cloned()
-        .unwrap_or_default();
-    let seen = {
-        let mut attempts = attempts.lock().unwrap();
-        let n = attempts.entry(delivery).or_insert(0);
-        *n += 1;
-        *n
-    };
-    let status = if seen <= fail_first {
-        "500 Internal Server Error"
-    } else {
-        "200 OK"
-    };
-    let _ = socket
-        .write_all(
-            format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await;
-    let _ = socket.shutdown().await;
-    let _ = tx.send(Received {
-        request_line,
-        headers,
-        body,
-    });
-}
-
-async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
-    tokio::time::timeout(common::WAIT, rx.recv())
-        .await
-        .expect("a webhook request within the wait")
-        .expect("receiver running")
-}
 
 #[tokio::test]
 async fn events_arrive_signed_and_are_retried_with_backoff_and_logged() {
@@ -601,4 +480,128 @@ fn serve_exits_with_the_webhook_key_it_refuses() {
     assert!(!status.success());
     assert!(stderr.contains("webhooks.secret"), "{stderr}");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The real server process on a data dir and config of its own, so that
+/// it can be killed with SIGKILL mid-delivery.
+struct Node {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Node {
+    fn start(dir: &std::path::Path) -> Node {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncreel"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .arg(dir.join("syncreel.toml"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("RUST_LOG", "syncreel=warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("the server starts");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        // Bounded: it says where it listens among its first lines.
+        let addr = stdout
+            .lines()
+            .take(20)
+            .find_map(|l| {
+                l.unwrap()
+                    .strip_prefix("listening on http://")
+                    .map(|a| a.parse().unwrap())
+            })
+            .expect("the server says where it listens");
+        Node { child, addr }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The delivery log's attempts to `url` as the server at `addr` has it,
+/// once there are at least `n` (polled within the wait).
+async fn logged(addr: std::net::SocketAddr, url: &str, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let (status, body) = common::request(
+            addr,
+            "GET",
+            "/api/webhooks/deliveries",
+            Some(common::OPERATOR),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let log: Vec<Value> = body["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["url"] == url)
+            .cloned()
+            .collect();
+        if log.len() >= n {
+            return log;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than {n} attempts to {url} logged: {log:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_pending_when_the_server_is_killed_is_sent_after_the_restart_under_the_same_id()
+{
+    // The first attempt fails; the retry is due 1.5 s later, after the
+    // server has been killed.
+    let (url, mut requests) = receiver(1).await;
+    let dir = std::env::temp_dir().join(format!("syncreel-outbox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("syncreel.toml"),
+        format!(
+            "[server]\nadmin_token = \"{}\"\n[webhooks]\nurls = [\"{url}\"]\nsecret = \"{SECRET}\"\nbackoff_ms = 1500\npoll_ms = 50\n",
+            common::OPERATOR
+        ),
+    )
+    .unwrap();
+    let mut node = Node::start(&dir);
+    let (status, created) = common::request(
+        node.addr,
+        "POST",
+        "/api/sessions",
+        Some(common::OPERATOR),
+        Some(json!({"title": "Outbox", "fps": "24", "durationFrames": 240})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let first = next(&mut requests).await;
+    assert_eq!(first.headers["x-syncreel-event"], "session.started");
+    logged(node.addr, &url, 1).await;
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+
+    let node = Node::start(&dir);
+    let retried = next(&mut requests).await;
+    assert_eq!(
+        retried.headers["x-syncreel-delivery"], first.headers["x-syncreel-delivery"],
+        "the same delivery, resumed by the restarted server"
+    );
+    assert_eq!(retried.body, first.body);
+    let log = logged(node.addr, &url, 2).await;
+    let summary: Vec<(&Value, &Value)> =
+        log.iter().map(|d| (&d["attempt"], &d["status"])).collect();
+    assert_eq!(
+        summary,
+        [(&json!(1), &json!(500)), (&json!(2), &json!(200))]
+    );
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
 }

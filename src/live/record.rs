@@ -506,10 +506,10 @@ impl SessionReview {
             }
             // Sessions never ask for a version; should the record answer
             // with one, the author hears of it rather than the room ending.
-            Recorded::Version(_) => (
+            Recorded::Version(_) | Recorded::Claimed(_) => (
                 ServerMessage::Error {
                     code: ErrorCode::Store,
-                    message: format!("the record answered {key} with a version"),
+                    message: format!("the record answered {key} with another kind of record"),
                     reference: None,
                     retry_after_secs: None,
                 },

@@ -27,7 +27,7 @@ use postgres::{Client, GenericClient, NoTls, Row};
 use super::{
     mark, parse_ranges, ranges_text, report, same_approval, same_drawing, same_note, shape_of,
     write_loop, ApprovalRow, DeliveryRow, DrawingRow, EntryRow, Job, LinkRow, NewApproval,
-    NewDrawing, NewNote, NewVersion, NoteRow, Outcome, PersonalRoomRow, Receipt, Record,
+    NewDrawing, NewNote, NewVersion, NoteRow, OutboxRow, Outcome, PersonalRoomRow, Receipt, Record,
     RecordResult, Recorded, SessionRow, StoreError, TimelineRow, VersionRow, Write,
 };
 use crate::drawing::encode_points;
@@ -175,6 +175,21 @@ const MIGRATIONS: &[&str] = &[
         frame BIGINT NOT NULL,
         PRIMARY KEY (session_id, room)
     );",
+    // 2: the webhook outbox, as SQLite's step 12.
+    "CREATE TABLE webhook_outbox (
+        id BIGSERIAL PRIMARY KEY,
+        delivery TEXT NOT NULL,
+        url TEXT NOT NULL,
+        event TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        due_at BIGINT NOT NULL,
+        claimed_by TEXT,
+        claimed_until BIGINT,
+        finished_at BIGINT,
+        UNIQUE (delivery, url)
+    );
+    CREATE INDEX outbox_due ON webhook_outbox (finished_at, due_at);",
 ];
 
 /// Any number, so long as every node uses the same one: the advisory lock
@@ -902,27 +917,45 @@ fn apply(db: &mut impl GenericClient, write: &Write) -> Result<(), StoreError> {
                 &[session_id, at, kind, detail],
             )?;
         }
-        Write::Delivery {
+        Write::Outbox {
             delivery,
-            url,
             event,
-            attempt,
-            status,
-            error,
-            at,
+            body,
+            urls,
+            due_at,
+        } => {
+            for url in urls {
+                db.execute(
+                    "INSERT INTO webhook_outbox (delivery, url, event, body, due_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery, url) DO NOTHING",
+                    &[delivery, url, event, body, due_at],
+                )?;
+            }
+        }
+        Write::Attempt {
+            outbox_id,
+            attempt: a,
+            next_due_at,
         } => {
             db.execute(
                 "INSERT INTO webhook_deliveries (delivery, url, event, attempt, status, error, at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[
-                    delivery,
-                    url,
-                    event,
-                    &i64::from(*attempt),
-                    &status.map(i32::from),
-                    error,
-                    at,
+                    &a.delivery,
+                    &a.url,
+                    &a.event,
+                    &i64::from(a.attempt),
+                    &a.status.map(i32::from),
+                    &a.error,
+                    &a.at,
                 ],
+            )?;
+            db.execute(
+                "UPDATE webhook_outbox SET attempts = $1, claimed_by = NULL, claimed_until = NULL,
+                        due_at = COALESCE($2, due_at),
+                        finished_at = CASE WHEN $2::BIGINT IS NULL THEN $3::BIGINT ELSE NULL END
+                 WHERE id = $4",
+                &[&i64::from(a.attempt), next_due_at, &a.at, outbox_id],
             )?;
         }
     }
@@ -1098,6 +1131,40 @@ fn apply_record(db: &mut impl GenericClient, record: &Record) -> RecordResult {
         Record::Version(version) => {
             let (row, new) = insert_version(db, version)?;
             Ok((Recorded::Version(row), new))
+        }
+        Record::ClaimDeliveries {
+            node,
+            now,
+            until,
+            limit,
+        } => {
+            // Row locks, skipped when another node's claim holds them:
+            // two claims at once get disjoint rows, neither waits.
+            let rows = db.query(
+                "UPDATE webhook_outbox SET claimed_by = $1, claimed_until = $2
+                 WHERE id IN (SELECT id FROM webhook_outbox
+                              WHERE finished_at IS NULL AND due_at <= $3
+                                AND (claimed_until IS NULL OR claimed_until <= $3)
+                              ORDER BY due_at, id LIMIT $4
+                              FOR UPDATE SKIP LOCKED)
+                 RETURNING id, delivery, url, event, body, attempts",
+                &[node, until, now, &i64::from(*limit)],
+            )?;
+            let mut claimed = rows
+                .iter()
+                .map(|r| {
+                    Ok(OutboxRow {
+                        id: r.try_get(0)?,
+                        delivery: r.try_get(1)?,
+                        url: r.try_get(2)?,
+                        event: r.try_get(3)?,
+                        body: r.try_get(4)?,
+                        attempts: u32_of(r.try_get(5)?)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            claimed.sort_by_key(|r| r.id);
+            Ok((Recorded::Claimed(claimed), true))
         }
     }
 }
