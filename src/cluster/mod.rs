@@ -1,0 +1,122 @@
+//! Cluster mode (issue 14; docs/cluster.md): nodes of one SyncReel cluster
+//! meet in NATS JetStream. Built so far: who owns each live session
+//! (`leases`, a KV bucket with a lease per session) and how loaded each
+//! node is (`nodes`, a KV bucket with an entry per node), with the pure
+//! decisions (`lease`: when to renew, when a lease counts as lost; `load`:
+//! where a new session goes) apart from the NATS calls.
+//!
+//! An edge: it imports none of `live`, `protocol`, `http`, `ws` (nor
+//! `config`, which imports it). The runtime tells it what to publish and
+//! reacts to what it reports (a lost lease) through channels it owns.
+
+mod lease;
+mod leases;
+mod load;
+mod node_id;
+mod nodes;
+mod settings;
+
+use std::time::Duration;
+
+pub use lease::{LeaseTiming, LossReason, Ownership, Step};
+pub use leases::{HoldState, Holding, Lease, LeaseError, Leases, LEASE_BUCKET};
+pub use load::{least_loaded, LoadParseError, NodeLoad};
+pub use node_id::{NodeId, NodeIdError};
+pub use nodes::{CpuMeter, Nodes, NODE_BUCKET};
+pub use settings::ClusterConfig;
+
+/// Why the cluster could not be joined or a cluster call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("JetStream bucket {bucket}: {reason}")]
+    Bucket { bucket: String, reason: String },
+    #[error("NATS did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("NATS: {0}")]
+    Nats(String),
+}
+
+/// This node's membership: its name, its NATS connection and the two
+/// buckets.
+#[derive(Clone)]
+pub struct Cluster {
+    pub node: NodeId,
+    pub leases: Leases,
+    pub nodes: Nodes,
+    client: async_nats::Client,
+}
+
+/// How long joining may take before the server refuses to start.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Cluster {
+    /// Connects to `settings.nats_url` and opens (or creates) the buckets.
+    pub async fn join(settings: &ClusterConfig) -> Result<Cluster, ClusterError> {
+        let node = if settings.node_id.is_empty() {
+            NodeId::random()
+        } else {
+            NodeId::new(&settings.node_id).map_err(|e| ClusterError::Connect {
+                url: settings.nats_url.clone(),
+                reason: e.to_string(),
+            })?
+        };
+        let joining = async {
+            let client = async_nats::ConnectOptions::new()
+                .name(format!("syncreel {node}"))
+                .connection_timeout(JOIN_TIMEOUT)
+                .connect(settings.nats_url.as_str())
+                .await
+                .map_err(|e| ClusterError::Connect {
+                    url: settings.nats_url.clone(),
+                    reason: e.to_string(),
+                })?;
+            let js = async_nats::jetstream::new(client.clone());
+            let timing = settings.lease_timing();
+            let leases = Leases::open(&js, node.clone(), timing).await?;
+            let nodes =
+                Nodes::open(&js, node.clone(), settings.node_ttl(), timing.renew_every).await?;
+            Ok(Cluster {
+                node: node.clone(),
+                leases,
+                nodes,
+                client,
+            })
+        };
+        tokio::time::timeout(JOIN_TIMEOUT, joining)
+            .await
+            .map_err(|_| ClusterError::Connect {
+                url: settings.nats_url.clone(),
+                reason: format!("no answer within {JOIN_TIMEOUT:?}"),
+            })?
+    }
+
+    /// Closes the NATS connection after what was sent has gone out. The
+    /// node's leases are not released by this: release them first, or
+    /// they lapse after their TTL.
+    pub async fn leave(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.drain()).await;
+    }
+}
+
+/// Opens bucket `name` with entries living `max_age` after their last
+/// write, creating it or bringing its age to ours.
+async fn bucket(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    max_age: Duration,
+) -> Result<async_nats::jetstream::kv::Store, ClusterError> {
+    let config = async_nats::jetstream::kv::Config {
+        bucket: name.to_string(),
+        history: 1,
+        max_age,
+        ..Default::default()
+    };
+    js.create_or_update_key_value(config)
+        .await
+        .map_err(|e| ClusterError::Bucket {
+            bucket: name.to_string(),
+            reason: e.to_string(),
+        })
+}
