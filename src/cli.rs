@@ -75,6 +75,11 @@ pub struct ServeArgs {
     /// Directory for server state; overrides server.data_dir.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Join a cluster through this JetStream nats-server (nats://host:port);
+    /// overrides cluster.nats_url. Without it (and without the key), a
+    /// single node.
+    #[arg(long, value_name = "NATS_URL")]
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +134,10 @@ impl ServeArgs {
         }
         if let Some(dir) = &self.data_dir {
             config.server.data_dir = dir.clone();
+        }
+        if let Some(url) = &self.cluster {
+            config.cluster.nats_url = url.clone();
+            config.validate()?;
         }
         Ok(config)
     }

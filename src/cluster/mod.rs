@@ -48,6 +48,12 @@ pub struct Cluster {
     client: async_nats::Client,
 }
 
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.node).finish()
+    }
+}
+
 /// How long joining may take before the server refuses to start.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -102,21 +108,43 @@ impl Cluster {
 
 /// Opens bucket `name` with entries living `max_age` after their last
 /// write, creating it or bringing its age to ours.
+///
+/// async-nats's own `create_key_value` first reads the account's JetStream
+/// info into a struct that wants fields nats-server 2.9 does not send
+/// (`reserved_memory`), so it fails against Debian's server. The bucket is
+/// a stream by the KV conventions, so we make that stream ourselves, with
+/// the settings `kv_to_stream_config` (async-nats 0.46) gives a bucket,
+/// and open it as a bucket.
 async fn bucket(
     js: &async_nats::jetstream::Context,
     name: &str,
     max_age: Duration,
 ) -> Result<async_nats::jetstream::kv::Store, ClusterError> {
-    let config = async_nats::jetstream::kv::Config {
+    use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
+    let failed = |reason: String| ClusterError::Bucket {
         bucket: name.to_string(),
-        history: 1,
+        reason,
+    };
+    let stream = Config {
+        name: format!("KV_{name}"),
+        description: Some(format!("SyncReel {name}")),
+        subjects: vec![format!("$KV.{name}.>")],
+        // One value per key: the lease or load now, no history.
+        max_messages_per_subject: 1,
         max_age,
+        storage: StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: true,
+        num_replicas: 1,
+        discard: DiscardPolicy::New,
         ..Default::default()
     };
-    js.create_or_update_key_value(config)
+    js.create_or_update_stream(stream)
         .await
-        .map_err(|e| ClusterError::Bucket {
-            bucket: name.to_string(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| failed(e.to_string()))?;
+    js.get_key_value(name)
+        .await
+        .map_err(|e| failed(e.to_string()))
 }
