@@ -533,3 +533,95 @@ async fn a_node_stopped_with_sigterm_releases_its_leases() {
     let _ = std::fs::remove_dir_all(&data);
     nats.stop();
 }
+
+/// A node told to join a cluster it cannot reach refuses to start, rather
+/// than running as a single node nobody else knows of.
+#[tokio::test]
+async fn a_node_that_cannot_reach_nats_refuses_to_start() {
+    // A port that was free a moment ago: nothing answers there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = syncreel::config::Config::default();
+    config.server.bind = "127.0.0.1:0".parse().unwrap();
+    config.server.data_dir = std::env::temp_dir().join(format!(
+        "syncreel-cluster-unreachable-{}-{}",
+        std::process::id(),
+        common::rand_suffix()
+    ));
+    config.server.admin_token = common::OPERATOR.into();
+    config.cluster = settings(&format!("nats://127.0.0.1:{port}"), "node-x");
+    let started = tokio::time::timeout(
+        Duration::from_secs(15),
+        syncreel::server::Server::bind(config.clone()),
+    )
+    .await
+    .expect("refuses within the join timeout");
+    let err = started.err().expect("does not start");
+    assert!(err.to_string().contains("cannot connect to NATS"), "{err}");
+    let _ = std::fs::remove_dir_all(&config.server.data_dir);
+}
+
+/// A node restarted right after a crash, with the same node id and data
+/// dir, restores its sessions and takes their leases again once its
+/// previous life's leases have lapsed.
+#[tokio::test]
+async fn a_node_restarted_after_a_crash_takes_its_sessions_leases_again() {
+    let nats = NatsServer::start();
+    let data = std::env::temp_dir().join(format!(
+        "syncreel-cluster-restart-{}-{}",
+        std::process::id(),
+        common::rand_suffix()
+    ));
+    let ttl = TTL.as_millis().to_string();
+    let renew = RENEW.as_millis().to_string();
+    let env = [
+        ("SYNCREEL_CLUSTER__NODE_ID", "node-phoenix"),
+        ("SYNCREEL_CLUSTER__LEASE_TTL_MS", ttl.as_str()),
+        ("SYNCREEL_CLUSTER__LEASE_RENEW_MS", renew.as_str()),
+    ];
+    let node = process::Process::start_args(&data, &["--cluster", &nats.url], &env);
+    let body = node
+        .post(
+            "/api/sessions",
+            serde_json::json!({"title": "Reel 1", "fps": "24", "durationFrames": 240}),
+        )
+        .await;
+    let session = body["session"]["id"].as_str().unwrap().to_string();
+    let observer = join(&nats, "observer").await;
+    let holder = |observer: &Cluster, session: &str| {
+        let observer = observer.clone();
+        let session = session.to_string();
+        async move { observer.leases.holder(&session).await.ok()? }
+    };
+    eventually(
+        "the first life's lease",
+        Duration::from_secs(5),
+        POLL,
+        || holder(&observer, &session),
+    )
+    .await;
+    drop(node); // SIGKILL, reaped
+                // A dead node writes nothing more, so a later revision is the new life's.
+    let (_, before) = holder(&observer, &session)
+        .await
+        .expect("the dead node's lease outlives it by up to a TTL");
+    let again = process::Process::start_args(&data, &["--cluster", &nats.url], &env);
+    let (by, after) = eventually(
+        "the second life's lease",
+        TTL + RENEW * 3 + EXPIRY_SLACK * 2,
+        POLL,
+        || {
+            let h = holder(&observer, &session);
+            async move { h.await.filter(|(_, revision)| *revision > before) }
+        },
+    )
+    .await;
+    assert_eq!(by, id("node-phoenix"));
+    assert!(after > before);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&data);
+    nats.stop();
+}

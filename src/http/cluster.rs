@@ -32,7 +32,7 @@ impl App {
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let id = handle.info.id.clone();
-            let lease = match cluster.leases.acquire(&id).await {
+            let lease = match take(&cluster, &id, &mut shutdown).await {
                 Ok(lease) => lease,
                 Err(LeaseError::Held { by }) => {
                     tracing::error!(session = %id, owner = %by, "another node owns this session; running it here anyway until failover is built");
@@ -119,6 +119,31 @@ impl App {
             let _ = tokio::time::timeout_at(deadline, publisher).await;
         }
         cluster.leave().await;
+    }
+}
+
+/// Takes the session's lease, waiting out a live one for at most one TTL
+/// and a renewal: a node restarted right after a crash (same
+/// `cluster.node_id`, sessions restored from its record) finds its previous
+/// life's leases still there until they lapse.
+async fn take(
+    cluster: &crate::cluster::Cluster,
+    session: &str,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<crate::cluster::Lease, LeaseError> {
+    let timing = cluster.leases.timing();
+    let deadline = tokio::time::Instant::now() + timing.ttl + timing.renew_every * 2;
+    loop {
+        match cluster.leases.acquire(session).await {
+            Err(LeaseError::Held { by }) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(session, owner = %by, "session lease held; waiting for it to lapse");
+            }
+            other => return other,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(timing.renew_every) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Err(LeaseError::Timeout(timing.renew_every)),
+        }
     }
 }
 
