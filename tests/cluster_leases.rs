@@ -385,6 +385,48 @@ async fn a_cluster_node_holds_the_lease_of_each_live_session_it_starts() {
     )
     .await;
 
+    // The operator deletes a session: its task stops, and its lease goes.
+    let s3 = server.create_session().await;
+    eventually(
+        "the third session's lease",
+        Duration::from_secs(5),
+        POLL,
+        || {
+            let observer = observer.clone();
+            let session = s3.id.clone();
+            async move { observer.leases.holder(&session).await.ok()? }
+        },
+    )
+    .await;
+    let (status, body) = server
+        .request(
+            "DELETE",
+            &format!("/api/sessions/{}", s3.id),
+            Some(common::OPERATOR),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    eventually(
+        "the deleted session's lease released",
+        released_within,
+        POLL,
+        || {
+            let observer = observer.clone();
+            let session = s3.id.clone();
+            async move {
+                observer
+                    .leases
+                    .holder(&session)
+                    .await
+                    .ok()?
+                    .is_none()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
     // A stopping node gives up its leases and its load entry.
     let s2 = server.create_session().await;
     eventually(

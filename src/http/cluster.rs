@@ -27,11 +27,14 @@ impl App {
         if handle.ended.load(Relaxed) {
             return;
         }
-        let handle = handle.clone();
+        // Weak: a session's task ends when its last sender goes, and
+        // holding its lease must not keep it alive.
+        let session = handle.tx.downgrade();
+        let ended = handle.ended.clone();
+        let id = handle.info.id.clone();
         let mut shutdown = self.shutdown.clone();
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            let id = handle.info.id.clone();
             let lease = match take(&cluster, &id, &mut shutdown).await {
                 Ok(lease) => lease,
                 Err(LeaseError::Held { by }) => {
@@ -48,12 +51,14 @@ impl App {
             tracing::debug!(session = %id, revision = lease.revision, "session lease taken");
             metrics.cluster_leases_held.fetch_add(1, Relaxed);
             let mut holding = cluster.leases.hold(lease);
-            // The ended flag has no signal of its own: look at each renewal.
+            // Neither the end of the live review nor the task's stop has a
+            // signal to wait on without holding the session: look at each
+            // renewal interval.
             let mut check = tokio::time::interval(cluster.leases.timing().renew_every);
+            let gone = || ended.load(Relaxed) || session.upgrade().is_none_or(|tx| tx.is_closed());
             let lost = loop {
                 tokio::select! {
-                    () = handle.tx.closed() => break None,
-                    _ = check.tick() => if handle.ended.load(Relaxed) { break None },
+                    _ = check.tick() => if gone() { break None },
                     why = holding.lost() => break Some(why),
                     _ = shutdown.wait_for(|stop| *stop) => break None,
                 }
