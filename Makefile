@@ -9,8 +9,9 @@ BIND ?= 127.0.0.1:8080
 demo: setup release
 	./target/release/syncreel demo --bind $(BIND)
 
-## Every check CI runs: formatting, lints, Rust tests, browser tests, and the
-## throwaway NATS and PostgreSQL the cluster tests will use (docs/cluster.md).
+## Every check CI runs: formatting, lints, Rust tests (tests/cluster_leases.rs
+## starts its own throwaway nats-server), browser tests, and the throwaway
+## NATS and PostgreSQL scripts the cluster tests use (docs/cluster.md).
 test: setup cluster-check lint unit browser
 
 setup:

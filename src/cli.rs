@@ -79,6 +79,11 @@ pub struct ServeArgs {
     /// instead of SQLite in the data directory; overrides server.store.
     #[arg(long)]
     pub store: Option<String>,
+    /// Join a cluster through this JetStream nats-server (nats://host:port);
+    /// overrides cluster.nats_url. Without it (and without the key), a
+    /// single node.
+    #[arg(long, value_name = "NATS_URL")]
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +141,10 @@ impl ServeArgs {
         }
         if let Some(store) = &self.store {
             config.server.store = store.clone();
+        }
+        if let Some(url) = &self.cluster {
+            config.cluster.nats_url = url.clone();
+            config.validate()?;
         }
         Ok(config)
     }

@@ -21,6 +21,8 @@ pub struct Config {
     pub media: MediaConfig,
     pub rtc: RtcConfig,
     pub webhooks: WebhooksConfig,
+    /// Cluster mode (`src/cluster`); off unless `nats_url` is set.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// Where the record's events are announced (see `webhooks`).
@@ -510,6 +512,7 @@ impl Config {
             crate::tls::Certificates::load(cert, key)
                 .map_err(|e| ConfigError::Invalid(format!("server.tls_cert/tls_key: {e}")))?;
         }
+        self.cluster.validate().map_err(ConfigError::Invalid)?;
         self.webhooks.validate()
     }
 

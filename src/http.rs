@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
+mod cluster;
 mod frames;
 mod guard;
 mod passcode;
@@ -71,6 +72,9 @@ pub struct App {
     restoring: tokio::sync::Mutex<()>,
     /// The certificate pair when the server speaks HTTPS itself.
     pub tls: Option<Arc<crate::tls::Certificates>>,
+    /// This node's membership when it runs in a cluster (`--cluster`);
+    /// `None` for a single node, which then runs no NATS code.
+    pub cluster: Option<crate::cluster::Cluster>,
     next_conn_id: AtomicU64,
 }
 
@@ -132,6 +136,7 @@ impl App {
             operator,
             restoring: tokio::sync::Mutex::new(()),
             tls,
+            cluster: None,
             next_conn_id: AtomicU64::new(1),
         })
     }
@@ -329,7 +334,7 @@ impl App {
         let rate = FrameRate::new(row.fps_num, row.fps_den)?;
         let start: Timecode = row.start_timecode.parse()?;
         let timecode = TimecodeFormat::new(rate, row.drop_frame)?.with_start(start)?;
-        self.registry.spawn(
+        let handle = self.registry.spawn(
             SessionInfo {
                 id: row.id,
                 title: row.title,
@@ -356,6 +361,7 @@ impl App {
                 idle_expiry: self.config.session.idle_expiry(),
             },
         )?;
+        self.own_session(&handle);
         Ok(())
     }
 
@@ -538,6 +544,7 @@ impl App {
                     e.to_string(),
                 )
             })?;
+        self.own_session(&handle);
         let links: Vec<MintedLink> = [Role::Host, Role::Reviewer, Role::Viewer]
             .into_iter()
             .zip(hashes)

@@ -30,10 +30,13 @@
 //! - [`tls`]: HTTPS/WSS certificates, reloaded on SIGHUP.
 //! - [`server`]: binding, serving, graceful shutdown.
 //! - [`server_clock`]: the monotonic clock server time is read from.
+//! - [`cluster`]: cluster mode over NATS: session ownership leases and
+//!   node load (issue 14).
 //! - [`cli`]: the `syncreel` command line.
 
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod drawing;
 pub mod export;

@@ -39,6 +39,10 @@ pub struct Metrics {
     pub passcode_failures: AtomicU64,
     /// Passcodes not checked because the link or address was locked.
     pub passcode_locked: AtomicU64,
+    /// Session leases this node holds (cluster mode).
+    pub cluster_leases_held: AtomicI64,
+    /// Session leases lost, or not taken because another node held them.
+    pub cluster_lease_losses: AtomicU64,
     fanout: Histogram,
 }
 
@@ -162,6 +166,18 @@ impl Metrics {
             "syncreel_transport_late_total",
             "Copies of a driver's transport change written after its execute_at.",
             self.transport_late.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "syncreel_cluster_leases",
+            "Session ownership leases this node holds (cluster mode).",
+            self.cluster_leases_held.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_cluster_lease_losses_total",
+            "Session leases lost, or not taken because another node held them (cluster mode).",
+            self.cluster_lease_losses.load(Relaxed),
         );
         counter(
             &mut out,

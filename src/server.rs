@@ -21,6 +21,8 @@ pub struct Server {
     pub app: Arc<App>,
     listener: TcpListener,
     shutdown_tx: watch::Sender<bool>,
+    /// Cluster mode: the task publishing this node's load.
+    load_publisher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -33,7 +35,17 @@ impl Server {
         }
         let listener = TcpListener::bind(config.server.bind).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let app = Arc::new(App::new(config, shutdown_rx).map_err(std::io::Error::other)?);
+        let mut app = App::new(config, shutdown_rx).map_err(std::io::Error::other)?;
+        // Joined before sessions are restored, so that each takes its lease.
+        if app.config.cluster.enabled() {
+            let cluster = crate::cluster::Cluster::join(&app.config.cluster)
+                .await
+                .map_err(std::io::Error::other)?;
+            tracing::info!(node = %cluster.node, url = %app.config.cluster.nats_url, "joined the cluster");
+            app.cluster = Some(cluster);
+        }
+        let app = Arc::new(app);
+        let load_publisher = app.publish_load();
         // Before the port is announced, so that a SIGHUP sent once the
         // server says it listens never meets the default action (exit).
         #[cfg(unix)]
@@ -51,6 +63,7 @@ impl Server {
             app,
             listener,
             shutdown_tx,
+            load_publisher,
         })
     }
 
@@ -67,6 +80,7 @@ impl Server {
             app,
             listener,
             shutdown_tx,
+            load_publisher,
         } = self;
         let stopping = app.shutdown.clone();
         tokio::spawn(async move {
@@ -114,6 +128,7 @@ impl Server {
         if left > 0 {
             tracing::warn!(left, "connections still open after the shutdown grace");
         }
+        app.leave_cluster(load_publisher).await;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod hooks;
 pub mod postgres;
+pub mod nats;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -352,7 +353,7 @@ impl TestServer {
     }
 }
 
-fn rand_suffix() -> u64 {
+pub fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()

@@ -26,9 +26,15 @@ impl Process {
 
     /// [`Process::start`] with more configuration, as `SYNCREEL_…` variables.
     pub fn start_with(data: &std::path::Path, env: &[(&str, &str)]) -> Process {
+        Process::start_args(data, &[], env)
+    }
+
+    /// [`Process::start_with`] with more `serve` flags (e.g. `--cluster`).
+    pub fn start_args(data: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut child = Command::new(BIN)
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .args(args)
             .env("RUST_LOG", "syncreel=warn")
             .env("SYNCREEL_SERVER__ADMIN_TOKEN", common::OPERATOR)
             .env("SYNCREEL_MEDIA__ROOT", data.join("media"))

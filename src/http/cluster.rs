@@ -1,0 +1,157 @@
+//! The runtime's side of cluster mode: this node holds the lease of each
+//! live session it starts and publishes its load. Everything NATS is in
+//! `crate::cluster`; this only says when, and what happens on a loss.
+//!
+//! Seams for the gateway and failover work (docs/cluster.md): a session
+//! whose lease is lost here keeps running locally, logged and counted,
+//! because nothing else can serve its participants yet; the takeover will
+//! stop it at that moment instead. Sessions are created where asked, not
+//! redirected to `Nodes::least_loaded`.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use crate::cluster::{CpuMeter, LeaseError, NodeLoad};
+use crate::live::SessionHandle;
+
+use super::App;
+
+impl App {
+    /// Takes and keeps the lease of a live session this node just started,
+    /// and gives it up when the session's live review ends, its task stops
+    /// or the server shuts down. Nothing without `--cluster`.
+    pub(crate) fn own_session(&self, handle: &SessionHandle) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        if handle.ended.load(Relaxed) {
+            return;
+        }
+        // Weak: a session's task ends when its last sender goes, and
+        // holding its lease must not keep it alive.
+        let session = handle.tx.downgrade();
+        let ended = handle.ended.clone();
+        let id = handle.info.id.clone();
+        let mut shutdown = self.shutdown.clone();
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let lease = match take(&cluster, &id, &mut shutdown).await {
+                Ok(lease) => lease,
+                Err(LeaseError::Held { by }) => {
+                    tracing::error!(session = %id, owner = %by, "another node owns this session; running it here anyway until failover is built");
+                    metrics.cluster_lease_losses.fetch_add(1, Relaxed);
+                    return;
+                }
+                Err(err) => {
+                    tracing::error!(session = %id, %err, "session lease not taken");
+                    metrics.cluster_lease_losses.fetch_add(1, Relaxed);
+                    return;
+                }
+            };
+            tracing::debug!(session = %id, revision = lease.revision, "session lease taken");
+            metrics.cluster_leases_held.fetch_add(1, Relaxed);
+            let mut holding = cluster.leases.hold(lease);
+            // Neither the end of the live review nor the task's stop has a
+            // signal to wait on without holding the session: look at each
+            // renewal interval.
+            let mut check = tokio::time::interval(cluster.leases.timing().renew_every);
+            let gone = || ended.load(Relaxed) || session.upgrade().is_none_or(|tx| tx.is_closed());
+            let lost = loop {
+                tokio::select! {
+                    _ = check.tick() => if gone() { break None },
+                    why = holding.lost() => break Some(why),
+                    _ = shutdown.wait_for(|stop| *stop) => break None,
+                }
+            };
+            match lost {
+                Some(why) => {
+                    tracing::error!(session = %id, ?why, "session lease lost");
+                    metrics.cluster_lease_losses.fetch_add(1, Relaxed);
+                }
+                None => match holding.release().await {
+                    Ok(()) => tracing::debug!(session = %id, "session lease released"),
+                    Err(err) => {
+                        tracing::warn!(session = %id, %err, "session lease not released; it lapses")
+                    }
+                },
+            }
+            // After the release, so that a stopping server can wait for it.
+            metrics.cluster_leases_held.fetch_sub(1, Relaxed);
+        });
+    }
+
+    /// Publishes this node's load every `cluster.load_interval_ms` until
+    /// shutdown, then withdraws it. Nothing without `--cluster`.
+    pub fn publish_load(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let cluster = self.cluster.clone()?;
+        let app = Arc::downgrade(self);
+        let drained = self.config.cluster.drained;
+        let mut cpu = CpuMeter::new();
+        Some(cluster.nodes.publish_every(
+            self.config.cluster.load_interval(),
+            move || {
+                let (sessions, participants) = app.upgrade().map_or((0, 0), |app| {
+                    (
+                        app.registry.live_count(),
+                        app.metrics.connections_open.load(Relaxed).max(0) as usize,
+                    )
+                });
+                NodeLoad {
+                    sessions: u32::try_from(sessions).unwrap_or(u32::MAX),
+                    participants: u32::try_from(participants).unwrap_or(u32::MAX),
+                    cpu_permille: cpu.permille(),
+                    drained,
+                }
+            },
+            self.shutdown.clone(),
+        ))
+    }
+
+    /// At shutdown, after the connections: waits (bounded) for this node's
+    /// leases to be released and its load withdrawn, then closes the NATS
+    /// connection, so that other nodes need not wait out the TTLs.
+    pub async fn leave_cluster(&self, publisher: Option<tokio::task::JoinHandle<()>>) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + LEAVE_WAIT;
+        while self.metrics.cluster_leases_held.load(Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if let Some(publisher) = publisher {
+            let _ = tokio::time::timeout_at(deadline, publisher).await;
+        }
+        cluster.leave().await;
+    }
+}
+
+/// Takes the session's lease, waiting out a live one for at most one TTL
+/// and a renewal: a node restarted right after a crash (same
+/// `cluster.node_id`, sessions restored from its record) finds its previous
+/// life's leases still there until they lapse.
+async fn take(
+    cluster: &crate::cluster::Cluster,
+    session: &str,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<crate::cluster::Lease, LeaseError> {
+    let timing = cluster.leases.timing();
+    let deadline = tokio::time::Instant::now() + timing.ttl + timing.renew_every * 2;
+    loop {
+        match cluster.leases.acquire(session).await {
+            Err(LeaseError::Held { by }) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(session, owner = %by, "session lease held; waiting for it to lapse");
+            }
+            other => return other,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(timing.renew_every) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Err(LeaseError::Timeout(timing.renew_every)),
+        }
+    }
+}
+
+/// The most a stopping node waits for its releases; what is not released
+/// by then lapses after its TTL.
+const LEAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
