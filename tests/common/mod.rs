@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 pub mod hooks;
-pub mod postgres;
 pub mod nats;
+pub mod postgres;
 
 use std::net::SocketAddr;
 use std::time::Duration;
