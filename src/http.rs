@@ -153,23 +153,18 @@ impl App {
         .await
         .map_err(|e| StoreError::Database(e.to_string()))??;
         for link in links {
-            let role = role_from_name(&link.role);
-            self.links.restore(
-                link.token_hash,
-                Link {
-                    id: link.id,
-                    session_id: link.session_id,
-                    role,
-                    expires_at: link.expires_at.map(|t| t.max(0) as u64),
-                    revoked: link.revoked,
-                    passcode: link.passcode_hash.map(Into::into),
-                },
-            );
+            self.links.restore(link.token_hash, link_of(link));
         }
         let mut restored = 0;
         // Only live reviews come back at start; an ended one is brought
         // back when someone with a link of it asks (`App::session`).
         for row in sessions.into_iter().filter(|row| row.ended_at.is_none()) {
+            if let Some(owner) = self.owned_elsewhere(&row.id).await {
+                // A shared record holds every node's sessions: the one
+                // whose lease stands runs it, never two at once.
+                tracing::info!(session = %row.id, %owner, "not restored here: another node owns it");
+                continue;
+            }
             match self.restore_session(row).await {
                 Ok(()) => restored += 1,
                 Err(err) => tracing::warn!(%err, "a recorded session could not be restored"),
@@ -180,34 +175,60 @@ impl App {
 
     /// The session `id`: live, or (ended and archived) brought back from
     /// the record now. `None` when there is no such session.
-    pub async fn session(self: &Arc<Self>, id: &str) -> Option<SessionHandle> {
+    pub async fn session(self: &Arc<Self>, id: &str) -> Result<SessionHandle, Unavailable> {
         if let Some(live) = self.registry.get(id) {
-            return Some(live);
+            return Ok(live);
         }
         // One at a time, so two people opening an archived review at
         // once do not bring it back twice.
         let _restoring = self.restoring.lock().await;
         if let Some(live) = self.registry.get(id) {
-            return Some(live);
+            return Ok(live);
+        }
+        // On a shared record, the node holding the session's lease runs
+        // it. Once that node is gone and its lease has lapsed, the node
+        // asked brings the session back from the record: the takeover.
+        if let Some(owner) = self.owned_elsewhere(id).await {
+            return Err(Unavailable::Elsewhere(owner));
         }
         let store = self.store.clone();
         let wanted = id.to_string();
-        let row = tokio::task::spawn_blocking(move || store.session(&wanted))
-            .await
-            .ok()?
-            .ok()??;
-        let mut row = row;
-        let store = self.store.clone();
-        let wanted = id.to_string();
-        row.playlist = tokio::task::spawn_blocking(move || store.entries_of(&wanted))
-            .await
-            .ok()?
-            .ok()?;
+        let found = tokio::task::spawn_blocking(move || {
+            let Some(mut row) = store.session(&wanted)? else {
+                return Ok(None);
+            };
+            row.playlist = store.entries_of(&wanted)?;
+            Ok::<_, StoreError>(Some(row))
+        })
+        .await;
+        let Ok(Ok(Some(row))) = found else {
+            return Err(Unavailable::NotFound);
+        };
         if let Err(err) = self.restore_session(row).await {
-            tracing::warn!(session = %id, %err, "an archived session could not be opened");
-            return None;
+            tracing::warn!(session = %id, %err, "a recorded session could not be opened");
+            return Err(Unavailable::NotFound);
         }
-        self.registry.get(id)
+        self.registry.get(id).ok_or(Unavailable::NotFound)
+    }
+
+    /// The link a token belongs to, if it may be used at `now_unix`. On a
+    /// record shared by a cluster, a token this node has not seen may be
+    /// another node's link: it is looked up there once (a single node's
+    /// links are all in memory, so a wrong token costs it no read).
+    pub async fn check_link(&self, token: &str, now_unix: u64) -> Result<Link, LinkError> {
+        match self.links.check(token, now_unix) {
+            Err(LinkError::Invalid) if !self.config.server.store.is_empty() => {
+                let hash = crate::links::hash(token);
+                let store = self.store.clone();
+                let found = tokio::task::spawn_blocking(move || store.link_by_hash(&hash)).await;
+                let Ok(Ok(Some(row))) = found else {
+                    return Err(LinkError::Invalid);
+                };
+                self.links.restore(hash, link_of(row));
+                self.links.check(token, now_unix)
+            }
+            checked => checked,
+        }
     }
 
     async fn restore_session(self: &Arc<Self>, row: SessionRow) -> anyhow::Result<()> {
@@ -1172,7 +1193,7 @@ async fn require_link(
             "send Authorization: Bearer <link token>",
         )
     })?;
-    let link = app.links.check(token, unix_now()).map_err(|err| {
+    let link = app.check_link(token, unix_now()).await.map_err(|err| {
         let code = match err {
             LinkError::Invalid => "invalid_token",
             LinkError::Expired => "link_expired",
@@ -1200,9 +1221,14 @@ async fn require_link(
         .map_err(passcode::refusal_error)?;
     // Checked after the link, so that an archived session is brought back
     // only for someone entitled to it.
-    app.session(session_id)
-        .await
-        .ok_or_else(|| ApiError::not_found("session"))
+    app.session(session_id).await.map_err(|why| match why {
+        Unavailable::NotFound => ApiError::not_found("session"),
+        Unavailable::Elsewhere(owner) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "session_elsewhere",
+            format!("node {owner} runs this session; ask again through the cluster's address"),
+        ),
+    })
 }
 
 async fn create_session(
@@ -1781,4 +1807,26 @@ fn recorded_review(store: &Store, session_id: &str) -> Result<SessionReview, Sto
         &store.drawings(session_id)?,
         &store.approvals(session_id)?,
     ))
+}
+
+
+/// Why a session cannot be served from this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unavailable {
+    /// No such session in the record.
+    NotFound,
+    /// Another node of the cluster (named) holds its lease.
+    Elsewhere(String),
+}
+
+/// A recorded link as the link index keeps it.
+fn link_of(row: crate::store::LinkRow) -> Link {
+    Link {
+        id: row.id,
+        session_id: row.session_id,
+        role: role_from_name(&row.role),
+        expires_at: row.expires_at.map(|t| t.max(0) as u64),
+        revoked: row.revoked,
+        passcode: row.passcode_hash.map(Into::into),
+    }
 }

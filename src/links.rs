@@ -163,7 +163,7 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     hash(token)
 }
 
-fn hash(token: &str) -> [u8; 32] {
+pub(crate) fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 

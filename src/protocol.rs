@@ -621,6 +621,8 @@ pub enum ErrorCode {
     /// the right one included, for `retryAfterSecs`.
     PasscodeLocked,
     SessionNotFound,
+    /// Another node of the cluster runs the session (it holds its lease).
+    SessionElsewhere,
     SessionFull,
     ResumeFailed,
     Forbidden,

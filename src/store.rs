@@ -624,6 +624,12 @@ impl Store {
         read!(self.links())
     }
 
+    /// The link whose token hashes to `token_hash`, if recorded: on a
+    /// shared record, a link another node minted.
+    pub fn link_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<LinkRow>, StoreError> {
+        read!(self.link_by_hash(token_hash))
+    }
+
     /// Where each personal room of a session stood when last recorded.
     pub fn personal_rooms(&self, session_id: &str) -> Result<Vec<PersonalRoomRow>, StoreError> {
         read!(self.personal_rooms(session_id))

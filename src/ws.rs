@@ -22,7 +22,7 @@ use futures_util::{SinkExt, StreamExt};
 use rand::RngCore;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::http::{ApiError, App, Peer};
+use crate::http::{ApiError, App, Peer, Unavailable};
 use crate::links::LinkError;
 use crate::live::{unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, Stamp, Stroking};
 use crate::passcode::Refusal;
@@ -467,7 +467,7 @@ impl Connection {
         let now_unix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let link = self.app.links.check(token, now_unix).map_err(|err| {
+        let link = self.app.check_link(token, now_unix).await.map_err(|err| {
             let code = match err {
                 LinkError::Invalid => ErrorCode::InvalidToken,
                 LinkError::Expired => ErrorCode::LinkExpired,
@@ -485,10 +485,15 @@ impl Connection {
                 .await
                 .map_err(Reject::passcode)?;
         }
-        let session =
-            self.app.session(&link.session_id).await.ok_or_else(|| {
+        let session = self.app.session(&link.session_id).await.map_err(|why| match why {
+            Unavailable::NotFound => {
                 Reject::new(ErrorCode::SessionNotFound, "there is no such session")
-            })?;
+            }
+            Unavailable::Elsewhere(owner) => Reject::new(
+                ErrorCode::SessionElsewhere,
+                format!("node {owner} runs this session; reconnect through the cluster's address"),
+            ),
+        })?;
         let mut fresh_secret = [0u8; 16];
         rand::rng().fill_bytes(&mut fresh_secret);
         let ended = || Reject::new(ErrorCode::SessionNotFound, "the session has ended");

@@ -80,6 +80,21 @@ impl App {
         });
     }
 
+    /// The node that holds session `id`'s lease, when that is not this
+    /// one (`None` too without `--cluster`, or when NATS cannot say: a
+    /// node that cannot ask serves, as a single node would).
+    pub(crate) async fn owned_elsewhere(&self, id: &str) -> Option<String> {
+        let cluster = self.cluster.as_ref()?;
+        match cluster.leases.holder(id).await {
+            Ok(Some((owner, _))) if owner != *cluster.leases.node() => Some(owner.to_string()),
+            Ok(_) => None,
+            Err(err) => {
+                tracing::warn!(session = %id, %err, "could not ask who owns a session");
+                None
+            }
+        }
+    }
+
     /// Publishes this node's load every `cluster.load_interval_ms` until
     /// shutdown, then withdraws it. Nothing without `--cluster`.
     pub fn publish_load(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {

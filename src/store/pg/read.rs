@@ -105,6 +105,23 @@ impl Reader {
         self.read(move |db| entries(db, &session_id))
     }
 
+    pub(in crate::store) fn link_by_hash(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<LinkRow>, StoreError> {
+        let token_hash = *token_hash;
+        self.read(move |db| {
+            db.query_opt(
+                "SELECT id, session_id, role, token_hash, expires_at, revoked, passcode_hash
+                 FROM links WHERE token_hash = $1",
+                &[&&token_hash[..]],
+            )?
+            .as_ref()
+            .map(link_row)
+            .transpose()
+        })
+    }
+
     pub(in crate::store) fn links(&self) -> Result<Vec<LinkRow>, StoreError> {
         self.read(|db| {
             let rows = db.query(

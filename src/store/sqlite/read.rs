@@ -73,24 +73,28 @@ impl Reader {
             .optional()?)
     }
 
+    pub(in crate::store) fn link_by_hash(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<LinkRow>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT id, session_id, role, token_hash, expires_at, revoked, passcode_hash
+                 FROM links WHERE token_hash = ?1",
+                params![&token_hash[..]],
+                link_row,
+            )
+            .optional()?)
+    }
+
     pub(in crate::store) fn links(&self) -> Result<Vec<LinkRow>, StoreError> {
         let db = self.lock();
         let mut stmt = db.prepare(
             "SELECT id, session_id, role, token_hash, expires_at, revoked, passcode_hash
              FROM links ORDER BY rowid",
         )?;
-        let rows = stmt.query_map([], |r| {
-            let hash: Vec<u8> = r.get(3)?;
-            Ok(LinkRow {
-                id: r.get(0)?,
-                session_id: r.get(1)?,
-                role: r.get(2)?,
-                token_hash: hash.try_into().unwrap_or([0; 32]),
-                expires_at: r.get(4)?,
-                revoked: r.get(5)?,
-                passcode_hash: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map([], link_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

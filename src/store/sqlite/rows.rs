@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection};
 
 use crate::store::{
-    mark, parse_ranges, shape_of, ApprovalRow, DrawingRow, EntryRow, NewApproval, NewDrawing,
+    mark, parse_ranges, shape_of, ApprovalRow, DrawingRow, EntryRow, LinkRow, NewApproval, NewDrawing,
     NewNote, NoteRow, Receipt, SessionRow, StoreError, TimelineRow, VersionRow,
 };
 
@@ -157,4 +157,17 @@ pub(super) fn entries(db: &Connection, session_id: &str) -> Result<Vec<EntryRow>
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
+    let hash: Vec<u8> = r.get(3)?;
+    Ok(LinkRow {
+        id: r.get(0)?,
+        session_id: r.get(1)?,
+        role: r.get(2)?,
+        token_hash: hash.try_into().unwrap_or([0; 32]),
+        expires_at: r.get(4)?,
+        revoked: r.get(5)?,
+        passcode_hash: r.get(6)?,
+    })
 }
