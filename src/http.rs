@@ -1809,7 +1809,6 @@ fn recorded_review(store: &Store, session_id: &str) -> Result<SessionReview, Sto
     ))
 }
 
-
 /// Why a session cannot be served from this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unavailable {

@@ -485,15 +485,21 @@ impl Connection {
                 .await
                 .map_err(Reject::passcode)?;
         }
-        let session = self.app.session(&link.session_id).await.map_err(|why| match why {
-            Unavailable::NotFound => {
-                Reject::new(ErrorCode::SessionNotFound, "there is no such session")
-            }
-            Unavailable::Elsewhere(owner) => Reject::new(
-                ErrorCode::SessionElsewhere,
-                format!("node {owner} runs this session; reconnect through the cluster's address"),
-            ),
-        })?;
+        let session = self
+            .app
+            .session(&link.session_id)
+            .await
+            .map_err(|why| match why {
+                Unavailable::NotFound => {
+                    Reject::new(ErrorCode::SessionNotFound, "there is no such session")
+                }
+                Unavailable::Elsewhere(owner) => Reject::new(
+                    ErrorCode::SessionElsewhere,
+                    format!(
+                        "node {owner} runs this session; reconnect through the cluster's address"
+                    ),
+                ),
+            })?;
         let mut fresh_secret = [0u8; 16];
         rand::rng().fill_bytes(&mut fresh_secret);
         let ended = || Reject::new(ErrorCode::SessionNotFound, "the session has ended");

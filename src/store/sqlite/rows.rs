@@ -3,8 +3,8 @@
 use rusqlite::{params, Connection};
 
 use crate::store::{
-    mark, parse_ranges, shape_of, ApprovalRow, DrawingRow, EntryRow, LinkRow, NewApproval, NewDrawing,
-    NewNote, NoteRow, Receipt, SessionRow, StoreError, TimelineRow, VersionRow,
+    mark, parse_ranges, shape_of, ApprovalRow, DrawingRow, EntryRow, LinkRow, NewApproval,
+    NewDrawing, NewNote, NoteRow, Receipt, SessionRow, StoreError, TimelineRow, VersionRow,
 };
 
 pub(super) const SESSION_COLUMNS: &str =
