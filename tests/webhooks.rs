@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::ffi::OsString;
 use std::sync::Arc;
 
 use common::hooks::{next, receiver, serve, Received};
+use common::node::Node;
 use common::{Client, TestServer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -482,48 +484,6 @@ fn serve_exits_with_the_webhook_key_it_refuses() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// The real server process on a data dir and config of its own, so that
-/// it can be killed with SIGKILL mid-delivery.
-struct Node {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Node {
-    fn start(dir: &std::path::Path) -> Node {
-        use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncreel"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-            .arg(dir.join("syncreel.toml"))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("RUST_LOG", "syncreel=warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("the server starts");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        // Bounded: it says where it listens among its first lines.
-        let addr = stdout
-            .lines()
-            .take(20)
-            .find_map(|l| {
-                l.unwrap()
-                    .strip_prefix("listening on http://")
-                    .map(|a| a.parse().unwrap())
-            })
-            .expect("the server says where it listens");
-        Node { child, addr }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The delivery log's attempts to `url` as the server at `addr` has it,
 /// once there are at least `n` (polled within the wait).
 async fn logged(addr: std::net::SocketAddr, url: &str, n: usize) -> Vec<Value> {
@@ -572,7 +532,13 @@ async fn a_delivery_pending_when_the_server_is_killed_is_sent_after_the_restart_
         ),
     )
     .unwrap();
-    let mut node = Node::start(&dir);
+    let args = [
+        OsString::from("--config"),
+        dir.join("syncreel.toml").into(),
+        "--data-dir".into(),
+        dir.join("data").into(),
+    ];
+    let mut node = Node::serve(&args, &[]);
     let (status, created) = common::request(
         node.addr,
         "POST",
@@ -585,10 +551,9 @@ async fn a_delivery_pending_when_the_server_is_killed_is_sent_after_the_restart_
     let first = next(&mut requests).await;
     assert_eq!(first.headers["x-syncreel-event"], "session.started");
     logged(node.addr, &url, 1).await;
-    node.child.kill().unwrap();
-    node.child.wait().unwrap();
+    node.kill();
 
-    let node = Node::start(&dir);
+    let node = Node::serve(&args, &[]);
     let retried = next(&mut requests).await;
     assert_eq!(
         retried.headers["x-syncreel-delivery"], first.headers["x-syncreel-delivery"],

@@ -5,6 +5,7 @@
 
 pub mod hooks;
 pub mod nats;
+pub mod node;
 pub mod postgres;
 
 use std::net::SocketAddr;

@@ -1,0 +1,54 @@
+//! The real server binary as a child process, for tests that kill it with
+//! SIGKILL or run several nodes: `syncreel serve --bind 127.0.0.1:0` plus
+//! the test's own arguments and environment. Killed when dropped.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+pub struct Node {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Node {
+    pub fn serve<A: AsRef<OsStr>>(args: &[A], env: &[(&str, &str)]) -> Node {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_syncreel"));
+        command
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "syncreel=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the server starts");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        // Bounded: it says where it listens among its first lines.
+        let addr = stdout
+            .lines()
+            .take(20)
+            .find_map(|l| {
+                l.ok()?
+                    .strip_prefix("listening on http://")
+                    .map(|a| a.parse().unwrap())
+            })
+            .expect("the server says where it listens");
+        Node { child, addr }
+    }
+
+    /// SIGKILL, and waits for it to be gone.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
