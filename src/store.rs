@@ -1019,6 +1019,19 @@ impl Store {
             .optional()?)
     }
 
+    /// A version (of any item) whose file has this SHA-256, the oldest
+    /// first: an upload of the same bytes reuses its file.
+    pub fn version_with_checksum(&self, checksum: &str) -> Result<Option<VersionRow>, StoreError> {
+        let db = self.reader.lock().expect("reader lock");
+        Ok(db
+            .query_row(
+                &format!("{VERSION_SELECT} WHERE v.checksum = ?1 ORDER BY v.created_at LIMIT 1"),
+                params![checksum],
+                version_row,
+            )
+            .optional()?)
+    }
+
     /// Every version of every media item: by item name, then number.
     pub fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
         let db = self.reader.lock().expect("reader lock");

@@ -15,7 +15,9 @@ const CORE: &[&str] = &[
     "ranges",
     "framecode",
 ];
-const EDGES: &[&str] = &["media", "rtc", "store", "export", "exporter", "webhooks"];
+const EDGES: &[&str] = &[
+    "media", "rtc", "store", "export", "exporter", "webhooks", "uploads",
+];
 const RUNTIME: &[&str] = &["live", "protocol", "http", "ws"];
 /// What the pure core may not name: system time, async runtime, sockets,
 /// JSON, GStreamer, SQL.

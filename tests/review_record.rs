@@ -8,7 +8,7 @@ mod process;
 
 use std::collections::{HashMap, HashSet};
 
-use common::{token, Client, TestServer};
+use common::{token, Client, SmallDisk, TestServer};
 use process::Process;
 use serde_json::{json, Value};
 
@@ -803,59 +803,6 @@ async fn a_locked_record_refuses_the_note_as_retryable_and_the_session_carries_o
     assert_eq!(ack["note"]["text"], "Locked out");
     assert_eq!(host.expect("note").await["note"], ack["note"]);
     server.shutdown().await;
-}
-
-/// A small filesystem of its own for one test's record, so the test can fill
-/// it up without touching the machine's disk. Unmounted when dropped, even
-/// if the test fails.
-struct SmallDisk {
-    path: std::path::PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
-        let path = std::env::temp_dir().join(format!("syncreel-full-{}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .expect("mount runs");
-        assert!(
-            status.success(),
-            "this fault test mounts a tmpfs for the record and needs root (make test runs as root in CI)"
-        );
-        SmallDisk { path }
-    }
-
-    /// Writes a file until the filesystem has no room left.
-    fn fill(&self) -> std::path::PathBuf {
-        use std::io::Write;
-        let filler = self.path.join("filler");
-        let mut file = std::fs::File::create(&filler).unwrap();
-        let block = vec![0xA5u8; 64 * 1024];
-        // Bounded by the filesystem's size: tmpfs refuses at its limit.
-        loop {
-            match file.write(&block) {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(err) if err.raw_os_error() == Some(28) => break, // ENOSPC
-                Err(err) => panic!("filling the small disk: {err}"),
-            }
-        }
-        let _ = file.flush();
-        filler
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.path)
-            .status();
-        let _ = std::fs::remove_dir(&self.path);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
