@@ -233,6 +233,9 @@ impl Uploads {
             });
         }
         self.sweep();
+        // A fresh server's media root (`<data_dir>/media`) may not exist
+        // yet; its disk's free space is asked for below.
+        std::fs::create_dir_all(&self.media_root)?;
         let _admitting = self.admitting.lock().expect("admitting lock");
         // What the uploads under way still need, besides this one.
         let pending: u64 = self
