@@ -5,9 +5,8 @@
 // the file, byte for byte.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -15,7 +14,7 @@ import { after, before, test } from 'node:test';
 import * as tus from 'tus-js-client';
 
 import {
-  OPERATOR_AUTH, WAIT_MS, startRelay, startServer, waitFor,
+  OPERATOR_AUTH, WAIT_MS, paddedClip as clipIn, startRelay, startServer, waitFor,
 } from './support/harness.mjs';
 
 const MB = 1 << 20;
@@ -35,24 +34,7 @@ after(async () => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
-/**
- * A short H.264 MOV made by GStreamer (what the server decodes), padded to
- * `size` bytes with a top-level `free` atom that QuickTime readers skip.
- */
-function paddedClip(name, size) {
-  const base = join(scratch, `${name}.base.mov`);
-  const made = spawnSync('gst-launch-1.0', [
-    '-q', 'videotestsrc', 'num-buffers=24', '!', 'video/x-raw,width=160,height=90,framerate=24/1',
-    '!', 'x264enc', '!', 'qtmux', '!', 'filesink', `location=${base}`,
-  ], { encoding: 'utf8' });
-  assert.equal(made.status, 0, `gst-launch-1.0 (GStreamer's tools) makes the clip: ${made.error ?? made.stderr}`);
-  const clip = readFileSync(base);
-  const pad = size - clip.length;
-  const header = Buffer.alloc(8);
-  header.writeUInt32BE(pad, 0);
-  header.write('free', 4, 'latin1');
-  return Buffer.concat([clip, header, randomBytes(pad - 8)]);
-}
+const paddedClip = (name, size) => clipIn(scratch, name, size);
 
 function sha256(bytes) {
   return createHash('sha256').update(bytes).digest('hex');
