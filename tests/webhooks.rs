@@ -2,6 +2,8 @@
 //! with backoff after failures, every attempt in the delivery log.
 
 mod common;
+#[path = "support/tus.rs"]
+mod tus;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -601,4 +603,39 @@ fn serve_exits_with_the_webhook_key_it_refuses() {
     assert!(!status.success());
     assert!(stderr.contains("webhooks.secret"), "{stderr}");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn an_upload_announces_version_uploaded_then_version_ready() {
+    let (url, mut rx) = receiver(0).await;
+    let media = std::env::temp_dir().join(format!("syncreel-hook-upload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&media);
+    std::fs::create_dir_all(&media).unwrap();
+    let root = media.clone();
+    let server = TestServer::start_with(move |c| {
+        c.webhooks.urls = vec![url];
+        c.webhooks.secret = SECRET.into();
+        c.media.root = root.join("media");
+        c.uploads.reserve_free_bytes = 0;
+    })
+    .await;
+    let file = tus::padded_clip(&media, "take.mov", 1 << 20, 7);
+    let client = tus::Tus::new(server.addr, Some(common::OPERATOR));
+    let upload = client
+        .created(1 << 20, &[("filename", "take.mov"), ("item", "Shot 070")])
+        .await;
+    client.send_file(&upload, &file, 0, 1 << 19).await;
+    let uploaded = next_event(&mut rx, "version.uploaded").await;
+    assert_eq!(uploaded["data"]["item"], "Shot 070");
+    assert_eq!(
+        uploaded["data"]["checksum"],
+        tus::sha256_file(&file).as_str()
+    );
+    let ready = next_event(&mut rx, "version.ready").await;
+    assert_eq!(ready["data"]["version"]["item"], "Shot 070");
+    assert_eq!(ready["data"]["version"]["number"], 1);
+    assert_eq!(ready["data"]["container"], "mov");
+    assert_eq!(ready["data"]["durationFrames"], 24);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&media);
 }
