@@ -56,7 +56,7 @@ pub struct App {
     pub store: Store,
     pub webhooks: crate::webhooks::Webhooks,
     /// Resumable uploads into the media root (`/api/uploads`).
-    pub uploads: crate::uploads::Uploads,
+    pub uploads: Arc<crate::uploads::Uploads>,
     /// Stills being decoded for participants' own looks at a frame: each
     /// opens a decoder, so only a few at once.
     stills: tokio::sync::Semaphore,
@@ -117,14 +117,16 @@ impl App {
             crate::operator::Operator::resolve(&config.server.admin_token, &config.server.data_dir)
                 .map_err(StartError::Operator)?;
         let passcodes = crate::passcode::Gate::new(config.links.passcode_limits());
-        let uploads = crate::uploads::Uploads::open(
-            &config.server.data_dir,
-            config.media_root(),
-            config.uploads.clone(),
-            store.clone(),
-            webhooks.clone(),
-        )
-        .map_err(StartError::Uploads)?;
+        let uploads = Arc::new(
+            crate::uploads::Uploads::open(
+                &config.server.data_dir,
+                config.media_root(),
+                config.uploads.clone(),
+                store.clone(),
+                webhooks.clone(),
+            )
+            .map_err(StartError::Uploads)?,
+        );
         Ok(App {
             uploads,
             webhooks,

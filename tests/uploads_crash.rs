@@ -1,6 +1,7 @@
 //! An upload survives a `kill -9` of the server mid-chunk: the restarted
-//! server resumes it from the bytes actually on disk, and the file that
-//! lands is the original, byte for byte.
+//! server resumes it from the bytes actually on disk (less a checksummed
+//! chunk it never verified), and the file that lands is the original,
+//! byte for byte.
 
 mod common;
 #[path = "support/process.rs"]
@@ -53,31 +54,15 @@ async fn a_kill_9_mid_chunk_resumes_from_the_bytes_on_disk() {
 
     // A 40 MB chunk of which 24 MB go out, and the connection stays open:
     // the server is mid-write when it dies.
-    let addr = server.addr;
-    let chunk = Bytes::copy_from_slice(&bytes[(8 * MB) as usize..(32 * MB) as usize]);
-    let path = upload.clone();
-    let writer = tokio::spawn(async move {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let head = format!(
-            "PATCH {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
-             tus-resumable: 1.0.0\r\ncontent-type: application/offset+octet-stream\r\n\
-             upload-offset: {}\r\ncontent-length: {}\r\n\r\n",
-            common::OPERATOR,
-            8 * MB,
-            40 * MB
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        let _ = stream.write_all(&chunk).await;
-        // Held open until the test ends.
-        std::future::pending::<()>().await;
-    });
-    // Bounded polling of the disk until the server has written past the
-    // first chunk (it writes 4 MiB at a time).
-    let deadline = Instant::now() + common::WAIT;
-    while std::fs::metadata(&staged).unwrap().len() < 24 * MB {
-        assert!(Instant::now() < deadline, "the server writes the chunk");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let writer = patch_and_hold(
+        server.addr,
+        &upload,
+        8 * MB,
+        40 * MB,
+        None,
+        &bytes[(8 * MB) as usize..(32 * MB) as usize],
+    );
+    wait_for_size(&staged, 24 * MB).await;
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
     writer.abort();
@@ -87,6 +72,24 @@ async fn a_kill_9_mid_chunk_resumes_from_the_bytes_on_disk() {
         files_under(&data.join("media")).is_empty(),
         "nothing in the media root"
     );
+
+    // Again, with a chunk that carries its checksum: bytes of a chunk the
+    // server never verified do not count after the crash.
+    let mut server = Process::start_with(&data, &env);
+    let sum = checksum_header(&bytes[on_disk as usize..(on_disk + 12 * MB) as usize]);
+    let writer = patch_and_hold(
+        server.addr,
+        &upload,
+        on_disk,
+        12 * MB,
+        Some(sum),
+        &bytes[on_disk as usize..(on_disk + 10 * MB) as usize],
+    );
+    wait_for_size(&staged, on_disk + 4 * MB).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    writer.abort();
+    assert!(std::fs::metadata(&staged).unwrap().len() > on_disk);
 
     let server = Process::start_with(&data, &env);
     let tus = Tus::new(server.addr, Some(common::OPERATOR));
@@ -106,4 +109,41 @@ async fn a_kill_9_mid_chunk_resumes_from_the_bytes_on_disk() {
     assert!(!staged.exists(), "no bytes left staged");
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Starts a PATCH at `offset` announcing `announced` bytes, sends `sent`,
+/// and holds the connection open (until the task is aborted).
+fn patch_and_hold(
+    addr: std::net::SocketAddr,
+    path: &str,
+    offset: u64,
+    announced: u64,
+    checksum: Option<String>,
+    sent: &[u8],
+) -> tokio::task::JoinHandle<()> {
+    let checksum = checksum
+        .map(|c| format!("upload-checksum: {c}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+         tus-resumable: 1.0.0\r\ncontent-type: application/offset+octet-stream\r\n\
+         upload-offset: {offset}\r\ncontent-length: {announced}\r\n{checksum}\r\n",
+        common::OPERATOR,
+    );
+    let body = Bytes::copy_from_slice(sent);
+    tokio::spawn(async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let _ = stream.write_all(&body).await;
+        std::future::pending::<()>().await;
+    })
+}
+
+/// Bounded polling of the disk until the staged data holds `size` bytes.
+async fn wait_for_size(path: &std::path::Path, size: u64) {
+    let deadline = Instant::now() + common::WAIT;
+    while std::fs::metadata(path).unwrap().len() < size {
+        assert!(Instant::now() < deadline, "the server writes the chunk");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

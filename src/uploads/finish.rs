@@ -128,12 +128,20 @@ impl Uploads {
         };
         slot.finish(&done)?;
         if let Some(session_id) = &info.session {
-            self.store.write_later(Write::Event {
-                session_id: session_id.clone(),
-                at: crate::server_clock::unix_millis(),
-                kind: "version_uploaded".into(),
-                detail: format!("{} v{} ({})", row.item, row.number, row.path),
-            });
+            // In the session's audit trail by the time the client hears
+            // of the version; the version itself is already recorded.
+            let logged = self
+                .store
+                .write_acked(Write::Event {
+                    session_id: session_id.clone(),
+                    at: crate::server_clock::unix_millis(),
+                    kind: "version_uploaded".into(),
+                    detail: format!("{} v{} ({})", row.item, row.number, row.path),
+                })
+                .await;
+            if !matches!(logged, Ok(Ok(()))) {
+                tracing::warn!(upload = %id, "the session's audit trail missed an upload");
+            }
         }
         self.announce(
             "version.ready",

@@ -305,10 +305,19 @@ impl Uploads {
             .await
             .map_err(|_| UploadError::Locked)?;
         let (slot, info) = self.find(access, id)?;
+        slot.recover()?;
+        let offset = slot.offset(&info)?;
+        let mut done = slot.done()?;
+        // Every byte is here but the server stopped before finishing (a
+        // crash, a body cut after its last byte): a client told "all
+        // there" would consider it done, so it is finished now.
+        if done.is_none() && offset == info.length {
+            done = Some(self.finish(id, &slot, &info).await?);
+        }
         Ok(Status {
             id: id.to_string(),
-            offset: slot.offset(&info)?,
-            done: slot.done()?,
+            offset,
+            done,
             info,
         })
     }
@@ -331,7 +340,40 @@ impl Uploads {
     /// chunk counts only if its SHA-256 matches, else it is discarded. A
     /// body that stops early keeps what arrived (without a checksum).
     /// The request that brings the last byte finishes the upload.
+    ///
+    /// The work runs in a task of its own that holds the upload's lock:
+    /// a request whose connection drops may have its handler dropped, but
+    /// the task still settles the disk (keeps or truncates) before anyone
+    /// else may write.
     pub async fn append<S, E>(
+        self: &Arc<Self>,
+        access: &Access,
+        id: &str,
+        offset: u64,
+        checksum: Option<[u8; 32]>,
+        body: S,
+    ) -> Result<Appended, UploadError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        self.find(access, id)?;
+        let lock = self.lock_of(id);
+        let writing = tokio::time::timeout(LOCK_WAIT, lock.lock_owned())
+            .await
+            .map_err(|_| UploadError::Locked)?;
+        let this = self.clone();
+        let (access, id) = (access.clone(), id.to_string());
+        tokio::spawn(async move {
+            let _writing = writing;
+            this.append_locked(&access, &id, offset, checksum, body)
+                .await
+        })
+        .await
+        .map_err(|e| UploadError::Io(e.to_string()))?
+    }
+
+    async fn append_locked<S, E>(
         &self,
         access: &Access,
         id: &str,
@@ -343,12 +385,8 @@ impl Uploads {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        self.find(access, id)?;
-        let lock = self.lock_of(id);
-        let _writing = tokio::time::timeout(LOCK_WAIT, lock.lock())
-            .await
-            .map_err(|_| UploadError::Locked)?;
         let (slot, info) = self.find(access, id)?;
+        slot.recover()?;
         if let Some(done) = slot.done()? {
             if offset != info.length {
                 return Err(UploadError::OffsetMismatch {
@@ -453,6 +491,11 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    if checksum.is_some() {
+        // Until this chunk is verified, a crash must not leave its bytes
+        // counted: `Slot::recover` cuts the data back to here.
+        slot.mark_unverified(start)?;
+    }
     let file = std::fs::OpenOptions::new().append(true).open(slot.data())?;
     let mut writer = Some(Writer {
         file,
@@ -522,6 +565,9 @@ where
     })
     .await
     .map_err(|e| UploadError::Io(e.to_string()))?;
+    if checksum.is_some() {
+        slot.clear_unverified()?;
+    }
     result.map(|()| end)
 }
 

@@ -101,6 +101,42 @@ impl Slot {
         }
     }
 
+    fn unverified_path(&self) -> PathBuf {
+        self.dir.join("unverified")
+    }
+
+    /// Notes that the bytes from `start` on are a chunk not yet checked
+    /// against its checksum.
+    pub fn mark_unverified(&self, start: u64) -> std::io::Result<()> {
+        std::fs::write(self.unverified_path(), start.to_string())
+    }
+
+    /// The chunk from the mark on was settled (kept or cut).
+    pub fn clear_unverified(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(self.unverified_path()) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        }
+    }
+
+    /// After a crash mid-chunk: cuts a chunk that was never verified off
+    /// the data. Call it holding the upload's lock, so no writer is on it.
+    pub fn recover(&self) -> std::io::Result<()> {
+        let Ok(mark) = std::fs::read_to_string(self.unverified_path()) else {
+            return Ok(());
+        };
+        if let (Ok(start), Ok(file)) = (
+            mark.trim().parse::<u64>(),
+            std::fs::OpenOptions::new().write(true).open(self.data()),
+        ) {
+            if file.metadata()?.len() > start {
+                file.set_len(start)?;
+                file.sync_all()?;
+            }
+        }
+        self.clear_unverified()
+    }
+
     /// Removes the upload and everything it holds.
     pub fn remove(&self) {
         if let Err(err) = std::fs::remove_dir_all(&self.dir) {
