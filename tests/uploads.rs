@@ -182,6 +182,27 @@ async fn uploads_to_an_item_stack_up_as_versions_and_a_session_can_review_one() 
     assert_eq!(numbers[1]["number"], 2);
     assert_ne!(numbers[0]["media"], numbers[1]["media"]);
     assert_eq!(files_under(&media).len(), 2);
+    // The checksum is filed as the server looks it up, so a session made
+    // from the file does not hash it again.
+    let stored = media
+        .join(numbers[1]["media"].as_str().unwrap())
+        .canonicalize()
+        .unwrap();
+    let meta = std::fs::metadata(&stored).unwrap();
+    let mtime = meta
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let record = syncreel::store::Store::open(&server.data_dir.join("syncreel.db")).unwrap();
+    let known = record
+        .known_checksum(
+            &stored.to_string_lossy(),
+            meta.len() as i64,
+            mtime.as_nanos() as i64,
+        )
+        .unwrap();
+    assert_eq!(known.as_deref(), numbers[1]["checksum"].as_str());
     // A session made from the uploaded file reviews that version.
     let made = server
         .create_session_with(

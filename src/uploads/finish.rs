@@ -117,6 +117,9 @@ impl Uploads {
                 let _ = std::fs::remove_file(placed);
             }
         }
+        if let Some(placed) = moved.as_ref().filter(|_| new) {
+            self.remember_checksum(placed, &checksum).await;
+        }
         let done = Done {
             version_id: row.id.clone(),
             item: row.item.clone(),
@@ -166,6 +169,41 @@ impl Uploads {
         );
         tracing::info!(upload = %id, item = %row.item, number = row.number, duplicate = done.duplicate, "upload finished");
         Ok(done)
+    }
+
+    /// Files the checksum as `App::checksum_of` looks it up (canonical
+    /// path, size, mtime), so a session made from a file of tens of GB
+    /// does not hash it all again.
+    async fn remember_checksum(&self, placed: &Path, checksum: &str) {
+        let Ok(path) = placed.canonicalize() else {
+            return;
+        };
+        // The same stamp as `checksum_of` takes, or it would never match.
+        let stamp = std::fs::metadata(&path).ok().and_then(|m| {
+            let mtime = m
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?;
+            Some((
+                i64::try_from(m.len()).ok()?,
+                i64::try_from(mtime.as_nanos()).ok()?,
+            ))
+        });
+        let Some((size_bytes, mtime_ns)) = stamp else {
+            return;
+        };
+        // Acked, so that a session made right after finds it; a miss only
+        // costs a hash later.
+        let _ = self
+            .store
+            .write_acked(Write::Checksum {
+                path: path.to_string_lossy().to_string(),
+                size_bytes,
+                mtime_ns,
+                checksum: checksum.to_string(),
+            })
+            .await;
     }
 
     fn announce(&self, event: &'static str, info: &Info, data: serde_json::Value) {
