@@ -503,6 +503,11 @@ where
         written: start,
     });
     let mut pending: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    // The bytes taken from the body so far, written or not.
+    let mut received = start;
+    // One block is written (and hashed) while the next is read from the
+    // socket: at most two blocks in memory per request.
+    let mut in_flight: Option<tokio::task::JoinHandle<(Writer, std::io::Result<()>)>> = None;
     let mut failure = None;
     loop {
         let next = body.next().await;
@@ -514,23 +519,32 @@ where
             }
             None => break,
         };
-        let total = writer.as_ref().map_or(start, |w| w.written) + pending.len() as u64;
-        if total + chunk.len() as u64 > length {
+        if received + chunk.len() as u64 > length {
             failure = Some(UploadError::PastEnd { length });
             break;
         }
+        received += chunk.len() as u64;
         pending.extend_from_slice(&chunk);
         if pending.len() >= WRITE_CHUNK {
+            if let Some(writing) = in_flight.take() {
+                let (w, result) = writing.await.map_err(|e| UploadError::Io(e.to_string()))?;
+                writer = Some(w);
+                if let Err(err) = result {
+                    failure = Some(err.into());
+                    break;
+                }
+            }
             let full = std::mem::replace(&mut pending, Vec::with_capacity(WRITE_CHUNK));
             let w = writer.take().expect("writer is back");
-            let (w, result) = tokio::task::spawn_blocking(move || w.write(full))
-                .await
-                .map_err(|e| UploadError::Io(e.to_string()))?;
-            writer = Some(w);
-            if let Err(err) = result {
-                failure = Some(err.into());
-                break;
-            }
+            in_flight = Some(tokio::task::spawn_blocking(move || w.write(full)));
+        }
+    }
+    if let Some(writing) = in_flight.take() {
+        let (w, result) = writing.await.map_err(|e| UploadError::Io(e.to_string()))?;
+        writer = Some(w);
+        if let Err(err) = result {
+            // The disk's refusal outranks the body's: it is what to report.
+            failure = Some(err.into());
         }
     }
     let w = writer.take().expect("writer is back");
