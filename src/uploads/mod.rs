@@ -244,9 +244,9 @@ impl Uploads {
             .iter()
             .filter(|(_, slot, _)| slot.data().exists())
             .map(|(_, slot, info)| info.length - slot.offset(info).unwrap_or(0).min(info.length))
-            .sum();
+            .fold(0u64, u64::saturating_add);
         let stored = staging::tree_size(&self.media_root.join(MEDIA_DIR));
-        let needed = stored + pending + new.length;
+        let needed = stored.saturating_add(pending).saturating_add(new.length);
         if needed > self.config.quota_bytes {
             return Err(UploadError::OverQuota {
                 needed,
@@ -255,19 +255,19 @@ impl Uploads {
         }
         let reserve = self.config.reserve_free_bytes;
         let free = free_bytes(&self.staging.root)?;
-        if free < pending + new.length + reserve {
+        let wanted = pending.saturating_add(new.length).saturating_add(reserve);
+        if free < wanted {
             return Err(UploadError::DiskFull(format!(
-                "the staging disk has {free} bytes free; this upload needs {} (with {pending} \
-                 for uploads under way and {reserve} kept in reserve)",
-                new.length + pending + reserve
+                "the staging disk has {free} bytes free; this upload needs {wanted} (with {pending} \
+                 for uploads under way and {reserve} kept in reserve)"
             )));
         }
         if !same_disk(&self.staging.root, &self.media_root) {
             let free = free_bytes(&self.media_root)?;
-            if free < new.length + reserve {
+            let wanted = new.length.saturating_add(reserve);
+            if free < wanted {
                 return Err(UploadError::DiskFull(format!(
-                    "the media disk has {free} bytes free; this upload needs {}",
-                    new.length + reserve
+                    "the media disk has {free} bytes free; this upload needs {wanted}"
                 )));
             }
         }
