@@ -25,8 +25,14 @@ impl Uploads {
         let declared = info.sha256.clone();
         let config = self.config.clone();
         let store = self.store.clone();
+        // Hashed as the chunks came, unless the server restarted since.
+        let hashed = self.take_hash(id, info.length);
+        let length = info.length;
         let checked = tokio::task::spawn_blocking(move || {
-            let (checksum, size) = crate::media::checksum(&data).map_err(UploadError::Media)?;
+            let (checksum, size) = match hashed {
+                Some(checksum) => (checksum, length),
+                None => crate::media::checksum(&data).map_err(UploadError::Media)?,
+            };
             if let Some(declared) = declared.filter(|d| *d != checksum) {
                 return Err(UploadError::FileChecksum {
                     declared,

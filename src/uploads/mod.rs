@@ -167,6 +167,10 @@ pub struct Uploads {
     webhooks: Webhooks,
     /// One writer per upload at a time.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Each upload's whole-file SHA-256 so far and the offset it covers,
+    /// kept as the chunks arrive so that the finish need not read a file
+    /// of tens of GB again. Lost in a restart: then the finish reads it.
+    hashes: Mutex<HashMap<String, (u64, Sha256)>>,
     /// Held while an upload is admitted, so that two creations cannot both
     /// count the same free space.
     admitting: Mutex<()>,
@@ -189,6 +193,7 @@ impl Uploads {
             store,
             webhooks,
             locks: Mutex::new(HashMap::new()),
+            hashes: Mutex::new(HashMap::new()),
             admitting: Mutex::new(()),
         };
         uploads.sweep();
@@ -407,7 +412,11 @@ impl Uploads {
                 given: offset,
             });
         }
-        let end = match write_body(&slot, at, info.length, checksum, body).await {
+        let start_hash = self.hash_at(id, at);
+        let (written, hashed) =
+            write_body(&slot, at, info.length, checksum, start_hash, body).await;
+        self.keep_hash(id, hashed);
+        let end = match written {
             Ok(end) => end,
             Err(UploadError::DiskFull(why)) => {
                 // A full disk is not a state to resume from: nothing of
@@ -473,19 +482,74 @@ impl Uploads {
 
     fn forget(&self, id: &str) {
         self.locks.lock().expect("upload locks").remove(id);
+        self.hashes.lock().expect("upload hashes").remove(id);
+    }
+
+    /// The whole-file hash up to `offset`, if it was kept that far (a
+    /// fresh one at 0).
+    fn hash_at(&self, id: &str, offset: u64) -> Option<Sha256> {
+        if offset == 0 {
+            return Some(Sha256::new());
+        }
+        let mut hashes = self.hashes.lock().expect("upload hashes");
+        match hashes.remove(id) {
+            Some((at, hasher)) if at == offset => Some(hasher),
+            _ => None,
+        }
+    }
+
+    fn keep_hash(&self, id: &str, hashed: Option<(u64, Sha256)>) {
+        let mut hashes = self.hashes.lock().expect("upload hashes");
+        match hashed {
+            Some(state) => hashes.insert(id.to_string(), state),
+            None => hashes.remove(id),
+        };
+    }
+
+    /// The whole file's SHA-256 (hex) if the chunks' hashing covered all
+    /// `length` bytes.
+    pub(super) fn take_hash(&self, id: &str, length: u64) -> Option<String> {
+        let mut hashes = self.hashes.lock().expect("upload hashes");
+        match hashes.remove(id) {
+            Some((at, hasher)) if at == length => Some(tus::hex(&hasher.finalize())),
+            _ => None,
+        }
     }
 }
 
 /// Writes `body` to the end of the upload's data (at `start`), at most
 /// up to `length`. Returns the new offset. Whatever fails leaves the data
 /// at `start`, except a body that stops early without a checksum, whose
-/// bytes so far are kept and flushed.
+/// bytes so far are kept and flushed. `file_hash` (the whole file's
+/// hash up to `start`, if known) comes back covering what the data holds
+/// once settled, with the offset it covers, or `None` if that is not
+/// certain.
 async fn write_body<S, E>(
     slot: &Slot,
     start: u64,
     length: u64,
     checksum: Option<[u8; 32]>,
+    file_hash: Option<Sha256>,
+    body: S,
+) -> (Result<u64, UploadError>, Option<(u64, Sha256)>)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut hashed = None;
+    let written =
+        write_and_settle(slot, start, length, checksum, file_hash, body, &mut hashed).await;
+    (written, hashed)
+}
+
+async fn write_and_settle<S, E>(
+    slot: &Slot,
+    start: u64,
+    length: u64,
+    checksum: Option<[u8; 32]>,
+    file_hash: Option<Sha256>,
     mut body: S,
+    hashed: &mut Option<(u64, Sha256)>,
 ) -> Result<u64, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -497,9 +561,12 @@ where
         slot.mark_unverified(start)?;
     }
     let file = std::fs::OpenOptions::new().append(true).open(slot.data())?;
+    // If the chunk is cut off, the file's hash goes back to here.
+    let hash_at_start = file_hash.clone();
     let mut writer = Some(Writer {
         file,
         hasher: checksum.map(|_| Sha256::new()),
+        file_hasher: file_hash,
         written: start,
     });
     let mut pending: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
@@ -549,7 +616,7 @@ where
     }
     let w = writer.take().expect("writer is back");
     let keep_partial = checksum.is_none() && matches!(failure, Some(UploadError::Interrupted(_)));
-    let (end, result) = tokio::task::spawn_blocking(move || {
+    let (end, result, settled_hash) = tokio::task::spawn_blocking(move || {
         let (w, written) = match (&failure, keep_partial) {
             (None, _) | (_, true) => w.write(pending),
             (Some(_), false) => (w, Ok(())),
@@ -571,14 +638,21 @@ where
             false => w.file.set_len(start).and_then(|()| w.file.sync_data()),
         };
         let end = if keep { w.written } else { start };
-        match (outcome, settled) {
+        let settled_hash = match (&settled, keep) {
+            (Ok(()), true) => w.file_hasher.map(|h| (end, h)),
+            (Ok(()), false) => hash_at_start.map(|h| (start, h)),
+            (Err(_), _) => None,
+        };
+        let (end, result) = match (outcome, settled) {
             (Err(err), _) => (end, Err(err)),
             (Ok(()), Err(err)) => (start, Err(UploadError::from(err))),
             (Ok(()), Ok(())) => (end, Ok(())),
-        }
+        };
+        (end, result, settled_hash)
     })
     .await
     .map_err(|e| UploadError::Io(e.to_string()))?;
+    *hashed = settled_hash;
     if checksum.is_some() {
         slot.clear_unverified()?;
     }
@@ -588,7 +662,10 @@ where
 /// The open data file of one PATCH, moved in and out of blocking tasks.
 struct Writer {
     file: std::fs::File,
+    /// This chunk's, when it came with a checksum.
     hasher: Option<Sha256>,
+    /// The whole file's, when it is known up to where this chunk began.
+    file_hasher: Option<Sha256>,
     /// The data's length once this writer's bytes are in.
     written: u64,
 }
@@ -603,10 +680,14 @@ impl Writer {
                 if let Some(hasher) = &mut self.hasher {
                     hasher.update(&bytes);
                 }
+                if let Some(hasher) = &mut self.file_hasher {
+                    hasher.update(&bytes);
+                }
             }
             // A short write leaves part of it on disk: the length says
-            // where the data really ends.
+            // where the data really ends, and no hash covers it.
             Err(_) => {
+                self.file_hasher = None;
                 if let Ok(meta) = self.file.metadata() {
                     self.written = meta.len();
                 }
