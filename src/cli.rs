@@ -1,4 +1,7 @@
-//! The `syncreel` command line: `serve`, `demo` and `session create`.
+//! The `syncreel` command line: `serve`, `demo`, `session create`,
+//! `export` and `upload`.
+
+mod upload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +41,9 @@ pub enum CliCommand {
     /// Write a session's notes as CSV, JSON, a CMX3600 EDL or OTIO, from
     /// the review record in the data dir (the server may be running).
     Export(ExportArgs),
+    /// Upload a media file to a running server as the next version of an
+    /// item (resumable: run it again after an interruption to go on).
+    Upload(upload::UploadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         CliCommand::Demo(args) => serve(args.config()?, true).await,
         CliCommand::Session(SessionCommand::Create(args)) => create_remote(args).await,
         CliCommand::Export(args) => export(args),
+        CliCommand::Upload(args) => upload::upload(args).await,
     }
 }
 

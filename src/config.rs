@@ -23,6 +23,45 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// Cluster mode (`src/cluster`); off unless `nats_url` is set.
     pub cluster: crate::cluster::ClusterConfig,
+    pub uploads: UploadsConfig,
+}
+
+/// Resumable uploads into the media root (`uploads`, `POST /api/uploads`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// The largest file one upload may declare (`Tus-Max-Size`).
+    pub max_size_bytes: u64,
+    /// All uploaded media together (files in `<media root>/uploads` and
+    /// uploads under way) may not exceed this.
+    pub quota_bytes: u64,
+    /// Space always left free on the disks of the staging area and the
+    /// media root, so that an upload never fills a disk the record and
+    /// the logs share.
+    pub reserve_free_bytes: u64,
+    /// An upload not finished this long after it was made is removed
+    /// (`Upload-Expires`).
+    pub expire_secs: u64,
+    /// The containers an upload may be, as the probe names them: `mov`,
+    /// `mp4`, `mxf`, `mkv`, `webm`, `avi`, `mpegts`.
+    pub allowed_containers: Vec<String>,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig {
+            // Camera originals and ProRes masters run to tens of GB.
+            max_size_bytes: 256 << 30,
+            quota_bytes: 2 << 40,
+            reserve_free_bytes: 1 << 30,
+            // A week: a big file over a link that drops for a weekend
+            // still resumes.
+            expire_secs: 7 * 24 * 60 * 60,
+            allowed_containers: ["mov", "mp4", "mxf", "mkv", "webm", "avi", "mpegts"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
 }
 
 /// Where the record's events are announced (see `webhooks`).
@@ -513,6 +552,10 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("server.tls_cert/tls_key: {e}")))?;
         }
         self.cluster.validate().map_err(ConfigError::Invalid)?;
+        let u = &self.uploads;
+        if u.max_size_bytes == 0 || u.expire_secs == 0 {
+            return fail("uploads.max_size_bytes and uploads.expire_secs must be positive");
+        }
         self.webhooks.validate()
     }
 

@@ -21,6 +21,7 @@ mod cluster;
 mod frames;
 mod guard;
 mod passcode;
+mod uploads;
 
 pub use passcode::{Peer, PASSCODE_HEADER};
 
@@ -55,6 +56,8 @@ pub struct App {
     /// The review record: sessions, links, notes, the event log.
     pub store: Store,
     pub webhooks: crate::webhooks::Webhooks,
+    /// Resumable uploads into the media root (`/api/uploads`).
+    pub uploads: Arc<crate::uploads::Uploads>,
     /// Stills being decoded for participants' own looks at a frame: each
     /// opens a decoder, so only a few at once.
     stills: tokio::sync::Semaphore,
@@ -89,6 +92,8 @@ pub enum StartError {
     Operator(std::io::Error),
     #[error(transparent)]
     Tls(crate::tls::TlsError),
+    #[error("cannot open the upload staging area in the data dir: {0}")]
+    Uploads(std::io::Error),
 }
 
 /// Stills decoded at once for `GET /api/sessions/{id}/still/{frame}`.
@@ -119,7 +124,18 @@ impl App {
             crate::operator::Operator::resolve(&config.server.admin_token, &config.server.data_dir)
                 .map_err(StartError::Operator)?;
         let passcodes = crate::passcode::Gate::new(config.links.passcode_limits());
+        let uploads = Arc::new(
+            crate::uploads::Uploads::open(
+                &config.server.data_dir,
+                config.media_root(),
+                config.uploads.clone(),
+                store.clone(),
+                webhooks.clone(),
+            )
+            .map_err(StartError::Uploads)?,
+        );
         Ok(App {
+            uploads,
             webhooks,
             config,
             clock: ServerClock::start(),
@@ -1054,6 +1070,18 @@ pub fn router(app: Arc<App>, live: Router<Arc<App>>) -> Router {
             get(get_session).delete(delete_session),
         )
         .route("/api/media", get(list_media))
+        .route(
+            "/api/uploads",
+            post(uploads::create).options(uploads::options),
+        )
+        .route(
+            "/api/uploads/{id}",
+            axum::routing::head(uploads::head)
+                .get(uploads::get)
+                .patch(uploads::patch)
+                .delete(uploads::delete)
+                .options(uploads::options),
+        )
         .route("/api/sessions/{id}/links", post(mint_link))
         .route("/api/sessions/{id}/end", post(end_session))
         .route("/api/sessions/{id}/export/{format}", get(export_session))

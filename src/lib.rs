@@ -28,6 +28,8 @@
 //! - [`listener`]: the accept loop: header timeouts, per-address caps,
 //!   socket counts.
 //! - [`tls`]: HTTPS/WSS certificates, reloaded on SIGHUP.
+//! - [`uploads`]: resumable (tus) uploads: staging, checks, and the move
+//!   into the media root as an item's next version.
 //! - [`server`]: binding, serving, graceful shutdown.
 //! - [`server_clock`]: the monotonic clock server time is read from.
 //! - [`cluster`]: cluster mode over NATS: session ownership leases and
@@ -61,5 +63,6 @@ pub mod session;
 pub mod store;
 pub mod timecode;
 pub mod tls;
+pub mod uploads;
 pub mod webhooks;
 pub mod ws;

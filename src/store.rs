@@ -761,6 +761,12 @@ impl Store {
         read!(self.version(id))
     }
 
+    /// A version (of any item) whose file has this SHA-256, the oldest
+    /// first: an upload of the same bytes reuses its file.
+    pub fn version_with_checksum(&self, checksum: &str) -> Result<Option<VersionRow>, StoreError> {
+        read!(self.version_with_checksum(checksum))
+    }
+
     /// Every version of every media item: by item name, then number.
     pub fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
         read!(self.versions())

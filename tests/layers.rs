@@ -16,7 +16,7 @@ const CORE: &[&str] = &[
     "framecode",
 ];
 const EDGES: &[&str] = &[
-    "media", "rtc", "store", "export", "exporter", "webhooks", "cluster",
+    "media", "rtc", "store", "export", "exporter", "webhooks", "cluster", "uploads",
 ];
 const RUNTIME: &[&str] = &["live", "protocol", "http", "ws"];
 /// What the pure core may not name: system time, async runtime, sockets,

@@ -8,7 +8,7 @@ mod process;
 
 use std::collections::{HashMap, HashSet};
 
-use common::{token, Client, TestServer};
+use common::{token, Client, SmallDisk, TestServer};
 use process::Process;
 use serde_json::{json, Value};
 
@@ -291,28 +291,36 @@ async fn kill_9_mid_stream_loses_no_acknowledged_note_and_duplicates_none() {
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
 
     // The authors' outboxes resend what was never acknowledged, with the
-    // same keys: each note ends up stored exactly once.
-    let mut author = Client::join(server.addr, &reviewer_token, "Outbox").await;
-    let unacked: Vec<(String, usize)> = sent
-        .iter()
-        .flatten()
-        .filter(|(k, _)| !acked.contains(k))
-        .cloned()
-        .collect();
-    for (key, round) in &unacked {
-        author.send(draft(key, *round)).await;
-    }
+    // same keys, each through its own link (a key belongs to its author's
+    // link): each note ends up stored exactly once.
     let mut reacked = HashMap::new();
-    for _ in 0..unacked.len() * 4 + 100 {
-        if reacked.len() >= unacked.len() {
-            break;
+    let mut unacked_count = 0;
+    for (i, token) in [(0, &host_token), (1, &reviewer_token)] {
+        let unacked: Vec<(String, usize)> = sent
+            .iter()
+            .enumerate()
+            .filter(|(author, _)| (*author == 0) == (i == 0))
+            .flat_map(|(_, drafts)| drafts.iter())
+            .filter(|(k, _)| !acked.contains(k))
+            .cloned()
+            .collect();
+        unacked_count += unacked.len();
+        let mut author = Client::join(server.addr, token, "Outbox").await;
+        for (key, round) in &unacked {
+            author.send(draft(key, *round)).await;
         }
-        let msg = author.next().await;
-        if msg["type"] == "noteAck" || msg["type"] == "drawingAck" {
-            reacked.insert(msg["key"].as_str().unwrap().to_string(), ());
+        let wanted = reacked.len() + unacked.len();
+        for _ in 0..unacked.len() * 4 + 100 {
+            if reacked.len() >= wanted {
+                break;
+            }
+            let msg = author.next().await;
+            if msg["type"] == "noteAck" || msg["type"] == "drawingAck" {
+                reacked.insert(msg["key"].as_str().unwrap().to_string(), ());
+            }
         }
     }
-    assert_eq!(reacked.len(), unacked.len(), "every resend is acknowledged");
+    assert_eq!(reacked.len(), unacked_count, "every resend is acknowledged");
     let mut late = Client::join(server.addr, &host_token, "Late").await;
     let all_notes = late.expect("notes").await["notes"].clone();
     let all_drawings = late.expect("drawings").await["drawings"].clone();
@@ -803,59 +811,6 @@ async fn a_locked_record_refuses_the_note_as_retryable_and_the_session_carries_o
     assert_eq!(ack["note"]["text"], "Locked out");
     assert_eq!(host.expect("note").await["note"], ack["note"]);
     server.shutdown().await;
-}
-
-/// A small filesystem of its own for one test's record, so the test can fill
-/// it up without touching the machine's disk. Unmounted when dropped, even
-/// if the test fails.
-struct SmallDisk {
-    path: std::path::PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
-        let path = std::env::temp_dir().join(format!("syncreel-full-{}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .expect("mount runs");
-        assert!(
-            status.success(),
-            "this fault test mounts a tmpfs for the record and needs root (make test runs as root in CI)"
-        );
-        SmallDisk { path }
-    }
-
-    /// Writes a file until the filesystem has no room left.
-    fn fill(&self) -> std::path::PathBuf {
-        use std::io::Write;
-        let filler = self.path.join("filler");
-        let mut file = std::fs::File::create(&filler).unwrap();
-        let block = vec![0xA5u8; 64 * 1024];
-        // Bounded by the filesystem's size: tmpfs refuses at its limit.
-        loop {
-            match file.write(&block) {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(err) if err.raw_os_error() == Some(28) => break, // ENOSPC
-                Err(err) => panic!("filling the small disk: {err}"),
-            }
-        }
-        let _ = file.flush();
-        filler
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.path)
-            .status();
-        let _ = std::fs::remove_dir(&self.path);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -445,6 +445,12 @@ async fn versions_stack_by_item_and_a_known_checksum_is_the_same_version(store: 
     let (other_item, _) = add_version(store, "Shot 005", "shot005/a.mov", "c1").await;
     assert_eq!(other_item.number, 1, "numbers count per item");
     assert_eq!(store.version(&two.id).unwrap(), Some(two.clone()));
+    assert_eq!(
+        store.version_with_checksum("c1").unwrap(),
+        Some(one.clone()),
+        "the oldest version with these bytes, of any item"
+    );
+    assert_eq!(store.version_with_checksum("none").unwrap(), None);
     assert_eq!(store.version("nope").unwrap(), None);
     let listed: Vec<(String, i64)> = store
         .versions()

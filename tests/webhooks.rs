@@ -2,6 +2,8 @@
 //! with backoff after failures, every attempt in the delivery log.
 
 mod common;
+#[path = "support/tus.rs"]
+mod tus;
 
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -569,4 +571,39 @@ async fn a_delivery_pending_when_the_server_is_killed_is_sent_after_the_restart_
     );
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_upload_announces_version_uploaded_then_version_ready() {
+    let (url, mut rx) = receiver(0).await;
+    let media = std::env::temp_dir().join(format!("syncreel-hook-upload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&media);
+    std::fs::create_dir_all(&media).unwrap();
+    let root = media.clone();
+    let server = TestServer::start_with(move |c| {
+        c.webhooks.urls = vec![url];
+        c.webhooks.secret = SECRET.into();
+        c.media.root = root.join("media");
+        c.uploads.reserve_free_bytes = 0;
+    })
+    .await;
+    let file = tus::padded_clip(&media, "take.mov", 1 << 20, 7);
+    let client = tus::Tus::new(server.addr, Some(common::OPERATOR));
+    let upload = client
+        .created(1 << 20, &[("filename", "take.mov"), ("item", "Shot 070")])
+        .await;
+    client.send_file(&upload, &file, 0, 1 << 19).await;
+    let uploaded = next_event(&mut rx, "version.uploaded").await;
+    assert_eq!(uploaded["data"]["item"], "Shot 070");
+    assert_eq!(
+        uploaded["data"]["checksum"],
+        tus::sha256_file(&file).as_str()
+    );
+    let ready = next_event(&mut rx, "version.ready").await;
+    assert_eq!(ready["data"]["version"]["item"], "Shot 070");
+    assert_eq!(ready["data"]["version"]["number"], 1);
+    assert_eq!(ready["data"]["container"], "mov");
+    assert_eq!(ready["data"]["durationFrames"], 24);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&media);
 }

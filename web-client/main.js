@@ -54,6 +54,7 @@ import { LiveStrokes, StrokeParts } from './strokes.js';
 import { position } from './transport.js';
 import { Timeline, noteSpan, setMark } from './timeline.js';
 import { Ui } from './ui.js';
+import { UploadPanel } from './uploads.js';
 import { RequestAlert } from './control-requests.js';
 
 const PROTOCOL = 1;
@@ -545,6 +546,7 @@ function onMessage(msg) {
     drawRevision += 1;
     ui.showApp();
     ui.renderSession(room);
+    uploads.show(room.role);
     ui.setNoteAuthoring(room.canDrive());
     renderApprovals();
     drawnTransport = null;
@@ -937,6 +939,18 @@ function renderPresence() {
 
 // The record's buttons: exports, and ending the live review.
 const record = new RecordActions({ linkFetch, room, ui, endedAt: () => endedAt });
+
+// Media sent into the session (hosts), with this page's link and passcode.
+const uploads = new UploadPanel({
+  ui,
+  sessionId: () => room.session?.id,
+  headers: () => {
+    const headers = { authorization: `Bearer ${link.token}` };
+    const passcode = loadPasscode();
+    if (passcode) headers['x-syncreel-passcode'] = passcode;
+    return headers;
+  },
+});
 
 /** A REST call about this session with this page's link token (the server checks what its role may do). */
 function linkFetch(path, method = 'GET', signal = undefined) {

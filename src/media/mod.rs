@@ -33,6 +33,10 @@ pub struct MediaInfo {
     /// has one, else `00:00:00:00`.
     pub timecode: TimecodeFormat,
     pub video_codec: String,
+    /// The container as a short name (`mov`, `mp4`, `mxf`, `mkv`, …), or
+    /// the demuxer's caps name when it is none of those; empty when the
+    /// file has no container (an elementary stream).
+    pub container: String,
 }
 
 /// Why a media file cannot be used. Each says what a user can fix.

@@ -84,7 +84,34 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
         has_audio: !info.audio_streams().is_empty(),
         timecode,
         video_codec,
+        container: container_name(&info),
     })
+}
+
+/// The short name of the file's outermost container.
+fn container_name(info: &gst_pbutils::DiscovererInfo) -> String {
+    // The top of the stream topology is the outermost container, if any.
+    let Some(caps) = info
+        .stream_info()
+        .and_then(|s| s.downcast::<gst_pbutils::DiscovererContainerInfo>().ok())
+        .and_then(|c| c.caps())
+    else {
+        return String::new();
+    };
+    let Some(s) = caps.structure(0) else {
+        return String::new();
+    };
+    let variant = s.get::<&str>("variant").unwrap_or_default();
+    match s.name().as_str() {
+        "video/quicktime" if variant == "iso" || variant == "iso-fragmented" => "mp4".into(),
+        "video/quicktime" => "mov".into(),
+        "application/mxf" => "mxf".into(),
+        "video/x-matroska" => "mkv".into(),
+        "video/webm" => "webm".into(),
+        "video/x-msvideo" => "avi".into(),
+        "video/mpegts" => "mpegts".into(),
+        other => other.to_string(),
+    }
 }
 
 /// The timecode a demuxer attaches to the first video buffer (MXF, and

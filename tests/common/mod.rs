@@ -450,16 +450,38 @@ pub async fn request_with(
     headers: &[(&str, &str)],
     payload: String,
 ) -> (u16, hyper::HeaderMap, Bytes) {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend(
+        headers
+            .iter()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type")),
+    );
+    if let Some(given) = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        all[0] = *given;
+    }
+    request_raw(addr, method, path, bearer, &all, Bytes::from(payload)).await
+}
+
+/// An HTTP request with these headers only (besides `host` and the
+/// bearer) and a body of bytes: (status, response headers, body).
+pub async fn request_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+    payload: Bytes,
+) -> (u16, hyper::HeaderMap, Bytes) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .unwrap();
     tokio::spawn(conn);
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json");
+    let mut req = hyper::Request::builder().method(method).uri(path);
     if !headers
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("host"))
@@ -473,11 +495,68 @@ pub async fn request_with(
         req = req.header(*name, *value);
     }
     let resp = sender
-        .send_request(req.body(Full::new(Bytes::from(payload))).unwrap())
+        .send_request(req.body(Full::new(payload)).unwrap())
         .await
         .unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     (status, headers, bytes)
+}
+
+/// A small filesystem of its own for one test's files, so the test can fill
+/// it up without touching the machine's disk. Unmounted when dropped, even
+/// if the test fails.
+pub struct SmallDisk {
+    pub path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(size: &str) -> SmallDisk {
+        let path = std::env::temp_dir().join(format!(
+            "syncreel-full-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "this fault test mounts a tmpfs and needs root (make test runs as root in CI)"
+        );
+        SmallDisk { path }
+    }
+
+    /// Writes a file until the filesystem has no room left.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0xA5u8; 64 * 1024];
+        // Bounded by the filesystem's size: tmpfs refuses at its limit.
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(err) if err.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(err) => panic!("filling the small disk: {err}"),
+            }
+        }
+        let _ = file.flush();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
 }

@@ -204,6 +204,24 @@ impl Reader {
         })
     }
 
+    pub(in crate::store) fn version_with_checksum(
+        &self,
+        checksum: &str,
+    ) -> Result<Option<VersionRow>, StoreError> {
+        let checksum = checksum.to_string();
+        self.read(move |db| {
+            db.query_opt(
+                &format!(
+                    "{VERSION_SELECT} WHERE v.checksum = $1 ORDER BY v.created_at, v.id LIMIT 1"
+                ),
+                &[&checksum],
+            )?
+            .as_ref()
+            .map(version_row)
+            .transpose()
+        })
+    }
+
     pub(in crate::store) fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
         self.read(|db| {
             let rows = db.query(&format!("{VERSION_SELECT} ORDER BY m.name, v.number"), &[])?;

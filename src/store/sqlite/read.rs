@@ -163,6 +163,22 @@ impl Reader {
             .optional()?)
     }
 
+    pub(in crate::store) fn version_with_checksum(
+        &self,
+        checksum: &str,
+    ) -> Result<Option<VersionRow>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                &format!(
+                    "{VERSION_SELECT} WHERE v.checksum = ?1 ORDER BY v.created_at, v.id LIMIT 1"
+                ),
+                params![checksum],
+                version_row,
+            )
+            .optional()?)
+    }
+
     pub(in crate::store) fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
         let db = self.lock();
         let mut stmt = db.prepare(&format!("{VERSION_SELECT} ORDER BY m.name, v.number"))?;

@@ -3,7 +3,8 @@
 // a deadline; nothing sleeps in the hope that something has happened.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -356,4 +357,25 @@ export async function axeViolations(page) {
     }));
   });
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+/**
+ * A short H.264 MOV made by GStreamer's `gst-launch-1.0` (what the server
+ * decodes) in `dir`, padded to `size` bytes with a top-level `free` atom
+ * of random bytes that QuickTime readers skip: an upload of any size that
+ * probes like a camera file. Returns the bytes.
+ */
+export function paddedClip(dir, name, size) {
+  const base = join(dir, `${name}.base.mov`);
+  const made = spawnSync('gst-launch-1.0', [
+    '-q', 'videotestsrc', 'num-buffers=24', '!', 'video/x-raw,width=160,height=90,framerate=24/1',
+    '!', 'x264enc', '!', 'qtmux', '!', 'filesink', `location=${base}`,
+  ], { encoding: 'utf8' });
+  assert.equal(made.status, 0, `gst-launch-1.0 (GStreamer's tools) makes the clip: ${made.error ?? made.stderr}`);
+  const clip = readFileSync(base);
+  const pad = size - clip.length;
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(pad, 0);
+  header.write('free', 4, 'latin1');
+  return Buffer.concat([clip, header, randomBytes(pad - 8)]);
 }
