@@ -24,6 +24,7 @@ const MESSAGES = {
   link_expired: ['This link has expired.', 'Ask the host for a new link.'],
   link_revoked: ['The host revoked this link.', 'Ask the host for a new link if you should still be here.'],
   session_not_found: ['This review no longer exists on the server.', 'Ask the host whether it moved.'],
+  session_elsewhere: ['Another server of this cluster is running the review.', 'Reconnecting by itself; it moves here if that server goes away.'],
   session_full: ['This review is full.', 'Try again later, or ask the host to make room.'],
   room_unavailable: ['A room of your own could not be opened for this review.', 'Try again in a minute; if it persists, tell whoever runs the server.'],
   passcode_required: ['This link needs a passcode too.', 'Ask whoever sent you the link for it.'],
