@@ -1671,7 +1671,12 @@ async fn delete_session(
     app.links.revoke_session(&id);
     if let Some(handle) = app.registry.remove(&id) {
         let (reply, closed) = oneshot::channel();
-        if handle.tx.send(SessionMsg::Close { reply }).await.is_ok() {
+        let close = SessionMsg::Close {
+            reply,
+            code: crate::protocol::ErrorCode::SessionNotFound,
+            message: "the operator deleted this session".into(),
+        };
+        if handle.tx.send(close).await.is_ok() {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), closed).await;
         }
     }

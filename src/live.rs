@@ -133,10 +133,13 @@ pub enum SessionMsg {
     RevokeLink {
         link_id: String,
     },
-    /// The operator deleted the session: everyone (its rooms' people too)
-    /// is told and disconnected, and the task stops.
+    /// The operator deleted the session, or this node no longer owns it
+    /// (cluster mode): everyone (its rooms' people too) is told why
+    /// (`code`, `message`) and disconnected, and the task stops.
     Close {
         reply: oneshot::Sender<()>,
+        code: ErrorCode,
+        message: String,
     },
     State {
         reply: oneshot::Sender<WireSnapshot>,
@@ -321,9 +324,9 @@ pub enum StartError {
 }
 
 /// Live sessions by id.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Registry {
-    sessions: DashMap<String, SessionHandle>,
+    sessions: Arc<DashMap<String, SessionHandle>>,
 }
 
 impl Registry {
@@ -345,6 +348,14 @@ impl Registry {
     }
 
     /// Takes a session out; its task stops once told (`SessionMsg::Close`).
+    /// Removes session `id` if it is still the one `tx` reaches (not one
+    /// started since under the same id).
+    pub fn remove_if_same(&self, id: &str, tx: &mpsc::Sender<SessionMsg>) -> Option<SessionHandle> {
+        self.sessions
+            .remove_if(id, |_, handle| handle.tx.same_channel(tx))
+            .map(|(_, handle)| handle)
+    }
+
     pub fn remove(&self, id: &str) -> Option<SessionHandle> {
         self.sessions.remove(id).map(|(_, h)| h)
     }
@@ -919,15 +930,23 @@ impl SessionTask {
                 kind,
                 result,
             } => self.stored(from, key, kind, result),
-            SessionMsg::Close { reply } => {
+            SessionMsg::Close {
+                reply,
+                code,
+                message,
+            } => {
                 for room in self.rooms.values() {
                     let (tx, _) = oneshot::channel();
-                    let _ = room.handle.tx.try_send(SessionMsg::Close { reply: tx });
+                    let _ = room.handle.tx.try_send(SessionMsg::Close {
+                        reply: tx,
+                        code,
+                        message: message.clone(),
+                    });
                 }
                 for conn in self.conns.values() {
                     let _ = conn.tx.try_send(Outbound::Close {
-                        code: ErrorCode::SessionNotFound,
-                        message: "the operator deleted this session".into(),
+                        code,
+                        message: message.clone(),
                     });
                 }
                 self.closing = true;

@@ -43,6 +43,9 @@ pub struct Metrics {
     pub cluster_leases_held: AtomicI64,
     /// Session leases lost, or not taken because another node held them.
     pub cluster_lease_losses: AtomicU64,
+    /// Connections this node has relayed to the owner of their session
+    /// (cluster mode, as a gateway).
+    pub relayed_connections: AtomicU64,
     fanout: Histogram,
 }
 
@@ -178,6 +181,12 @@ impl Metrics {
             "syncreel_cluster_lease_losses_total",
             "Session leases lost, or not taken because another node held them (cluster mode).",
             self.cluster_lease_losses.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_relayed_connections_total",
+            "Connections relayed to the node that owns their session (cluster mode, as a gateway).",
+            self.relayed_connections.load(Relaxed),
         );
         counter(
             &mut out,

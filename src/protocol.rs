@@ -623,6 +623,10 @@ pub enum ErrorCode {
     SessionNotFound,
     /// Another node of the cluster runs the session (it holds its lease).
     SessionElsewhere,
+    /// Goodbye: the node this connection reached no longer runs (or
+    /// reaches) the session: its owner went away, or it lost the
+    /// session's lease. Reconnect: the session is taken over elsewhere.
+    SessionMoved,
     SessionFull,
     ResumeFailed,
     Forbidden,

@@ -46,6 +46,9 @@ impl Server {
         }
         let app = Arc::new(app);
         let load_publisher = app.publish_load();
+        // Before sessions are restored and leases taken: a gateway that
+        // finds this node the owner must find it listening too.
+        let _relayed = crate::ws::accept_relayed(&app);
         // Before the port is announced, so that a SIGHUP sent once the
         // server says it listens never meets the default action (exit).
         #[cfg(unix)]

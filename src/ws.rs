@@ -35,6 +35,9 @@ use crate::session::{Command, ParticipantId, SeekTarget, SyncReport};
 use crate::timecode::Timecode;
 
 mod compare;
+mod relay;
+
+pub use relay::accept_relayed;
 
 /// A refusal to send back to this connection.
 struct Reject {
@@ -115,12 +118,51 @@ pub async fn serve(
     app: Arc<App>,
     conn_id: u64,
     address: Option<std::net::IpAddr>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    let (sink, stream) = socket.split();
+    let reach = Reach {
+        conn_id,
+        address,
+        may_relay: true,
+    };
+    run(stream, sink, app, reach, shutdown).await;
+}
+
+/// Where a connection comes from.
+struct Reach {
+    conn_id: u64,
+    /// The client's address, for the count of wrong passcodes.
+    address: Option<std::net::IpAddr>,
+    /// Whether a hello for a session another node owns is relayed there
+    /// (a socket of this node's own) rather than refused (a connection
+    /// another node relays here: one hop at most).
+    may_relay: bool,
+}
+
+/// Serves one connection, a socket of this node's or one relayed from a
+/// gateway: the same reader loop over any stream of frames, the same
+/// writer over any sink.
+async fn run<St, E, Si>(
+    mut stream: St,
+    sink: Si,
+    app: Arc<App>,
+    reach: Reach,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    St: futures_util::Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
+    Si: futures_util::Sink<Message> + Unpin + Send + 'static,
+    Si::Error: Send,
+{
+    let Reach {
+        conn_id,
+        address,
+        may_relay,
+    } = reach;
     let metrics = app.metrics.clone();
     let _open = OpenConnection::count(metrics.clone());
 
-    let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(app.config.limits.outbound_queue);
     let mut writer = tokio::spawn(write_loop(sink, rx, app.clone()));
 
@@ -136,6 +178,7 @@ pub async fn serve(
         ),
         last_rate_warning: None,
         compared: None,
+        may_relay,
     };
     let mut writer_done = false;
     let limits = &app.config.limits;
@@ -200,8 +243,20 @@ pub async fn serve(
             }
         };
         metrics.messages_in.fetch_add(1, Relaxed);
-        if conn.handle_text(&text, arrived).await == Flow::Stop {
-            break;
+        match conn.handle_text(&text, arrived).await {
+            Flow::Continue => {}
+            Flow::Stop => break,
+            Flow::Relay(owner) => {
+                let ends = relay::Ends {
+                    stream: &mut stream,
+                    tx: &tx,
+                    writer: &mut writer,
+                    shutdown: &mut shutdown,
+                };
+                writer_done =
+                    relay::gateway(&app, &owner, text.into(), &reach_of(&conn), ends).await;
+                break;
+            }
         }
     }
 
@@ -251,10 +306,21 @@ impl Drop for OpenConnection {
     }
 }
 
-#[derive(PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 enum Flow {
     Continue,
     Stop,
+    /// Another node owns the session this hello asks for: relay the
+    /// connection there (the hello included).
+    Relay(String),
+}
+
+fn reach_of(conn: &Connection) -> Reach {
+    Reach {
+        conn_id: conn.conn_id,
+        address: conn.address,
+        may_relay: false,
+    }
 }
 
 struct Connection {
@@ -268,6 +334,7 @@ struct Connection {
     last_rate_warning: Option<Instant>,
     /// The version this connection last asked to compare, resolved.
     compared: compare::Resolved,
+    may_relay: bool,
 }
 
 impl Connection {
@@ -340,15 +407,15 @@ impl Connection {
             passcode,
         } = message
         {
-            self.hello(
-                protocol,
-                &token,
-                &name,
-                resume.as_deref(),
-                passcode.as_deref(),
-            )
-            .await?;
-            return Ok(Flow::Continue);
+            return self
+                .hello(
+                    protocol,
+                    &token,
+                    &name,
+                    resume.as_deref(),
+                    passcode.as_deref(),
+                )
+                .await;
         }
         let Some(joined) = &self.joined else {
             return Err(Reject::new(ErrorCode::NotJoined, "send hello first"));
@@ -451,7 +518,7 @@ impl Connection {
         name: &str,
         resume: Option<&str>,
         passcode: Option<&str>,
-    ) -> Result<(), Reject> {
+    ) -> Result<Flow, Reject> {
         if self.joined.is_some() {
             return Err(Reject::new(
                 ErrorCode::AlreadyJoined,
@@ -485,21 +552,22 @@ impl Connection {
                 .await
                 .map_err(Reject::passcode)?;
         }
-        let session = self
-            .app
-            .session(&link.session_id)
-            .await
-            .map_err(|why| match why {
-                Unavailable::NotFound => {
-                    Reject::new(ErrorCode::SessionNotFound, "there is no such session")
-                }
-                Unavailable::Elsewhere(owner) => Reject::new(
+        let session = match self.app.session(&link.session_id).await {
+            Ok(session) => session,
+            Err(Unavailable::NotFound) => {
+                return Err(Reject::new(
+                    ErrorCode::SessionNotFound,
+                    "there is no such session",
+                ))
+            }
+            Err(Unavailable::Elsewhere(owner)) if self.may_relay => return Ok(Flow::Relay(owner)),
+            Err(Unavailable::Elsewhere(owner)) => {
+                return Err(Reject::new(
                     ErrorCode::SessionElsewhere,
-                    format!(
-                        "node {owner} runs this session; reconnect through the cluster's address"
-                    ),
-                ),
-            })?;
+                    format!("node {owner} runs this session; reconnect"),
+                ))
+            }
+        };
         let mut fresh_secret = [0u8; 16];
         rand::rng().fill_bytes(&mut fresh_secret);
         let ended = || Reject::new(ErrorCode::SessionNotFound, "the session has ended");
@@ -539,7 +607,7 @@ impl Connection {
             }
         };
         self.joined = Some(Joined { session, id });
-        Ok(())
+        Ok(Flow::Continue)
     }
 
     /// Runs one step of WebRTC signalling for this participant.
@@ -757,11 +825,10 @@ fn clean_name(name: &str, max_chars: usize) -> String {
 /// the transport's write buffer, instead of one syscall per message.
 const WRITE_BATCH: usize = 64;
 
-async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
-    app: Arc<App>,
-) {
+async fn write_loop<Si>(mut sink: Si, mut rx: mpsc::Receiver<Outbound>, app: Arc<App>)
+where
+    Si: futures_util::Sink<Message> + Unpin,
+{
     let mut queued: Vec<Arc<Stamp>> = Vec::new();
     'batches: while let Some(first) = rx.recv().await {
         let mut next = Some(first);

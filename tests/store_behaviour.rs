@@ -126,13 +126,16 @@ async fn add_note(
     }
 }
 
+/// Adds a version, each one later than the last: "the oldest" must not
+/// depend on how ties fall.
 async fn add_version(store: &Store, item: &str, path: &str, checksum: &str) -> (VersionRow, bool) {
+    static CLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(5);
     let new = NewVersion {
         item: item.into(),
         path: path.into(),
         checksum: checksum.into(),
         size_bytes: 1234,
-        created_at: 5,
+        created_at: CLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     };
     match record(store, Record::Version(new)).await.expect("version") {
         (Recorded::Version(row), new) => (row, new),

@@ -3,7 +3,9 @@
 //! (`leases`, a KV bucket with a lease per session) and how loaded each
 //! node is (`nodes`, a KV bucket with an entry per node), with the pure
 //! decisions (`lease`: when to renew, when a lease counts as lost; `load`:
-//! where a new session goes) apart from the NATS calls.
+//! where a new session goes) apart from the NATS calls; and the gateway's
+//! wire (`relay`), which carries a participant's connection to the node
+//! that owns its session.
 //!
 //! An edge: it imports none of `live`, `protocol`, `http`, `ws` (nor
 //! `config`, which imports it). The runtime tells it what to publish and
@@ -14,6 +16,7 @@ mod leases;
 mod load;
 mod node_id;
 mod nodes;
+mod relay;
 mod settings;
 
 use std::time::Duration;
@@ -23,6 +26,7 @@ pub use leases::{HoldState, Holding, Lease, LeaseError, Leases, LEASE_BUCKET};
 pub use load::{least_loaded, LoadParseError, NodeLoad};
 pub use node_id::{NodeId, NodeIdError};
 pub use nodes::{CpuMeter, Nodes, NODE_BUCKET};
+pub use relay::{Accepted, Arrival, Relay, RelayBack, RelayError, RelayFrame, RelayLink};
 pub use settings::ClusterConfig;
 
 /// Why the cluster could not be joined or a cluster call failed.
@@ -45,6 +49,8 @@ pub struct Cluster {
     pub node: NodeId,
     pub leases: Leases,
     pub nodes: Nodes,
+    /// Participants' connections carried to the owner of their session.
+    pub relay: Relay,
     client: async_nats::Client,
 }
 
@@ -87,6 +93,7 @@ impl Cluster {
                 node: node.clone(),
                 leases,
                 nodes,
+                relay: Relay::new(client.clone(), node.clone()),
                 client,
             })
         };

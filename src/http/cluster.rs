@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::cluster::{CpuMeter, LeaseError, NodeLoad};
-use crate::live::SessionHandle;
+use crate::live::{SessionHandle, SessionMsg};
 
 use super::App;
 
@@ -34,12 +34,22 @@ impl App {
         let id = handle.info.id.clone();
         let mut shutdown = self.shutdown.clone();
         let metrics = self.metrics.clone();
+        let registry = self.registry.clone();
         tokio::spawn(async move {
             let lease = match take(&cluster, &id, &mut shutdown).await {
                 Ok(lease) => lease,
                 Err(LeaseError::Held { by }) => {
-                    tracing::error!(session = %id, owner = %by, "another node owns this session; running it here anyway until failover is built");
+                    // Two nodes started it at once and the other won:
+                    // its participants here reconnect and reach it there.
+                    tracing::warn!(session = %id, owner = %by, "another node owns this session; handing it over");
                     metrics.cluster_lease_losses.fetch_add(1, Relaxed);
+                    give_up(
+                        &registry,
+                        &id,
+                        &session,
+                        format!("node {by} runs this session; reconnecting"),
+                    )
+                    .await;
                     return;
                 }
                 Err(err) => {
@@ -65,8 +75,21 @@ impl App {
             };
             match lost {
                 Some(why) => {
-                    tracing::error!(session = %id, ?why, "session lease lost");
+                    // Another node may own it from now on: it must not
+                    // run here too. Everyone reconnects, and reaches it
+                    // where it runs next (here again if nobody else
+                    // takes it).
+                    tracing::error!(session = %id, ?why, "session lease lost; stopping the session here");
                     metrics.cluster_lease_losses.fetch_add(1, Relaxed);
+                    metrics.cluster_leases_held.fetch_sub(1, Relaxed);
+                    give_up(
+                        &registry,
+                        &id,
+                        &session,
+                        "this node lost the session's lease; reconnecting".into(),
+                    )
+                    .await;
+                    return;
                 }
                 None => match holding.release().await {
                     Ok(()) => tracing::debug!(session = %id, "session lease released"),
@@ -170,3 +193,27 @@ async fn take(
 /// The most a stopping node waits for its releases; what is not released
 /// by then lapses after its TTL.
 const LEAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Stops running session `id` on this node: out of the registry (so the
+/// next participant asking finds its owner), and everyone in it told
+/// `session_moved`, which clients answer by reconnecting.
+async fn give_up(
+    registry: &crate::live::Registry,
+    id: &str,
+    session: &tokio::sync::mpsc::WeakSender<SessionMsg>,
+    message: String,
+) {
+    let Some(tx) = session.upgrade() else {
+        return;
+    };
+    registry.remove_if_same(id, &tx);
+    let (reply, closed) = tokio::sync::oneshot::channel();
+    let close = SessionMsg::Close {
+        reply,
+        code: crate::protocol::ErrorCode::SessionMoved,
+        message,
+    };
+    if tx.send(close).await.is_ok() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), closed).await;
+    }
+}
