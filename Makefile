@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIND ?= 127.0.0.1:8080
 
-.PHONY: demo test setup build release lint unit browser cluster-check bench bench-clock bench-fanout bench-rtc-fanout clean
+.PHONY: demo test setup build release lint unit browser cluster-check cluster-demo bench bench-clock bench-fanout bench-rtc-fanout clean
 
 ## Install what is missing, build, and run a server with a demo session.
 demo: setup release
@@ -32,6 +32,11 @@ unit:
 
 browser: build
 	cd web-client && SYNCREEL_BIN=$(CURDIR)/target/debug/syncreel npm test
+
+## A cluster on this machine: NATS, PostgreSQL and three nodes, with links
+## that land on different nodes (scripts/cluster/demo.sh; Ctrl-C stops it).
+cluster-demo: setup release
+	bash scripts/cluster/demo.sh
 
 ## scripts/cluster/{nats,postgres}.sh start, answer and stop cleanly (a few seconds).
 cluster-check:

@@ -1,12 +1,10 @@
 //! The runtime's side of cluster mode: this node holds the lease of each
 //! live session it starts and publishes its load. Everything NATS is in
-//! `crate::cluster`; this only says when, and what happens on a loss.
-//!
-//! Seams for the gateway and failover work (docs/cluster.md): a session
-//! whose lease is lost here keeps running locally, logged and counted,
-//! because nothing else can serve its participants yet; the takeover will
-//! stop it at that moment instead. Sessions are created where asked, not
-//! redirected to `Nodes::least_loaded`.
+//! `crate::cluster`; this only says when, and what happens on a loss: a
+//! session whose lease is lost here (or taken first by another node) stops
+//! here, and everyone in it is told `session_moved`, so that they reach it
+//! where it runs next. Sessions are created where asked, not redirected to
+//! `Nodes::least_loaded`.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
