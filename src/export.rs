@@ -708,6 +708,7 @@ mod tests {
                 media: None,
                 created_at: 0,
                 last_frame: 0,
+                moving: None,
                 version_id: None,
                 ended_at: None,
                 playlist: Vec::new(),

@@ -371,6 +371,7 @@ impl App {
         let rate = FrameRate::new(row.fps_num, row.fps_den)?;
         let start: Timecode = row.start_timecode.parse()?;
         let timecode = TimecodeFormat::new(rate, row.drop_frame)?.with_start(start)?;
+        let start_moving = self.still_moving(row.moving);
         let handle = self.registry.spawn(
             SessionInfo {
                 id: row.id,
@@ -388,6 +389,7 @@ impl App {
                 store: self.store.clone(),
                 webhooks: self.webhooks.clone(),
                 start_frame: row.last_frame,
+                start_moving,
                 review,
                 version: stream.version,
                 media_error: stream.media_error,
@@ -526,6 +528,7 @@ impl App {
                 .or_else(|| playlist.first().map(|(m, _, _)| m.clone())),
             created_at: unix_millis(),
             last_frame: 0,
+            moving: None,
             version_id: version.as_ref().map(|v| v.id.clone()),
             ended_at: None,
             playlist: playlist
@@ -558,6 +561,7 @@ impl App {
                     store: self.store.clone(),
                     webhooks: self.webhooks.clone(),
                     start_frame: 0,
+                    start_moving: None,
                     review: SessionReview::default(),
                     version: version.as_ref().map(wire_version),
                     media_error: None,

@@ -32,7 +32,9 @@ use crate::session::{
     Audience, Command, JoinError, JoinRequest, ParticipantId, Role, Session, SessionInfo,
     SessionLimits, Snapshot, SyncReport, TransportCause,
 };
-use crate::store::{PersonalRoomRow, Receipt, RecordResult, Recorded, Store, StoreError, Write};
+use crate::store::{
+    Moving, PersonalRoomRow, Receipt, RecordResult, Recorded, Store, StoreError, Write,
+};
 
 pub use crate::server_clock::{unix_millis, ServerClock};
 
@@ -219,6 +221,9 @@ pub struct SessionStart {
     /// The frame to open on: 0 for a new session, the last recorded
     /// frame for one brought back after a restart.
     pub start_frame: i64,
+    /// Set when the room is to carry on playing: at this speed, since this
+    /// long ago (a cluster node taking a playing session over).
+    pub start_moving: Option<(crate::clock::Speed, Duration)>,
     /// What the record already holds: notes, drawings, approvals.
     pub review: SessionReview,
     /// The version under review, for sessions made from a media file.
@@ -380,6 +385,7 @@ impl Registry {
             store,
             webhooks,
             start_frame,
+            start_moving,
             review,
             version,
             media_error,
@@ -390,9 +396,13 @@ impl Registry {
             idle_expiry,
         } = start;
         let cuts = playlist.iter().map(PlaylistEntry::cut).collect();
-        let session = Session::new(info.clone(), limits, clock.now())
-            .with_playlist(cuts, entry)
-            .opening_at(start_frame, clock.now());
+        let session = Session::new(info.clone(), limits, clock.now()).with_playlist(cuts, entry);
+        let session = match start_moving {
+            Some((speed, elapsed)) => {
+                session.opening_moving(start_frame, speed, elapsed, clock.now())
+            }
+            None => session.opening_at(start_frame, clock.now()),
+        };
         let parts = RoomParts {
             info: Arc::new(info),
             limits,
@@ -505,6 +515,7 @@ fn open_room(
         ended: ended.clone(),
     };
     let recorded_frame = session.transport().anchor_frame;
+    let recorded_motion = motion_of(session.transport());
     let metrics = parts.metrics.clone();
     let shutdown = parts.shutdown.clone();
     let task = SessionTask {
@@ -522,6 +533,7 @@ fn open_room(
         compared: None,
         ended_at,
         recorded_frame,
+        recorded_motion,
         parts,
         belonging,
         rooms: HashMap::new(),
@@ -668,6 +680,8 @@ struct SessionTask {
     ended_at: Option<i64>,
     /// The anchor frame last written to the record.
     recorded_frame: i64,
+    /// Whether the room was playing, and how fast, at that write.
+    recorded_motion: (bool, crate::clock::Speed),
     parts: RoomParts,
     /// Set for a personal room: the session it belongs to.
     belonging: Option<Belonging>,
@@ -1467,11 +1481,27 @@ impl SessionTask {
                         transport.speed.den()
                     ),
                 );
-                if transport.anchor_frame != self.recorded_frame {
+                let motion = motion_of(transport);
+                if transport.anchor_frame != self.recorded_frame || motion != self.recorded_motion {
                     self.recorded_frame = transport.anchor_frame;
+                    self.recorded_motion = motion;
+                    // In wall-clock time: another node, with a server clock
+                    // of its own, may be the one to read it.
+                    let since_unix_ms = unix_millis().saturating_add(
+                        transport
+                            .anchor_time
+                            .as_micros()
+                            .saturating_sub(self.clock.now().as_micros())
+                            / 1000,
+                    );
                     self.store.write_later(Write::LastFrame {
                         session_id: self.session.info().id.clone(),
                         frame: transport.anchor_frame,
+                        moving: transport.playing.then(|| Moving {
+                            since_unix_ms,
+                            speed_num: i64::from(transport.speed.num()),
+                            speed_den: i64::from(transport.speed.den()),
+                        }),
                     });
                 }
             }
@@ -1761,6 +1791,10 @@ impl SessionTask {
                     .is_err();
         }
     }
+}
+
+fn motion_of(transport: &crate::clock::Transport) -> (bool, crate::clock::Speed) {
+    (transport.playing, transport.speed)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -477,6 +477,30 @@ impl Session {
         self
     }
 
+    /// The same session, playing at `speed` from `frame` since `elapsed`
+    /// before `now`: where a playing room has got to when the node that
+    /// takes it over (cluster) opens it, still playing.
+    pub fn opening_moving(
+        self,
+        frame: i64,
+        speed: Speed,
+        elapsed: std::time::Duration,
+        now: ServerTime,
+    ) -> Session {
+        let timeline = self.info.timeline();
+        let since = Transport {
+            playing: true,
+            speed,
+            ..Transport::paused_at(timeline.clamp(frame), ServerTime::from_micros(0))
+        };
+        let elapsed = i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX);
+        let reached = since.position(&timeline, ServerTime::from_micros(elapsed));
+        let mut session = self.opening_at(reached, now);
+        session.transport.playing = true;
+        session.transport.speed = speed;
+        session
+    }
+
     pub fn info(&self) -> &SessionInfo {
         &self.info
     }

@@ -50,6 +50,29 @@ pub enum StoreError {
 }
 
 /// A session as recorded: enough to bring it back after a restart.
+/// The three moving columns, as one value: all set or none.
+pub(crate) fn moving(
+    since_unix_ms: Option<i64>,
+    speed_num: Option<i64>,
+    speed_den: Option<i64>,
+) -> Option<Moving> {
+    Some(Moving {
+        since_unix_ms: since_unix_ms?,
+        speed_num: speed_num?,
+        speed_den: speed_den.filter(|d| *d != 0)?,
+    })
+}
+
+/// A playing room, as the record keeps it: `SessionRow::last_frame` was on
+/// screen at `since_unix_ms` (wall-clock milliseconds: each node's server
+/// clock has its own epoch), and the room moves at `speed_num/speed_den`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moving {
+    pub since_unix_ms: i64,
+    pub speed_num: i64,
+    pub speed_den: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub id: String,
@@ -64,6 +87,10 @@ pub struct SessionRow {
     pub created_at: i64,
     /// Where the room was when last recorded; a restart resumes here.
     pub last_frame: i64,
+    /// Set when the room was playing at that record: a node taking the
+    /// session over (cluster) carries on playing from where the room has
+    /// got to since.
+    pub moving: Option<Moving>,
     /// The version under review, for sessions made from a media file.
     pub version_id: Option<String>,
     /// When the host ended the live review; its links then open the
@@ -336,6 +363,7 @@ pub enum Write {
     LastFrame {
         session_id: String,
         frame: i64,
+        moving: Option<Moving>,
     },
     /// Where a personal room stands now.
     RoomFrame(PersonalRoomRow),

@@ -79,6 +79,20 @@ async fn a_session_whose_node_is_killed_is_taken_over_and_its_participants_stay_
     host.send(json!({"type": "note", "key": "k1", "frame": 240, "text": "Grain too heavy"}))
         .await;
     let acked = host.expect("noteAck").await["note"].clone();
+    // The room plays when A dies. A ping right after says what A's clock
+    // read at which instant here, to tell where the room should be later.
+    host.send(json!({"type": "play"})).await;
+    let play = host.expect("transport").await["transport"].clone();
+    host.send(json!({"type": "ping", "id": 77, "t0": 0})).await;
+    let pong = host
+        .expect_where(|m| m["type"] == "pong" && m["id"] == 77)
+        .await;
+    let pinged = Instant::now();
+    let starts_in_micros = play["anchorTime"].as_i64().unwrap() - pong["t1"].as_i64().unwrap();
+    let frame_at = |at: Instant| {
+        let since = at.duration_since(pinged).as_micros() as i64 - starts_in_micros;
+        240 + since.max(0) * 24 / 1_000_000
+    };
 
     a.kill();
     let killed = Instant::now();
@@ -95,15 +109,27 @@ async fn a_session_whose_node_is_killed_is_taken_over_and_its_participants_stay_
         "takeover: kill -9 of the owner → welcome on the host's node in {:?}",
         killed.elapsed()
     );
+    let welcomed = Instant::now();
     assert_eq!(welcome["role"], "host");
+    // Still playing, where the room has got to since A died.
     let transport = &welcome["state"]["transport"];
-    assert_eq!(transport["anchorFrame"], 240, "{welcome}");
-    assert_eq!(transport["playing"], false);
+    assert_eq!(transport["playing"], true, "{welcome}");
+    let since_anchor =
+        welcome["serverTime"].as_i64().unwrap() - transport["anchorTime"].as_i64().unwrap();
+    let shown = transport["anchorFrame"].as_i64().unwrap() + since_anchor.max(0) * 24 / 1_000_000;
+    let expected = frame_at(welcomed);
+    eprintln!("takeover: the room plays on at frame {shown}; by the test's clock it should be at {expected}");
+    assert!(
+        (shown - expected).abs() <= 6,
+        "the room is at frame {shown} after the takeover, it should be at {expected}: {welcome}"
+    );
     let notes = host.expect("notes").await;
     assert_eq!(notes["notes"], json!([acked]), "every acked note, once");
     let (mut viewer, _) = rejoin(c.addr, &created.viewer, killed).await;
 
     // The host drives again, and the viewer on the third node follows.
+    host.send(json!({"type": "pause"})).await;
+    host.expect("transport").await;
     host.send(json!({"type": "seek", "frame": 480})).await;
     let moved = host.expect("transport").await;
     assert_eq!(moved["transport"]["anchorFrame"], 480);

@@ -68,6 +68,7 @@ fn session(id: &str) -> SessionRow {
         media: Some("demo.mov".into()),
         created_at: 1,
         last_frame: 0,
+        moving: None,
         version_id: None,
         ended_at: None,
         playlist: Vec::new(),
@@ -491,15 +492,37 @@ async fn cue_end_and_delete_change_what_is_listed(store: &Store) {
     )
     .await;
     add_note(store, note("life", "n", 1)).await.unwrap();
+    let moving = syncreel::store::Moving {
+        since_unix_ms: 1_765_000_000_123,
+        speed_num: -2,
+        speed_den: 1,
+    };
+    write(
+        store,
+        Write::LastFrame {
+            session_id: "life".into(),
+            frame: 300,
+            moving: Some(moving),
+        },
+    )
+    .await;
+    let playing = store.session("life").unwrap().unwrap();
+    assert_eq!(
+        (playing.last_frame, playing.moving),
+        (300, Some(moving)),
+        "a playing room's motion reads back"
+    );
     write(
         store,
         Write::LastFrame {
             session_id: "life".into(),
             frame: 321,
+            moving: None,
         },
     )
     .await;
-    assert_eq!(store.session("life").unwrap().unwrap().last_frame, 321);
+    let paused = store.session("life").unwrap().unwrap();
+    assert_eq!((paused.last_frame, paused.moving), (321, None));
     write(
         store,
         Write::Cue {

@@ -101,6 +101,27 @@ impl App {
         });
     }
 
+    /// How a recorded playing room carries on when this node opens it:
+    /// only in a cluster (a takeover, moments after the owner died), and
+    /// only within `session.resume_window_secs` of the record. A single
+    /// node restarted later opens the room paused where it was recorded.
+    pub(crate) fn still_moving(
+        &self,
+        moving: Option<crate::store::Moving>,
+    ) -> Option<(crate::clock::Speed, std::time::Duration)> {
+        self.cluster.as_ref()?;
+        let moving = moving?;
+        let speed = crate::clock::Speed::new(
+            i32::try_from(moving.speed_num).ok()?,
+            u32::try_from(moving.speed_den).ok()?,
+        )?;
+        let elapsed_ms = crate::live::unix_millis()
+            .saturating_sub(moving.since_unix_ms)
+            .max(0);
+        let elapsed = std::time::Duration::from_millis(u64::try_from(elapsed_ms).ok()?);
+        (elapsed.as_secs() <= self.config.session.resume_window_secs).then_some((speed, elapsed))
+    }
+
     /// The node that holds session `id`'s lease, when that is not this
     /// one (`None` too without `--cluster`, or when NATS cannot say: a
     /// node that cannot ask serves, as a single node would).

@@ -4,13 +4,14 @@ use postgres::{GenericClient, Row};
 
 use super::u32_of;
 use crate::store::{
-    mark, parse_ranges, shape_of, ApprovalRow, DrawingRow, EntryRow, LinkRow, NewApproval,
+    mark, moving, parse_ranges, shape_of, ApprovalRow, DrawingRow, EntryRow, LinkRow, NewApproval,
     NewDrawing, NewNote, NoteRow, Receipt, SessionRow, StoreError, TimelineRow, VersionRow,
 };
 
 pub(super) const SESSION_COLUMNS: &str =
     "id, title, fps_num, fps_den, drop_frame, start_timecode, \
-     duration_frames, media, created_at, last_frame, version_id, ended_at, entry, watermark";
+     duration_frames, media, created_at, last_frame, version_id, ended_at, entry, watermark, \
+     moving_since, moving_speed_num, moving_speed_den";
 pub(super) const NOTE_COLUMNS: &str =
     "id, session_id, client_key, frame, frame_out, text, author, \
      author_role, created_at, version_id, parent_id, resolved_by, resolved_at, author_link";
@@ -41,6 +42,7 @@ pub(super) fn session_row(r: &Row) -> Result<SessionRow, StoreError> {
         playlist: Vec::new(),
         entry: r.try_get(12)?,
         watermark: r.try_get(13)?,
+        moving: moving(r.try_get(14)?, r.try_get(15)?, r.try_get(16)?),
     })
 }
 

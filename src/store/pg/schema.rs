@@ -159,4 +159,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UNIQUE (delivery, url)
     );
     CREATE INDEX outbox_due ON webhook_outbox (finished_at, due_at);",
+    // 3: a playing room's motion, as SQLite's step 13.
+    "ALTER TABLE sessions ADD COLUMN moving_since BIGINT;
+    ALTER TABLE sessions ADD COLUMN moving_speed_num BIGINT;
+    ALTER TABLE sessions ADD COLUMN moving_speed_den BIGINT;",
 ];

@@ -168,6 +168,7 @@ mod tests {
             media: Some("demo.mov".into()),
             created_at: 1,
             last_frame: 0,
+            moving: None,
             version_id: None,
             ended_at: None,
             playlist: Vec::new(),
@@ -274,6 +275,7 @@ mod tests {
                 .write_acked(Write::LastFrame {
                     session_id: "s1".into(),
                     frame: 321,
+                    moving: None,
                 })
                 .await
                 .unwrap()

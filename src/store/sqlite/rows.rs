@@ -3,13 +3,14 @@
 use rusqlite::{params, Connection};
 
 use crate::store::{
-    mark, parse_ranges, shape_of, ApprovalRow, DrawingRow, EntryRow, LinkRow, NewApproval,
+    mark, moving, parse_ranges, shape_of, ApprovalRow, DrawingRow, EntryRow, LinkRow, NewApproval,
     NewDrawing, NewNote, NoteRow, Receipt, SessionRow, StoreError, TimelineRow, VersionRow,
 };
 
 pub(super) const SESSION_COLUMNS: &str =
     "id, title, fps_num, fps_den, drop_frame, start_timecode, \
-     duration_frames, media, created_at, last_frame, version_id, ended_at, entry, watermark";
+     duration_frames, media, created_at, last_frame, version_id, ended_at, entry, watermark, \
+     moving_since, moving_speed_num, moving_speed_den";
 
 pub(super) const NOTE_COLUMNS: &str =
     "id, session_id, client_key, frame, frame_out, text, author, \
@@ -44,6 +45,7 @@ pub(super) fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow>
         playlist: Vec::new(),
         entry: r.get(12)?,
         watermark: r.get(13)?,
+        moving: moving(r.get(14)?, r.get(15)?, r.get(16)?),
     })
 }
 

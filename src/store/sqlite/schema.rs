@@ -262,4 +262,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UNIQUE (delivery, url)
     );
     CREATE INDEX outbox_due ON webhook_outbox (finished_at, due_at);",
+    // 13: a playing room's motion (issue #14): the wall-clock instant its
+    // last recorded frame was on screen and its speed, so that a node
+    // taking the session over carries on playing where the room has got
+    // to. NULL while paused.
+    "ALTER TABLE sessions ADD COLUMN moving_since INTEGER;
+    ALTER TABLE sessions ADD COLUMN moving_speed_num INTEGER;
+    ALTER TABLE sessions ADD COLUMN moving_speed_den INTEGER;",
 ];

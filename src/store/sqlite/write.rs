@@ -68,10 +68,21 @@ pub(super) fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                 params![link_id, session_id],
             )?;
         }
-        Write::LastFrame { session_id, frame } => {
+        Write::LastFrame {
+            session_id,
+            frame,
+            moving,
+        } => {
             db.execute(
-                "UPDATE sessions SET last_frame = ?1 WHERE id = ?2",
-                params![frame, session_id],
+                "UPDATE sessions SET last_frame = ?1, moving_since = ?2, moving_speed_num = ?3,
+                 moving_speed_den = ?4 WHERE id = ?5",
+                params![
+                    frame,
+                    moving.map(|m| m.since_unix_ms),
+                    moving.map(|m| m.speed_num),
+                    moving.map(|m| m.speed_den),
+                    session_id
+                ],
             )?;
         }
         Write::RoomFrame(row) => {
