@@ -1,7 +1,9 @@
-//! Failover time: the owner of a session is killed with SIGKILL, and the
-//! clock runs until a participant reconnecting to another node is
-//! welcomed into the room (at its frame) and its first command is
-//! scheduled there. Two real `syncreel serve` nodes per round on one
+//! Failover time: the owner of a session is killed with SIGKILL while its
+//! host is relayed to it through another node (a gateway), and the clock
+//! runs until the gateway tells the host `session_moved`, the host,
+//! reconnecting to the node it was on, is welcomed into the room (at its
+//! frame), and its first command is scheduled there. Two real
+//! `syncreel serve` nodes per round on one
 //! throwaway NATS and one throwaway PostgreSQL (scripts/cluster/), with
 //! the cluster's default lease timing unless `FAILOVER_TTL_MS` /
 //! `FAILOVER_RENEW_MS` say otherwise.
@@ -11,9 +13,10 @@
 //! `FAILOVER_RENEW_MS` [1000], `FAILOVER_RETRY_MS` [100]: how often the
 //! participant tries again after `session_elsewhere`.
 //!
-//! Prints each round, then the median, p95 and max of: kill → welcome on
-//! the other node, and kill → that node's `transport` for a seek sent
-//! right after the welcome (the room driven again). The target (issue
+//! Prints each round, then the median, p95 and max of: kill → the host
+//! told, kill → welcome on the other node, and kill → that node's
+//! `transport` for a seek sent right after the welcome (the room driven
+//! again). The target (issue
 //! #14) is ≤ 5 s p95.
 
 #[path = "../tests/common/mod.rs"]
@@ -32,30 +35,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn node(nats: &NatsServer, pg: &Postgres, name: &str, ttl: &str, renew: &str) -> Node {
-    let data = std::env::temp_dir().join(format!(
-        "syncreel-failover-bench-{}-{name}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    Node::serve(
-        &[
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--cluster".as_ref(),
-            nats.url.as_ref(),
-            "--store".as_ref(),
-            pg.url.as_ref(),
-        ],
-        &[
-            ("SYNCREEL_SERVER__ADMIN_TOKEN", common::OPERATOR),
-            ("SYNCREEL_CLUSTER__NODE_ID", name),
-            ("SYNCREEL_CLUSTER__LEASE_TTL_MS", ttl),
-            ("SYNCREEL_CLUSTER__LEASE_RENEW_MS", renew),
-        ],
-    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -82,13 +61,13 @@ fn main() {
     println!(
         "failover: {rounds} rounds, lease TTL {ttl} ms, renew {renew} ms, retry every {retry:?}"
     );
-    println!("| round | kill → welcome | kill → driven |");
-    println!("|--:|--:|--:|");
-    let (mut welcomed, mut driven) = (Vec::new(), Vec::new());
+    println!("| round | kill → told | kill → welcome | kill → driven |");
+    println!("|--:|--:|--:|--:|");
+    let (mut told, mut welcomed, mut driven) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        let mut a = node(&nats, &pg, &format!("a{round}"), &ttl, &renew);
-        let b = node(&nats, &pg, &format!("b{round}"), &ttl, &renew);
-        let (w, d) = runtime.block_on(async {
+        let mut a = Node::in_cluster_with(&nats.url, &pg.url, &format!("a{round}"), &ttl, &renew);
+        let b = Node::in_cluster_with(&nats.url, &pg.url, &format!("b{round}"), &ttl, &renew);
+        let (t, w, d) = runtime.block_on(async {
             let (status, created) = common::request(
                 a.addr,
                 "POST",
@@ -99,11 +78,15 @@ fn main() {
             .await;
             assert_eq!(status, 201, "{created}");
             let created = common::CreatedSession::from_body(created);
-            let mut host = Client::join(a.addr, &created.host, "Dana").await;
+            // Through B: the owner is A.
+            let mut host = Client::join(b.addr, &created.host, "Dana").await;
             host.send(json!({"type": "seek", "frame": 240})).await;
             host.expect("transport").await;
             a.kill();
             let killed = Instant::now();
+            let goodbye = host.expect("goodbye").await;
+            assert_eq!(goodbye["code"], "session_moved", "{goodbye}");
+            let told = killed.elapsed();
             // Bounded: a lease lapses after its TTL.
             let deadline = killed + Duration::from_secs(30);
             let mut host = loop {
@@ -123,18 +106,24 @@ fn main() {
             let welcomed = killed.elapsed();
             host.send(json!({"type": "seek", "frame": 480})).await;
             host.expect("transport").await;
-            (welcomed, killed.elapsed())
+            (told, welcomed, killed.elapsed())
         });
         println!(
-            "| {} | {:.0} ms | {:.0} ms |",
+            "| {} | {:.0} ms | {:.0} ms | {:.0} ms |",
             round + 1,
+            t.as_secs_f64() * 1e3,
             w.as_secs_f64() * 1e3,
             d.as_secs_f64() * 1e3
         );
+        told.push(t);
         welcomed.push(w);
         driven.push(d);
     }
-    for (name, mut times) in [("kill → welcome", welcomed), ("kill → driven", driven)] {
+    for (name, mut times) in [
+        ("kill → told", told),
+        ("kill → welcome", welcomed),
+        ("kill → driven", driven),
+    ] {
         times.sort();
         println!(
             "{name}: median {:.0} ms, p95 {:.0} ms, max {:.0} ms",

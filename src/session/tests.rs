@@ -885,16 +885,17 @@ fn a_playing_room_taken_over_opens_where_it_has_got_to_still_playing() {
     let now = room.now;
     let two = Speed::new(2, 1).unwrap();
     // Recorded at frame 240 at 2×, 1.5 s ago: 72 frames on.
-    let session = room
-        .session
-        .opening_moving(240, two, std::time::Duration::from_millis(1500), now);
+    let session =
+        room.session
+            .opening_moving(240, two, std::time::Duration::from_millis(1500), now);
     let transport = session.transport();
     assert!(transport.playing);
     assert_eq!(transport.speed, two);
     assert_eq!((transport.anchor_frame, transport.anchor_time), (312, now));
     // Past the end it stops at the last frame, as playing there would.
-    let late = Room::new()
-        .session
-        .opening_moving(240, two, std::time::Duration::from_secs(3600), now);
+    let late =
+        Room::new()
+            .session
+            .opening_moving(240, two, std::time::Duration::from_secs(3600), now);
     assert_eq!(late.transport().anchor_frame, 24 * 600 - 1);
 }

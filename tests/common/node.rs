@@ -59,6 +59,12 @@ impl Node {
     /// short leases (1.5 s, renewed every 0.5 s) so that a takeover waits
     /// about 1.5 s, not 3.
     pub fn in_cluster(nats: &str, pg: &str, name: &str) -> Node {
+        Node::in_cluster_with(nats, pg, name, "1500", "500")
+    }
+
+    /// As [`Node::in_cluster`], with the lease's TTL and renewal interval
+    /// (milliseconds) given.
+    pub fn in_cluster_with(nats: &str, pg: &str, name: &str, ttl_ms: &str, renew_ms: &str) -> Node {
         let data = std::env::temp_dir().join(format!(
             "syncreel-cluster-{}-{name}-{}",
             std::process::id(),
@@ -76,8 +82,8 @@ impl Node {
             &[
                 ("SYNCREEL_SERVER__ADMIN_TOKEN", super::OPERATOR),
                 ("SYNCREEL_CLUSTER__NODE_ID", name),
-                ("SYNCREEL_CLUSTER__LEASE_TTL_MS", "1500"),
-                ("SYNCREEL_CLUSTER__LEASE_RENEW_MS", "500"),
+                ("SYNCREEL_CLUSTER__LEASE_TTL_MS", ttl_ms),
+                ("SYNCREEL_CLUSTER__LEASE_RENEW_MS", renew_ms),
             ],
         )
     }
