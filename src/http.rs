@@ -78,6 +78,9 @@ pub struct App {
     /// This node's membership when it runs in a cluster (`--cluster`);
     /// `None` for a single node, which then runs no NATS code.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// Set by a drain (`POST /api/cluster/drain`): published with the
+    /// node's load, so that placement passes it by.
+    pub draining: std::sync::atomic::AtomicBool,
     next_conn_id: AtomicU64,
 }
 
@@ -153,6 +156,7 @@ impl App {
             restoring: tokio::sync::Mutex::new(()),
             tls,
             cluster: None,
+            draining: std::sync::atomic::AtomicBool::new(false),
             next_conn_id: AtomicU64::new(1),
         })
     }
@@ -463,7 +467,7 @@ impl App {
     /// Creates a live session and one link per role. With media, the
     /// media decides the rate, length and start timecode.
     pub async fn create_session(
-        &self,
+        self: &Arc<Self>,
         req: CreateSession,
         prepared: Vec<MediaSetup>,
     ) -> Result<CreatedSession, ApiError> {
@@ -548,48 +552,54 @@ impl App {
             entry: 0,
             watermark: info.watermark.clone(),
         };
-        let handle = self
-            .registry
-            .spawn(
-                info,
-                self.config.session_limits(),
-                self.clock,
-                self.metrics.clone(),
-                self.shutdown.clone(),
-                SessionStart {
-                    media,
-                    store: self.store.clone(),
-                    webhooks: self.webhooks.clone(),
-                    start_frame: 0,
-                    start_moving: None,
-                    review: SessionReview::default(),
-                    version: version.as_ref().map(wire_version),
-                    media_error: None,
-                    ended_at: None,
-                    playlist: playlist
-                        .iter()
-                        .map(|(_, v, setup)| PlaylistEntry {
-                            setup: setup.clone(),
-                            version: wire_version(v),
-                        })
-                        .collect(),
-                    entry: 0,
-                    personal_rooms: Vec::new(),
-                    idle_expiry: self.config.session.idle_expiry(),
-                },
-            )
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "media_failed",
-                    e.to_string(),
+        // In a cluster the session runs on the least loaded node; this one
+        // only records it and hands it over.
+        let placed = self.placed_elsewhere().await;
+        let info = Arc::new(info);
+        if placed.is_none() {
+            let handle = self
+                .registry
+                .spawn(
+                    (*info).clone(),
+                    self.config.session_limits(),
+                    self.clock,
+                    self.metrics.clone(),
+                    self.shutdown.clone(),
+                    SessionStart {
+                        media,
+                        store: self.store.clone(),
+                        webhooks: self.webhooks.clone(),
+                        start_frame: 0,
+                        start_moving: None,
+                        review: SessionReview::default(),
+                        version: version.as_ref().map(wire_version),
+                        media_error: None,
+                        ended_at: None,
+                        playlist: playlist
+                            .iter()
+                            .map(|(_, v, setup)| PlaylistEntry {
+                                setup: setup.clone(),
+                                version: wire_version(v),
+                            })
+                            .collect(),
+                        entry: 0,
+                        personal_rooms: Vec::new(),
+                        idle_expiry: self.config.session.idle_expiry(),
+                    },
                 )
-            })?;
-        self.own_session(&handle);
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "media_failed",
+                        e.to_string(),
+                    )
+                })?;
+            self.own_session(&handle);
+        }
         let links: Vec<MintedLink> = [Role::Host, Role::Reviewer, Role::Viewer]
             .into_iter()
             .zip(hashes)
-            .map(|(role, hash)| self.links.mint(&handle.info.id, role, None, hash))
+            .map(|(role, hash)| self.links.mint(&info.id, role, None, hash))
             .collect();
         // The links work only once they would survive a restart.
         let rows = links.iter().map(link_row).collect();
@@ -598,17 +608,24 @@ impl App {
             .await
             .unwrap_or(Err(StoreError::Closed))
             .map_err(store_error)?;
+        if let (Some(to), Some(cluster)) = (placed, &self.cluster) {
+            if let Err(err) = cluster.relay.hand_to(&to, &info.id).await {
+                // Wherever it runs, it runs: here, then.
+                tracing::warn!(session = %info.id, node = %to, %err, "placement refused; the session runs here");
+                let _ = self.session(&info.id).await;
+            }
+        }
         self.webhooks.announce(crate::webhooks::Announcement {
             event: "session.started",
-            session_id: handle.info.id.clone(),
+            session_id: info.id.clone(),
             data: serde_json::json!({
-                "title": handle.info.title,
-                "startTimecode": handle.info.timecode.start().to_string(),
-                "durationFrames": handle.info.duration_frames,
+                "title": info.title,
+                "startTimecode": info.timecode.start().to_string(),
+                "durationFrames": info.duration_frames,
             }),
         });
         Ok(CreatedSession {
-            handle,
+            info,
             links,
             version: version.as_ref().map(wire_version),
         })
@@ -657,7 +674,7 @@ impl App {
             None => None,
         };
         Ok(Some(CreatedSession {
-            handle,
+            info: handle.info.clone(),
             links,
             version: version.as_ref().map(wire_version),
         }))
@@ -870,7 +887,7 @@ fn session_timeline(req: &CreateSession) -> Result<(TimecodeFormat, i64), ApiErr
 }
 
 pub struct CreatedSession {
-    pub handle: SessionHandle,
+    pub info: Arc<SessionInfo>,
     pub links: Vec<MintedLink>,
     pub version: Option<WireVersion>,
 }
@@ -1096,6 +1113,8 @@ pub fn router(app: Arc<App>, live: Router<Arc<App>>) -> Router {
         )
         .route("/api/sessions/{id}/events", get(session_events))
         .route("/api/webhooks/deliveries", get(webhook_deliveries))
+        .route("/api/cluster", get(cluster::nodes))
+        .route("/api/cluster/drain", post(cluster::drain))
         .route("/api/sessions/{id}/links/{link}", delete(revoke_link))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -1157,9 +1176,9 @@ fn link_body(link: &Link, minted: Option<(&str, &str)>) -> LinkBody {
 }
 
 pub fn created_body(created: &CreatedSession, base: &str) -> CreatedSessionBody {
-    let id = &created.handle.info.id;
+    let id = &created.info.id;
     CreatedSessionBody {
-        session: (&*created.handle.info).into(),
+        session: (&*created.info).into(),
         links: created
             .links
             .iter()
@@ -1282,7 +1301,7 @@ async fn create_session(
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
     let created = app.create_session(req, media).await?;
-    tracing::info!(session = %created.handle.info.id, title = %created.handle.info.title, "session created");
+    tracing::info!(session = %created.info.id, title = %created.info.title, "session created");
     let base = public_base(&app, &headers);
     Ok((StatusCode::CREATED, Json(created_body(&created, &base))))
 }

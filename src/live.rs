@@ -345,6 +345,15 @@ impl Registry {
 
     /// Sessions whose live review has not ended: what `max_sessions`
     /// bounds. An ended one is kept for its record, not its room.
+    /// The ids of the sessions whose live review has not ended.
+    pub fn live_ids(&self) -> Vec<String> {
+        self.sessions
+            .iter()
+            .filter(|h| !h.ended.load(Relaxed))
+            .map(|h| h.key().clone())
+            .collect()
+    }
+
     pub fn live_count(&self) -> usize {
         self.sessions
             .iter()

@@ -49,6 +49,7 @@ impl Server {
         // Before sessions are restored and leases taken: a gateway that
         // finds this node the owner must find it listening too.
         let _relayed = crate::ws::accept_relayed(&app);
+        let _handed = app.accept_handovers();
         // Before the port is announced, so that a SIGHUP sent once the
         // server says it listens never meets the default action (exit).
         #[cfg(unix)]

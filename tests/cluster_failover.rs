@@ -76,13 +76,15 @@ async fn a_session_whose_node_is_killed_is_taken_over_and_its_participants_stay_
     host.send(json!({"type": "seek", "frame": 240})).await;
     host.expect("transport").await;
     viewer.expect("transport").await;
-    host.send(json!({"type": "note", "key": "k1", "frame": 240, "text": "Grain too heavy"}))
-        .await;
-    let acked = host.expect("noteAck").await["note"].clone();
-    // The room plays when A dies. A ping right after says what A's clock
+    // The room plays when A dies. A ping just before says what A's clock
     // read at which instant here, to tell where the room should be later.
     host.send(json!({"type": "play"})).await;
     let play = host.expect("transport").await["transport"].clone();
+    // The record writes in order: once this note is acked, the play
+    // before it is recorded too.
+    host.send(json!({"type": "note", "key": "k1", "frame": 240, "text": "Grain too heavy"}))
+        .await;
+    let acked = host.expect("noteAck").await["note"].clone();
     host.send(json!({"type": "ping", "id": 77, "t0": 0})).await;
     let pong = host
         .expect_where(|m| m["type"] == "pong" && m["id"] == 77)

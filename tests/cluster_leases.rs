@@ -34,6 +34,8 @@ fn settings(url: &str, node: &str) -> ClusterConfig {
         load_interval_ms: LOAD_EVERY.as_millis() as u64,
         node_ttl_ms: NODE_TTL.as_millis() as u64,
         drained: false,
+        // Sessions run where these tests create them.
+        place_sessions: false,
     }
 }
 

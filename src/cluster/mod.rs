@@ -26,7 +26,9 @@ pub use leases::{HoldState, Holding, Lease, LeaseError, Leases, LEASE_BUCKET};
 pub use load::{least_loaded, LoadParseError, NodeLoad};
 pub use node_id::{NodeId, NodeIdError};
 pub use nodes::{CpuMeter, Nodes, NODE_BUCKET};
-pub use relay::{Accepted, Arrival, Relay, RelayBack, RelayError, RelayFrame, RelayLink};
+pub use relay::{
+    Accepted, Arrival, Handover, Handovers, Relay, RelayBack, RelayError, RelayFrame, RelayLink,
+};
 pub use settings::ClusterConfig;
 
 /// Why the cluster could not be joined or a cluster call failed.

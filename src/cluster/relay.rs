@@ -88,6 +88,9 @@ pub enum RelayError {
     Absent(String),
     #[error("node {node} did not take the connection within {after:?}")]
     Timeout { node: String, after: Duration },
+    /// The node answered, and would not take the session.
+    #[error("node {node} did not take the session: {reason}")]
+    Refused { node: String, reason: String },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
 }
@@ -118,6 +121,14 @@ impl std::fmt::Debug for Relay {
 fn inbox_of(node: &str) -> String {
     format!("syncreel.relay.in.{node}")
 }
+
+fn takes_of(node: &str) -> String {
+    format!("syncreel.take.{node}")
+}
+
+/// How long a node has to open a session it is handed (its media
+/// included).
+const TAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn nats_error(err: impl std::fmt::Display) -> ClusterError {
     ClusterError::Nats(err.to_string())
@@ -222,6 +233,49 @@ impl Relay {
             to_owner: Subject::from(inbox_of(owner)),
             back: Subject::from(back),
             from_owner,
+        })
+    }
+
+    /// Asks `node` to take session `session` over from the shared record
+    /// (placement, drain): returns once it runs there.
+    pub async fn hand_to(&self, node: &str, session: &str) -> Result<(), RelayError> {
+        let request = async_nats::Request::new()
+            .payload(Bytes::copy_from_slice(session.as_bytes()))
+            .timeout(Some(TAKE_TIMEOUT));
+        use async_nats::RequestErrorKind as Kind;
+        let answer = match self.client.send_request(takes_of(node), request).await {
+            Ok(answer) => answer,
+            Err(err) if err.kind() == Kind::NoResponders => {
+                return Err(RelayError::Absent(node.to_string()))
+            }
+            Err(err) if err.kind() == Kind::TimedOut => {
+                return Err(RelayError::Timeout {
+                    node: node.to_string(),
+                    after: TAKE_TIMEOUT,
+                })
+            }
+            Err(err) => return Err(nats_error(err).into()),
+        };
+        if answer.payload.is_empty() {
+            Ok(())
+        } else {
+            Err(RelayError::Refused {
+                node: node.to_string(),
+                reason: String::from_utf8_lossy(&answer.payload).into_owned(),
+            })
+        }
+    }
+
+    /// Sessions other nodes hand to this one ([`Relay::hand_to`]).
+    pub async fn handovers(&self) -> Result<Handovers, ClusterError> {
+        let requests = self
+            .client
+            .subscribe(takes_of(self.node.as_str()))
+            .await
+            .map_err(nats_error)?;
+        Ok(Handovers {
+            client: self.client.clone(),
+            requests,
         })
     }
 
@@ -377,5 +431,52 @@ impl RelayBack {
             .publish_with_headers(self.subject.clone(), frame.headers(), frame.payload())
             .await
             .map_err(nats_error)
+    }
+}
+
+/// Sessions handed to this node.
+pub struct Handovers {
+    client: async_nats::Client,
+    requests: async_nats::Subscriber,
+}
+
+/// One session handed over: answer it with [`Handover::answer`].
+#[derive(Debug)]
+pub struct Handover {
+    pub session: String,
+    client: async_nats::Client,
+    reply: Option<Subject>,
+}
+
+impl Handovers {
+    /// The next session handed over; `None` once NATS has closed the
+    /// subscription.
+    pub async fn next(&mut self) -> Option<Handover> {
+        loop {
+            let message = self.requests.next().await?;
+            let Ok(session) = std::str::from_utf8(&message.payload) else {
+                continue;
+            };
+            return Some(Handover {
+                session: session.to_string(),
+                client: self.client.clone(),
+                reply: message.reply,
+            });
+        }
+    }
+}
+
+impl Handover {
+    /// Tells the node that handed the session over whether it runs here.
+    pub async fn answer(self, result: Result<(), String>) {
+        if let Some(reply) = self.reply {
+            let payload = match result {
+                Ok(()) => Bytes::new(),
+                // Never empty: empty means taken.
+                Err(reason) if reason.is_empty() => Bytes::from_static(b"refused"),
+                Err(reason) => Bytes::from(reason),
+            };
+            let _ = self.client.publish(reply, payload).await;
+        }
     }
 }

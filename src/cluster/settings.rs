@@ -28,6 +28,9 @@ pub struct ClusterConfig {
     pub node_ttl_ms: u64,
     /// A drained node is never picked for new sessions.
     pub drained: bool,
+    /// New sessions run on the least loaded node (by the loads nodes
+    /// publish), wherever they are created; `false`: on the node asked.
+    pub place_sessions: bool,
 }
 
 impl Default for ClusterConfig {
@@ -40,6 +43,7 @@ impl Default for ClusterConfig {
             load_interval_ms: 1_000,
             node_ttl_ms: 5_000,
             drained: false,
+            place_sessions: true,
         }
     }
 }

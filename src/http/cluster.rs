@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::cluster::{CpuMeter, LeaseError, NodeLoad};
 use crate::live::{SessionHandle, SessionMsg};
 
-use super::App;
+use super::{App, Unavailable};
 
 impl App {
     /// Takes and keeps the lease of a live session this node just started,
@@ -137,6 +137,119 @@ impl App {
         }
     }
 
+    /// The node a new session should run on, when that is not this one:
+    /// the least loaded by the loads nodes last published (`None` without
+    /// `--cluster`, when this node is the pick, or when NATS cannot say).
+    /// Loads are published every `cluster.load_interval_ms`, so sessions
+    /// created faster than that may go to the same node.
+    pub(crate) async fn placed_elsewhere(&self) -> Option<String> {
+        let cluster = self.cluster.as_ref()?;
+        if !self.config.cluster.place_sessions && !self.draining.load(Relaxed) {
+            return None;
+        }
+        let mut loads = match cluster.nodes.loads().await {
+            Ok(loads) => loads,
+            Err(err) => {
+                tracing::warn!(%err, "no node loads; the session runs here");
+                return None;
+            }
+        };
+        // This node's own entry may be a load interval old.
+        if let Some(mine) = loads.get_mut(cluster.leases.node()) {
+            mine.drained |= self.draining.load(Relaxed);
+        }
+        let pick = crate::cluster::least_loaded(loads.iter())?;
+        (pick != cluster.leases.node()).then(|| pick.to_string())
+    }
+
+    /// Serves other nodes' requests to take a session over (placement and
+    /// drain): it is opened from the shared record, its lease taken, and
+    /// the asker told once it runs here. Nothing without `--cluster`.
+    pub fn accept_handovers(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let cluster = self.cluster.clone()?;
+        let app = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            let mut handovers = match cluster.relay.handovers().await {
+                Ok(handovers) => handovers,
+                Err(err) => {
+                    tracing::error!(%err, "sessions cannot be handed to this node");
+                    return;
+                }
+            };
+            while let Some(handover) = handovers.next().await {
+                let Some(app) = app.upgrade() else { return };
+                tokio::spawn(async move {
+                    let id = handover.session.clone();
+                    let result = match app.session(&id).await {
+                        Ok(_) => Ok(()),
+                        Err(Unavailable::NotFound) => Err(format!("no session {id} in the record")),
+                        Err(Unavailable::Elsewhere(owner)) => {
+                            Err(format!("node {owner} still holds the session's lease"))
+                        }
+                    };
+                    tracing::info!(session = %id, ?result, "session handed to this node");
+                    handover.answer(result).await;
+                });
+            }
+        }))
+    }
+
+    /// Moves live session `id` from this node to node `to`: stops it here
+    /// (everyone in it is told `session_moved` and reconnects), waits
+    /// (bounded) for its lease to be released, and asks `to` to open it
+    /// from the record. If `to` will not, it opens here again.
+    pub(crate) async fn hand_over(self: &Arc<Self>, id: &str, to: &str) -> Result<(), String> {
+        let cluster = self.cluster.clone().ok_or("not in a cluster")?;
+        let handle = self
+            .registry
+            .get(id)
+            .ok_or("the session does not run here")?;
+        give_up(
+            &self.registry,
+            id,
+            &handle.tx.downgrade(),
+            format!("the review moves to node {to}; reconnecting"),
+        )
+        .await;
+        drop(handle);
+        // The lease goes at the holder's next check (a renewal interval).
+        let deadline = tokio::time::Instant::now() + cluster.leases.timing().ttl * 2;
+        loop {
+            match cluster.leases.holder(id).await {
+                Ok(Some((owner, _))) if owner == *cluster.leases.node() => {}
+                _ => break,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        match cluster.relay.hand_to(to, id).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                tracing::warn!(session = %id, node = %to, %err, "handover refused; the session runs here again");
+                let _ = self.session(id).await;
+                Err(err.to_string())
+            }
+        }
+    }
+
+    /// Drains this node: it stops taking new sessions (its published load
+    /// says drained) and hands each live session to the least loaded other
+    /// node. Returns, per session, where it went or why it stayed.
+    pub(crate) async fn drain(self: &Arc<Self>) -> Vec<(String, Result<String, String>)> {
+        self.draining.store(true, Relaxed);
+        let mut moved = Vec::new();
+        for id in self.registry.live_ids() {
+            let result = match self.placed_elsewhere().await {
+                Some(to) => self.hand_over(&id, &to).await.map(|()| to),
+                None => Err("no other node takes sessions".to_string()),
+            };
+            moved.push((id, result));
+        }
+        moved
+    }
+
     /// Publishes this node's load every `cluster.load_interval_ms` until
     /// shutdown, then withdraws it. Nothing without `--cluster`.
     pub fn publish_load(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
@@ -147,17 +260,19 @@ impl App {
         Some(cluster.nodes.publish_every(
             self.config.cluster.load_interval(),
             move || {
-                let (sessions, participants) = app.upgrade().map_or((0, 0), |app| {
-                    (
-                        app.registry.live_count(),
-                        app.metrics.connections_open.load(Relaxed).max(0) as usize,
-                    )
-                });
+                let (sessions, participants, draining) =
+                    app.upgrade().map_or((0, 0, false), |app| {
+                        (
+                            app.registry.live_count(),
+                            app.metrics.connections_open.load(Relaxed).max(0) as usize,
+                            app.draining.load(Relaxed),
+                        )
+                    });
                 NodeLoad {
                     sessions: u32::try_from(sessions).unwrap_or(u32::MAX),
                     participants: u32::try_from(participants).unwrap_or(u32::MAX),
                     cpu_permille: cpu.permille(),
-                    drained,
+                    drained: drained || draining,
                 }
             },
             self.shutdown.clone(),
@@ -235,4 +350,69 @@ async fn give_up(
     if tx.send(close).await.is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), closed).await;
     }
+}
+
+/// `GET /api/cluster` (operator): this node's name and every node's last
+/// published load. 409 `not_clustered` on a single node.
+pub(super) async fn nodes(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::Json<serde_json::Value>, super::ApiError> {
+    super::require_admin(&app, &headers, "reading the cluster's nodes")?;
+    let cluster = clustered(&app)?;
+    let loads = cluster.nodes.loads().await.map_err(|e| {
+        super::ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unavailable",
+            e.to_string(),
+        )
+    })?;
+    let nodes: Vec<serde_json::Value> = loads
+        .iter()
+        .map(|(id, load)| {
+            serde_json::json!({
+                "node": id.as_str(),
+                "sessions": load.sessions,
+                "participants": load.participants,
+                "cpuPermille": load.cpu_permille,
+                "drained": load.drained,
+            })
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({
+        "node": cluster.leases.node().as_str(),
+        "draining": app.draining.load(Relaxed),
+        "nodes": nodes,
+    })))
+}
+
+/// `POST /api/cluster/drain` (operator): this node takes no new sessions
+/// and hands each live one to the least loaded other node. Answers with
+/// where each went, or why it stayed.
+pub(super) async fn drain(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::Json<serde_json::Value>, super::ApiError> {
+    super::require_admin(&app, &headers, "draining the node")?;
+    clustered(&app)?;
+    let moved: Vec<serde_json::Value> = app
+        .drain()
+        .await
+        .into_iter()
+        .map(|(session, result)| match result {
+            Ok(to) => serde_json::json!({"session": session, "to": to}),
+            Err(error) => serde_json::json!({"session": session, "error": error}),
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({ "sessions": moved })))
+}
+
+fn clustered(app: &App) -> Result<&crate::cluster::Cluster, super::ApiError> {
+    app.cluster.as_ref().ok_or_else(|| {
+        super::ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "not_clustered",
+            "this server is a single node (no --cluster)",
+        )
+    })
 }

@@ -79,10 +79,12 @@ where
             // Until its lease lapses, a dead owner is still the owner:
             // the page tries again, and a later try takes the session.
             let (code, message) = match err {
-                RelayError::Absent(_) | RelayError::Timeout { .. } => (
-                    ErrorCode::SessionElsewhere,
-                    format!("{err}; it runs this session until its lease lapses: reconnecting"),
-                ),
+                RelayError::Absent(_) | RelayError::Timeout { .. } | RelayError::Refused { .. } => {
+                    (
+                        ErrorCode::SessionElsewhere,
+                        format!("{err}; it runs this session until its lease lapses: reconnecting"),
+                    )
+                }
                 RelayError::Cluster(_) => (ErrorCode::SessionMoved, err.to_string()),
             };
             let _ = tx.try_send(Outbound::message(&ServerMessage::Error {

@@ -65,6 +65,19 @@ impl Node {
     /// As [`Node::in_cluster`], with the lease's TTL and renewal interval
     /// (milliseconds) given.
     pub fn in_cluster_with(nats: &str, pg: &str, name: &str, ttl_ms: &str, renew_ms: &str) -> Node {
+        Node::in_cluster_env(
+            nats,
+            pg,
+            name,
+            &[
+                ("SYNCREEL_CLUSTER__LEASE_TTL_MS", ttl_ms),
+                ("SYNCREEL_CLUSTER__LEASE_RENEW_MS", renew_ms),
+            ],
+        )
+    }
+
+    /// As [`Node::in_cluster`], with more environment (later entries win).
+    pub fn in_cluster_env(nats: &str, pg: &str, name: &str, env: &[(&str, &str)]) -> Node {
         let data = std::env::temp_dir().join(format!(
             "syncreel-cluster-{}-{name}-{}",
             std::process::id(),
@@ -80,11 +93,18 @@ impl Node {
                 OsStr::new(pg),
             ],
             &[
-                ("SYNCREEL_SERVER__ADMIN_TOKEN", super::OPERATOR),
-                ("SYNCREEL_CLUSTER__NODE_ID", name),
-                ("SYNCREEL_CLUSTER__LEASE_TTL_MS", ttl_ms),
-                ("SYNCREEL_CLUSTER__LEASE_RENEW_MS", renew_ms),
-            ],
+                &[
+                    ("SYNCREEL_SERVER__ADMIN_TOKEN", super::OPERATOR),
+                    ("SYNCREEL_CLUSTER__NODE_ID", name),
+                    ("SYNCREEL_CLUSTER__LEASE_TTL_MS", "1500"),
+                    ("SYNCREEL_CLUSTER__LEASE_RENEW_MS", "500"),
+                    // Sessions run where the test creates them; placement
+                    // has a test of its own.
+                    ("SYNCREEL_CLUSTER__PLACE_SESSIONS", "false"),
+                ],
+                env,
+            ]
+            .concat(),
         )
     }
 }
