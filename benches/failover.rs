@@ -68,16 +68,7 @@ fn main() {
         let mut a = Node::in_cluster_with(&nats.url, &pg.url, &format!("a{round}"), &ttl, &renew);
         let b = Node::in_cluster_with(&nats.url, &pg.url, &format!("b{round}"), &ttl, &renew);
         let (t, w, d) = runtime.block_on(async {
-            let (status, created) = common::request(
-                a.addr,
-                "POST",
-                "/api/sessions",
-                Some(common::OPERATOR),
-                Some(json!({"title": "Failover", "fps": "24", "durationFrames": 2400})),
-            )
-            .await;
-            assert_eq!(status, 201, "{created}");
-            let created = common::CreatedSession::from_body(created);
+            let created = a.create_session("Failover").await;
             // Through B: the owner is A.
             let mut host = Client::join(b.addr, &created.host, "Dana").await;
             host.send(json!({"type": "seek", "frame": 240})).await;

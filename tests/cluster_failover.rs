@@ -60,16 +60,7 @@ async fn a_session_whose_node_is_killed_is_taken_over_and_its_participants_stay_
     let b = Node::in_cluster(&nats.url, &pg.url, "node-b");
     let c = Node::in_cluster(&nats.url, &pg.url, "node-c");
 
-    let (status, created) = common::request(
-        a.addr,
-        "POST",
-        "/api/sessions",
-        Some(common::OPERATOR),
-        Some(json!({"title": "Failover", "fps": "24", "durationFrames": 2400})),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    let created = common::CreatedSession::from_body(created);
+    let created = a.create_session("Failover").await;
     // The host reaches A through B, a viewer through C.
     let mut host = Client::join(b.addr, &created.host, "Dana").await;
     let mut viewer = Client::join(c.addr, &created.viewer, "Vic").await;

@@ -14,19 +14,6 @@ use common::postgres::Postgres;
 use common::Client;
 use serde_json::json;
 
-async fn create_on(node: &Node) -> common::CreatedSession {
-    let (status, created) = common::request(
-        node.addr,
-        "POST",
-        "/api/sessions",
-        Some(common::OPERATOR),
-        Some(json!({"title": "Gateways", "fps": "24", "durationFrames": 2400})),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    common::CreatedSession::from_body(created)
-}
-
 /// One NTP-style estimate of the server's clock against the test's
 /// (`epoch`), from the ping with the shortest round trip of `rounds`:
 /// (offset µs, round trip µs). The true offset is within half that
@@ -63,7 +50,7 @@ async fn participants_on_three_nodes_share_one_room_one_record_and_one_clock() {
     let a = Node::in_cluster(&nats.url, &pg.url, "node-a");
     let b = Node::in_cluster(&nats.url, &pg.url, "node-b");
     let c = Node::in_cluster(&nats.url, &pg.url, "node-c");
-    let created = create_on(&a).await;
+    let created = a.create_session("Gateways").await;
 
     // The driver is on B; a viewer on A (the owner), a reviewer on C.
     let mut driver = Client::join(b.addr, &created.host, "Dana").await;
@@ -166,7 +153,7 @@ async fn a_gateway_with_no_owner_to_reach_says_so_and_a_dead_owners_participants
     let pg = Postgres::start();
     let mut a = Node::in_cluster(&nats.url, &pg.url, "node-a");
     let b = Node::in_cluster(&nats.url, &pg.url, "node-b");
-    let created = create_on(&a).await;
+    let created = a.create_session("Gateways").await;
     let mut on_b = Client::join(b.addr, &created.viewer, "Bea").await;
 
     a.kill();

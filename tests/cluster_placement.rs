@@ -26,19 +26,6 @@ fn placing(nats: &NatsServer, pg: &Postgres, name: &str) -> Node {
     )
 }
 
-async fn create_on(addr: SocketAddr, title: &str) -> common::CreatedSession {
-    let (status, created) = common::request(
-        addr,
-        "POST",
-        "/api/sessions",
-        Some(common::OPERATOR),
-        Some(json!({"title": title, "fps": "24", "durationFrames": 2400})),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    common::CreatedSession::from_body(created)
-}
-
 async fn leases(addr: SocketAddr) -> i64 {
     common::metric(addr, "syncreel_cluster_leases").await
 }
@@ -76,7 +63,7 @@ async fn sessions_go_to_the_least_loaded_node_and_a_drained_node_hands_them_over
     let b = placing(&nats, &pg, "node-b");
 
     // The first session goes to either (both idle); find where.
-    let first = create_on(a.addr, "First").await;
+    let first = a.create_session("First").await;
     until("the first session is owned", || async {
         leases(a.addr).await + leases(b.addr).await == 1
     })
@@ -99,7 +86,7 @@ async fn sessions_go_to_the_least_loaded_node_and_a_drained_node_hands_them_over
 
     // Created on the busy node, the second session runs on the idle one;
     // a participant who asked the busy node is relayed there.
-    let second = create_on(busy.addr, "Second").await;
+    let second = busy.create_session("Second").await;
     until("placed on the idle node", || async {
         leases(idle.addr).await == 1
     })
@@ -148,7 +135,7 @@ async fn sessions_go_to_the_least_loaded_node_and_a_drained_node_hands_them_over
     assert_eq!(cluster["draining"], true, "{cluster}");
 
     // A drained node places even what it is asked to create elsewhere.
-    create_on(busy.addr, "Third").await;
+    busy.create_session("Third").await;
     until("the third session runs on the other node", || async {
         leases(idle.addr).await == 3
     })

@@ -210,24 +210,9 @@ impl Relay {
             headers.insert(ADDRESS, address.to_string());
         }
         headers.insert("Relay-Back", back.as_str());
-        let request = async_nats::Request::new()
-            .headers(headers)
-            .payload(hello)
-            .timeout(Some(OPEN_TIMEOUT));
-        use async_nats::RequestErrorKind as Kind;
-        match self.client.send_request(inbox_of(owner), request).await {
-            Ok(_) => {}
-            Err(err) if err.kind() == Kind::NoResponders => {
-                return Err(RelayError::Absent(owner.to_string()))
-            }
-            Err(err) if err.kind() == Kind::TimedOut => {
-                return Err(RelayError::Timeout {
-                    node: owner.to_string(),
-                    after: OPEN_TIMEOUT,
-                })
-            }
-            Err(err) => return Err(nats_error(err).into()),
-        }
+        let request = async_nats::Request::new().headers(headers).payload(hello);
+        self.ask(owner, inbox_of(owner), request, OPEN_TIMEOUT)
+            .await?;
         Ok(RelayLink {
             client: self.client.clone(),
             to_owner: Subject::from(inbox_of(owner)),
@@ -236,26 +221,37 @@ impl Relay {
         })
     }
 
+    /// A request to `node` on `subject`, its failures named for the node.
+    async fn ask(
+        &self,
+        node: &str,
+        subject: String,
+        request: async_nats::Request,
+        within: Duration,
+    ) -> Result<async_nats::Message, RelayError> {
+        use async_nats::RequestErrorKind as Kind;
+        let request = request.timeout(Some(within));
+        self.client
+            .send_request(subject, request)
+            .await
+            .map_err(|err| match err.kind() {
+                Kind::NoResponders => RelayError::Absent(node.to_string()),
+                Kind::TimedOut => RelayError::Timeout {
+                    node: node.to_string(),
+                    after: within,
+                },
+                _ => nats_error(err).into(),
+            })
+    }
+
     /// Asks `node` to take session `session` over from the shared record
     /// (placement, drain): returns once it runs there.
     pub async fn hand_to(&self, node: &str, session: &str) -> Result<(), RelayError> {
-        let request = async_nats::Request::new()
-            .payload(Bytes::copy_from_slice(session.as_bytes()))
-            .timeout(Some(TAKE_TIMEOUT));
-        use async_nats::RequestErrorKind as Kind;
-        let answer = match self.client.send_request(takes_of(node), request).await {
-            Ok(answer) => answer,
-            Err(err) if err.kind() == Kind::NoResponders => {
-                return Err(RelayError::Absent(node.to_string()))
-            }
-            Err(err) if err.kind() == Kind::TimedOut => {
-                return Err(RelayError::Timeout {
-                    node: node.to_string(),
-                    after: TAKE_TIMEOUT,
-                })
-            }
-            Err(err) => return Err(nats_error(err).into()),
-        };
+        let request =
+            async_nats::Request::new().payload(Bytes::copy_from_slice(session.as_bytes()));
+        let answer = self
+            .ask(node, takes_of(node), request, TAKE_TIMEOUT)
+            .await?;
         if answer.payload.is_empty() {
             Ok(())
         } else {

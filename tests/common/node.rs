@@ -108,3 +108,20 @@ impl Node {
         )
     }
 }
+
+impl Node {
+    /// A session made on this node by the operator: 24 fps, 100 s, no
+    /// media.
+    pub async fn create_session(&self, title: &str) -> super::CreatedSession {
+        let (status, created) = super::request(
+            self.addr,
+            "POST",
+            "/api/sessions",
+            Some(super::OPERATOR),
+            Some(serde_json::json!({"title": title, "fps": "24", "durationFrames": 2400})),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        super::CreatedSession::from_body(created)
+    }
+}
