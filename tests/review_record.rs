@@ -113,7 +113,11 @@ async fn a_long_record_comes_in_pages_and_a_full_queue_loses_no_acknowledgement(
     })
     .await;
     let s = server.create_session().await;
-    let mut author = Client::join(server.addr, &s.reviewer, "Ravi").await;
+    // 12 MB of acknowledgements must outgrow what the sockets hold, or
+    // the queue never fills: the author's receive buffer is fixed.
+    let mut author = Client::connect_with_receive_buffer(server.addr, 256 * 1024).await;
+    author.hello(&s.reviewer, "Ravi", None).await;
+    author.welcome = author.expect("welcome").await;
     author.expect("approvals").await;
     let text = "n".repeat(3_900);
     // Sent without reading: acknowledgements pile up in this connection's

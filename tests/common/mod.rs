@@ -202,6 +202,28 @@ impl Client {
         }
     }
 
+    /// Connects with a fixed socket receive buffer of `bytes` (the kernel
+    /// doubles it), which also stops the kernel growing it: a reader that
+    /// does not read then fills the server's queue for it at a known
+    /// point, not at whatever the buffer has grown to (up to
+    /// `net.ipv4.tcp_rmem`'s 32 MiB here). Not tiny: a 4 KiB buffer makes
+    /// loopback TCP back off its retransmits and stall.
+    pub async fn connect_with_receive_buffer(addr: SocketAddr, bytes: u32) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("tcp connects");
+        let (socket, _) = tokio_tungstenite::client_async(
+            format!("ws://{addr}/ws"),
+            MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("websocket connects");
+        Client {
+            socket,
+            welcome: Value::Null,
+        }
+    }
+
     /// Connects and joins; panics unless a welcome comes back.
     pub async fn join(addr: SocketAddr, token: &str, name: &str) -> Client {
         let mut client = Client::connect(addr).await;
