@@ -73,6 +73,12 @@ fn main() {
             let mut host = Client::join(b.addr, &created.host, "Dana").await;
             host.send(json!({"type": "seek", "frame": 240})).await;
             host.expect("transport").await;
+            // The record writes in order: once this note is acked, the
+            // seek before it is recorded too (a seek is a queued write, and
+            // an owner killed before it commits reopens where it was).
+            host.send(json!({"type": "note", "key": "k", "frame": 240, "text": "before the kill"}))
+                .await;
+            host.expect("noteAck").await;
             a.kill();
             let killed = Instant::now();
             let goodbye = host.expect("goodbye").await;
