@@ -179,11 +179,18 @@ impl App {
         // Only live reviews come back at start; an ended one is brought
         // back when someone with a link of it asks (`App::session`).
         for row in sessions.into_iter().filter(|row| row.ended_at.is_none()) {
-            if let Some(owner) = self.owned_elsewhere(&row.id).await {
+            match self.owned_elsewhere(&row.id).await {
                 // A shared record holds every node's sessions: the one
                 // whose lease stands runs it, never two at once.
-                tracing::info!(session = %row.id, %owner, "not restored here: another node owns it");
-                continue;
+                Ok(Some(owner)) => {
+                    tracing::info!(session = %row.id, %owner, "not restored here: another node owns it");
+                    continue;
+                }
+                Err(why) => {
+                    tracing::warn!(session = %row.id, %why, "not restored here");
+                    continue;
+                }
+                Ok(None) => {}
             }
             match self.restore_session(row).await {
                 Ok(()) => restored += 1,
@@ -208,8 +215,10 @@ impl App {
         // On a shared record, the node holding the session's lease runs
         // it. Once that node is gone and its lease has lapsed, the node
         // asked brings the session back from the record: the takeover.
-        if let Some(owner) = self.owned_elsewhere(id).await {
-            return Err(Unavailable::Elsewhere(owner));
+        match self.owned_elsewhere(id).await {
+            Ok(Some(owner)) => return Err(Unavailable::Elsewhere(owner)),
+            Err(why) => return Err(Unavailable::CutOff(why)),
+            Ok(None) => {}
         }
         let store = self.store.clone();
         let wanted = id.to_string();
@@ -1279,6 +1288,7 @@ async fn require_link(
             "session_elsewhere",
             format!("node {owner} runs this session; ask again through the cluster's address"),
         ),
+        Unavailable::CutOff(why) => cluster::unavailable(why),
     })
 }
 
@@ -1288,6 +1298,10 @@ async fn create_session(
     body: Result<Json<CreateSession>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedSessionBody>), ApiError> {
     require_admin(&app, &headers, "creating sessions")?;
+    if let Some(why) = app.cut_off() {
+        // It could neither place the session nor hold its lease.
+        return Err(cluster::unavailable(why.to_string()));
+    }
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let files = media_files(&req)?;
@@ -1742,12 +1756,28 @@ async fn revoke_link(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "status": "ok",
+/// 200 while this node can serve; 503 while a cluster node is cut off
+/// from NATS, so that a load balancer checking it sends participants to
+/// the other nodes.
+async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, Json<serde_json::Value>) {
+    let cut_off = app.cut_off();
+    let mut body = serde_json::json!({
+        "status": if cut_off.is_some() { "cut_off" } else { "ok" },
         "sessions": app.registry.len(),
         "connections": app.metrics.connections_open.load(Relaxed),
-    }))
+    });
+    if let Some(cluster) = &app.cluster {
+        body["cluster"] = serde_json::json!({
+            "node": cluster.node.as_str(),
+            "connected": cut_off.is_none(),
+        });
+    }
+    let status = if cut_off.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(body))
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
@@ -1872,6 +1902,8 @@ pub enum Unavailable {
     NotFound,
     /// Another node of the cluster (named) holds its lease.
     Elsewhere(String),
+    /// This node cannot reach the cluster to ask who runs it (why).
+    CutOff(String),
 }
 
 /// A recorded link as the link index keeps it.

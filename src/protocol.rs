@@ -627,6 +627,11 @@ pub enum ErrorCode {
     /// reaches) the session: its owner went away, or it lost the
     /// session's lease. Reconnect: the session is taken over elsewhere.
     SessionMoved,
+    /// A cluster node cut off from NATS cannot tell who runs the session,
+    /// so it serves none it does not already run. Reconnect: a load
+    /// balancer (which sees the node's `/healthz` at 503) sends you to
+    /// another node.
+    ClusterUnavailable,
     SessionFull,
     ResumeFailed,
     Forbidden,

@@ -567,6 +567,9 @@ impl Connection {
                     format!("node {owner} runs this session; reconnect"),
                 ))
             }
+            Err(Unavailable::CutOff(why)) => {
+                return Err(Reject::new(ErrorCode::ClusterUnavailable, why))
+            }
         };
         let mut fresh_secret = [0u8; 16];
         rand::rng().fill_bytes(&mut fresh_secret);

@@ -9,48 +9,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::nats::NatsServer;
-use common::node::Node;
+use common::node::{rejoin, Node};
 use common::postgres::Postgres;
 use common::Client;
-use serde_json::{json, Value};
-
-/// A hello on `addr`: the welcome, or the error it got instead.
-async fn hello(addr: std::net::SocketAddr, token: &str) -> (Client, Result<Value, Value>) {
-    let mut client = Client::connect(addr).await;
-    client.hello(token, "Dana", None).await;
-    let answer = client
-        .expect_where(|m| m["type"] == "welcome" || m["type"] == "error")
-        .await;
-    let result = if answer["type"] == "welcome" {
-        Ok(answer)
-    } else {
-        Err(answer)
-    };
-    (client, result)
-}
-
-/// Hellos on `addr` until one is welcomed; `session_elsewhere` (the dead
-/// owner's lease has not lapsed yet) means try again, within 15 s of
-/// `since`.
-async fn rejoin(addr: std::net::SocketAddr, token: &str, since: Instant) -> (Client, Value) {
-    loop {
-        let (client, answer) = hello(addr, token).await;
-        match answer {
-            Ok(welcome) => return (client, welcome),
-            Err(e) if e["code"] == "session_elsewhere" => {
-                assert!(
-                    since.elapsed() < Duration::from_secs(15),
-                    "nobody took the session over: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("unexpected refusal: {e}"),
-        }
-    }
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_whose_node_is_killed_is_taken_over_and_its_participants_stay_on_their_nodes() {

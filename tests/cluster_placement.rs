@@ -6,10 +6,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use common::nats::NatsServer;
-use common::node::Node;
+use common::node::{until, Node};
 use common::postgres::Postgres;
 use common::Client;
 use serde_json::{json, Value};
@@ -28,15 +27,6 @@ fn placing(nats: &NatsServer, pg: &Postgres, name: &str) -> Node {
 
 async fn leases(addr: SocketAddr) -> i64 {
     common::metric(addr, "syncreel_cluster_leases").await
-}
-
-/// Polls `what` (no event says it) until it holds, for at most 10 s.
-async fn until<F: std::future::Future<Output = bool>>(why: &str, mut what: impl FnMut() -> F) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !what().await {
-        assert!(Instant::now() < deadline, "{why}: not within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Each node's sessions as the cluster's published loads say.

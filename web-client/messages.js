@@ -26,6 +26,7 @@ const MESSAGES = {
   session_not_found: ['This review no longer exists on the server.', 'Ask the host whether it moved.'],
   session_elsewhere: ['The server running this review is not answering.', 'Reconnecting by itself; another server takes the review over within seconds.'],
   session_moved: ['The review moved to another server of this cluster.', 'Reconnecting by itself; you stay in the room.'],
+  cluster_unavailable: ['This server has lost touch with the rest of the cluster.', 'Reconnecting by itself; another server takes you in.'],
   session_full: ['This review is full.', 'Try again later, or ask the host to make room.'],
   room_unavailable: ['A room of your own could not be opened for this review.', 'Try again in a minute; if it persists, tell whoever runs the server.'],
   passcode_required: ['This link needs a passcode too.', 'Ask whoever sent you the link for it.'],

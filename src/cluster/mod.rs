@@ -107,6 +107,14 @@ impl Cluster {
             })?
     }
 
+    /// Whether this node's NATS connection is up now. While it is not,
+    /// the node can neither renew leases nor ask who holds one, so it
+    /// serves no session it does not already run (docs/cluster.md, "NATS
+    /// loss"); async-nats reconnects by itself.
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Closes the NATS connection after what was sent has gone out. The
     /// node's leases are not released by this: release them first, or
     /// they lapse after their TTL.

@@ -51,8 +51,19 @@ impl App {
                     return;
                 }
                 Err(err) => {
-                    tracing::error!(session = %id, %err, "session lease not taken");
+                    // Without its lease it must not run here: another node
+                    // may take it at any moment.
+                    tracing::error!(session = %id, %err, "session lease not taken; stopping the session here");
                     metrics.cluster_lease_losses.fetch_add(1, Relaxed);
+                    give_up(
+                        &registry,
+                        &id,
+                        &session,
+                        format!(
+                            "this node could not take the session's lease ({err}); reconnecting"
+                        ),
+                    )
+                    .await;
                     return;
                 }
             };
@@ -123,18 +134,31 @@ impl App {
     }
 
     /// The node that holds session `id`'s lease, when that is not this
-    /// one (`None` too without `--cluster`, or when NATS cannot say: a
-    /// node that cannot ask serves, as a single node would).
-    pub(crate) async fn owned_elsewhere(&self, id: &str) -> Option<String> {
-        let cluster = self.cluster.as_ref()?;
+    /// one (`Ok(None)` without `--cluster`). An error when NATS cannot
+    /// say: a node cut off from the cluster must not open a session that
+    /// another node may be running.
+    pub(crate) async fn owned_elsewhere(&self, id: &str) -> Result<Option<String>, String> {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return Ok(None);
+        };
+        if !cluster.connected() {
+            return Err(CUT_OFF.into());
+        }
         match cluster.leases.holder(id).await {
-            Ok(Some((owner, _))) if owner != *cluster.leases.node() => Some(owner.to_string()),
-            Ok(_) => None,
+            Ok(Some((owner, _))) if owner != *cluster.leases.node() => Ok(Some(owner.to_string())),
+            Ok(_) => Ok(None),
             Err(err) => {
                 tracing::warn!(session = %id, %err, "could not ask who owns a session");
-                None
+                Err(format!("{CUT_OFF} ({err})"))
             }
         }
+    }
+
+    /// Why this node takes no new participant or session now: in a
+    /// cluster, while its NATS connection is down. `None` otherwise.
+    pub(crate) fn cut_off(&self) -> Option<&'static str> {
+        let cluster = self.cluster.as_ref()?;
+        (!cluster.connected()).then_some(CUT_OFF)
     }
 
     /// The node a new session should run on, when that is not this one:
@@ -186,6 +210,7 @@ impl App {
                         Err(Unavailable::Elsewhere(owner)) => {
                             Err(format!("node {owner} still holds the session's lease"))
                         }
+                        Err(Unavailable::CutOff(why)) => Err(why),
                     };
                     tracing::info!(session = %id, ?result, "session handed to this node");
                     handover.answer(result).await;
@@ -324,6 +349,9 @@ async fn take(
     }
 }
 
+/// What a node cut off from NATS says to whoever asks it for a session.
+const CUT_OFF: &str = "this node has lost touch with the cluster (NATS) and cannot tell who runs the session; reconnect";
+
 /// The most a stopping node waits for its releases; what is not released
 /// by then lapses after its TTL.
 const LEAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -360,13 +388,11 @@ pub(super) async fn nodes(
 ) -> Result<axum::Json<serde_json::Value>, super::ApiError> {
     super::require_admin(&app, &headers, "reading the cluster's nodes")?;
     let cluster = clustered(&app)?;
-    let loads = cluster.nodes.loads().await.map_err(|e| {
-        super::ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "cluster_unavailable",
-            e.to_string(),
-        )
-    })?;
+    let loads = cluster
+        .nodes
+        .loads()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
     let nodes: Vec<serde_json::Value> = loads
         .iter()
         .map(|(id, load)| {
@@ -405,6 +431,15 @@ pub(super) async fn drain(
         })
         .collect();
     Ok(axum::Json(serde_json::json!({ "sessions": moved })))
+}
+
+/// 503 `cluster_unavailable`: this node cannot reach NATS now.
+pub(super) fn unavailable(why: String) -> super::ApiError {
+    super::ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "cluster_unavailable",
+        why,
+    )
 }
 
 fn clustered(app: &App) -> Result<&crate::cluster::Cluster, super::ApiError> {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod line;
 pub mod nats;
 pub mod node;
 pub mod postgres;
@@ -24,6 +25,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
+/// The most [`Client::expect_where`] waits in all, however many other
+/// messages arrive meanwhile.
+pub const EXPECT_WAIT: Duration = Duration::from_secs(30);
 
 pub struct TestServer {
     /// Where its review record lives.
@@ -254,8 +258,13 @@ impl Client {
 
     /// The next JSON message, whatever it is.
     pub async fn next(&mut self) -> Value {
+        self.next_before(tokio::time::Instant::now() + WAIT).await
+    }
+
+    /// The next JSON message, which must come before `deadline`.
+    async fn next_before(&mut self, deadline: tokio::time::Instant) -> Value {
         loop {
-            let frame = tokio::time::timeout(WAIT, self.socket.next())
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
                 .expect("a message within the wait")
                 .expect("socket open")
@@ -296,18 +305,18 @@ impl Client {
 
     /// Skips messages until one of type `kind` arrives.
     pub async fn expect(&mut self, kind: &str) -> Value {
-        loop {
-            let msg = self.next().await;
-            if msg["type"] == kind {
-                return msg;
-            }
-        }
+        self.expect_where(|m| m["type"] == kind).await
     }
 
-    /// Skips messages until one matches.
+    /// Skips messages until one matches, within [`EXPECT_WAIT`] in all:
+    /// messages that keep coming (presence, say) must not keep a test
+    /// waiting for one that never does.
     pub async fn expect_where(&mut self, what: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + EXPECT_WAIT;
         loop {
-            let msg = self.next().await;
+            let msg = self
+                .next_before(deadline.min(tokio::time::Instant::now() + WAIT))
+                .await;
             if what(&msg) {
                 return msg;
             }

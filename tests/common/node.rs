@@ -6,6 +6,9 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 pub struct Node {
     pub child: Child,
@@ -123,5 +126,56 @@ impl Node {
         .await;
         assert_eq!(status, 201, "{created}");
         super::CreatedSession::from_body(created)
+    }
+}
+
+/// A hello on `addr`: the welcome, or the error it got instead.
+pub async fn hello(
+    addr: std::net::SocketAddr,
+    token: &str,
+) -> (super::Client, Result<Value, Value>) {
+    let mut client = super::Client::connect(addr).await;
+    client.hello(token, "Dana", None).await;
+    let answer = client
+        .expect_where(|m| m["type"] == "welcome" || m["type"] == "error")
+        .await;
+    let result = if answer["type"] == "welcome" {
+        Ok(answer)
+    } else {
+        Err(answer)
+    };
+    (client, result)
+}
+
+/// Hellos on `addr` until one is welcomed; `session_elsewhere` (the dead
+/// owner's lease has not lapsed yet) means try again, within 15 s of
+/// `since`.
+pub async fn rejoin(
+    addr: std::net::SocketAddr,
+    token: &str,
+    since: Instant,
+) -> (super::Client, Value) {
+    loop {
+        let (client, answer) = hello(addr, token).await;
+        match answer {
+            Ok(welcome) => return (client, welcome),
+            Err(e) if e["code"] == "session_elsewhere" => {
+                assert!(
+                    since.elapsed() < Duration::from_secs(15),
+                    "nobody took the session over: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("unexpected refusal: {e}"),
+        }
+    }
+}
+
+/// Polls `what` (no event says it) until it holds, for at most 10 s.
+pub async fn until<F: std::future::Future<Output = bool>>(why: &str, mut what: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !what().await {
+        assert!(Instant::now() < deadline, "{why}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
