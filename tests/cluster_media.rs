@@ -1,0 +1,163 @@
+//! Video across a cluster: three real nodes on one NATS and one
+//! PostgreSQL, a media session owned by A, its host driving through B and
+//! WebRTC viewers (webrtc-rs, decoding with GStreamer and reading the
+//! frame code burnt into every picture) on C and on A. The viewer on C
+//! signals through C's gateway; its pictures come from the owner's one
+//! encoder, so a seek shows the exact frame at `execute_at` and play
+//! advances at the rate on every node, and the viewers of two nodes see
+//! the same picture at the same moment.
+
+mod common;
+#[path = "support/viewer.rs"]
+mod viewer;
+#[path = "support/vp8.rs"]
+mod vp8;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::nats::NatsServer;
+use common::node::Node;
+use common::postgres::Postgres;
+use common::{transport_of, Client};
+use serde_json::json;
+use syncreel::clock::Timeline;
+use syncreel::media::demo_clip::{self, DemoClipSpec};
+use syncreel::timecode::FrameRate;
+use viewer::Viewer;
+
+const CLIP_FRAMES: u32 = 480;
+
+fn media_root() -> PathBuf {
+    let root = std::env::temp_dir().join(format!("syncreel-cluster-media-{}", std::process::id()));
+    let spec = DemoClipSpec {
+        width: 640,
+        height: 360,
+        frames: CLIP_FRAMES,
+        ..DemoClipSpec::default()
+    };
+    demo_clip::ensure(&root.join("clip.mov"), &spec).unwrap();
+    root
+}
+
+/// A cluster node streaming `root`'s media as the single-node tests'
+/// servers do (VP8 at 640×360, which the test viewer decodes).
+fn streaming_node(nats: &str, pg: &str, name: &str, root: &std::path::Path) -> Node {
+    let root = root.to_str().unwrap();
+    Node::in_cluster_env(
+        nats,
+        pg,
+        name,
+        &[
+            ("SYNCREEL_MEDIA__ROOT", root),
+            ("SYNCREEL_MEDIA__CODEC", "vp8"),
+            ("SYNCREEL_MEDIA__STREAM_WIDTH", "640"),
+            ("SYNCREEL_MEDIA__STREAM_HEIGHT", "360"),
+            ("SYNCREEL_MEDIA__BITRATE_KBPS", "1500"),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_on_other_nodes_see_the_owners_exact_frame_after_seeks_and_in_play() {
+    let root = media_root();
+    let nats = NatsServer::start();
+    let pg = Postgres::start();
+    let a = streaming_node(&nats.url, &pg.url, "node-a", &root);
+    let b = streaming_node(&nats.url, &pg.url, "node-b", &root);
+    let c = streaming_node(&nats.url, &pg.url, "node-c", &root);
+    let (status, created) = common::request(
+        a.addr,
+        "POST",
+        "/api/sessions",
+        Some(common::OPERATOR),
+        Some(json!({"title": "Across nodes", "media": "clip.mov"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let created = common::CreatedSession::from_body(created);
+
+    let mut host = Client::join(b.addr, &created.host, "Dana").await;
+    let mut on_c = Viewer::join(c.addr, &created.viewer).await;
+    let mut on_a = Viewer::join(a.addr, &created.viewer).await;
+    assert_eq!(on_c.first_readable().await, 0, "the room's first frame");
+    assert_eq!(on_a.first_readable().await, 0);
+
+    for (seek, frame) in [
+        (json!({"type": "seek", "frame": 100}), 100u32),
+        (json!({"type": "seek", "timecode": "01:00:10:05"}), 245),
+        (json!({"type": "step", "frames": -1}), 244),
+    ] {
+        host.send(seek).await;
+        let execute_at = host.expect("transport").await["executeAt"]
+            .as_i64()
+            .unwrap();
+        for (node, viewer) in [("C", &mut on_c), ("A", &mut on_a)] {
+            let seen = viewer.picture_at_or_after(execute_at).await;
+            assert_eq!(
+                seen.code,
+                Some(frame),
+                "the picture on {node} after the change at {execute_at}"
+            );
+        }
+    }
+
+    host.send(json!({"type": "play"})).await;
+    let transport = transport_of(&host.expect("transport").await);
+    let timeline = Timeline {
+        rate: FrameRate::FPS_23_976,
+        duration: i64::from(CLIP_FRAMES),
+    };
+    let start = transport.anchor_time.as_micros();
+    // The same pictures on both nodes, each the transport's frame; how
+    // far apart in time the two viewers decoded each one.
+    let mut shown_c = std::collections::HashMap::new();
+    let mut unreadable = 0;
+    while shown_c.len() < 36 {
+        let picture = on_c.picture_at_or_after(start).await;
+        match picture.code {
+            Some(code) => {
+                let expected = transport.position(&timeline, picture.at);
+                assert_eq!(i64::from(code), expected, "C at {:?}", picture.at);
+                shown_c.insert(picture.at.as_micros(), (code, picture.decoded));
+            }
+            None => unreadable += 1,
+        }
+    }
+    assert!(unreadable <= 2, "{unreadable} unreadable pictures on C");
+    let mut spreads = Vec::new();
+    for _ in 0..120 {
+        let picture = on_a.picture_at_or_after(start).await;
+        if let (Some(code), Some((on_c_code, on_c_decoded))) =
+            (picture.code, shown_c.get(&picture.at.as_micros()))
+        {
+            assert_eq!(code, *on_c_code, "one picture, one frame, on every node");
+            let spread = if picture.decoded > *on_c_decoded {
+                picture.decoded - *on_c_decoded
+            } else {
+                *on_c_decoded - picture.decoded
+            };
+            spreads.push(spread);
+        }
+        if spreads.len() >= 24 {
+            break;
+        }
+    }
+    assert!(
+        spreads.len() >= 24,
+        "only {} pictures seen on both nodes",
+        spreads.len()
+    );
+    spreads.sort();
+    let median = spreads[spreads.len() / 2];
+    let worst = *spreads.last().unwrap();
+    eprintln!(
+        "the same picture decoded on a viewer of A and one of C: median {median:?} apart, at most {worst:?} ({} pictures)",
+        spreads.len()
+    );
+    // One frame at 23.976 fps is 41.7 ms: both come from one encoder.
+    assert!(
+        median < Duration::from_millis(42),
+        "viewers of two nodes a frame apart: median {median:?}"
+    );
+}
