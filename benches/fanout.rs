@@ -33,6 +33,20 @@
 //!   this often, as the web client does once a second; unset, viewers are
 //!   idle and only listen.
 //! - `FANOUT_CLIENT_THREADS`: this tool's tokio workers (default 2).
+//! - `FANOUT_NODES`: cluster nodes (default 1: a single server). With 2 or
+//!   more, each run starts a throwaway NATS and PostgreSQL
+//!   (scripts/cluster/) and that many `syncreel serve --cluster` nodes;
+//!   the session runs on the first, its host joins there, and viewer `i`
+//!   joins node `i mod FANOUT_NODES`, so the others relay their viewers to
+//!   the owner (gateways). RSS and CPU are then summed over the nodes, and
+//!   the server's own histogram is the owner's (a relayed copy is
+//!   "written" when it is handed to NATS).
+//!
+//! Besides the server's count of copies written before `execute_at`, every
+//! viewer's receipt is put on the owner's clock (one NTP-style estimate
+//! from the host's pings, min round trip of 20) and counted as on time if
+//! it came before the seek's `execute_at`: "viewer on time %", the share
+//! that could be shown at the scheduled instant.
 //!
 //! Every wait is bounded: a connection that does not join within its
 //! timeout is counted as failed, and a command that does not reach every
@@ -46,6 +60,9 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
@@ -132,6 +149,8 @@ struct Settings {
     /// How often each viewer sends a frame report; `None`: never.
     report_every: Option<Duration>,
     client_threads: usize,
+    /// 1: one server; more: a cluster of that many nodes.
+    nodes: usize,
 }
 
 impl Settings {
@@ -182,6 +201,7 @@ impl Settings {
                 Some(_) => Some(Duration::from_millis(number("FANOUT_REPORT_MS", 0)? as u64)),
             },
             client_threads: number("FANOUT_CLIENT_THREADS", 2)?,
+            nodes: number("FANOUT_NODES", 1)?,
         })
     }
 }
@@ -198,6 +218,13 @@ async fn run_all(settings: &Settings) -> Result<(), String> {
         settings.gap.as_millis(),
         settings.runs,
     );
+    if settings.nodes > 1 {
+        println!(
+            "cluster: {} nodes on one NATS and one PostgreSQL; the session on node 1, viewers \
+             spread evenly over the nodes",
+            settings.nodes
+        );
+    }
     match settings.report_every {
         None => {
             println!("viewers: idle, listening only (set FANOUT_REPORT_MS to make them report)")
@@ -242,6 +269,9 @@ async fn run_all(settings: &Settings) -> Result<(), String> {
          CPU µs/msg: each process's CPU time over the seek phase per delivered seek (on \
          loopback the receiving kernel work runs in the sender's context). srv queue→write: \
          the server's own syncreel_fanout_latency_seconds histogram over the seek phase; \
+         viewer on time: the share of viewers' receipts that came before the seek's \
+         execute_at by the owner's clock (estimated from the host's pings; clock RTT is the \
+         round trip of the ping used, the estimate is right within half of it). \
          srv on time: the share of seek deliveries the server wrote to their socket before \
          the seek's execute_at (syncreel_transport_on_time_total against _late_total). \
          presence/viewer/s: presence messages each viewer received per second of the seek \
@@ -256,8 +286,28 @@ async fn run_all(settings: &Settings) -> Result<(), String> {
 
 /// One fresh server, one session, N viewers, K seeks.
 async fn one_run(settings: &Settings, n: usize, run: usize) -> Result<RunStats, String> {
-    let server = ServerProcess::start(&settings.bin, &format!("{n}-{run}"))?;
-    let addr = server.addr;
+    // Fresh NATS and PostgreSQL per run: a record left by the last run
+    // would have the new nodes restore its sessions.
+    let backends = (settings.nodes > 1).then(|| {
+        (
+            common::nats::NatsServer::start(),
+            common::postgres::Postgres::start(),
+        )
+    });
+    let mut servers = Vec::new();
+    for node in 0..settings.nodes {
+        let cluster = backends
+            .as_ref()
+            .map(|(nats, pg)| (nats.url.as_str(), pg.url.as_str()));
+        servers.push(ServerProcess::start(
+            &settings.bin,
+            &format!("{n}-{run}-{node}"),
+            cluster.map(|(nats, pg)| (nats, pg, format!("node-{node}"))),
+        )?);
+    }
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let addr = addrs[0];
     let tokens = create_session(addr).await?;
 
     let mut host = join(addr, &tokens.host, "driver")
@@ -275,12 +325,13 @@ async fn one_run(settings: &Settings, n: usize, run: usize) -> Result<RunStats, 
         .await
         .map_err(|e| format!("the host never got the driver's seat: {e}"))?;
     }
+    let clock = OwnerClock::estimate(&mut host.socket).await?;
     let (mut host_tx, host_rx) = host.socket.split();
     let host_inbox = Arc::new(HostInbox::default());
     let drain = tokio::spawn(drain_host(host_rx, host_inbox.clone()));
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_before = settled_rss(server.pid).await?;
+    let rss_before = settled_rss_of(&pids).await?;
 
     // Join the viewers. Each task joins under a permit, reports, then
     // stays on its socket stamping deliveries until told to stop.
@@ -306,6 +357,7 @@ async fn one_run(settings: &Settings, n: usize, run: usize) -> Result<RunStats, 
             }),
         };
         let token = tokens.viewer.clone();
+        let addr = addrs[i % addrs.len()];
         viewers.spawn(async move {
             let permit = permits.acquire_owned().await.expect("never closed");
             let attempt =
@@ -348,19 +400,19 @@ async fn one_run(settings: &Settings, n: usize, run: usize) -> Result<RunStats, 
     }
 
     tokio::time::sleep(SETTLE).await;
-    let rss_after = settled_rss(server.pid).await?;
+    let rss_after = settled_rss_of(&pids).await?;
 
     // The seeks, one in flight at a time. CPU time and the server's own
     // fan-out histogram are read around them, so that the cost of one
     // delivery can be split between the server and this tool.
     let machine_before = MachineTicks::read()?;
-    let cpu_before = (cpu_time(server.pid), cpu_time(std::process::id()));
+    let cpu_before = (cpu_time_of(&pids), cpu_time(std::process::id()));
     let presence_before = presence_seen.load(Relaxed);
     let host_bytes_before = host_inbox.bytes.load(Relaxed);
     let seeks_started = Instant::now();
     let histogram_before = fanout_histogram(addr).await?;
-    let tally = seek_phase(settings, &mut host_tx, &mut delivered_rx, joined).await?;
-    let cpu_after = (cpu_time(server.pid), cpu_time(std::process::id()));
+    let tally = seek_phase(settings, &mut host_tx, &mut delivered_rx, joined, clock).await?;
+    let cpu_after = (cpu_time_of(&pids), cpu_time(std::process::id()));
     let machine = MachineTicks::read()?.since(&machine_before);
     let seek_secs = seeks_started.elapsed().as_secs_f64();
     let presence_rate =
@@ -379,7 +431,8 @@ async fn one_run(settings: &Settings, n: usize, run: usize) -> Result<RunStats, 
     }
     drain.abort();
     drop(host_tx);
-    drop(server);
+    drop(servers);
+    drop(backends);
 
     let errors = host_inbox.errors.load(Relaxed);
     if errors > 0 {
@@ -416,8 +469,9 @@ async fn seek_phase(
     host: &mut futures_util::stream::SplitSink<Socket, Message>,
     delivered: &mut mpsc::UnboundedReceiver<Delivery>,
     joined: usize,
+    clock: OwnerClock,
 ) -> Result<Tally, String> {
-    let mut tally = Tally::new(settings.commands, joined);
+    let mut tally = Tally::new(settings.commands, joined, clock);
     for i in 0..settings.commands {
         let frame = FIRST_FRAME + i as i64;
         let at = Instant::now();
@@ -452,15 +506,23 @@ struct Tally {
     resyncs: usize,
     /// Deliveries that came after their command's wait was over.
     late: usize,
+    clock: OwnerClock,
+    /// Deliveries carrying an `execute_at`, and those of them received
+    /// before it by the owner's clock.
+    scheduled: usize,
+    before_execute_at: usize,
 }
 
 impl Tally {
-    fn new(commands: usize, viewers: usize) -> Tally {
+    fn new(commands: usize, viewers: usize, clock: OwnerClock) -> Tally {
         Tally {
             latencies: vec![Vec::with_capacity(viewers); commands],
             sent_at: vec![None; commands],
             resyncs: 0,
             late: 0,
+            clock,
+            scheduled: 0,
+            before_execute_at: 0,
         }
     }
 
@@ -478,6 +540,11 @@ impl Tally {
         };
         self.resyncs += usize::from(delivery.via_snapshot);
         self.late += usize::from(k != current);
+        if let Some(execute_at) = delivery.execute_at {
+            self.scheduled += 1;
+            self.before_execute_at +=
+                usize::from(self.clock.owner_micros(delivery.at) < execute_at);
+        }
         self.latencies[k].push(delivery.at.saturating_duration_since(sent));
     }
 }
@@ -486,6 +553,8 @@ impl Tally {
 struct Delivery {
     frame: i64,
     at: Instant,
+    /// The owner's `executeAt` for the change (none in a snapshot).
+    execute_at: Option<i64>,
     /// It came inside a resync snapshot: the viewer's queue had overflowed.
     via_snapshot: bool,
 }
@@ -494,8 +563,10 @@ struct Delivery {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum Incoming {
+    #[serde(rename_all = "camelCase")]
     Transport {
         transport: Anchor,
+        execute_at: Option<i64>,
     },
     Snapshot {
         state: Snapshot,
@@ -556,9 +627,12 @@ impl Viewer {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => continue,
             };
-            let (frame, via_snapshot) = match serde_json::from_str::<Incoming>(&text) {
-                Ok(Incoming::Transport { transport }) => (transport.anchor_frame, false),
-                Ok(Incoming::Snapshot { state }) => (state.transport.anchor_frame, true),
+            let (frame, execute_at, via_snapshot) = match serde_json::from_str::<Incoming>(&text) {
+                Ok(Incoming::Transport {
+                    transport,
+                    execute_at,
+                }) => (transport.anchor_frame, execute_at, false),
+                Ok(Incoming::Snapshot { state }) => (state.transport.anchor_frame, None, true),
                 Ok(Incoming::Presence) => {
                     self.presence_seen.fetch_add(1, Relaxed);
                     continue;
@@ -568,6 +642,7 @@ impl Viewer {
             let _ = self.delivered.send(Delivery {
                 frame,
                 at,
+                execute_at,
                 via_snapshot,
             });
         }
@@ -846,7 +921,12 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(bin: &std::path::Path, label: &str) -> Result<ServerProcess, String> {
+    /// `cluster`: (NATS URL, PostgreSQL URL, node id) for a cluster node.
+    fn start(
+        bin: &std::path::Path,
+        label: &str,
+        cluster: Option<(&str, &str, String)>,
+    ) -> Result<ServerProcess, String> {
         let data_dir =
             std::env::temp_dir().join(format!("syncreel-fanout-{}-{label}", std::process::id()));
         let mut command = Command::new(bin);
@@ -866,6 +946,13 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some((nats, pg, node)) = cluster {
+            command
+                .args(["--cluster", nats, "--store", pg])
+                .env("SYNCREEL_CLUSTER__NODE_ID", node)
+                // The bench says where the session runs.
+                .env("SYNCREEL_CLUSTER__PLACE_SESSIONS", "false");
+        }
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "syncreel=warn");
         }
@@ -999,6 +1086,69 @@ impl MachineTicks {
     }
 }
 
+/// The summed RSS of several processes (the nodes of a cluster).
+async fn settled_rss_of(pids: &[u32]) -> Result<u64, String> {
+    let mut sum = 0;
+    for pid in pids {
+        sum += settled_rss(*pid).await?;
+    }
+    Ok(sum)
+}
+
+/// The summed CPU time of several processes.
+fn cpu_time_of(pids: &[u32]) -> Result<Duration, String> {
+    pids.iter().map(|pid| cpu_time(*pid)).sum()
+}
+
+/// This tool's monotonic clock put on the owner's server clock: one
+/// NTP-style estimate, from the ping with the shortest round trip.
+#[derive(Clone, Copy)]
+struct OwnerClock {
+    epoch: Instant,
+    /// Owner µs minus this tool's µs since `epoch`.
+    offset_us: i64,
+    /// The round trip of the ping the estimate came from: the offset is
+    /// right within half of it.
+    rtt_us: i64,
+}
+
+impl OwnerClock {
+    const PINGS: u32 = 20;
+
+    async fn estimate(socket: &mut Socket) -> Result<OwnerClock, String> {
+        let epoch = Instant::now();
+        let mut best: Option<(i64, i64)> = None;
+        for id in 0..Self::PINGS {
+            let t0 = epoch.elapsed().as_micros() as i64;
+            let ping = json!({"type": "ping", "id": id, "t0": t0});
+            socket
+                .send(Message::text(ping.to_string()))
+                .await
+                .map_err(|e| format!("ping: {e}"))?;
+            let pong = wait_for(socket, |m| m["type"] == "pong" && m["id"] == id).await?;
+            let t3 = epoch.elapsed().as_micros() as i64;
+            let (Some(t1), Some(t2)) = (pong["t1"].as_i64(), pong["t2"].as_i64()) else {
+                return Err(format!("a pong without t1/t2: {pong}"));
+            };
+            let rtt = (t3 - t0) - (t2 - t1);
+            let offset = ((t1 - t0) + (t2 - t3)) / 2;
+            if best.is_none_or(|(_, r)| rtt < r) {
+                best = Some((offset, rtt));
+            }
+        }
+        let (offset_us, rtt_us) = best.ok_or("no pong")?;
+        Ok(OwnerClock {
+            epoch,
+            offset_us,
+            rtt_us,
+        })
+    }
+
+    fn owner_micros(&self, at: Instant) -> i64 {
+        at.saturating_duration_since(self.epoch).as_micros() as i64 + self.offset_us
+    }
+}
+
 /// The median of a few RSS readings a little apart, so that one reading
 /// taken mid-allocation does not decide the figure.
 async fn settled_rss(pid: u32) -> Result<u64, String> {
@@ -1061,6 +1211,10 @@ struct RunStats {
     server_p99_bound: f64,
     /// Percent of transport copies the server wrote before `execute_at`.
     on_time_pct: f64,
+    /// Percent of viewers' receipts before `execute_at` by the owner's
+    /// clock, and the round trip that clock estimate came from.
+    viewer_on_time_pct: f64,
+    clock_rtt_ms: f64,
     presence_rate: f64,
     host_kb_per_sec: f64,
     /// Percent of the machine's CPU, as in [`Measured`].
@@ -1074,9 +1228,9 @@ impl RunStats {
     const HEADER: &'static str = "| run | N | joined | join s | RSS before MB | RSS after MB | \
         RSS/conn B | samples | missing | p50 ms | p99 ms | max ms | last p50 ms | last p99 ms | \
         srv CPU µs/msg | tool CPU µs/msg | srv queue→write mean ms | srv queue→write p99 ≤ ms | \
-        srv on time % | presence/viewer/s | host kB/s | other CPU % | steal % | resyncs | late |";
+        srv on time % | viewer on time % | clock RTT ms | presence/viewer/s | host kB/s | other CPU % | steal % | resyncs | late |";
     const RULE: &'static str =
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|";
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|";
 
     fn new(m: Measured) -> RunStats {
         let ms = |d: &Duration| d.as_secs_f64() * 1e3;
@@ -1121,6 +1275,12 @@ impl RunStats {
             server_mean: m.server_fanout.mean_ms(),
             server_p99_bound: m.server_fanout.p99_bound_ms(),
             on_time_pct: m.server_fanout.on_time_pct(),
+            viewer_on_time_pct: if m.tally.scheduled == 0 {
+                f64::NAN
+            } else {
+                m.tally.before_execute_at as f64 * 100.0 / m.tally.scheduled as f64
+            },
+            clock_rtt_ms: m.tally.clock.rtt_us as f64 / 1e3,
             presence_rate: m.presence_rate,
             host_kb_per_sec: m.host_kb_per_sec,
             other_pct: m.other_load * 100.0,
@@ -1159,6 +1319,8 @@ impl RunStats {
             server_mean: of(|r| r.server_mean),
             server_p99_bound: of(|r| r.server_p99_bound),
             on_time_pct: of(|r| r.on_time_pct),
+            viewer_on_time_pct: of(|r| r.viewer_on_time_pct),
+            clock_rtt_ms: of(|r| r.clock_rtt_ms),
             presence_rate: of(|r| r.presence_rate),
             host_kb_per_sec: of(|r| r.host_kb_per_sec),
             other_pct: of(|r| r.other_pct),
@@ -1171,7 +1333,7 @@ impl RunStats {
     fn row(&self, label: &str) -> String {
         format!(
             "| {label} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} \
-             | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |",
+             | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {} | {:.2} | {:.2} | {:.3} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |",
             self.n,
             self.joined,
             self.join_secs,
@@ -1190,6 +1352,8 @@ impl RunStats {
             self.server_mean,
             self.server_p99_bound,
             self.on_time_pct,
+            self.viewer_on_time_pct,
+            self.clock_rtt_ms,
             self.presence_rate,
             self.host_kb_per_sec,
             self.other_pct,
