@@ -1,6 +1,7 @@
 //! The `syncreel` command line: `serve`, `demo`, `session create`,
 //! `export` and `upload`.
 
+mod clip;
 mod upload;
 
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ pub enum CliCommand {
     /// Upload a media file to a running server as the next version of an
     /// item (resumable: run it again after an interruption to go on).
     Upload(upload::UploadArgs),
+    /// Render a test clip with its frame code burnt into every picture.
+    Clip(clip::ClipArgs),
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         CliCommand::Session(SessionCommand::Create(args)) => create_remote(args).await,
         CliCommand::Export(args) => export(args),
         CliCommand::Upload(args) => upload::upload(args).await,
+        CliCommand::Clip(args) => tokio::task::spawn_blocking(move || clip::clip(args)).await?,
     }
 }
 

@@ -346,6 +346,7 @@ impl App {
                         ));
                     }
                     Ok(PlaylistEntry {
+                        media: media.clone(),
                         setup,
                         version: wire_version(&version),
                     })
@@ -586,7 +587,8 @@ impl App {
                         ended_at: None,
                         playlist: playlist
                             .iter()
-                            .map(|(_, v, setup)| PlaylistEntry {
+                            .map(|(media, v, setup)| PlaylistEntry {
+                                media: media.clone(),
                                 setup: setup.clone(),
                                 version: wire_version(v),
                             })

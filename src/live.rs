@@ -143,6 +143,13 @@ pub enum SessionMsg {
         code: ErrorCode,
         message: String,
     },
+    /// A version was uploaded to this session: it joins the playlist
+    /// (`App::add_uploaded_version`). `own_media` is the session's own
+    /// file as recorded, which becomes entry 0 of a session of one file.
+    AddVersion {
+        entry: Box<PlaylistEntry>,
+        own_media: Option<String>,
+    },
     State {
         reply: oneshot::Sender<WireSnapshot>,
     },
@@ -247,6 +254,9 @@ pub struct SessionStart {
 /// One entry of a playlist session: a version of an item, ready to play.
 #[derive(Debug, Clone)]
 pub struct PlaylistEntry {
+    /// The file as it was asked for (relative to the media root), as the
+    /// record keeps it.
+    pub media: String,
     pub setup: MediaSetup,
     pub version: WireVersion,
 }
@@ -259,6 +269,22 @@ impl PlaylistEntry {
         }
     }
 
+    /// The entry as the record keeps it.
+    fn row(&self) -> crate::store::EntryRow {
+        let timecode = self.setup.info.timecode;
+        crate::store::EntryRow {
+            media: self.media.clone(),
+            version_id: Some(self.version.id.clone()),
+            timeline: Some(crate::store::TimelineRow {
+                fps_num: timecode.rate().num(),
+                fps_den: timecode.rate().den(),
+                drop_frame: timecode.drop_frame(),
+                start_timecode: timecode.start().to_string(),
+                duration_frames: self.setup.info.duration_frames,
+            }),
+        }
+    }
+
     fn wire(&self) -> protocol::WireEntry {
         let timecode = self.setup.info.timecode;
         protocol::WireEntry {
@@ -267,6 +293,8 @@ impl PlaylistEntry {
             drop_frame: timecode.drop_frame(),
             start_timecode: timecode.start().to_string(),
             duration_frames: self.setup.info.duration_frames,
+            source_width: self.setup.info.width,
+            source_height: self.setup.info.height,
         }
     }
 }
@@ -953,6 +981,7 @@ impl SessionTask {
                 kind,
                 result,
             } => self.stored(from, key, kind, result),
+            SessionMsg::AddVersion { entry, own_media } => self.add_version(*entry, own_media),
             SessionMsg::Close {
                 reply,
                 code,
@@ -1428,6 +1457,57 @@ impl SessionTask {
         })
     }
 
+    /// A version arrived for this session (an upload): it becomes the
+    /// playlist's last entry, so the driver can cue the room to it (at the
+    /// same timecode, for a version of the same shot). A session of one
+    /// file becomes a playlist of its file and the new one. The room
+    /// stays where it is; everyone is sent the new playlist.
+    /// `own_media`: the session's own file as the record has it, for the
+    /// first entry of a session of one file.
+    fn add_version(&mut self, entry: PlaylistEntry, own_media: Option<String>) {
+        let id = self.session.info().id.clone();
+        // A personal room follows its session's playlist as it was when
+        // it opened; a session without a stream has nothing to cue.
+        if self.belonging.is_some() || self.media.is_none() || self.ended_at.is_some() {
+            tracing::info!(session = %id, version = %entry.version.id, "version not added: no live stream to cue");
+            return;
+        }
+        let mut playlist = (*self.parts.playlist).clone();
+        if playlist.is_empty() {
+            let (Some(setup), Some(version), Some(media)) =
+                (&self.parts.setup, &self.version, own_media)
+            else {
+                return;
+            };
+            playlist.push(PlaylistEntry {
+                media,
+                setup: setup.clone(),
+                version: version.clone(),
+            });
+        }
+        if playlist.iter().any(|e| e.version.id == entry.version.id) {
+            return;
+        }
+        if playlist.len() >= crate::http::MAX_PLAYLIST {
+            tracing::warn!(session = %id, "version not added: the playlist is full");
+            return;
+        }
+        let added = self.session.add_entry(entry.cut());
+        let label = format!("{} v{}", entry.version.item, entry.version.number);
+        playlist.push(entry);
+        self.store.write_later(Write::Playlist {
+            session_id: id,
+            entries: playlist.iter().map(PlaylistEntry::row).collect(),
+        });
+        self.log_event("version_added", format!("entry {added}: {label}"));
+        let message = ServerMessage::Playlist {
+            entries: playlist.iter().map(PlaylistEntry::wire).collect(),
+            entry: self.session.entry(),
+        };
+        self.parts.playlist = Arc::new(playlist);
+        self.broadcast(&message);
+    }
+
     /// Serializes once and queues for every connection that keeps up.
     fn broadcast(&mut self, message: &ServerMessage) {
         let text: Utf8Bytes = protocol::to_json(message).into();
@@ -1456,7 +1536,7 @@ impl SessionTask {
                 transport, cause, ..
             } = event
             {
-                let cued = matches!(cause, TransportCause::Command(Command::Cue(_)));
+                let cued = matches!(cause, TransportCause::Command(Command::Cue(..)));
                 if cued || transport.anchor_frame != self.recorded_frame {
                     self.recorded_frame = transport.anchor_frame;
                     self.store.write_later(Write::RoomFrame(PersonalRoomRow {
@@ -1587,7 +1667,7 @@ impl SessionTask {
                 crate::session::Event::Transport {
                     version,
                     transport,
-                    cause: TransportCause::Command(Command::Cue(entry)),
+                    cause: TransportCause::Command(Command::Cue(entry, _)),
                     by,
                 } => self.cue(*entry, *version, transport, *by),
                 event @ crate::session::Event::Compare { .. } => match self.compare_news(event) {
@@ -1610,7 +1690,7 @@ impl SessionTask {
                 },
             ) = (&self.media, &output.event)
             {
-                if !matches!(cause, TransportCause::Command(Command::Cue(_))) {
+                if !matches!(cause, TransportCause::Command(Command::Cue(..))) {
                     media.follow(*transport);
                 }
                 let map =
@@ -1676,10 +1756,11 @@ impl SessionTask {
         self.version = chosen.map(|c| c.version.clone());
         if self.belonging.is_none() {
             let rate = info.timecode.rate();
-            self.recorded_frame = 0;
+            self.recorded_frame = transport.anchor_frame;
             self.store.write_later(Write::Cue {
                 session_id: info.id.clone(),
                 entry: entry as i64,
+                frame: transport.anchor_frame,
                 version_id: self.version.as_ref().map(|v| v.id.clone()),
                 fps_num: rate.num(),
                 fps_den: rate.den(),

@@ -85,9 +85,12 @@ pub enum ClientMessage {
     },
     ClearLoop,
     /// Moves the room to entry `entry` (0-based) of its playlist, paused
-    /// on its first frame. Driver only.
+    /// on its first frame, or with `sameTimecode` on the frame with the
+    /// timecode the room stands on (when the entry has it). Driver only.
     Cue {
         entry: usize,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        same_timecode: bool,
     },
     RequestControl,
     GrantControl {
@@ -286,10 +289,17 @@ pub enum ServerMessage {
         /// session of one file.
         playlist: Vec<WireEntry>,
     },
+    /// The playlist grew: a version arrived while the review runs (an
+    /// upload to this session). `entries` is the whole playlist now,
+    /// `entry` the one on screen (unchanged).
+    Playlist {
+        entries: Vec<WireEntry>,
+        entry: usize,
+    },
     /// The room moves to another playlist entry at `execute_at`: from
     /// then on `session` (its rate, start and length) and `version` are
     /// those of entry `entry`, and `transport` (paused on its first
-    /// frame) is in effect.
+    /// frame, or on the timecode the room stood on) is in effect.
     Cue {
         version: u64,
         execute_at: i64,
@@ -692,6 +702,10 @@ pub struct WireEntry {
     pub drop_frame: bool,
     pub start_timecode: String,
     pub duration_frames: i64,
+    /// The source's picture size: stills of this entry can be asked for
+    /// up to its width.
+    pub source_width: u32,
+    pub source_height: u32,
 }
 
 /// Whose playback a room is: everyone's, or its one participant's.
@@ -1067,7 +1081,7 @@ fn cause_name(cause: &TransportCause) -> &'static str {
             LoopIn(_) => "loopIn",
             LoopOut(_) => "loopOut",
             ClearLoop => "clearLoop",
-            Cue(_) => "cue",
+            Cue(..) => "cue",
             RequestControl | GrantControl(_) | DenyControl(_) | TakeControl | ReleaseControl
             | WithdrawControl => "control",
         },

@@ -89,6 +89,18 @@ pub struct Cut {
     pub duration_frames: i64,
 }
 
+/// Where a cue lands in the entry it moves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CueAt {
+    /// Its first frame: another shot of a playlist.
+    #[default]
+    Start,
+    /// The frame with the timecode the room stands on, when the entry has
+    /// it (else its first frame): another version of the same shot, as
+    /// an editor's "v6" replaces "v5" under the same notes.
+    SameTimecode,
+}
+
 /// The facts of a session. `timecode` and `duration_frames` are those of
 /// the playlist entry on screen; they change only with a cue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,9 +145,9 @@ pub enum Command {
     LoopOut(Option<i64>),
     ClearLoop,
     RequestControl,
-    /// Moves the room to another entry of its playlist, paused on its
-    /// first frame.
-    Cue(usize),
+    /// Moves the room to another entry of its playlist, paused where
+    /// [`CueAt`] says.
+    Cue(usize, CueAt),
     /// The driver (or a host) hands the seat to someone.
     GrantControl(ParticipantId),
     /// The driver (or a host) turns down a request.
@@ -160,7 +172,7 @@ impl Command {
                 | Command::LoopIn(_)
                 | Command::LoopOut(_)
                 | Command::ClearLoop
-                | Command::Cue(_)
+                | Command::Cue(..)
         )
     }
 }
@@ -445,6 +457,14 @@ impl Session {
         self.playlist = playlist;
         self.transport = Transport::paused_at(0, self.transport.anchor_time);
         self
+    }
+
+    /// Adds an entry at the end of the playlist (a version that arrived
+    /// while the review runs) and returns its index; the room stays where
+    /// it is. A session of one file is a playlist of one.
+    pub fn add_entry(&mut self, cut: Cut) -> usize {
+        self.playlist.push(cut);
+        self.playlist.len() - 1
     }
 
     /// The playlist entry on screen.
@@ -838,8 +858,8 @@ impl Session {
         shown: Option<i64>,
     ) -> Result<(), CommandError> {
         let execute_at = now.saturating_add_micros(self.lead_micros());
-        if let Command::Cue(entry) = command {
-            return self.cue(execute_at, from, entry);
+        if let Command::Cue(entry, at) = command {
+            return self.cue(execute_at, from, entry, at);
         }
         let timeline = self.info.timeline();
         let here = self.transport.position(&timeline, execute_at);
@@ -928,19 +948,33 @@ impl Session {
         Ok(())
     }
 
-    /// Moves the room to another entry, paused on its first frame. What
-    /// anyone watched of the last entry says nothing about this one, so
-    /// the receipts start over.
+    /// Moves the room to another entry, paused on its first frame or on
+    /// the timecode it stands on (`at`). What anyone watched of the last
+    /// entry says nothing about this one, so the receipts start over.
     fn cue(
         &mut self,
         execute_at: ServerTime,
         from: ParticipantId,
         entry: usize,
+        at: CueAt,
     ) -> Result<(), CommandError> {
         let cut = *self.playlist.get(entry).ok_or(CommandError::UnknownEntry {
             entry,
             entries: self.playlist.len(),
         })?;
+        let here = self.transport.position(&self.info.timeline(), execute_at);
+        let label = self.info.timecode.label(here);
+        let landing = match at {
+            CueAt::Start => 0,
+            // A label the entry's rate cannot show, or one outside it,
+            // lands on its first frame: a switch never fails.
+            CueAt::SameTimecode => cut
+                .timecode
+                .frame_of(label)
+                .ok()
+                .filter(|f| (0..cut.duration_frames).contains(f))
+                .unwrap_or(0),
+        };
         self.end_compare(Some(from));
         self.entry = entry;
         self.info.timecode = cut.timecode;
@@ -948,7 +982,7 @@ impl Session {
         for p in self.participants.values_mut() {
             p.seen = SeenFrames::default();
         }
-        let next = Transport::paused_at(0, execute_at);
+        let next = Transport::paused_at(landing, execute_at);
         self.transport = next;
         self.version += 1;
         self.push(
@@ -956,7 +990,7 @@ impl Session {
             Event::Transport {
                 version: self.version,
                 transport: next,
-                cause: TransportCause::Command(Command::Cue(entry)),
+                cause: TransportCause::Command(Command::Cue(entry, at)),
                 by: Some(from),
             },
         );

@@ -373,16 +373,23 @@ pub enum Write {
         room: String,
     },
     /// A playlist session moved to another entry: its timeline and
-    /// version are now that entry's, and it stands on its first frame.
+    /// version are now that entry's, and it stands on `frame`.
     Cue {
         session_id: String,
         entry: i64,
+        frame: i64,
         version_id: Option<String>,
         fps_num: u32,
         fps_den: u32,
         drop_frame: bool,
         start_timecode: String,
         duration_frames: i64,
+    },
+    /// A session's playlist is now `entries` (a version was added while
+    /// it runs); which entry is on screen is unchanged.
+    Playlist {
+        session_id: String,
+        entries: Vec<EntryRow>,
     },
     /// The host ended the live review (first end wins).
     End {

@@ -31,7 +31,7 @@ use crate::protocol::{
     PROTOCOL_VERSION,
 };
 use crate::rtc::{IceCandidate, Signal, Signals};
-use crate::session::{Command, ParticipantId, SeekTarget, SyncReport};
+use crate::session::{Command, CueAt, ParticipantId, SeekTarget, SyncReport};
 use crate::timecode::Timecode;
 
 mod compare;
@@ -777,7 +777,17 @@ fn command_of(message: ClientMessage) -> Result<Command, Reject> {
         ClientMessage::LoopIn { frame } => Command::LoopIn(frame),
         ClientMessage::LoopOut { frame } => Command::LoopOut(frame),
         ClientMessage::ClearLoop => Command::ClearLoop,
-        ClientMessage::Cue { entry } => Command::Cue(entry),
+        ClientMessage::Cue {
+            entry,
+            same_timecode,
+        } => Command::Cue(
+            entry,
+            if same_timecode {
+                CueAt::SameTimecode
+            } else {
+                CueAt::Start
+            },
+        ),
         ClientMessage::RequestControl => Command::RequestControl,
         ClientMessage::GrantControl { participant } => {
             Command::GrantControl(ParticipantId(participant))

@@ -8,6 +8,8 @@ mod common;
 mod opus;
 #[path = "support/process.rs"]
 mod process;
+#[path = "support/tus.rs"]
+mod tus;
 #[path = "support/viewer.rs"]
 mod viewer;
 #[path = "support/vp8.rs"]
@@ -298,5 +300,106 @@ async fn a_playlist_session_comes_back_on_its_entry_after_kill_9() {
     assert_eq!(back.welcome["media"]["version"], moved["mediaVersion"]);
     assert_eq!(back.welcome["playlist"].as_array().unwrap().len(), 2);
     assert_eq!(back.expect("notes").await["notes"], json!([note]));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_uploaded_into_a_running_session_is_cued_at_the_same_timecode_and_kept() {
+    let data =
+        std::env::temp_dir().join(format!("syncreel-playlist-upload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    make_takes(&data.join("media"));
+    // v2 of take 1: the same start timecode, its own frame codes.
+    let v2_path = data.join("take1 v2.mov");
+    let v2_spec = DemoClipSpec {
+        width: 320,
+        height: 180,
+        frames: 120,
+        code_offset: 30_000,
+        ..DemoClipSpec::default()
+    };
+    demo_clip::ensure(&v2_path, &v2_spec).unwrap();
+    let v2 = std::fs::read(&v2_path).unwrap();
+    // VP8, which the test viewer decodes.
+    let env = [
+        ("SYNCREEL_UPLOADS__RESERVE_FREE_BYTES", "0"),
+        ("SYNCREEL_MEDIA__CODEC", "vp8"),
+        ("SYNCREEL_MEDIA__STREAM_WIDTH", "320"),
+        ("SYNCREEL_MEDIA__STREAM_HEIGHT", "180"),
+    ];
+    let mut server = Process::start_with(&data, &env);
+    let created = server
+        .post(
+            "/api/sessions",
+            json!({"title": "Take 1", "media": "take1.mov"}),
+        )
+        .await;
+    let id = created["session"]["id"].as_str().unwrap().to_string();
+    let host_token = token(&created, "host");
+    let mut host = Client::join(server.addr, &host_token, "Dana").await;
+    let mut reviewer = Client::join(server.addr, &token(&created, "reviewer"), "Rey").await;
+    assert_eq!(host.welcome["playlist"], json!([]), "one file");
+    host.send(seek(100)).await;
+    host.expect("transport").await;
+
+    // The host's link uploads v2 into the session.
+    let tus = tus::Tus::new(server.addr, Some(&host_token));
+    let upload = tus
+        .created(
+            v2.len() as u64,
+            &[
+                ("filename", "take1 v2.mov"),
+                ("item", "take1"),
+                ("session", &id),
+            ],
+        )
+        .await;
+    let done = tus.patch(&upload, 0, v2.clone().into(), None).await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    assert_eq!(done.header("syncreel-version-number").as_deref(), Some("2"));
+
+    // Everyone hears of the new playlist; the room has not moved.
+    for client in [&mut host, &mut reviewer] {
+        let playlist = client.expect("playlist").await;
+        assert_eq!(playlist["entry"], 0, "{playlist}");
+        let entries = playlist["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 2, "{playlist}");
+        assert_eq!(entries[0]["version"]["number"], 1);
+        assert_eq!(entries[1]["version"]["item"], "take1");
+        assert_eq!(entries[1]["version"]["number"], 2);
+        assert_eq!(entries[1]["startTimecode"], "01:00:00:00");
+        assert_eq!(
+            (
+                entries[1]["sourceWidth"].as_u64(),
+                entries[1]["durationFrames"].as_i64()
+            ),
+            (Some(320), Some(120))
+        );
+    }
+    // Switched at the same timecode: v2's frame 100, its picture's code.
+    let mut viewer = Viewer::join(server.addr, &token(&created, "viewer")).await;
+    host.send(json!({"type": "cue", "entry": 1, "sameTimecode": true}))
+        .await;
+    let cued = host.expect("cue").await;
+    assert_eq!(cued["entry"], 1);
+    assert_eq!(cued["transport"]["anchorFrame"], 100, "{cued}");
+    assert_eq!(cued["mediaVersion"]["number"], 2);
+    let seen = viewer
+        .picture_at_or_after(cued["executeAt"].as_i64().unwrap())
+        .await;
+    assert_eq!(seen.code, Some(30_100), "v2's picture of 01:00:04:04");
+    host.send(json!({"type": "note", "key": "n", "frame": 100, "text": "Better"}))
+        .await;
+    host.expect("noteAck").await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    // The record has the playlist and where the room stood in it.
+    let server = Process::start_with(&data, &env);
+    let back = Client::join(server.addr, &host_token, "Dana").await;
+    assert_eq!(back.welcome["state"]["entry"], 1);
+    assert_eq!(back.welcome["state"]["transport"]["anchorFrame"], 100);
+    assert_eq!(back.welcome["playlist"].as_array().unwrap().len(), 2);
+    assert_eq!(back.welcome["media"]["version"]["number"], 2);
     let _ = std::fs::remove_dir_all(&data);
 }

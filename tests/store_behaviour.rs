@@ -528,6 +528,7 @@ async fn cue_end_and_delete_change_what_is_listed(store: &Store) {
         Write::Cue {
             session_id: "life".into(),
             entry: 1,
+            frame: 42,
             version_id: None,
             fps_num: 30000,
             fps_den: 1001,
@@ -546,9 +547,43 @@ async fn cue_end_and_delete_change_what_is_listed(store: &Store) {
             cued.duration_frames,
             cued.last_frame
         ),
-        (1, 30000, true, 555, 0),
-        "a cue takes the entry's timeline and its first frame"
+        (1, 30000, true, 555, 42),
+        "a cue takes the entry's timeline and the frame it lands on"
     );
+    // A version joins the playlist while the room runs: the entries are
+    // replaced whole, in order.
+    let entry = |media: &str, start: &str| EntryRow {
+        media: media.into(),
+        version_id: None,
+        timeline: Some(TimelineRow {
+            fps_num: 24,
+            fps_den: 1,
+            drop_frame: false,
+            start_timecode: start.into(),
+            duration_frames: 48,
+        }),
+    };
+    for entries in [
+        vec![entry("a.mov", "01:00:00:00")],
+        vec![
+            entry("a.mov", "01:00:00:00"),
+            entry("uploads/a-v2.mov", "00:59:50:00"),
+        ],
+    ] {
+        write(
+            store,
+            Write::Playlist {
+                session_id: "life".into(),
+                entries: entries.clone(),
+            },
+        )
+        .await;
+        assert_eq!(
+            store.entries_of("life").unwrap(),
+            entries,
+            "the playlist reads back"
+        );
+    }
     for at in [1000, 2000] {
         write(
             store,

@@ -267,7 +267,7 @@ const stillCache = new StillCache({ load: loadStill });
 const timeline = new Timeline(document.getElementById('timeline'), {
   seek: (frame) => room.isDriver() && drive({ type: 'seek', frame }),
   marks: (a, b) => markRange({ in: a, out: b }, true),
-  cue: (entry) => room.isDriver() && drive({ type: 'cue', entry }),
+  cue: (entry) => room.isDriver() && cueEntry(entry),
   still: () => {
     if (!media || !room.joined) return null;
     const { checksum } = newestEntry();
@@ -546,7 +546,7 @@ function onMessage(msg) {
     drawRevision += 1;
     ui.showApp();
     ui.renderSession(room);
-    uploads.show(room.role);
+    uploads.showFor(room.role);
     ui.setNoteAuthoring(room.canDrive());
     renderApprovals();
     drawnTransport = null;
@@ -557,9 +557,17 @@ function onMessage(msg) {
     renderPresence();
   }
   if (changed === 'presence' && liveStrokes.keepAuthors((by) => room.participants.has(by))) drawRevision += 1;
-  if (changed === 'all' || changed === 'control') {
+  if (changed === 'all' || changed === 'control' || changed === 'playlist') {
     ui.renderPlaylist(room);
     renderTimeline();
+    uploads.offer();
+  }
+  if (changed === 'all' || changed === 'playlist') {
+    for (const e of room.playlist) if (e.version && e.sourceWidth) sourceWidths.set(e.version.checksum, e.sourceWidth);
+  }
+  if (changed === 'playlist') {
+    ui.renderRecordPanel(room, endedAt);
+    compareView.render();
   }
   if (changed === 'control' && !room.isDriver()) commands.clear();
   // Whoever drives sees what the room sees.
@@ -950,7 +958,27 @@ const uploads = new UploadPanel({
     if (passcode) headers['x-syncreel-passcode'] = passcode;
     return headers;
   },
+  show: showVersion,
+  canShow: (versionId) => room.isDriver()
+    && room.playlist.some((e, i) => e.version?.id === versionId && i !== room.entry),
 });
+
+/**
+ * Moves the room to playlist entry `i`: another version of the shot on
+ * screen opens at the same timecode (a "v6" replacing "v5" under the
+ * notes), another shot at its first frame.
+ */
+function cueEntry(i) {
+  const target = room.playlist[i]?.version;
+  const sameShot = target != null && room.mediaVersion != null && target.item === room.mediaVersion.item;
+  drive({ type: 'cue', entry: i, ...(sameShot ? { sameTimecode: true } : {}) });
+}
+
+/** The uploaded version `versionId` on screen, if the room has it (the driver only). */
+function showVersion(versionId) {
+  const i = room.playlist.findIndex((e) => e.version?.id === versionId);
+  if (i >= 0 && i !== room.entry && room.isDriver()) cueEntry(i);
+}
 
 /** A REST call about this session with this page's link token (the server checks what its role may do). */
 function linkFetch(path, method = 'GET', signal = undefined) {
@@ -976,6 +1004,7 @@ function onEntryChanged() {
   ui.renderSession(room);
   ui.renderPlaylist(room);
   renderTimeline();
+  uploads.offer();
   compareView.render();
   renderNotes();
   renderApprovals();
@@ -1076,7 +1105,8 @@ function foreseeCommand(msg) {
   if (!media || !room.joined || !connection.live || !room.isDriver()) return;
   if (msg.type === 'cue') {
     const entry = room.playlist[msg.entry];
-    if (!entry?.version) return;
+    // Where a same-timecode cue lands is the server's to say.
+    if (!entry?.version || msg.sameTimecode) return;
     foreseen = {
       checksum: entry.version.checksum, frame: 0, duration: entry.durationFrames, sinceVersion: newestVersion(),
     };
@@ -1656,7 +1686,7 @@ function bindControls() {
   on('peek-back', endPeek);
   document.getElementById('playlist').addEventListener('click', (ev) => {
     const cue = ev.target.closest('button[data-entry]');
-    if (cue) drive({ type: 'cue', entry: Number(cue.dataset.entry) });
+    if (cue) cueEntry(Number(cue.dataset.entry));
   });
   const notesList = document.getElementById('notes');
   notesList.addEventListener('click', onNoteClick);

@@ -65,6 +65,10 @@ export class Room {
         }
         this.replace(msg.state);
         return 'all';
+      case 'playlist':
+        // A version arrived (an upload): the room stays where it is.
+        this.playlist = msg.entries;
+        return 'playlist';
       case 'cue':
         if (msg.version <= this.version) return null;
         this.version = msg.version;

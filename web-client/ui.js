@@ -176,7 +176,9 @@ export class Ui {
       const current = i === room.entry;
       const cue = el('button', {
         className: 'btn cue', type: 'button', disabled: current || !driving, textContent: current ? 'On screen' : 'Cue',
-        title: driving ? 'Move the whole room to this entry, paused on its first frame' : 'Only the driver cues the room',
+        title: driving
+          ? 'Move the whole room to this entry, paused: another version of this shot at the same timecode, another shot at its first frame'
+          : 'Only the driver cues the room',
       });
       cue.dataset.entry = String(i);
       const li = el('li', { className: current ? 'current' : '' },

@@ -235,14 +235,17 @@ export class Upload {
  * became of the file.
  */
 export class UploadPanel {
-  constructor({ ui, sessionId, headers }) {
-    Object.assign(this, { ui, sessionId, headers });
+  constructor({ ui, sessionId, headers, show, canShow }) {
+    Object.assign(this, { ui, sessionId, headers, show, canShow });
     this.upload = null;
     const $ = (id) => document.getElementById(id);
     this.el = {
       panel: $('upload-panel'), drop: $('upload-drop'), input: $('upload-input'), item: $('upload-item'),
-      bar: $('upload-progress'), status: $('upload-status'), pause: $('upload-pause'),
+      bar: $('upload-progress'), status: $('upload-status'), pause: $('upload-pause'), showIt: $('upload-show'),
     };
+    this.el.showIt.addEventListener('click', () => {
+      if (this.upload?.version) this.show?.(this.upload.version.id);
+    });
     this.el.input.addEventListener('change', () => {
       if (this.el.input.files[0]) this.send(this.el.input.files[0]);
       this.el.input.value = '';
@@ -265,8 +268,18 @@ export class UploadPanel {
   }
 
   /** Hosts only: the server refuses anyone else anyway. */
-  show(role) {
+  showFor(role) {
     this.el.panel.hidden = role !== 'host';
+  }
+
+  /**
+   * Offers to put the uploaded version on screen once the room has it in
+   * its playlist, off screen, and this page drives (`canShow(versionId)`).
+   */
+  offer() {
+    const v = this.upload?.state === 'done' ? this.upload.version : null;
+    this.el.showIt.hidden = !v || !this.canShow(v.id);
+    if (v) this.el.showIt.textContent = `Show ${v.item} v${v.number} in the room`;
   }
 
   send(file) {
@@ -298,10 +311,12 @@ export class UploadPanel {
         status.textContent = v
           ? `${v.item} v${v.number} is in${u.duplicate ? ' (the server already had these bytes)' : ''}: ${v.media}`
           : `${u.file.name} is in.`;
+        this.offer();
         break;
       }
       case 'failed':
         status.textContent = `${u.file.name} was not uploaded.`;
+        this.offer();
         this.ui.toast('error', u.error.code, u.error.message, { about: 'Upload refused' });
         break;
       default:

@@ -15,7 +15,7 @@ use axum::Json;
 use super::{bearer, public_base, unix_now, ApiError, App, Peer};
 use crate::links::LinkError;
 use crate::session::Role;
-use crate::uploads::{tus, Access, NewUpload, Status, UploadError};
+use crate::uploads::{tus, Access, Done, NewUpload, Status, UploadError};
 
 const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
 const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
@@ -185,6 +185,9 @@ pub(super) async fn patch(
             .append(&access, &id, offset, checksum, body.into_data_stream())
             .await
             .map_err(upload_error)?;
+        if let (Some(done), Some(session)) = (&appended.done, &appended.session) {
+            app.add_uploaded_version(session, done).await;
+        }
         let mut response = StatusCode::NO_CONTENT.into_response();
         let h = response.headers_mut();
         h.insert(UPLOAD_OFFSET, value(&appended.offset.to_string()));
@@ -228,7 +231,74 @@ async fn status_of(
     id: String,
 ) -> Result<Status, ApiError> {
     let access = access(app, headers, peer).await?;
-    app.uploads.status(&access, &id).await.map_err(upload_error)
+    let status = app
+        .uploads
+        .status(&access, &id)
+        .await
+        .map_err(upload_error)?;
+    if let (true, Some(done), Some(session)) =
+        (status.finished_now, &status.done, &status.info.session)
+    {
+        app.add_uploaded_version(session, done).await;
+    }
+    Ok(status)
+}
+
+impl App {
+    /// Puts a version uploaded for `session_id` into its live room's
+    /// playlist, where the driver can cue the room to it at the same
+    /// timecode. Nothing if the session does not run on this node (in a
+    /// cluster its owner has it from the record at its next start) or its
+    /// file cannot be prepared; the version is recorded either way.
+    pub(crate) async fn add_uploaded_version(self: &Arc<Self>, session_id: &str, done: &Done) {
+        let Some(handle) = self.registry.get(session_id) else {
+            return;
+        };
+        let (app, media, version_id, id) = (
+            self.clone(),
+            done.media.clone(),
+            done.version_id.clone(),
+            session_id.to_string(),
+        );
+        let prepared = tokio::task::spawn_blocking(move || {
+            let setup = app.prepare_media(&media).map_err(|e| e.message)?;
+            let version = app
+                .store
+                .version(&version_id)
+                .map_err(|e| e.to_string())?
+                .ok_or("the version is not in the record")?;
+            let own_media = app
+                .store
+                .session(&id)
+                .map_err(|e| e.to_string())?
+                .and_then(|row| row.media);
+            Ok::<_, String>((setup, version, own_media, media))
+        })
+        .await;
+        let (setup, version, own_media, media) = match prepared {
+            Ok(Ok(prepared)) => prepared,
+            Ok(Err(why)) => {
+                tracing::warn!(session = %session_id, %why, "an uploaded version cannot join the room");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(session = %session_id, %err, "an uploaded version cannot join the room");
+                return;
+            }
+        };
+        let entry = crate::live::PlaylistEntry {
+            media,
+            setup,
+            version: super::wire_version(&version),
+        };
+        let _ = handle
+            .tx
+            .send(crate::live::SessionMsg::AddVersion {
+                entry: Box::new(entry),
+                own_media,
+            })
+            .await;
+    }
 }
 
 fn status_json(status: &Status) -> serde_json::Value {

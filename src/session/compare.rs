@@ -87,7 +87,9 @@ impl Session {
 mod tests {
     use super::*;
     use crate::clock::ServerTime;
-    use crate::session::{Command, Cut, JoinRequest, Role, SessionInfo, SessionLimits, Snapshot};
+    use crate::session::{
+        Command, CueAt, Cut, JoinRequest, Role, SessionInfo, SessionLimits, Snapshot,
+    };
     use crate::timecode::{FrameRate, TimecodeFormat};
 
     fn room() -> (Session, ServerTime) {
@@ -178,7 +180,9 @@ mod tests {
         let host = join(&mut session, now, "Dana", Role::Host);
         session.set_compare(host, Some(side("v2"))).unwrap();
         compares(&mut session);
-        session.handle(now, host, Command::Cue(1)).unwrap();
+        session
+            .handle(now, host, Command::Cue(1, CueAt::Start))
+            .unwrap();
         assert_eq!(compares(&mut session), [None]);
         assert_eq!(session.compare(), None);
     }

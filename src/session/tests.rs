@@ -899,3 +899,56 @@ fn a_playing_room_taken_over_opens_where_it_has_got_to_still_playing() {
             .opening_moving(240, two, std::time::Duration::from_secs(3600), now);
     assert_eq!(late.transport().anchor_frame, 24 * 600 - 1);
 }
+
+#[test]
+fn a_version_added_while_the_room_runs_can_be_cued_at_the_same_timecode() {
+    let mut room = Room::new();
+    let host = room.join("Dana", Role::Host);
+    let cut = |start: &str, duration_frames| Cut {
+        timecode: TimecodeFormat::new(FrameRate::FPS_24, false)
+            .unwrap()
+            .with_start(start.parse().unwrap())
+            .unwrap(),
+        duration_frames,
+    };
+    // v2 starts where v1 does; v3 ten seconds earlier (a longer head);
+    // the fourth is another shot, whose labels the room's never reach.
+    assert_eq!(room.session.add_entry(cut("01:00:00:00", 24 * 600)), 1);
+    assert_eq!(room.session.add_entry(cut("00:59:50:00", 24 * 600)), 2);
+    assert_eq!(room.session.add_entry(cut("02:00:00:00", 48)), 3);
+    assert_eq!(room.session.entry(), 0, "adding moves nothing");
+
+    // 01:00:05:20
+    room.cmd(host, Command::Seek(SeekTarget::Frame(140)))
+        .unwrap();
+    let landed = |room: &mut Room| {
+        room.take()
+            .into_iter()
+            .rev()
+            .find_map(|o| match o.event {
+                Event::Transport { transport, .. } => Some(transport.anchor_frame),
+                _ => None,
+            })
+            .expect("a transport change")
+    };
+    room.cmd(host, Command::Cue(1, CueAt::SameTimecode))
+        .unwrap();
+    assert_eq!(landed(&mut room), 140, "v2 at 01:00:05:20");
+    room.cmd(host, Command::Cue(2, CueAt::SameTimecode))
+        .unwrap();
+    assert_eq!(landed(&mut room), 380, "v3's 01:00:05:20 is 15 s 20 f in");
+    assert_eq!(room.session.entry(), 2);
+    room.cmd(host, Command::Cue(3, CueAt::SameTimecode))
+        .unwrap();
+    assert_eq!(
+        landed(&mut room),
+        0,
+        "a label the entry lacks: its first frame"
+    );
+    room.cmd(host, Command::Cue(2, CueAt::Start)).unwrap();
+    assert_eq!(landed(&mut room), 0);
+    assert!(
+        !room.session.transport().playing,
+        "a cue leaves the room paused"
+    );
+}

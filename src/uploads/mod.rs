@@ -69,6 +69,8 @@ pub struct Status {
     pub info: Info,
     /// The version it became, once finished.
     pub done: Option<Done>,
+    /// This request finished it (a HEAD after the last byte was in).
+    pub finished_now: bool,
 }
 
 /// Why an upload request is refused. Each leaves the upload as it was
@@ -155,6 +157,8 @@ pub struct Appended {
     pub expires: u64,
     /// The version made, when this request brought the last byte.
     pub done: Option<Done>,
+    /// The session the upload was made for, if any.
+    pub session: Option<String>,
 }
 
 /// The uploads of one server.
@@ -297,6 +301,7 @@ impl Uploads {
             offset: 0,
             info,
             done: None,
+            finished_now: false,
         })
     }
 
@@ -316,7 +321,8 @@ impl Uploads {
         // Every byte is here but the server stopped before finishing (a
         // crash, a body cut after its last byte): a client told "all
         // there" would consider it done, so it is finished now.
-        if done.is_none() && offset == info.length {
+        let finished_now = done.is_none() && offset == info.length;
+        if finished_now {
             done = Some(self.finish(id, &slot, &info).await?);
         }
         Ok(Status {
@@ -324,6 +330,7 @@ impl Uploads {
             offset,
             done,
             info,
+            finished_now,
         })
     }
 
@@ -403,6 +410,7 @@ impl Uploads {
                 offset,
                 expires: info.expires,
                 done: Some(done),
+                session: info.session.clone(),
             });
         }
         let at = slot.offset(&info)?;
@@ -437,6 +445,7 @@ impl Uploads {
             offset: end,
             expires: info.expires,
             done,
+            session: info.session.clone(),
         })
     }
 

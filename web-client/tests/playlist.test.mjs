@@ -8,11 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import {
-  assertNoPageErrors, joinAs, launchBrowser, seekTo, startDemoServer, until,
+  VIDEO_WAIT_MS, assertNoPageErrors, joinAs, launchBrowser, pictureShows, seekTo, startDemoServer, until,
 } from './support/harness.mjs';
-
-// A first run renders the clips; the browser then needs a moment for its first picture.
-const VIDEO_WAIT_MS = 60_000;
 
 let server;
 let browser;
@@ -47,18 +44,6 @@ const shown = (page) => page.evaluate(() => ({
   notes: [...document.querySelectorAll('#notes > li[data-id]')].map((li) => Number(li.dataset.id)),
   marks: document.querySelectorAll('#note-marks [data-id]').length,
 }));
-
-/** Polls the picture's frame code (read off its pixels) until it is `code`. */
-async function pictureShows(page, code) {
-  const deadline = Date.now() + VIDEO_WAIT_MS;
-  let last = null;
-  while (Date.now() < deadline) {
-    last = await page.evaluate(() => window.syncreel.readVideoFrameCode({ via: 'canvas' }));
-    if (last === code) return;
-    await page.waitForTimeout(50);
-  }
-  throw new Error(`the picture shows frame code ${last}, not ${code}`);
-}
 
 /** Clicks `selector` on `page` and returns the text of the download it starts. */
 async function downloaded(page, selector) {

@@ -5,8 +5,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::rows::*;
 use crate::drawing::encode_points;
 use crate::store::{
-    ranges_text, same_approval, same_drawing, same_note, ApprovalRow, DrawingRow, LinkRow, NewNote,
-    NewVersion, NoteRow, OutboxRow, Record, RecordResult, Recorded, StoreError, VersionRow, Write,
+    ranges_text, same_approval, same_drawing, same_note, ApprovalRow, DrawingRow, EntryRow,
+    LinkRow, NewNote, NewVersion, NoteRow, OutboxRow, Record, RecordResult, Recorded, StoreError,
+    VersionRow, Write,
 };
 
 pub(super) fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
@@ -34,26 +35,7 @@ pub(super) fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                     s.watermark
                 ],
             )?;
-            for (position, entry) in s.playlist.iter().enumerate() {
-                let t = entry.timeline.as_ref();
-                db.execute(
-                    "INSERT INTO session_entries (session_id, position, media, version_id,
-                                                  fps_num, fps_den, drop_frame, start_timecode,
-                                                  duration_frames)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        s.id,
-                        position as i64,
-                        entry.media,
-                        entry.version_id,
-                        t.map(|t| t.fps_num),
-                        t.map(|t| t.fps_den),
-                        t.map(|t| t.drop_frame),
-                        t.map(|t| t.start_timecode.as_str()),
-                        t.map(|t| t.duration_frames)
-                    ],
-                )?;
-            }
+            insert_entries(db, &s.id, &s.playlist)?;
             for link in links {
                 insert_link(db, link)?;
             }
@@ -104,6 +86,7 @@ pub(super) fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
         Write::Cue {
             session_id,
             entry,
+            frame,
             version_id,
             fps_num,
             fps_den,
@@ -114,7 +97,7 @@ pub(super) fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
             db.execute(
                 "UPDATE sessions SET entry = ?1, version_id = ?2, fps_num = ?3, fps_den = ?4,
                         drop_frame = ?5, start_timecode = ?6, duration_frames = ?7,
-                        last_frame = 0
+                        last_frame = ?9
                  WHERE id = ?8",
                 params![
                     entry,
@@ -124,9 +107,20 @@ pub(super) fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
                     drop_frame,
                     start_timecode,
                     duration_frames,
-                    session_id
+                    session_id,
+                    frame
                 ],
             )?;
+        }
+        Write::Playlist {
+            session_id,
+            entries,
+        } => {
+            db.execute(
+                "DELETE FROM session_entries WHERE session_id = ?1",
+                params![session_id],
+            )?;
+            insert_entries(db, session_id, entries)?;
         }
         Write::End { session_id, at } => {
             db.execute(
@@ -543,4 +537,33 @@ fn insert_note(db: &Connection, note: &NewNote) -> Result<(NoteRow, bool), Store
         },
         true,
     ))
+}
+
+/// A session's playlist entries, in order.
+fn insert_entries(
+    db: &Connection,
+    session_id: &str,
+    entries: &[EntryRow],
+) -> Result<(), StoreError> {
+    for (position, entry) in entries.iter().enumerate() {
+        let t = entry.timeline.as_ref();
+        db.execute(
+            "INSERT INTO session_entries (session_id, position, media, version_id,
+                                          fps_num, fps_den, drop_frame, start_timecode,
+                                          duration_frames)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                session_id,
+                position as i64,
+                entry.media,
+                entry.version_id,
+                t.map(|t| t.fps_num),
+                t.map(|t| t.fps_den),
+                t.map(|t| t.drop_frame),
+                t.map(|t| t.start_timecode.as_str()),
+                t.map(|t| t.duration_frames)
+            ],
+        )?;
+    }
+    Ok(())
 }

@@ -16,6 +16,8 @@ import { chromium } from 'playwright-core';
 const WEB_CLIENT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const REPO_ROOT = resolve(WEB_CLIENT, '..');
 const START_TIMEOUT_MS = 20_000;
+/** The server binary the tests run (`SYNCREEL_BIN`, else the debug build). */
+export const SERVER_BIN = resolve(WEB_CLIENT, process.env.SYNCREEL_BIN ?? '../target/debug/syncreel');
 
 export const WAIT_MS = 10_000;
 
@@ -30,7 +32,7 @@ export const OPERATOR_AUTH = { authorization: `Bearer ${OPERATOR}` };
  * `{ SYNCREEL_LINKS__PASSCODE_ATTEMPTS: '2' }`.
  */
 export async function startServer({ env = {} } = {}) {
-  const bin = resolve(WEB_CLIENT, process.env.SYNCREEL_BIN ?? '../target/debug/syncreel');
+  const bin = SERVER_BIN;
   const dataDir = mkdtempSync(join(tmpdir(), 'syncreel-browser-'));
   const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
     cwd: REPO_ROOT,
@@ -96,7 +98,7 @@ const DEMO_START_TIMEOUT_MS = 240_000;
  * environment, e.g. `{ SYNCREEL_MEDIA__CODEC: 'h264' }`.
  */
 export async function startDemoServer({ env = {} } = {}) {
-  const bin = resolve(WEB_CLIENT, process.env.SYNCREEL_BIN ?? '../target/debug/syncreel');
+  const bin = SERVER_BIN;
   mkdirSync(MEDIA_DATA_DIR, { recursive: true });
   // The clip is kept between runs (it takes a while to render); the
   // review record is fresh each time, so old demo sessions do not pile up.
@@ -327,6 +329,21 @@ export function assertNoPageErrors(pages, expected = []) {
     const unexpected = page.problems.filter((p) => !expected.some((re) => re.test(p)));
     assert.deepEqual(unexpected, [], 'page reported errors');
   }
+}
+
+/** A first run renders the demo's clips; a page then needs a moment for its first picture. */
+export const VIDEO_WAIT_MS = 60_000;
+
+/** Polls the picture's frame code (read off its pixels) until it is `code`. */
+export async function pictureShows(page, code, timeout = VIDEO_WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  let last = null;
+  while (Date.now() < deadline) {
+    last = await page.evaluate(() => window.syncreel.readVideoFrameCode({ via: 'canvas' }));
+    if (last === code) return;
+    await page.waitForTimeout(50);
+  }
+  throw new Error(`the picture shows frame code ${last}, not ${code}`);
 }
 
 /** Seeks through the typed-timecode box and waits for every page to show `frame`. */
