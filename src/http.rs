@@ -194,6 +194,9 @@ impl App {
             }
             match self.restore_session(row).await {
                 Ok(()) => restored += 1,
+                Err(err) if err.downcast_ref::<NotOwner>().is_some() => {
+                    tracing::info!(%err, "a recorded session is not restored here");
+                }
                 Err(err) => tracing::warn!(%err, "a recorded session could not be restored"),
             }
         }
@@ -234,6 +237,9 @@ impl App {
             return Err(Unavailable::NotFound);
         };
         if let Err(err) = self.restore_session(row).await {
+            if let Some(NotOwner(why)) = err.downcast_ref::<NotOwner>() {
+                return Err(why.clone());
+            }
             tracing::warn!(session = %id, %err, "a recorded session could not be opened");
             return Err(Unavailable::NotFound);
         }
@@ -317,7 +323,7 @@ impl App {
             entry: 0,
             rooms,
         };
-        self.respawn(row, review, stream)
+        self.respawn(row, review, stream).await
     }
 
     /// Brings back a playlist session on the entry it was on. Every entry
@@ -372,16 +378,19 @@ impl App {
             entry,
             rooms,
         };
-        self.respawn(row, review, stream)
+        self.respawn(row, review, stream).await
     }
 
     /// Starts a recorded session's task again, paused where it last was.
-    fn respawn(
+    async fn respawn(
         &self,
         row: SessionRow,
         review: SessionReview,
         stream: Restored,
     ) -> anyhow::Result<()> {
+        // The lease first: two nodes opening the session at once, one
+        // runs it and the other relays to it; neither starts it to stop.
+        let lease = self.lease_to_run(&row.id).await.map_err(NotOwner)?;
         let rate = FrameRate::new(row.fps_num, row.fps_den)?;
         let start: Timecode = row.start_timecode.parse()?;
         let timecode = TimecodeFormat::new(rate, row.drop_frame)?.with_start(start)?;
@@ -413,8 +422,15 @@ impl App {
                 personal_rooms: stream.rooms,
                 idle_expiry: self.config.session.idle_expiry(),
             },
-        )?;
-        self.own_session(&handle);
+        );
+        let handle = match handle {
+            Ok(handle) => handle,
+            Err(err) => {
+                self.let_go(lease).await;
+                return Err(err.into());
+            }
+        };
+        self.own_session(&handle, lease);
         Ok(())
     }
 
@@ -567,6 +583,14 @@ impl App {
         let placed = self.placed_elsewhere().await;
         let info = Arc::new(info);
         if placed.is_none() {
+            let lease = self.lease_to_run(&info.id).await.map_err(|why| match why {
+                Unavailable::CutOff(why) => cluster::unavailable(why),
+                other => ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("a new session's lease is taken: {other:?}"),
+                ),
+            })?;
             let handle = self
                 .registry
                 .spawn(
@@ -604,8 +628,15 @@ impl App {
                         "media_failed",
                         e.to_string(),
                     )
-                })?;
-            self.own_session(&handle);
+                });
+            let handle = match handle {
+                Ok(handle) => handle,
+                Err(err) => {
+                    self.let_go(lease).await;
+                    return Err(err);
+                }
+            };
+            self.own_session(&handle, lease);
         }
         let links: Vec<MintedLink> = [Role::Host, Role::Reviewer, Role::Viewer]
             .into_iter()
@@ -1896,6 +1927,19 @@ fn recorded_review(store: &Store, session_id: &str) -> Result<SessionReview, Sto
         &store.approvals(session_id)?,
     ))
 }
+
+/// A session not opened because another node holds (or may hold) its
+/// lease: `App::session` answers with the reason inside.
+#[derive(Debug)]
+struct NotOwner(Unavailable);
+
+impl std::fmt::Display for NotOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not opened here: {:?}", self.0)
+    }
+}
+
+impl std::error::Error for NotOwner {}
 
 /// Why a session cannot be served from this node.
 #[derive(Debug, Clone, PartialEq, Eq)]

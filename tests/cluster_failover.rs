@@ -99,3 +99,33 @@ async fn a_session_whose_node_is_killed_is_taken_over_and_its_participants_stay_
         "one room, one transport"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_taking_a_session_over_at_once_run_it_once() {
+    let nats = NatsServer::start();
+    let pg = Postgres::start();
+    let mut a = Node::in_cluster(&nats.url, &pg.url, "node-a");
+    let b = Node::in_cluster(&nats.url, &pg.url, "node-b");
+    let c = Node::in_cluster(&nats.url, &pg.url, "node-c");
+    let created = a.create_session("Race").await;
+    a.kill();
+    let killed = Instant::now();
+    // Both nodes are asked at the same moments, every 100 ms, so the
+    // round after the lease lapses has both opening the session at once.
+    let (on_b, on_c) = tokio::join!(
+        rejoin(b.addr, &created.host, killed),
+        rejoin(c.addr, &created.reviewer, killed)
+    );
+    let (mut on_b, mut on_c) = (on_b.0, on_c.0);
+    let held = common::metric(b.addr, "syncreel_cluster_leases").await
+        + common::metric(c.addr, "syncreel_cluster_leases").await;
+    let lost = common::metric(b.addr, "syncreel_cluster_lease_losses_total").await
+        + common::metric(c.addr, "syncreel_cluster_lease_losses_total").await;
+    assert_eq!(held, 1, "one node runs the session");
+    assert_eq!(lost, 0, "the other never started it only to stop it");
+    // One room: the host's seek reaches the reviewer on the other node.
+    on_b.send(json!({"type": "seek", "frame": 48})).await;
+    let moved = on_b.expect("transport").await;
+    on_c.expect_where(|m| m["type"] == "transport" && m["transport"] == moved["transport"])
+        .await;
+}

@@ -9,20 +9,59 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use crate::cluster::{CpuMeter, LeaseError, NodeLoad};
+use crate::cluster::{CpuMeter, Lease, LeaseError, NodeLoad};
 use crate::live::{SessionHandle, SessionMsg};
 
 use super::{App, Unavailable};
 
 impl App {
-    /// Takes and keeps the lease of a live session this node just started,
-    /// and gives it up when the session's live review ends, its task stops
-    /// or the server shuts down. Nothing without `--cluster`.
-    pub(crate) fn own_session(&self, handle: &SessionHandle) {
-        let Some(cluster) = self.cluster.clone() else {
+    /// The lease to run session `id` here, taken before it starts (`None`
+    /// without `--cluster`): held by another node, it is `Elsewhere`
+    /// (that node runs it; this one relays); held by this node's previous
+    /// life (restarted with the same `cluster.node_id` after a crash), it
+    /// is waited out, for at most a TTL and two renewals; NATS not
+    /// answering is `CutOff`.
+    pub(crate) async fn lease_to_run(&self, id: &str) -> Result<Option<Lease>, Unavailable> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(None);
+        };
+        let refused = |err: LeaseError| match err {
+            LeaseError::Held { by } => Unavailable::Elsewhere(by.to_string()),
+            other => Unavailable::CutOff(format!("{CUT_OFF} ({other})")),
+        };
+        match cluster.leases.acquire(id).await {
+            Ok(lease) => Ok(Some(lease)),
+            Err(LeaseError::Held { by }) if by == *cluster.leases.node() => {
+                let mut shutdown = self.shutdown.clone();
+                take(cluster, id, &mut shutdown)
+                    .await
+                    .map(Some)
+                    .map_err(refused)
+            }
+            Err(err) => Err(refused(err)),
+        }
+    }
+
+    /// Gives back a lease taken for a session that then did not start.
+    pub(crate) async fn let_go(&self, lease: Option<Lease>) {
+        if let (Some(cluster), Some(lease)) = (&self.cluster, lease) {
+            let _ = cluster.leases.release(lease).await;
+        }
+    }
+
+    /// Keeps the lease of a live session this node just started (taken
+    /// by [`App::lease_to_run`]), and gives it up when the session's live
+    /// review ends, its task stops or the server shuts down. Nothing
+    /// without `--cluster`.
+    pub(crate) fn own_session(&self, handle: &SessionHandle, lease: Option<Lease>) {
+        let (Some(cluster), Some(lease)) = (self.cluster.clone(), lease) else {
             return;
         };
         if handle.ended.load(Relaxed) {
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                let _ = cluster.leases.release(lease).await;
+            });
             return;
         }
         // Weak: a session's task ends when its last sender goes, and
@@ -34,39 +73,6 @@ impl App {
         let metrics = self.metrics.clone();
         let registry = self.registry.clone();
         tokio::spawn(async move {
-            let lease = match take(&cluster, &id, &mut shutdown).await {
-                Ok(lease) => lease,
-                Err(LeaseError::Held { by }) => {
-                    // Two nodes started it at once and the other won:
-                    // its participants here reconnect and reach it there.
-                    tracing::warn!(session = %id, owner = %by, "another node owns this session; handing it over");
-                    metrics.cluster_lease_losses.fetch_add(1, Relaxed);
-                    give_up(
-                        &registry,
-                        &id,
-                        &session,
-                        format!("node {by} runs this session; reconnecting"),
-                    )
-                    .await;
-                    return;
-                }
-                Err(err) => {
-                    // Without its lease it must not run here: another node
-                    // may take it at any moment.
-                    tracing::error!(session = %id, %err, "session lease not taken; stopping the session here");
-                    metrics.cluster_lease_losses.fetch_add(1, Relaxed);
-                    give_up(
-                        &registry,
-                        &id,
-                        &session,
-                        format!(
-                            "this node could not take the session's lease ({err}); reconnecting"
-                        ),
-                    )
-                    .await;
-                    return;
-                }
-            };
             tracing::debug!(session = %id, revision = lease.revision, "session lease taken");
             metrics.cluster_leases_held.fetch_add(1, Relaxed);
             let mut holding = cluster.leases.hold(lease);
