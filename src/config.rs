@@ -45,6 +45,14 @@ pub struct UploadsConfig {
     /// The containers an upload may be, as the probe names them: `mov`,
     /// `mp4`, `mxf`, `mkv`, `webm`, `avi`, `mpegts`.
     pub allowed_containers: Vec<String>,
+    /// An uploaded source whose codec name (as the probe gives it) holds
+    /// one of these, lower case, gets a review proxy.
+    pub proxy_codecs: Vec<String>,
+    /// So does one with more pixels than this (1920×1080 by default).
+    pub proxy_above_pixels: u64,
+    /// Transcodes at once (1 to 4): each takes what it can of the CPU the
+    /// live sessions share.
+    pub proxy_concurrency: usize,
 }
 
 impl Default for UploadsConfig {
@@ -60,6 +68,20 @@ impl Default for UploadsConfig {
             allowed_containers: ["mov", "mp4", "mxf", "mkv", "webm", "avi", "mpegts"]
                 .map(String::from)
                 .to_vec(),
+            proxy_codecs: [
+                "prores",
+                "dnxhd",
+                "dnxhr",
+                "h.265",
+                "hevc",
+                "jpeg 2000",
+                "cineform",
+                "dpx",
+            ]
+            .map(String::from)
+            .to_vec(),
+            proxy_above_pixels: 1920 * 1080,
+            proxy_concurrency: 1,
         }
     }
 }
@@ -556,6 +578,9 @@ impl Config {
         if u.max_size_bytes == 0 || u.expire_secs == 0 {
             return fail("uploads.max_size_bytes and uploads.expire_secs must be positive");
         }
+        if !(1..=4).contains(&u.proxy_concurrency) {
+            return fail("uploads.proxy_concurrency must be 1 to 4");
+        }
         self.webhooks.validate()
     }
 
@@ -580,6 +605,18 @@ impl Config {
             },
             bitrate_kbps: self.media.bitrate_kbps,
             keyframe_interval: self.media.keyframe_interval,
+        }
+    }
+
+    /// How review proxies are made: at the stream's size, a keyframe
+    /// every half second or so, at three times the stream's bitrate (a
+    /// proxy is decoded, not sent).
+    pub fn proxy_spec(&self) -> crate::media::proxy::ProxySpec {
+        crate::media::proxy::ProxySpec {
+            max_width: self.media.stream_width,
+            max_height: self.media.stream_height,
+            gop: 12,
+            bitrate_kbps: self.media.bitrate_kbps.saturating_mul(3),
         }
     }
 

@@ -134,6 +134,7 @@ impl App {
                 config.uploads.clone(),
                 store.clone(),
                 webhooks.clone(),
+                config.proxy_spec(),
             )
             .map_err(StartError::Uploads)?,
         );
@@ -446,7 +447,9 @@ impl App {
         let checksum = self
             .checksum_of(&path)
             .map_err(|e| media_error(e.naming(Path::new(requested))))?;
+        let proxy = self.uploads.proxies().ready(&checksum.0);
         Ok(MediaSetup {
+            proxy,
             info,
             stream: self.config.stream_settings(),
             rtc: self.config.rtc_settings(),
@@ -1369,6 +1372,7 @@ async fn list_media(
         let stack: Vec<serde_json::Value> = chunk
             .iter()
             .map(|v| {
+                let proxy = app.uploads.proxies().state(&v.checksum);
                 serde_json::json!({
                     "id": v.id,
                     "number": v.number,
@@ -1376,6 +1380,7 @@ async fn list_media(
                     "checksum": v.checksum,
                     "sizeBytes": v.size_bytes,
                     "createdAt": v.created_at,
+                    "proxy": proxy.as_ref().map(uploads::proxy_json),
                 })
             })
             .collect();

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
-use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::{ServerTime, VIDEO_CLOCK_RATE};
@@ -40,15 +39,20 @@ pub use crate::server_clock::{unix_millis, ServerClock};
 
 mod compare;
 mod fanout;
+mod playlist;
 mod record;
+mod rooms;
 use crate::drawing::StrokePart;
 pub use compare::CompareRequest;
 pub use fanout::Stamp;
 use fanout::{FanoutEstimate, FanoutMeter};
+pub use playlist::PlaylistEntry;
 pub use record::{
     wire_approval, wire_drawing, wire_note, Draft, Kind, SessionReview, MAX_NOTE_CHARS,
 };
 use record::{Context, Happened};
+pub use rooms::Registry;
+use rooms::{open_room, room_digest, Belonging, PersonalRoom, Place, RoomParts};
 
 /// What a connection's writer task sends.
 #[derive(Debug)]
@@ -251,54 +255,6 @@ pub struct SessionStart {
     pub idle_expiry: Duration,
 }
 
-/// One entry of a playlist session: a version of an item, ready to play.
-#[derive(Debug, Clone)]
-pub struct PlaylistEntry {
-    /// The file as it was asked for (relative to the media root), as the
-    /// record keeps it.
-    pub media: String,
-    pub setup: MediaSetup,
-    pub version: WireVersion,
-}
-
-impl PlaylistEntry {
-    fn cut(&self) -> crate::session::Cut {
-        crate::session::Cut {
-            timecode: self.setup.info.timecode,
-            duration_frames: self.setup.info.duration_frames,
-        }
-    }
-
-    /// The entry as the record keeps it.
-    fn row(&self) -> crate::store::EntryRow {
-        let timecode = self.setup.info.timecode;
-        crate::store::EntryRow {
-            media: self.media.clone(),
-            version_id: Some(self.version.id.clone()),
-            timeline: Some(crate::store::TimelineRow {
-                fps_num: timecode.rate().num(),
-                fps_den: timecode.rate().den(),
-                drop_frame: timecode.drop_frame(),
-                start_timecode: timecode.start().to_string(),
-                duration_frames: self.setup.info.duration_frames,
-            }),
-        }
-    }
-
-    fn wire(&self) -> protocol::WireEntry {
-        let timecode = self.setup.info.timecode;
-        protocol::WireEntry {
-            version: self.version.clone(),
-            fps: timecode.rate().to_string(),
-            drop_frame: timecode.drop_frame(),
-            start_timecode: timecode.start().to_string(),
-            duration_frames: self.setup.info.duration_frames,
-            source_width: self.setup.info.width,
-            source_height: self.setup.info.height,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
     pub info: Arc<SessionInfo>,
@@ -334,7 +290,12 @@ impl SessionMedia {
 /// What a session is made of, besides its timeline.
 #[derive(Debug, Clone)]
 pub struct MediaSetup {
+    /// The source, as probed: its frames, timeline and size are the
+    /// session's, and stills and exports come from it.
     pub info: MediaInfo,
+    /// Its review proxy, when it has one ready: the players decode that
+    /// instead (the same frames, rate and timecode, at the stream's size).
+    pub proxy: Option<std::path::PathBuf>,
     pub stream: StreamSettings,
     pub rtc: RtcSettings,
     /// SHA-256 (hex) and size of the file, read when it was prepared.
@@ -343,6 +304,19 @@ pub struct MediaSetup {
     pub idle_teardown: Duration,
     /// How players that fail are started again (`media.restart_*`).
     pub restarts: RestartPolicy,
+}
+
+impl MediaSetup {
+    /// What the players open: the proxy when there is one, else the source.
+    pub fn playable(&self) -> MediaInfo {
+        match &self.proxy {
+            Some(path) => MediaInfo {
+                path: path.clone(),
+                ..self.info.clone()
+            },
+            None => self.info.clone(),
+        }
+    }
 }
 
 /// Why a session could not start.
@@ -354,333 +328,6 @@ pub enum StartError {
     /// The WebRTC stack could not be set up.
     #[error(transparent)]
     Rtc(#[from] RtcError),
-}
-
-/// Live sessions by id.
-#[derive(Debug, Default, Clone)]
-pub struct Registry {
-    sessions: Arc<DashMap<String, SessionHandle>>,
-}
-
-impl Registry {
-    pub fn get(&self, id: &str) -> Option<SessionHandle> {
-        self.sessions.get(id).map(|h| h.clone())
-    }
-
-    pub fn len(&self) -> usize {
-        self.sessions.len()
-    }
-
-    /// Sessions whose live review has not ended: what `max_sessions`
-    /// bounds. An ended one is kept for its record, not its room.
-    /// The ids of the sessions whose live review has not ended.
-    pub fn live_ids(&self) -> Vec<String> {
-        self.sessions
-            .iter()
-            .filter(|h| !h.ended.load(Relaxed))
-            .map(|h| h.key().clone())
-            .collect()
-    }
-
-    pub fn live_count(&self) -> usize {
-        self.sessions
-            .iter()
-            .filter(|h| !h.ended.load(Relaxed))
-            .count()
-    }
-
-    /// Takes a session out; its task stops once told (`SessionMsg::Close`).
-    /// Removes session `id` if it is still the one `tx` reaches (not one
-    /// started since under the same id).
-    pub fn remove_if_same(&self, id: &str, tx: &mpsc::Sender<SessionMsg>) -> Option<SessionHandle> {
-        self.sessions
-            .remove_if(id, |_, handle| handle.tx.same_channel(tx))
-            .map(|(_, handle)| handle)
-    }
-
-    pub fn remove(&self, id: &str) -> Option<SessionHandle> {
-        self.sessions.remove(id).map(|(_, h)| h)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
-
-    /// Starts the session's task (and its player, when it has media) and
-    /// registers it.
-    pub fn spawn(
-        &self,
-        info: SessionInfo,
-        limits: SessionLimits,
-        clock: ServerClock,
-        metrics: Arc<Metrics>,
-        shutdown: watch::Receiver<bool>,
-        start: SessionStart,
-    ) -> Result<SessionHandle, StartError> {
-        let SessionStart {
-            media,
-            store,
-            webhooks,
-            start_frame,
-            start_moving,
-            review,
-            version,
-            media_error,
-            ended_at,
-            playlist,
-            entry,
-            personal_rooms,
-            idle_expiry,
-        } = start;
-        let cuts = playlist.iter().map(PlaylistEntry::cut).collect();
-        let session = Session::new(info.clone(), limits, clock.now()).with_playlist(cuts, entry);
-        let session = match start_moving {
-            Some((speed, elapsed)) => {
-                session.opening_moving(start_frame, speed, elapsed, clock.now())
-            }
-            None => session.opening_at(start_frame, clock.now()),
-        };
-        let parts = RoomParts {
-            info: Arc::new(info),
-            limits,
-            clock,
-            metrics,
-            shutdown,
-            store,
-            webhooks,
-            setup: media,
-            version,
-            media_error,
-            playlist: Arc::new(playlist),
-            idle_expiry,
-        };
-        let handle = open_room(
-            session,
-            parts,
-            review,
-            ended_at,
-            Place::Session(personal_rooms),
-        )?;
-        self.sessions.insert(handle.info.id.clone(), handle.clone());
-        Ok(handle)
-    }
-}
-
-/// What every room of a session is made from. A session keeps its own
-/// to open personal rooms once the live review has ended.
-#[derive(Clone)]
-struct RoomParts {
-    info: Arc<SessionInfo>,
-    limits: SessionLimits,
-    clock: ServerClock,
-    metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
-    store: Store,
-    webhooks: crate::webhooks::Webhooks,
-    setup: Option<MediaSetup>,
-    version: Option<WireVersion>,
-    media_error: Option<String>,
-    playlist: Arc<Vec<PlaylistEntry>>,
-    idle_expiry: Duration,
-}
-
-/// A personal room's place in its session.
-struct Belonging {
-    parent: mpsc::WeakSender<SessionMsg>,
-    /// The resume secret its one participant holds, which is also how the
-    /// session finds the room again on a reconnect.
-    key: [u8; 16],
-    /// The link its participant came through.
-    link_id: String,
-}
-
-/// What a room is: a session (with where its personal rooms stood when
-/// it was last running), or one of a session's personal rooms.
-enum Place {
-    Session(Vec<PersonalRoomRow>),
-    Personal(Belonging),
-}
-
-/// How the record names a personal room: the SHA-256 of its key, so the
-/// record holds nothing anyone could resume with.
-fn room_digest(key: &[u8; 16]) -> String {
-    use sha2::{Digest, Sha256};
-    hex(&Sha256::digest(key))
-}
-
-/// A personal room as its session keeps it.
-struct PersonalRoom {
-    handle: SessionHandle,
-    /// The link its participant came through; only that link finds it.
-    link_id: String,
-}
-
-/// Starts a room's task (and its players) and returns its handle.
-fn open_room(
-    session: Session,
-    parts: RoomParts,
-    review: SessionReview,
-    ended_at: Option<i64>,
-    place: Place,
-) -> Result<SessionHandle, StartError> {
-    let (belonging, saved_rooms): (_, HashMap<String, PersonalRoomRow>) = match place {
-        Place::Session(rows) => (
-            None,
-            rows.into_iter().map(|r| (r.room.clone(), r)).collect(),
-        ),
-        Place::Personal(belonging) => (Some(belonging), HashMap::new()),
-    };
-    let (tx, rx) = mpsc::channel(1024);
-    let me = tx.downgrade();
-    let media = match &parts.setup {
-        // An ended session's own room streams nothing: everyone who joins
-        // it now is sent to a room of their own, which has its player.
-        Some(_) if ended_at.is_some() && belonging.is_none() => None,
-        Some(setup) if parts.media_error.is_none() => Some(start_media(
-            setup.clone(),
-            &parts,
-            *session.transport(),
-            tx.clone(),
-        )?),
-        _ => None,
-    };
-    let ended = Arc::new(std::sync::atomic::AtomicBool::new(ended_at.is_some()));
-    let handle = SessionHandle {
-        info: parts.info.clone(),
-        tx,
-        media: media.clone(),
-        ended: ended.clone(),
-    };
-    let recorded_frame = session.transport().anchor_frame;
-    let recorded_motion = motion_of(session.transport());
-    let metrics = parts.metrics.clone();
-    let shutdown = parts.shutdown.clone();
-    let task = SessionTask {
-        session,
-        conns: HashMap::new(),
-        clock: parts.clock,
-        metrics: parts.metrics.clone(),
-        media,
-        media_error: parts.media_error.clone(),
-        me,
-        store: parts.store.clone(),
-        webhooks: parts.webhooks.clone(),
-        review,
-        version: parts.version.clone(),
-        compared: None,
-        ended_at,
-        recorded_frame,
-        recorded_motion,
-        parts,
-        belonging,
-        rooms: HashMap::new(),
-        saved_rooms,
-        anyone_joined: false,
-        ended,
-        closing: false,
-        idle_since: Instant::now(),
-        fanout_meter: Arc::default(),
-        fanout: FanoutEstimate::new(Instant::now()),
-    };
-    metrics.sessions_live.fetch_add(1, Relaxed);
-    tokio::spawn(async move {
-        task.run(rx, shutdown).await;
-        metrics.sessions_live.fetch_sub(1, Relaxed);
-    });
-    Ok(handle)
-}
-
-fn start_media(
-    setup: MediaSetup,
-    parts: &RoomParts,
-    initial: crate::clock::Transport,
-    session: mpsc::Sender<SessionMsg>,
-) -> Result<Arc<SessionMedia>, StartError> {
-    // Every room of the session burns it in: a personal room is no way
-    // around it.
-    let watermark = parts.info.watermark.as_deref();
-    let version = parts.version.clone();
-    let clock = parts.clock;
-    // A playlist has a sound track if any of its entries has sound.
-    let any_audio = parts.playlist.iter().any(|e| e.setup.info.has_audio);
-    let running = parts.metrics.media_pipelines.clone();
-    let has_audio = setup.info.has_audio || any_audio;
-    let watermark = crate::media::watermark::burnable(watermark)?;
-    let hub = Arc::new(RtcHub::new(&setup.rtc, setup.stream.codec, has_audio)?);
-    let wire = WireMedia {
-        codec: match setup.stream.codec {
-            VideoCodec::Vp8 => "VP8".into(),
-            VideoCodec::H264 => "H264".into(),
-        },
-        stream_width: setup.stream.width,
-        stream_height: setup.stream.height,
-        source_width: setup.info.width,
-        source_height: setup.info.height,
-        source_codec: setup.info.video_codec.clone(),
-        has_audio,
-        rtp_clock_rate: VIDEO_CLOCK_RATE as u32,
-        ice_servers: wire_ice_servers(&setup.rtc),
-        version,
-    };
-    let watched: player::Watched = {
-        let hub = Arc::downgrade(&hub);
-        Arc::new(move || hub.upgrade().is_some_and(|h| h.viewer_count() > 0))
-    };
-    let frames = hub.clone();
-    let packets = hub.clone();
-    // Weak: the sinks live as long as the session's media, which the
-    // session's own task owns.
-    let session = session.downgrade();
-    let sinks = Sinks {
-        frames: Box::new(move |frame| frames.broadcast(&frame)),
-        sound: Box::new(move |event| match event {
-            AudioEvent::Packet(packet) => packets.broadcast_audio(&packet),
-            // Sound is worth less than the review: pictures go on.
-            AudioEvent::Failed(err) => tracing::warn!(%err, "session audio failed"),
-        }),
-        health: Box::new(move |health| {
-            let Some(session) = session.upgrade() else {
-                return;
-            };
-            let _ = session.try_send(match health {
-                MediaHealth::Failed(err) => SessionMsg::MediaFailed {
-                    message: err.to_string(),
-                },
-                MediaHealth::Restored => SessionMsg::MediaRestored,
-            });
-        }),
-    };
-    let spec = PipelineSpec {
-        stream: setup.stream,
-        watermark,
-        clock,
-        has_audio,
-        idle_teardown: setup.idle_teardown,
-        running,
-        restarts: setup.restarts,
-        restarted: parts.metrics.media_restarts.clone(),
-    };
-    // Nothing runs yet: the first viewer's `rtcStart` starts the players.
-    let pipelines = Pipelines::new(spec, setup.info, initial, watched, sinks);
-    hub.attach_keyframes(Box::new(pipelines.keyframes()));
-    Ok(Arc::new(SessionMedia {
-        hub,
-        wire,
-        pipelines,
-    }))
-}
-
-/// The ICE servers as a browser is given them.
-fn wire_ice_servers(rtc: &RtcSettings) -> Vec<WireIceServer> {
-    if rtc.ice_servers.is_empty() {
-        return vec![];
-    }
-    let given = |s: &String| (!s.is_empty()).then(|| s.clone());
-    vec![WireIceServer {
-        urls: rtc.ice_servers.clone(),
-        username: given(&rtc.turn_username),
-        credential: given(&rtc.turn_credential),
-    }]
 }
 
 /// One participant's live connection, as the session task sees it.
@@ -1457,57 +1104,6 @@ impl SessionTask {
         })
     }
 
-    /// A version arrived for this session (an upload): it becomes the
-    /// playlist's last entry, so the driver can cue the room to it (at the
-    /// same timecode, for a version of the same shot). A session of one
-    /// file becomes a playlist of its file and the new one. The room
-    /// stays where it is; everyone is sent the new playlist.
-    /// `own_media`: the session's own file as the record has it, for the
-    /// first entry of a session of one file.
-    fn add_version(&mut self, entry: PlaylistEntry, own_media: Option<String>) {
-        let id = self.session.info().id.clone();
-        // A personal room follows its session's playlist as it was when
-        // it opened; a session without a stream has nothing to cue.
-        if self.belonging.is_some() || self.media.is_none() || self.ended_at.is_some() {
-            tracing::info!(session = %id, version = %entry.version.id, "version not added: no live stream to cue");
-            return;
-        }
-        let mut playlist = (*self.parts.playlist).clone();
-        if playlist.is_empty() {
-            let (Some(setup), Some(version), Some(media)) =
-                (&self.parts.setup, &self.version, own_media)
-            else {
-                return;
-            };
-            playlist.push(PlaylistEntry {
-                media,
-                setup: setup.clone(),
-                version: version.clone(),
-            });
-        }
-        if playlist.iter().any(|e| e.version.id == entry.version.id) {
-            return;
-        }
-        if playlist.len() >= crate::http::MAX_PLAYLIST {
-            tracing::warn!(session = %id, "version not added: the playlist is full");
-            return;
-        }
-        let added = self.session.add_entry(entry.cut());
-        let label = format!("{} v{}", entry.version.item, entry.version.number);
-        playlist.push(entry);
-        self.store.write_later(Write::Playlist {
-            session_id: id,
-            entries: playlist.iter().map(PlaylistEntry::row).collect(),
-        });
-        self.log_event("version_added", format!("entry {added}: {label}"));
-        let message = ServerMessage::Playlist {
-            entries: playlist.iter().map(PlaylistEntry::wire).collect(),
-            entry: self.session.entry(),
-        };
-        self.parts.playlist = Arc::new(playlist);
-        self.broadcast(&message);
-    }
-
     /// Serializes once and queues for every connection that keeps up.
     fn broadcast(&mut self, message: &ServerMessage) {
         let text: Utf8Bytes = protocol::to_json(message).into();
@@ -1736,58 +1332,6 @@ impl SessionTask {
             }
         }
         self.resync_lagged();
-    }
-
-    /// The room moved to another playlist entry: the players follow, the
-    /// record notes where the room now stands, and everyone is told the
-    /// entry's timeline and version with the transport.
-    fn cue(
-        &mut self,
-        entry: usize,
-        version: u64,
-        transport: &crate::clock::Transport,
-        by: Option<ParticipantId>,
-    ) -> ServerMessage {
-        let info = self.session.info();
-        let chosen = self.parts.playlist.get(entry);
-        if let (Some(chosen), Some(media)) = (chosen, &self.media) {
-            media.cue(&chosen.setup.info, *transport);
-        }
-        self.version = chosen.map(|c| c.version.clone());
-        if self.belonging.is_none() {
-            let rate = info.timecode.rate();
-            self.recorded_frame = transport.anchor_frame;
-            self.store.write_later(Write::Cue {
-                session_id: info.id.clone(),
-                entry: entry as i64,
-                frame: transport.anchor_frame,
-                version_id: self.version.as_ref().map(|v| v.id.clone()),
-                fps_num: rate.num(),
-                fps_den: rate.den(),
-                drop_frame: info.timecode.drop_frame(),
-                start_timecode: info.timecode.start().to_string(),
-                duration_frames: info.duration_frames,
-            });
-            self.log_event(
-                "cue",
-                format!(
-                    "entry {entry} ({}) by {:?}",
-                    self.version
-                        .as_ref()
-                        .map_or(String::new(), |v| format!("{} v{}", v.item, v.number)),
-                    by.map(|p| p.0)
-                ),
-            );
-        }
-        ServerMessage::Cue {
-            version,
-            execute_at: transport.anchor_time.as_micros(),
-            entry,
-            session: info.into(),
-            media_version: self.version.clone(),
-            transport: transport.into(),
-            by: by.map(|p| p.0),
-        }
     }
 
     fn welcome(&mut self, you: ParticipantId, snapshot: &Snapshot) {

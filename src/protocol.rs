@@ -227,6 +227,9 @@ pub struct WireMedia {
     pub source_width: u32,
     pub source_height: u32,
     pub source_codec: String,
+    /// The stream is made from a review proxy of the source (docs/uploads.md):
+    /// the same frames; stills still come from the source.
+    pub proxy: bool,
     pub has_audio: bool,
     /// RTP timestamps are the server clock at this rate, from the server
     /// epoch, modulo 2^32: `serverTimeUs = rtp × 1e6 / rate` (unwrapped).

@@ -63,6 +63,9 @@ impl Server {
         if restored > 0 {
             tracing::info!(restored, "sessions restored from the review record");
         }
+        // Proxies a restart cut off are made again, in the background.
+        let uploads = app.uploads.clone();
+        tokio::task::spawn_blocking(move || uploads.resume_proxies());
         Ok(Server {
             app,
             listener,

@@ -65,16 +65,6 @@ fn error_code(got: &Got) -> String {
     body["error"]["code"].as_str().unwrap_or("").to_string()
 }
 
-fn decode_png(png: &[u8]) -> (Vec<u8>, usize, usize) {
-    let decoder = png::Decoder::new(std::io::Cursor::new(png));
-    let mut reader = decoder.read_info().unwrap();
-    let mut out = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut out).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    out.truncate(info.buffer_size());
-    (out, info.width as usize, info.height as usize)
-}
-
 /// Frame `frame` of `path` at `w`×`h` in RGB, decoded by a GStreamer
 /// pipeline of the test's own (an accurate seek to the middle of the
 /// frame, prerolled), with `watermark` drawn by a `textoverlay` set up as
@@ -161,7 +151,7 @@ async fn a_frame_is_the_exact_source_frame_lossless_at_the_stream_size_and_the_s
         assert_eq!(got.status, 200, "{}", error_code(&got));
         assert_eq!(got.headers["content-type"], "image/png");
         assert_eq!(got.headers["x-frame"], frame.to_string().as_str());
-        let (rgb, w, h) = decode_png(&got.body);
+        let (rgb, w, h) = common::decode_png(&got.body);
         assert_eq!((w, h), (width, height));
         assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(frame as u32));
         let reference = reference_frame(&root.join("shot.mov"), frame, w, h, None);
@@ -173,7 +163,7 @@ async fn a_frame_is_the_exact_source_frame_lossless_at_the_stream_size_and_the_s
     // Without a width: the source's own size.
     let path = format!("/api/sessions/{}/frames/{checksum}/5", s.id);
     let got = get(&server, &path, Some(&s.reviewer), &[]).await;
-    let (rgb, w, h) = decode_png(&got.body);
+    let (rgb, w, h) = common::decode_png(&got.body);
     assert_eq!((w, h), (1280, 720));
     assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(5));
     server.shutdown().await;
@@ -239,7 +229,7 @@ async fn the_cache_keeps_its_byte_bound_under_a_burst_of_different_frames() {
         );
         let got = get(&server, &path, Some(&s.viewer), &[]).await;
         assert_eq!(got.status, 200);
-        let (rgb, w, h) = decode_png(&got.body);
+        let (rgb, w, h) = common::decode_png(&got.body);
         assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(frame as u32));
         served += got.body.len();
         assert!(server.metric("syncreel_frame_cache_bytes").await <= 2 << 20);
@@ -416,8 +406,8 @@ async fn a_watermarked_sessions_frame_carries_its_mark_under_its_own_tag_and_kee
     assert_eq!(revalidated.status, 200);
     assert_eq!(revalidated.body, got.body);
 
-    let (rgb, w, h) = decode_png(&got.body);
-    let (bare, _, _) = decode_png(&unmarked.body);
+    let (rgb, w, h) = common::decode_png(&got.body);
+    let (bare, _, _) = common::decode_png(&unmarked.body);
     assert_eq!((w, h), (width, height));
     // The mark is in the middle of the picture...
     let middle = changed_share(&rgb, &bare, w, h * 2 / 5..h * 3 / 5);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::media::demo_clip::{self, DemoClipSpec};
+use crate::media::demo_clip::{self, ClipCodec, DemoClipSpec};
 use crate::timecode::{FrameRate, Timecode};
 
 #[derive(Debug, Args)]
@@ -29,6 +29,9 @@ pub struct ClipArgs {
     /// their pictures alone.
     #[arg(long, default_value_t = 0)]
     pub code_offset: u32,
+    /// An Apple ProRes 422 clip (what gets a review proxy) instead of H.264.
+    #[arg(long)]
+    pub prores: bool,
     #[arg(long, default_value_t = 640)]
     pub width: u32,
     #[arg(long, default_value_t = 360)]
@@ -43,6 +46,11 @@ pub fn clip(args: ClipArgs) -> anyhow::Result<()> {
         frames: args.frames,
         start: args.start,
         code_offset: args.code_offset,
+        codec: if args.prores {
+            ClipCodec::ProRes
+        } else {
+            ClipCodec::H264
+        },
         ..DemoClipSpec::default()
     };
     demo_clip::ensure(&args.out, &spec)

@@ -15,6 +15,7 @@ use axum::Json;
 use super::{bearer, public_base, unix_now, ApiError, App, Peer};
 use crate::links::LinkError;
 use crate::session::Role;
+use crate::uploads::proxies::ProxyState;
 use crate::uploads::{tus, Access, Done, NewUpload, Status, UploadError};
 
 const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
@@ -145,7 +146,7 @@ pub(super) async fn get(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let status = status_of(&app, peer, &headers, id).await?;
-    Ok(Json(status_json(&status)))
+    Ok(Json(status_json(&app, &status)))
 }
 
 /// `PATCH`: bytes at `Upload-Offset`, optionally with the chunk's
@@ -301,7 +302,7 @@ impl App {
     }
 }
 
-fn status_json(status: &Status) -> serde_json::Value {
+fn status_json(app: &App, status: &Status) -> serde_json::Value {
     let version = status.done.as_ref().map(|d| {
         serde_json::json!({
             "id": d.version_id,
@@ -323,7 +324,29 @@ fn status_json(status: &Status) -> serde_json::Value {
         "state": if status.done.is_some() { "done" } else { "receiving" },
         "version": version,
         "duplicate": status.done.as_ref().map(|d| d.duplicate),
+        "proxy": status
+            .done
+            .as_ref()
+            .and_then(|d| app.uploads.proxies().state(&d.checksum))
+            .map(|state| proxy_json(&state)),
     })
+}
+
+/// A review proxy's state as the API shows it: `state` (`pending`,
+/// `making`, `ready`, `failed`), `progress` (0 to 1) and, on failure,
+/// `error`.
+pub(super) fn proxy_json(state: &ProxyState) -> serde_json::Value {
+    let progress = match state {
+        ProxyState::Pending => 0.0,
+        ProxyState::Making(permille) => f64::from(*permille) / 1000.0,
+        ProxyState::Ready(_) => 1.0,
+        ProxyState::Failed(_) => 0.0,
+    };
+    let mut json = serde_json::json!({"state": state.name(), "progress": progress});
+    if let ProxyState::Failed(why) = state {
+        json["error"] = why.as_str().into();
+    }
+    json
 }
 
 /// Who is asking: the operator, or a host link (with its passcode, if it

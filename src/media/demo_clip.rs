@@ -33,6 +33,18 @@ pub struct DemoClipSpec {
     /// Added to each frame's code: several clips (the shots of a
     /// playlist) can then be told apart by their pixels alone.
     pub code_offset: u32,
+    pub codec: ClipCodec,
+}
+
+/// How the clip's pictures are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClipCodec {
+    /// H.264, a keyframe every `gop` frames: plays as it is.
+    #[default]
+    H264,
+    /// Apple ProRes 422 (every frame a keyframe, 10-bit 4:2:2): what an
+    /// editor sends, and what gets a review proxy.
+    ProRes,
 }
 
 impl Default for DemoClipSpec {
@@ -52,6 +64,7 @@ impl Default for DemoClipSpec {
             },
             gop: 12,
             code_offset: 0,
+            codec: ClipCodec::H264,
         }
     }
 }
@@ -128,12 +141,23 @@ pub fn generate(out: &Path, spec: &DemoClipSpec) -> Result<(), MediaError> {
         0,
     );
     stamper.set_property("set-internal-timecode", &first);
-    let encoder = make("x264enc")?;
-    encoder.set_property("key-int-max", spec.gop);
-    encoder.set_property("bframes", 0u32);
-    encoder.set_property("bitrate", 2500u32);
-    encoder.set_property_from_str("speed-preset", "veryfast");
-    let parse = make("h264parse")?;
+    let (encoder, parse) = match spec.codec {
+        ClipCodec::H264 => {
+            let encoder = make("x264enc")?;
+            encoder.set_property("key-int-max", spec.gop);
+            encoder.set_property("bframes", 0u32);
+            encoder.set_property("bitrate", 2500u32);
+            encoder.set_property_from_str("speed-preset", "veryfast");
+            (encoder, make("h264parse")?)
+        }
+        // The encoder takes 4:2:2 10-bit; the converter gets it there.
+        ClipCodec::ProRes => (make("avenc_prores_ks")?, make("videoconvert")?),
+    };
+    // ProRes: the converter goes before the encoder.
+    let (first, second) = match spec.codec {
+        ClipCodec::H264 => (&encoder, &parse),
+        ClipCodec::ProRes => (&parse, &encoder),
+    };
     let vqueue = make("queue")?;
     let mux = make("qtmux")?;
     let sink = make("filesink")?;
@@ -162,7 +186,7 @@ pub fn generate(out: &Path, spec: &DemoClipSpec) -> Result<(), MediaError> {
         ])
         .map_err(|e| fail(&e))?;
     gst::Element::link_many([
-        &src, &raw, &burn, &stamper, &encoder, &parse, &vqueue, &mux, &sink,
+        &src, &raw, &burn, &stamper, first, second, &vqueue, &mux, &sink,
     ])
     .map_err(|e| fail(&e))?;
     gst::Element::link_many([tone.upcast_ref(), &aconvert, &pcm, &aqueue, &mux])

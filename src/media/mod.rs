@@ -13,6 +13,7 @@ pub mod mov_timecode;
 pub mod pipelines;
 pub mod player;
 pub mod probe;
+pub mod proxy;
 pub mod still;
 pub mod watermark;
 

@@ -136,6 +136,23 @@ impl Uploads {
             duplicate: moved.is_none() || !new,
         };
         slot.finish(&done)?;
+        if self.proxies.wants(&media) {
+            // Where the bytes now are (or already were).
+            let source = crate::media::MediaInfo {
+                path: self.media_root.join(&row.path),
+                ..media.clone()
+            };
+            let (item, number) = (row.item.clone(), row.number);
+            self.proxies
+                .request(&row.checksum, source, move |made| match made {
+                    Ok(_) => {
+                        tracing::info!(%item, number, "the version plays from its review proxy")
+                    }
+                    Err(why) => {
+                        tracing::warn!(%item, number, %why, "the version plays from its source")
+                    }
+                });
+        }
         if let Some(session_id) = &info.session {
             // In the session's audit trail by the time the client hears
             // of the version; the version itself is already recorded.

@@ -13,6 +13,7 @@
 //! up, so no client-given name can point anywhere.
 
 mod finish;
+pub mod proxies;
 pub mod staging;
 pub mod tus;
 
@@ -178,6 +179,8 @@ pub struct Uploads {
     /// Held while an upload is admitted, so that two creations cannot both
     /// count the same free space.
     admitting: Mutex<()>,
+    /// Review proxies of the heavy sources uploaded.
+    proxies: Arc<proxies::Proxies>,
 }
 
 impl Uploads {
@@ -189,8 +192,20 @@ impl Uploads {
         config: UploadsConfig,
         store: Store,
         webhooks: Webhooks,
+        proxy: crate::media::proxy::ProxySpec,
     ) -> std::io::Result<Uploads> {
+        let rule = proxies::ProxyRule {
+            codecs: config.proxy_codecs.clone(),
+            above_pixels: config.proxy_above_pixels,
+        };
+        let proxies = Arc::new(proxies::Proxies::new(
+            &media_root,
+            proxy,
+            rule,
+            config.proxy_concurrency,
+        ));
         let uploads = Uploads {
+            proxies,
             staging: Staging::open(data_dir.join("uploads"))?,
             media_root,
             config,
@@ -206,6 +221,24 @@ impl Uploads {
 
     pub fn config(&self) -> &UploadsConfig {
         &self.config
+    }
+
+    /// The review proxies of uploaded media.
+    pub fn proxies(&self) -> &proxies::Proxies {
+        &self.proxies
+    }
+
+    /// At start: requests again the proxies a restart interrupted.
+    /// Blocking (probes each source).
+    pub fn resume_proxies(&self) {
+        for (checksum, source) in self.proxies.interrupted() {
+            match crate::media::probe::probe(&source) {
+                Ok(info) => self.proxies.request(&checksum, info, |_| {}),
+                Err(err) => {
+                    tracing::warn!(%checksum, %err, "an interrupted proxy's source is gone")
+                }
+            }
+        }
     }
 
     /// Admits a new upload: checks its name, size, the quota and free

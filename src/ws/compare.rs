@@ -67,7 +67,7 @@ pub(super) async fn resolve(
                         wipe_permille: 0,
                     },
                     other: wire_version(&row),
-                    media: setup.info,
+                    media: setup.playable(),
                 }))
             })
             .await

@@ -591,3 +591,14 @@ impl Drop for SmallDisk {
         let _ = std::fs::remove_dir(&self.path);
     }
 }
+
+/// A PNG as RGB bytes, width and height.
+pub fn decode_png(png: &[u8]) -> (Vec<u8>, usize, usize) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().unwrap();
+    let mut out = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut out).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    out.truncate(info.buffer_size());
+    (out, info.width as usize, info.height as usize)
+}

@@ -1,0 +1,163 @@
+//! A session's playlist as the live runtime keeps it: its entries (each a
+//! version ready to play), the cue that moves the room between them, and
+//! a version that joins while the room runs (an upload).
+
+use std::sync::Arc;
+
+use super::{MediaSetup, SessionTask};
+use crate::protocol::{self, ServerMessage, WireVersion};
+use crate::session::ParticipantId;
+use crate::store::Write;
+
+/// One entry of a playlist session: a version of an item, ready to play.
+#[derive(Debug, Clone)]
+pub struct PlaylistEntry {
+    /// The file as it was asked for (relative to the media root), as the
+    /// record keeps it.
+    pub media: String,
+    pub setup: MediaSetup,
+    pub version: WireVersion,
+}
+
+impl PlaylistEntry {
+    pub(super) fn cut(&self) -> crate::session::Cut {
+        crate::session::Cut {
+            timecode: self.setup.info.timecode,
+            duration_frames: self.setup.info.duration_frames,
+        }
+    }
+
+    /// The entry as the record keeps it.
+    pub(super) fn row(&self) -> crate::store::EntryRow {
+        let timecode = self.setup.info.timecode;
+        crate::store::EntryRow {
+            media: self.media.clone(),
+            version_id: Some(self.version.id.clone()),
+            timeline: Some(crate::store::TimelineRow {
+                fps_num: timecode.rate().num(),
+                fps_den: timecode.rate().den(),
+                drop_frame: timecode.drop_frame(),
+                start_timecode: timecode.start().to_string(),
+                duration_frames: self.setup.info.duration_frames,
+            }),
+        }
+    }
+
+    pub(super) fn wire(&self) -> protocol::WireEntry {
+        let timecode = self.setup.info.timecode;
+        protocol::WireEntry {
+            version: self.version.clone(),
+            fps: timecode.rate().to_string(),
+            drop_frame: timecode.drop_frame(),
+            start_timecode: timecode.start().to_string(),
+            duration_frames: self.setup.info.duration_frames,
+            source_width: self.setup.info.width,
+            source_height: self.setup.info.height,
+        }
+    }
+}
+
+impl SessionTask {
+    /// A version arrived for this session (an upload): it becomes the
+    /// playlist's last entry, so the driver can cue the room to it (at the
+    /// same timecode, for a version of the same shot). A session of one
+    /// file becomes a playlist of its file and the new one. The room
+    /// stays where it is; everyone is sent the new playlist.
+    /// `own_media`: the session's own file as the record has it, for the
+    /// first entry of a session of one file.
+    pub(super) fn add_version(&mut self, entry: PlaylistEntry, own_media: Option<String>) {
+        let id = self.session.info().id.clone();
+        // A personal room follows its session's playlist as it was when
+        // it opened; a session without a stream has nothing to cue.
+        if self.belonging.is_some() || self.media.is_none() || self.ended_at.is_some() {
+            tracing::info!(session = %id, version = %entry.version.id, "version not added: no live stream to cue");
+            return;
+        }
+        let mut playlist = (*self.parts.playlist).clone();
+        if playlist.is_empty() {
+            let (Some(setup), Some(version), Some(media)) =
+                (&self.parts.setup, &self.version, own_media)
+            else {
+                return;
+            };
+            playlist.push(PlaylistEntry {
+                media,
+                setup: setup.clone(),
+                version: version.clone(),
+            });
+        }
+        if playlist.iter().any(|e| e.version.id == entry.version.id) {
+            return;
+        }
+        if playlist.len() >= crate::http::MAX_PLAYLIST {
+            tracing::warn!(session = %id, "version not added: the playlist is full");
+            return;
+        }
+        let added = self.session.add_entry(entry.cut());
+        let label = format!("{} v{}", entry.version.item, entry.version.number);
+        playlist.push(entry);
+        self.store.write_later(Write::Playlist {
+            session_id: id,
+            entries: playlist.iter().map(PlaylistEntry::row).collect(),
+        });
+        self.log_event("version_added", format!("entry {added}: {label}"));
+        let message = ServerMessage::Playlist {
+            entries: playlist.iter().map(PlaylistEntry::wire).collect(),
+            entry: self.session.entry(),
+        };
+        self.parts.playlist = Arc::new(playlist);
+        self.broadcast(&message);
+    }
+
+    /// The room moved to another playlist entry: the players follow, the
+    /// record notes where the room now stands, and everyone is told the
+    /// entry's timeline and version with the transport.
+    pub(super) fn cue(
+        &mut self,
+        entry: usize,
+        version: u64,
+        transport: &crate::clock::Transport,
+        by: Option<ParticipantId>,
+    ) -> ServerMessage {
+        let info = self.session.info();
+        let chosen = self.parts.playlist.get(entry);
+        if let (Some(chosen), Some(media)) = (chosen, &self.media) {
+            media.cue(&chosen.setup.playable(), *transport);
+        }
+        self.version = chosen.map(|c| c.version.clone());
+        if self.belonging.is_none() {
+            let rate = info.timecode.rate();
+            self.recorded_frame = transport.anchor_frame;
+            self.store.write_later(Write::Cue {
+                session_id: info.id.clone(),
+                entry: entry as i64,
+                frame: transport.anchor_frame,
+                version_id: self.version.as_ref().map(|v| v.id.clone()),
+                fps_num: rate.num(),
+                fps_den: rate.den(),
+                drop_frame: info.timecode.drop_frame(),
+                start_timecode: info.timecode.start().to_string(),
+                duration_frames: info.duration_frames,
+            });
+            self.log_event(
+                "cue",
+                format!(
+                    "entry {entry} ({}) by {:?}",
+                    self.version
+                        .as_ref()
+                        .map_or(String::new(), |v| format!("{} v{}", v.item, v.number)),
+                    by.map(|p| p.0)
+                ),
+            );
+        }
+        ServerMessage::Cue {
+            version,
+            execute_at: transport.anchor_time.as_micros(),
+            entry,
+            session: info.into(),
+            media_version: self.version.clone(),
+            transport: transport.into(),
+            by: by.map(|p| p.0),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Review proxies: an uploaded Apple ProRes source (what an editor sends,
+//! and too heavy to decode in real time at UHD) is transcoded in the
+//! background into H.264 at the stream's size, with the source's frames,
+//! rate and start timecode. The room plays the proxy; exact-frame stills
+//! come from the source.
+
+mod common;
+#[path = "support/tus.rs"]
+mod tus;
+#[path = "support/viewer.rs"]
+mod viewer;
+#[path = "support/vp8.rs"]
+mod vp8;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Client, TestServer};
+use serde_json::{json, Value};
+use syncreel::media::demo_clip::{self, ClipCodec, DemoClipSpec};
+use syncreel::media::frames::{FrameKey, FrameLimits, FrameServer};
+use syncreel::timecode::FrameRate;
+use viewer::Viewer;
+
+const FRAMES: u32 = 48;
+
+/// A 1280×720 ProRes 422 clip, 23.976, from 01:00:00:00, its frame code
+/// burnt into every picture.
+fn prores_clip(dir: &Path) -> PathBuf {
+    let path = dir.join("Shot 020 v1.mov");
+    let spec = DemoClipSpec {
+        width: 1280,
+        height: 720,
+        frames: FRAMES,
+        codec: ClipCodec::ProRes,
+        ..DemoClipSpec::default()
+    };
+    demo_clip::ensure(&path, &spec).unwrap();
+    path
+}
+
+/// Polls the upload's status until its proxy is `ready` or `failed`
+/// (no event says so), for at most two minutes: the transcode runs at
+/// the machine's speed.
+async fn proxy_outcome(tus: &tus::Tus, upload: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_progress = 0.0;
+    loop {
+        let status = tus.get(upload).await;
+        assert_eq!(status.status, 200, "{}", status.body);
+        let proxy = status.body["proxy"].clone();
+        let state = proxy["state"]
+            .as_str()
+            .expect("a ProRes source wants a proxy");
+        if state == "ready" || state == "failed" {
+            return proxy;
+        }
+        let progress = proxy["progress"].as_f64().unwrap();
+        assert!(progress >= last_progress, "progress goes forward: {proxy}");
+        last_progress = progress;
+        assert!(
+            Instant::now() < deadline,
+            "no proxy within 2 minutes: {proxy}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prores_upload_gets_a_proxy_frame_for_frame_and_the_room_plays_it() {
+    let root = std::env::temp_dir().join(format!("syncreel-proxy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let scratch = std::env::temp_dir().join(format!("syncreel-proxy-src-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let source = std::fs::read(prores_clip(&scratch)).unwrap();
+    let server = TestServer::streaming_with(root.clone(), 1500, |c| {
+        c.uploads.reserve_free_bytes = 0;
+    })
+    .await;
+
+    let tus = tus::Tus::new(server.addr, Some(common::OPERATOR));
+    let upload = tus
+        .created(
+            source.len() as u64,
+            &[("filename", "Shot 020 v1.mov"), ("item", "Shot 020")],
+        )
+        .await;
+    let done = tus.patch(&upload, 0, source.clone().into(), None).await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    let proxy = proxy_outcome(&tus, &upload).await;
+    assert_eq!(proxy["state"], "ready", "{proxy}");
+    assert_eq!(proxy["progress"], 1.0);
+    let status = tus.get(&upload).await.body;
+    let version = &status["version"];
+    let checksum = version["checksum"].as_str().unwrap();
+
+    // The proxy: the stream's size, the source's frames, rate and label.
+    let source_info =
+        syncreel::media::probe::probe(&root.join(version["media"].as_str().unwrap())).unwrap();
+    assert!(
+        source_info.video_codec.to_lowercase().contains("prores"),
+        "{}",
+        source_info.video_codec
+    );
+    let proxy_path = root.join("proxies").join(format!("{checksum}.mov"));
+    let proxy_info = syncreel::media::probe::probe(&proxy_path).unwrap();
+    assert_eq!((proxy_info.width, proxy_info.height), (640, 360));
+    assert_eq!(proxy_info.duration_frames, i64::from(FRAMES));
+    assert_eq!(proxy_info.rate, FrameRate::FPS_23_976);
+    assert_eq!(proxy_info.timecode, source_info.timecode);
+    assert_eq!(proxy_info.timecode.start().to_string(), "01:00:00:00");
+    // Frame N of the proxy is frame N: its burnt-in code says so.
+    let frames = FrameServer::new(FrameLimits {
+        cache_bytes: 1 << 20,
+        decoders: 1,
+        idle: Duration::from_secs(5),
+    });
+    for n in [0i64, 1, 23, 24, 47] {
+        let key = FrameKey {
+            checksum: "proxy".into(),
+            frame: n,
+            width: 640,
+            watermark: None,
+        };
+        let png = frames.png(&proxy_info, &key).unwrap();
+        let (rgb, w, h) = common::decode_png(&png);
+        assert_eq!(
+            common::frame_code_rgb(&rgb, w, h),
+            Some(n as u32),
+            "proxy frame {n}"
+        );
+    }
+
+    // A session of the version plays the proxy, and says so.
+    let created = server
+        .create_session_with(json!({"title": "Shot 020", "media": version["media"]}))
+        .await;
+    let mut host = Client::join(server.addr, &created.host, "Dana").await;
+    assert_eq!(
+        host.welcome["media"]["proxy"], true,
+        "{}",
+        host.welcome["media"]
+    );
+    assert_eq!(host.welcome["media"]["sourceWidth"], 1280);
+    let mut viewer = Viewer::join(server.addr, &created.viewer).await;
+    assert_eq!(viewer.first_readable().await, 0);
+    host.send(json!({"type": "seek", "frame": 30})).await;
+    let execute_at = host.expect("transport").await["executeAt"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(viewer.picture_at_or_after(execute_at).await.code, Some(30));
+    // A still is the source's, at the source's width.
+    let id = &created.id;
+    let (status, _, png) = common::request_bytes(
+        server.addr,
+        "GET",
+        &format!("/api/sessions/{id}/frames/{checksum}/30?width=1280"),
+        Some(&created.host),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (rgb, w, h) = common::decode_png(&png);
+    assert_eq!((w, h), (1280, 720), "the source's own size");
+    assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(30));
+
+    // The media list says which versions have a proxy.
+    let (_, media) = common::request(
+        server.addr,
+        "GET",
+        "/api/media",
+        Some(common::OPERATOR),
+        None,
+    )
+    .await;
+    let listed = &media["items"][0]["versions"][0];
+    assert_eq!(listed["proxy"]["state"], "ready", "{media}");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&scratch);
+}
