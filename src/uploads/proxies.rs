@@ -74,6 +74,9 @@ pub struct Proxies {
     slots: Arc<tokio::sync::Semaphore>,
     /// Progress of the transcodes under way, by source checksum.
     making: Mutex<std::collections::HashMap<String, Arc<AtomicU32>>>,
+    /// Failures whose `.failed` note could not be written (a full disk):
+    /// still reported until a restart.
+    failed: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Proxies {
@@ -84,6 +87,7 @@ impl Proxies {
             rule,
             slots: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
             making: Mutex::new(Default::default()),
+            failed: Mutex::new(Default::default()),
         }
     }
 
@@ -115,6 +119,14 @@ impl Proxies {
         }
         if let Ok(why) = std::fs::read_to_string(self.file(checksum, "failed")) {
             return Some(ProxyState::Failed(why.trim().to_string()));
+        }
+        if let Some(why) = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(checksum)
+        {
+            return Some(ProxyState::Failed(why.clone()));
         }
         self.file(checksum, "pending")
             .is_file()
@@ -173,7 +185,13 @@ impl Proxies {
                 }
                 Err(why) => {
                     tracing::warn!(%checksum, %why, "review proxy failed");
-                    let _ = std::fs::write(proxies.file(&checksum, "failed"), why.as_bytes());
+                    if std::fs::write(proxies.file(&checksum, "failed"), why.as_bytes()).is_err() {
+                        proxies
+                            .failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(checksum.clone(), why.clone());
+                    }
                 }
             }
             let _ = std::fs::remove_file(proxies.file(&checksum, "pending"));
