@@ -45,8 +45,9 @@ pub struct UploadsConfig {
     /// The containers an upload may be, as the probe names them: `mov`,
     /// `mp4`, `mxf`, `mkv`, `webm`, `avi`, `mpegts`.
     pub allowed_containers: Vec<String>,
-    /// An uploaded source whose codec name (as the probe gives it) holds
-    /// one of these, lower case, gets a review proxy.
+    /// An uploaded source whose codec (the probe's caps name, e.g.
+    /// `video/x-prores`) holds one of these, lower case, gets a review
+    /// proxy.
     pub proxy_codecs: Vec<String>,
     /// So does one with more pixels than this (1920×1080 by default).
     pub proxy_above_pixels: u64,
@@ -68,18 +69,10 @@ impl Default for UploadsConfig {
             allowed_containers: ["mov", "mp4", "mxf", "mkv", "webm", "avi", "mpegts"]
                 .map(String::from)
                 .to_vec(),
-            proxy_codecs: [
-                "prores",
-                "dnxhd",
-                "dnxhr",
-                "h.265",
-                "hevc",
-                "jpeg 2000",
-                "cineform",
-                "dpx",
-            ]
-            .map(String::from)
-            .to_vec(),
+            // Pieces of the codec's caps name (`video/x-prores`, …).
+            proxy_codecs: ["prores", "dnxhd", "h265", "jpc", "j2c", "cineform", "dpx"]
+                .map(String::from)
+                .to_vec(),
             proxy_above_pixels: 1920 * 1080,
             proxy_concurrency: 1,
         }

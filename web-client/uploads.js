@@ -45,6 +45,28 @@ export function progressText(sent, total, bytesPerSec) {
   return parts.join(' · ');
 }
 
+/**
+ * What became of an upload's review proxy (`proxy` from the upload's
+ * status), as the panel says it; '' when it wants none.
+ */
+export function proxyText(proxy) {
+  switch (proxy?.state) {
+    case 'pending':
+      return 'Review proxy: waiting to start';
+    case 'making':
+      return `Review proxy: ${Math.floor((proxy.progress ?? 0) * 100)} %`;
+    case 'ready':
+      return 'Review proxy ready: the room plays it';
+    case 'failed':
+      return `Review proxy failed (${proxy.error ?? 'no reason given'}): the room plays the source`;
+    default:
+      return '';
+  }
+}
+
+/** How often the panel asks how a review proxy is getting on. */
+const PROXY_POLL_MS = 1000;
+
 async function chunkChecksum(blob) {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
   let binary = '';
@@ -210,12 +232,33 @@ export class Upload {
 
   async finish() {
     localStorage.removeItem(this.key);
-    const res = await fetch(this.url, { headers: this.headers() });
-    const status = res.ok ? await res.json() : null;
+    const status = await this.status();
     this.version = status?.version ?? null;
     this.duplicate = status?.duplicate === true;
+    this.proxy = status?.proxy ?? null;
     this.state = 'done';
     this.changed();
+    this.watchProxy();
+  }
+
+  async status() {
+    try {
+      const res = await fetch(this.url, { headers: this.headers() });
+      return res.ok ? await res.json() : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Follows a proxy being made (the server says how far it is) until it is ready or failed. */
+  watchProxy() {
+    if (!['pending', 'making'].includes(this.proxy?.state)) return;
+    setTimeout(async () => {
+      const status = await this.status();
+      if (status?.proxy) this.proxy = status.proxy;
+      this.changed();
+      this.watchProxy();
+    }, PROXY_POLL_MS);
   }
 
   fail(code, message) {
@@ -242,6 +285,7 @@ export class UploadPanel {
     this.el = {
       panel: $('upload-panel'), drop: $('upload-drop'), input: $('upload-input'), item: $('upload-item'),
       bar: $('upload-progress'), status: $('upload-status'), pause: $('upload-pause'), showIt: $('upload-show'),
+      proxy: $('upload-proxy'),
     };
     this.el.showIt.addEventListener('click', () => {
       if (this.upload?.version) this.show?.(this.upload.version.id);
@@ -299,6 +343,9 @@ export class UploadPanel {
     pause.textContent = u.state === 'paused' ? 'Resume' : 'Pause';
     const resumed = u.resumedFrom ? ` (resumed at ${(u.resumedFrom / 1e6).toFixed(1)} MB)` : '';
     status.dataset.state = u.state;
+    const proxy = u.state === 'done' ? u.proxy : null;
+    this.el.proxy.textContent = proxyText(proxy);
+    this.el.proxy.dataset.state = proxy?.state ?? '';
     switch (u.state) {
       case 'sending':
         status.textContent = `${u.file.name}: ${progressText(u.sent, u.file.size, u.rate)}${resumed}`;

@@ -255,14 +255,14 @@ mod tests {
     #[test]
     fn heavy_codecs_and_big_pictures_get_a_proxy_and_the_rest_plays_as_it_is() {
         let rule = ProxyRule {
-            codecs: vec!["prores".into(), "dnxhd".into(), "h.265".into()],
+            codecs: vec!["prores".into(), "dnxhd".into(), "h265".into()],
             above_pixels: 1920 * 1080,
         };
-        assert!(rule.wants(&info("Apple ProRes 422 HQ", 1920, 1080)));
-        assert!(rule.wants(&info("Avid DNxHD / DNxHR", 1280, 720)));
-        assert!(rule.wants(&info("H.265 (Main 10 Profile)", 1920, 1080)));
-        assert!(rule.wants(&info("H.264 (High Profile)", 3840, 2160)), "UHD");
-        assert!(!rule.wants(&info("H.264 (High Profile)", 1920, 1080)));
-        assert!(!rule.wants(&info("VP8", 1280, 720)));
+        assert!(rule.wants(&info("video/x-prores", 1920, 1080)));
+        assert!(rule.wants(&info("video/x-dnxhd", 1280, 720)));
+        assert!(rule.wants(&info("video/x-h265", 1920, 1080)));
+        assert!(rule.wants(&info("video/x-h264", 3840, 2160)), "UHD");
+        assert!(!rule.wants(&info("video/x-h264", 1920, 1080)));
+        assert!(!rule.wants(&info("video/x-vp8", 1280, 720)));
     }
 }

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { metadataHeader, progressText, uploadKey } from '../uploads.js';
+import {
+  metadataHeader, progressText, proxyText, uploadKey,
+} from '../uploads.js';
 
 test('metadata values are UTF-8 in base64 and empty ones are left out', () => {
   const header = metadataHeader({ filename: 'Été 010.mov', item: 'Shot 010', session: null, sha256: '' });
@@ -26,4 +28,15 @@ test('an upload is remembered per session and per file (name, size, modification
   assert.equal(uploadKey('s1', file), 'syncreel.upload.s1:a.mov:10:5');
   assert.notEqual(uploadKey('s1', file), uploadKey('s2', file));
   assert.notEqual(uploadKey('s1', file), uploadKey('s1', { ...file, lastModified: 6 }));
+});
+
+test('the panel says how a review proxy is getting on', () => {
+  assert.equal(proxyText(null), '');
+  assert.equal(proxyText({ state: 'pending', progress: 0 }), 'Review proxy: waiting to start');
+  assert.equal(proxyText({ state: 'making', progress: 0.456 }), 'Review proxy: 45 %');
+  assert.equal(proxyText({ state: 'ready', progress: 1 }), 'Review proxy ready: the room plays it');
+  assert.equal(
+    proxyText({ state: 'failed', progress: 0, error: 'No space left on device' }),
+    'Review proxy failed (No space left on device): the room plays the source',
+  );
 });

@@ -5,6 +5,7 @@
 // server cannot decode gets a refusal that says so.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  OPERATOR_AUTH, assertNoPageErrors, createSession, joinAs, launchBrowser, paddedClip, startServer, until, waitFor,
+  OPERATOR_AUTH, SERVER_BIN, assertNoPageErrors, createSession, joinAs, launchBrowser, paddedClip, startServer, until,
+  waitFor,
 } from './support/harness.mjs';
 
 const MB = 1 << 20;
@@ -109,4 +111,19 @@ test('a file the server cannot decode is refused with a message that says so', a
   // A reviewer's page has no upload panel (and the server would refuse).
   const reviewer = await joinAs(browser, session.byRole.reviewer.url, 'Ravi');
   assert.equal(await reviewer.isVisible('#upload-panel'), false);
+});
+
+test('a ProRes file gets a review proxy, and the panel follows it until it is ready', async () => {
+  const session = await createSession(server.base);
+  const host = await joinAs(browser, session.byRole.host.url, 'Dana');
+  const file = join(scratch, 'Shot 070.mov');
+  const made = spawnSync(SERVER_BIN, ['clip', file, '--prores', '--frames', '24', '--width', '960', '--height', '540'], {
+    encoding: 'utf8',
+  });
+  assert.equal(made.status, 0, `syncreel clip renders ProRes: ${made.stderr}`);
+  await host.setInputFiles('#upload-input', file);
+  await until(host, () => document.getElementById('upload-status').dataset.state === 'done', null, 30_000);
+  await until(host, () => document.getElementById('upload-proxy').dataset.state === 'ready', null, 60_000);
+  assert.equal(await host.textContent('#upload-proxy'), 'Review proxy ready: the room plays it');
+  assertNoPageErrors([host]);
 });
