@@ -62,7 +62,12 @@ fn main() {
     println!("|---|--:|--:|--:|--:|--:|");
     let mut summary = Vec::new();
     for (name, width, height, frames) in [
-        ("1080p ProRes 422", 1920, 1080, env_or("PROXY_FRAMES_1080", 96)),
+        (
+            "1080p ProRes 422",
+            1920,
+            1080,
+            env_or("PROXY_FRAMES_1080", 96),
+        ),
         ("UHD ProRes 422", 3840, 2160, env_or("PROXY_FRAMES_UHD", 48)),
     ] {
         let source_path = dir.join(format!("{width}x{height}.mov"));
