@@ -981,8 +981,7 @@ pub struct PlaylistItem {
     pub item: Option<String>,
 }
 
-/// The most entries a playlist session may have.
-pub const MAX_PLAYLIST: usize = 100;
+pub use crate::live::MAX_PLAYLIST;
 
 fn link_row(minted: &MintedLink) -> LinkRow {
     LinkRow {

@@ -46,7 +46,7 @@ use crate::drawing::StrokePart;
 pub use compare::CompareRequest;
 pub use fanout::Stamp;
 use fanout::{FanoutEstimate, FanoutMeter};
-pub use playlist::PlaylistEntry;
+pub use playlist::{PlaylistEntry, MAX_PLAYLIST};
 pub use record::{
     wire_approval, wire_drawing, wire_note, Draft, Kind, SessionReview, MAX_NOTE_CHARS,
 };

@@ -230,6 +230,8 @@ pub struct WireMedia {
     /// The stream is made from a review proxy of the source (docs/uploads.md):
     /// the same frames; stills still come from the source.
     pub proxy: bool,
+    /// The colour description the source file states.
+    pub source_colour: WireColour,
     pub has_audio: bool,
     /// RTP timestamps are the server clock at this rate, from the server
     /// epoch, modulo 2^32: `serverTimeUs = rtp × 1e6 / rate` (unwrapped).
@@ -254,6 +256,17 @@ pub struct WireVersion {
     /// SHA-256 of the file, hex.
     pub checksum: String,
     pub size_bytes: i64,
+}
+
+/// A colour description: each part a short name (`bt709`, `bt2020`, `pq`,
+/// `hlg`, `limited`, `full`…), `unknown` where the file does not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireColour {
+    pub primaries: String,
+    pub transfer: String,
+    pub matrix: String,
+    pub range: String,
 }
 
 /// One `RTCIceServer`: TURN needs the credentials, STUN does not.

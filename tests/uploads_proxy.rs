@@ -115,6 +115,31 @@ async fn a_prores_upload_gets_a_proxy_frame_for_frame_and_the_room_plays_it() {
     assert_eq!(proxy_info.rate, FrameRate::FPS_23_976);
     assert_eq!(proxy_info.timecode, source_info.timecode);
     assert_eq!(proxy_info.timecode.start().to_string(), "01:00:00:00");
+    // The colour description the source states, the proxy states too.
+    assert_eq!(
+        (
+            source_info.colour.primaries,
+            source_info.colour.transfer,
+            source_info.colour.matrix,
+            source_info.colour.range
+        ),
+        // GStreamer's default for a picture under 1280×720.
+        ("smpte170m", "bt601", "bt601", "limited")
+    );
+    assert_eq!(
+        (
+            proxy_info.colour.primaries,
+            proxy_info.colour.transfer,
+            proxy_info.colour.matrix,
+            proxy_info.colour.range
+        ),
+        (
+            source_info.colour.primaries,
+            source_info.colour.transfer,
+            source_info.colour.matrix,
+            source_info.colour.range
+        ),
+    );
     // Frame N of the proxy is frame N: its burnt-in code says so.
     let frames = FrameServer::new(FrameLimits {
         cache_bytes: 1 << 20,
@@ -137,6 +162,47 @@ async fn a_prores_upload_gets_a_proxy_frame_for_frame_and_the_room_plays_it() {
         );
     }
 
+    // And carries what it states: decoded by what each file says, the
+    // proxy's colour bars are the source's (a wrong matrix or range would
+    // move the saturated bars by ten levels and more; coding noise and
+    // scaling stay within a few).
+    let still = |info: &syncreel::media::MediaInfo, name: &str| {
+        let key = FrameKey {
+            checksum: name.into(),
+            frame: 0,
+            width: 640,
+            watermark: None,
+        };
+        common::decode_png(&frames.png(info, &key).unwrap())
+    };
+    let (from_source, w, h) = still(&source_info, "source");
+    let (from_proxy, ..) = still(&proxy_info, "proxy");
+    // The bars fill the top two thirds of a SMPTE pattern; the frame
+    // code strip and labels are elsewhere.
+    let band = |rgb: &[u8], x: usize| {
+        let (y0, y1) = (h / 2 - 20, h / 2 + 20);
+        let (x0, x1) = (x.saturating_sub(10), x + 10);
+        let mut sum = [0u64; 3];
+        for y in y0..y1 {
+            for x in x0..x1 {
+                for c in 0..3 {
+                    sum[c] += u64::from(rgb[(y * w + x) * 3 + c]);
+                }
+            }
+        }
+        sum.map(|v| v as f64 / ((y1 - y0) * (x1 - x0)) as f64)
+    };
+    for bar in 0..7 {
+        let x = w * (2 * bar + 1) / 14;
+        let (a, b) = (band(&from_source, x), band(&from_proxy, x));
+        for c in 0..3 {
+            assert!(
+                (a[c] - b[c]).abs() < 6.0,
+                "bar {bar}, channel {c}: the source decodes to {a:?}, the proxy to {b:?}"
+            );
+        }
+    }
+
     // A session of the version plays the proxy, and says so.
     let created = server
         .create_session_with(json!({"title": "Shot 020", "media": version["media"]}))
@@ -148,6 +214,10 @@ async fn a_prores_upload_gets_a_proxy_frame_for_frame_and_the_room_plays_it() {
         host.welcome["media"]
     );
     assert_eq!(host.welcome["media"]["sourceWidth"], 960);
+    assert_eq!(
+        host.welcome["media"]["sourceColour"],
+        json!({"primaries": "smpte170m", "transfer": "bt601", "matrix": "bt601", "range": "limited"})
+    );
     let mut viewer = Viewer::join(server.addr, &created.viewer).await;
     assert_eq!(viewer.first_readable().await, 0);
     host.send(json!({"type": "seek", "frame": 20})).await;

@@ -1028,6 +1028,7 @@ function onWelcomeMedia(msg) {
   media = msg.media ?? null;
   ui.setMedia(media);
   ui.setVersion(media?.version ?? null);
+  ui.setColour(media?.sourceColour ?? null, media?.proxy === true);
   if (media?.version) sourceWidths.set(media.version.checksum, media.sourceWidth);
   // A still of another version (or of no media) is not this room's picture.
   if (stillShown && stillShown.checksum !== media?.version?.checksum) hideStill(clock.serverNowUs());

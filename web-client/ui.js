@@ -3,6 +3,7 @@
 // tells main.js what the user clicked. Names come from other people, so
 // they only ever reach the page through textContent.
 
+import { colourLabel, colourTitle } from './colour.js';
 import { STATUS_LABEL, receiptParts, versionLabel } from './approvals.js';
 import { describe } from './messages.js';
 import { personSync, syncDetails } from './states.js';
@@ -572,6 +573,14 @@ export class Ui {
     const button = el('button', { className: 'btn small ghost', type: 'button', textContent: text, title });
     button.dataset.action = name;
     return button;
+  }
+
+  /** The source's colour description in the header (hidden when the file states none). */
+  setColour(colour, proxy) {
+    const chip = $('colour');
+    chip.textContent = colourLabel(colour);
+    chip.title = colourTitle(colour, proxy);
+    chip.hidden = chip.textContent === '';
   }
 
   /** The version under review in the header and the approval panel (null: none). */

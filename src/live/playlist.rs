@@ -9,6 +9,9 @@ use crate::protocol::{self, ServerMessage, WireVersion};
 use crate::session::ParticipantId;
 use crate::store::Write;
 
+/// The most entries a playlist session may have, made or grown.
+pub const MAX_PLAYLIST: usize = 100;
+
 /// One entry of a playlist session: a version of an item, ready to play.
 #[derive(Debug, Clone)]
 pub struct PlaylistEntry {
@@ -89,7 +92,7 @@ impl SessionTask {
         if playlist.iter().any(|e| e.version.id == entry.version.id) {
             return;
         }
-        if playlist.len() >= crate::http::MAX_PLAYLIST {
+        if playlist.len() >= MAX_PLAYLIST {
             tracing::warn!(session = %id, "version not added: the playlist is full");
             return;
         }

@@ -274,6 +274,12 @@ pub(super) fn start_media(
         source_height: setup.info.height,
         source_codec: setup.info.video_codec.clone(),
         proxy: setup.proxy.is_some(),
+        source_colour: protocol::WireColour {
+            primaries: setup.info.colour.primaries.into(),
+            transfer: setup.info.colour.transfer.into(),
+            matrix: setup.info.colour.matrix.into(),
+            range: setup.info.colour.range.into(),
+        },
         has_audio,
         rtp_clock_rate: VIDEO_CLOCK_RATE as u32,
         ice_servers: wire_ice_servers(&setup.rtc),

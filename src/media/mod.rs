@@ -6,6 +6,7 @@
 //! `spawn_blocking`; nothing here is async.
 
 pub mod audio;
+pub mod colour;
 pub mod compare;
 pub mod demo_clip;
 pub mod frames;
@@ -38,6 +39,8 @@ pub struct MediaInfo {
     /// the demuxer's caps name when it is none of those; empty when the
     /// file has no container (an elementary stream).
     pub container: String,
+    /// The colour description the file states for its pictures.
+    pub colour: colour::Colour,
 }
 
 /// Why a media file cannot be used. Each says what a user can fix.

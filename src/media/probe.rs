@@ -85,6 +85,7 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
         timecode,
         video_codec,
         container: container_name(&info),
+        colour: super::colour::Colour::from_caps(video.caps().as_deref()),
     })
 }
 

@@ -78,8 +78,27 @@ pub fn make(
 }
 
 /// The proxy must be the source's frames: the same count, rate and first
-/// label.
+/// label, and (when the source states one) the same colour description.
 fn check(source: &MediaInfo, proxy: &MediaInfo) -> Result<(), MediaError> {
+    let (a, b) = (&source.colour, &proxy.colour);
+    let same_colour = !a.is_known()
+        || (a.primaries, a.transfer, a.matrix, a.range)
+            == (b.primaries, b.transfer, b.matrix, b.range);
+    if !same_colour {
+        return Err(MediaError::Gstreamer(format!(
+            "the proxy states colour {} ({}/{}/{}/{}), the source {} ({}/{}/{}/{})",
+            b.colorimetry,
+            b.primaries,
+            b.transfer,
+            b.matrix,
+            b.range,
+            a.colorimetry,
+            a.primaries,
+            a.transfer,
+            a.matrix,
+            a.range
+        )));
+    }
     let same = proxy.duration_frames == source.duration_frames
         && proxy.rate == source.rate
         && proxy.timecode == source.timecode;
@@ -115,15 +134,20 @@ fn transcode(
     let convert = element("videoconvert")?;
     let scale = element("videoscale")?;
     let raw = element("capsfilter")?;
-    raw.set_property(
-        "caps",
-        gst_video::VideoCapsBuilder::new()
-            .format(gst_video::VideoFormat::I420)
-            .width(width as i32)
-            .height(height as i32)
-            .pixel_aspect_ratio(gst::Fraction::new(1, 1))
-            .build(),
-    );
+    let mut caps = gst_video::VideoCapsBuilder::new()
+        .format(gst_video::VideoFormat::I420)
+        .width(width as i32)
+        .height(height as i32)
+        .pixel_aspect_ratio(gst::Fraction::new(1, 1))
+        .build();
+    // The source's colour description, unchanged: the converter keeps the
+    // pixels in it, and the encoder states it in the stream.
+    if source.colour.is_known() {
+        if let Some(s) = caps.make_mut().structure_mut(0) {
+            s.set("colorimetry", source.colour.colorimetry.as_str());
+        }
+    }
+    raw.set_property("caps", caps);
     // Labels counted from the source's first, one per frame: the proxy's
     // timecode track says what the source's does.
     let stamper = element("timecodestamper")?;

@@ -249,6 +249,7 @@ mod tests {
             timecode: TimecodeFormat::new(FrameRate::FPS_24, false).unwrap(),
             video_codec: codec.into(),
             container: "mov".into(),
+            colour: Default::default(),
         }
     }
 
