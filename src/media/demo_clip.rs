@@ -122,25 +122,7 @@ pub fn generate(out: &Path, spec: &DemoClipSpec) -> Result<(), MediaError> {
     burn.set_property_from_str("halignment", "center");
     burn.set_property("shaded-background", true);
     burn.set_property_from_str("line-alignment", "center");
-    let stamper = make("timecodestamper")?;
-    stamper.set_property_from_str("set", "always");
-    stamper.set_property_from_str("source", "internal");
-    stamper.set_property("drop-frame", spec.start.drop_frame);
-    let first = gst_video::VideoTimeCode::new(
-        fps,
-        None,
-        if spec.start.drop_frame {
-            gst_video::VideoTimeCodeFlags::DROP_FRAME
-        } else {
-            gst_video::VideoTimeCodeFlags::empty()
-        },
-        u32::from(spec.start.hours),
-        u32::from(spec.start.minutes),
-        u32::from(spec.start.seconds),
-        u32::from(spec.start.frames),
-        0,
-    );
-    stamper.set_property("set-internal-timecode", &first);
+    let stamper = timecode_stamper(spec.start, fps)?;
     let (encoder, parse) = match spec.codec {
         ClipCodec::H264 => {
             let encoder = make("x264enc")?;
@@ -312,6 +294,35 @@ fn paint_frame_code(video: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>, f
 }
 
 /// Plays a pipeline until end of stream, turning a bus error into an error.
+/// A `timecodestamper` that labels frames from `start`, one per frame,
+/// whatever the buffers carried: `qtmux` writes the labels as the file's
+/// timecode track.
+pub(crate) fn timecode_stamper(
+    start: Timecode,
+    fps: gst::Fraction,
+) -> Result<gst::Element, MediaError> {
+    let stamper = super::element("timecodestamper")?;
+    stamper.set_property_from_str("set", "always");
+    stamper.set_property_from_str("source", "internal");
+    stamper.set_property("drop-frame", start.drop_frame);
+    let first = gst_video::VideoTimeCode::new(
+        fps,
+        None,
+        if start.drop_frame {
+            gst_video::VideoTimeCodeFlags::DROP_FRAME
+        } else {
+            gst_video::VideoTimeCodeFlags::empty()
+        },
+        u32::from(start.hours),
+        u32::from(start.minutes),
+        u32::from(start.seconds),
+        u32::from(start.frames),
+        0,
+    );
+    stamper.set_property("set-internal-timecode", &first);
+    Ok(stamper)
+}
+
 pub(crate) fn run_to_eos(pipeline: &gst::Pipeline) -> Result<(), MediaError> {
     let fail = |e: &dyn std::fmt::Display| MediaError::Gstreamer(e.to_string());
     pipeline

@@ -150,26 +150,7 @@ fn transcode(
     raw.set_property("caps", caps);
     // Labels counted from the source's first, one per frame: the proxy's
     // timecode track says what the source's does.
-    let stamper = element("timecodestamper")?;
-    stamper.set_property_from_str("set", "always");
-    stamper.set_property_from_str("source", "internal");
-    let start = source.timecode.start();
-    stamper.set_property("drop-frame", start.drop_frame);
-    let first = gst_video::VideoTimeCode::new(
-        fps,
-        None,
-        if start.drop_frame {
-            gst_video::VideoTimeCodeFlags::DROP_FRAME
-        } else {
-            gst_video::VideoTimeCodeFlags::empty()
-        },
-        u32::from(start.hours),
-        u32::from(start.minutes),
-        u32::from(start.seconds),
-        u32::from(start.frames),
-        0,
-    );
-    stamper.set_property("set-internal-timecode", &first);
+    let stamper = super::demo_clip::timecode_stamper(source.timecode.start(), fps)?;
     let encoder = element("x264enc")?;
     encoder.set_property("key-int-max", spec.gop.max(1));
     encoder.set_property("bframes", 0u32);
