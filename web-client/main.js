@@ -1766,7 +1766,8 @@ window.syncreel = Object.freeze({
     sync: clock.status(),
     peek: peek && { frame: peek.frame, still: peek.still != null },
   }),
-  displayed: () => (displayed ? { frame: displayed.frame, timecode: displayed.timecode } : null),
+  /** The readouts as last painted, and the server instant they were painted at. */
+  displayed: () => (displayed ? { frame: displayed.frame, timecode: displayed.timecode, atUs: displayed.atUs } : null),
   get frameLog() {
     return frameLog.toArray();
   },

@@ -107,17 +107,21 @@ async function shuttleTo(driver, speed) {
 
 /**
  * Arms a look at the driver's screen at its next keydown, in the same
- * task as the key's own handler (a capturing listener on window runs
- * first): the frame the page takes as on screen (what its command
- * carries), the last picture it was told of, the frame code read off the
- * element's picture (a canvas read is synchronous, so it is that
- * picture), the counter, the server instant and the room's transport.
+ * task as the key's own handler: a capturing listener on window runs
+ * before it and takes the frame the page takes as on screen (what its
+ * command carries), the last picture it was told of, the counter, the
+ * server instant and the room's transport; a bubbling one on window runs
+ * after it and takes the frame again (`seenAfter`: a picture whose
+ * display time falls between the two listeners changes it) and the frame
+ * code read off the element's picture (a canvas read is synchronous, so
+ * it is that picture; it takes milliseconds, so it comes last).
  */
 function lookAtNextKey(page) {
   return page.evaluate(() => {
     window.atKey = null;
+    let look;
     window.addEventListener('keydown', () => {
-      const look = {
+      look = {
         seen: window.syncreel.seen(),
         shown: window.syncreel.video().shown,
         counter: Number(document.getElementById('frame').textContent),
@@ -125,9 +129,12 @@ function lookAtNextKey(page) {
         transport: window.syncreel.state().transport,
         code: undefined,
       };
+    }, { capture: true, once: true });
+    window.addEventListener('keydown', () => {
+      look.seenAfter = window.syncreel.seen();
       window.syncreel.readVideoFrameCode({ via: 'canvas' }).then((code) => { look.code = code; });
       window.atKey = look;
-    }, { capture: true, once: true });
+    }, { once: true });
   });
 }
 
@@ -181,7 +188,11 @@ async function pauseOnWhatIsSeen(t, driver, everyone, speed) {
   const stats = await driver.evaluate(() => window.syncreel.video().codeStats);
   assert.equal(stats.mismatches, 0, 'a picture showed another frame than the page named it by');
   assert.ok(stats.readable > 0, 'no frame code was read');
-  assert.equal(paused.anchorFrame, look.seen, `${speed}×: the pause did not land on the frame on screen at the keypress`);
+  // The command took the frame on screen between the two looks; a
+  // picture lit in those microseconds makes either the right answer.
+  const onScreen = [look.seen, look.seenAfter];
+  assert.ok(onScreen.includes(paused.anchorFrame),
+    `${speed}×: the pause landed on ${paused.anchorFrame}, not on the frame on screen at the keypress (${onScreen.join(' then ')})`);
   // What makes this a test: the playhead was past the picture, so a pause
   // on the playhead (the old client) fails the assertion above. At the
   // floor of equalisation (120 ms) plus the smallest lead (50 ms) that is
@@ -206,12 +217,13 @@ test('a pause lands on the frame on the driver\'s screen at the keypress, at 1×
 function sampleCounter(page) {
   return page.evaluate(async () => {
     const counter = Number(document.getElementById('frame').textContent);
+    const counterAtUs = window.syncreel.displayed()?.atUs;
     const v = window.syncreel.video();
     const s = window.syncreel.state();
     const nowUs = window.syncreel.serverNowUs();
     const code = await window.syncreel.readVideoFrameCode({ via: 'canvas' });
     return {
-      counter, code, nowUs, transport: s.transport, duration: s.session.durationFrames,
+      counter, counterAtUs, code, nowUs, transport: s.transport, duration: s.session.durationFrames,
       pictureLatencyUs: v.shown?.latencyUs, pictureAtUs: v.shown?.atUs, medianUs: v.playLatencyMedianUs,
     };
   });
@@ -252,7 +264,10 @@ test('playing, the counter shows the frame in the picture, not the playhead', as
         // which no readout can foresee. A systematic error (the counter on
         // the playhead, a wrong latency) is off in every steady sample.
         const ok = s.code != null && s.pictureLatencyUs != null && Math.abs(s.pictureLatencyUs - s.medianUs) <= FRAME_US / 2
-          && s.nowUs - s.pictureAtUs <= 1.5 * FRAME_US;
+          && s.nowUs - s.pictureAtUs <= 1.5 * FRAME_US
+          // …and the counter was painted on the last animation frame: a
+          // starved renderer leaves it standing while time runs on.
+          && s.counterAtUs != null && s.nowUs - s.counterAtUs <= FRAME_US / 2;
         if (ok) steady += 1;
         rows.push({ off: s.counter - s.code, ahead: playhead - s.code, steady: ok });
       }
