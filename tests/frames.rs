@@ -436,3 +436,103 @@ async fn a_watermarked_sessions_frame_carries_its_mark_under_its_own_tag_and_kee
     assert_eq!(psnr(&bare, &reference), None, "unmarked stills stay exact");
     server.shutdown().await;
 }
+
+/// A 10-bit ProRes 422 clip of a grey ramp across 1024 columns, 64 code
+/// values at a time fewer than 10 bits can tell apart from 8: every
+/// column's luma is its own 10-bit code, 64 (black) to 940 (white).
+/// Made with `appsrc`, since GStreamer's own test patterns are drawn at
+/// 8 bits.
+fn ten_bit_ramp(path: &std::path::Path) {
+    const W: usize = 1024;
+    const H: usize = 64;
+    gst::init().unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=video/x-raw,format=I422_10LE,width={W},height={H},\
+         framerate=24/1,colorimetry=bt709,pixel-aspect-ratio=1/1 ! \
+         avenc_prores ! qtmux ! filesink location=\"{}\"",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSrc>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    // I422_10LE: a full-size luma plane, then two half-width chroma planes.
+    let luma: Vec<u16> = (0..W).map(|x| 64 + (x * 876 / (W - 1)) as u16).collect();
+    for n in 0..4u64 {
+        let mut picture = Vec::with_capacity(W * H * 4);
+        for _ in 0..H {
+            picture.extend(luma.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        picture.extend(std::iter::repeat_n(512u16.to_le_bytes(), W * H).flatten());
+        let mut buffer = gst::Buffer::from_mut_slice(picture);
+        let b = buffer.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_nseconds(n * 1_000_000_000 / 24));
+        b.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / 24));
+        src.push_buffer(buffer).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let bus = pipeline.bus().unwrap();
+    let done = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(30),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("the ramp is written within 30 s");
+    assert!(matches!(done.view(), gst::MessageView::Eos(_)), "{done:?}");
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
+#[tokio::test]
+async fn a_ten_bit_sources_frame_keeps_its_ten_bits_and_an_eight_bit_sources_stays_eight() {
+    let root = std::env::temp_dir().join(format!("syncreel-frames-deep-{}", std::process::id()));
+    ten_bit_ramp(&root.join("ramp.mov"));
+    let server = TestServer::with_media(&root).await;
+    let s = server
+        .create_session_with(json!({"title": "Grade 010", "media": "ramp.mov"}))
+        .await;
+    let checksum = s.body["version"]["checksum"].as_str().unwrap();
+    let path = format!("/api/sessions/{}/frames/{checksum}/2", s.id);
+    let got = get(&server, &path, Some(&s.viewer), &[]).await;
+    assert_eq!(got.status, 200, "{}", error_code(&got));
+    assert_eq!(common::png_depth(&got.body), png::BitDepth::Sixteen);
+    let (values, w, h) = common::decode_png16(&got.body);
+    assert_eq!((w, h), (1024, 64));
+    // Along a row, the red of each column in 10-bit codes: grey from
+    // limited-range luma, (Y − 64) × 1023 / 876.
+    let row = h / 2;
+    let red: Vec<i64> = (0..w)
+        .map(|x| i64::from(values[(row * w + x) * 3] >> 6))
+        .collect();
+    let levels: std::collections::BTreeSet<_> = red.iter().copied().collect();
+    // An 8-bit still holds at most 256 levels; the ramp has 877.
+    assert!(
+        levels.len() >= 600,
+        "{} levels along the ramp: the still lost its bits",
+        levels.len()
+    );
+    let error: i64 = red
+        .iter()
+        .enumerate()
+        .map(|(x, &r)| (r - (x as i64 * 876 / 1023) * 1023 / 876).abs())
+        .sum();
+    let mean = error as f64 / w as f64;
+    assert!(mean <= 3.0, "off the ramp by {mean:.2} codes on average");
+    server.shutdown().await;
+
+    // An 8-bit source's stills stay 8-bit: twice the bytes would hold
+    // nothing more.
+    let server = TestServer::with_media(&media_root()).await;
+    let (s, checksum) = session(&server).await;
+    let path = format!("/api/sessions/{}/frames/{checksum}/3", s.id);
+    let got = get(&server, &path, Some(&s.viewer), &[]).await;
+    assert_eq!(got.status, 200, "{}", error_code(&got));
+    assert_eq!(common::png_depth(&got.body), png::BitDepth::Eight);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&root);
+}

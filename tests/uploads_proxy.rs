@@ -22,9 +22,10 @@ use syncreel::media::frames::{FrameKey, FrameLimits, FrameServer};
 use syncreel::timecode::FrameRate;
 use viewer::Viewer;
 
-const FRAMES: u32 = 24;
+const FRAMES: u32 = 12;
+const SOURCE: (u32, u32) = (3840, 2160);
 
-/// A 960×540 ProRes 422 clip, 23.976, from 01:00:00:00, its frame code
+/// A UHD ProRes 422 clip, 23.976, from 01:00:00:00, its frame code
 /// burnt into every picture; made once per run (ProRes encoding takes
 /// a few seconds).
 fn prores_clip() -> PathBuf {
@@ -34,8 +35,8 @@ fn prores_clip() -> PathBuf {
             .join(format!("syncreel-prores-{}", std::process::id()))
             .join("Shot 020 v1.mov");
         let spec = DemoClipSpec {
-            width: 960,
-            height: 540,
+            width: SOURCE.0,
+            height: SOURCE.1,
             frames: FRAMES,
             codec: ClipCodec::ProRes,
             ..DemoClipSpec::default()
@@ -123,8 +124,8 @@ async fn a_prores_upload_gets_a_proxy_frame_for_frame_and_the_room_plays_it() {
             source_info.colour.matrix,
             source_info.colour.range
         ),
-        // GStreamer's default for a picture under 1280×720.
-        ("smpte170m", "bt601", "bt601", "limited")
+        // GStreamer's default for an HD picture and larger.
+        ("bt709", "bt709", "bt709", "limited")
     );
     assert_eq!(
         (
@@ -146,7 +147,7 @@ async fn a_prores_upload_gets_a_proxy_frame_for_frame_and_the_room_plays_it() {
         decoders: 1,
         idle: Duration::from_secs(5),
     });
-    for n in [0i64, 1, 11, 12, 23] {
+    for n in [0i64, 1, 5, 6, 11] {
         let key = FrameKey {
             checksum: "proxy".into(),
             frame: n,
@@ -213,32 +214,34 @@ async fn a_prores_upload_gets_a_proxy_frame_for_frame_and_the_room_plays_it() {
         "{}",
         host.welcome["media"]
     );
-    assert_eq!(host.welcome["media"]["sourceWidth"], 960);
+    assert_eq!(host.welcome["media"]["sourceWidth"], SOURCE.0);
     assert_eq!(
         host.welcome["media"]["sourceColour"],
-        json!({"primaries": "smpte170m", "transfer": "bt601", "matrix": "bt601", "range": "limited"})
+        json!({"primaries": "bt709", "transfer": "bt709", "matrix": "bt709", "range": "limited"})
     );
     let mut viewer = Viewer::join(server.addr, &created.viewer).await;
     assert_eq!(viewer.first_readable().await, 0);
-    host.send(json!({"type": "seek", "frame": 20})).await;
+    host.send(json!({"type": "seek", "frame": 10})).await;
     let execute_at = host.expect("transport").await["executeAt"]
         .as_i64()
         .unwrap();
-    assert_eq!(viewer.picture_at_or_after(execute_at).await.code, Some(20));
-    // A still is the source's, at the source's width.
+    assert_eq!(viewer.picture_at_or_after(execute_at).await.code, Some(10));
+    // A still is the source's: decoded from the 10-bit source at 16 bits
+    // a channel (the proxy is 8-bit), at any width up to the source's.
     let id = &created.id;
     let (status, _, png) = common::request_bytes(
         server.addr,
         "GET",
-        &format!("/api/sessions/{id}/frames/{checksum}/20?width=960"),
+        &format!("/api/sessions/{id}/frames/{checksum}/10?width=960"),
         Some(&created.host),
         None,
     )
     .await;
     assert_eq!(status, 200);
+    assert_eq!(common::png_depth(&png), png::BitDepth::Sixteen);
     let (rgb, w, h) = common::decode_png(&png);
-    assert_eq!((w, h), (960, 540), "the source's own size");
-    assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(20));
+    assert_eq!((w, h), (960, 540), "the size asked for");
+    assert_eq!(common::frame_code_rgb(&rgb, w, h), Some(10));
 
     // The media list says which versions have a proxy.
     let (_, media) = common::request(

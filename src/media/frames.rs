@@ -1,12 +1,14 @@
 //! Exact frames for everything that is not playing: a paused room, a
 //! step, a jog, a scrub. The live stream is lossy and trails the
 //! playhead; a still here is the frame itself, decoded by the player's
-//! decoder and sent as a lossless PNG, addressed by (version checksum,
-//! frame, width, watermark) so that it never changes and any cache may
-//! keep it. A watermarked session's stills carry its watermark, drawn by
-//! the same overlay as its stream (`media::watermark`): a still is never
-//! a way around the mark, and the cache never hands one session's
-//! unmarked picture to another's marked one.
+//! decoder and sent as a lossless PNG (16 bits a channel for a source of
+//! more than 8, so that a 10-bit grade's still keeps its 10 bits),
+//! addressed by (version checksum, frame, width, watermark) so that it
+//! never changes and any cache may keep it. A watermarked session's
+//! stills carry its watermark, drawn by the same overlay as its stream
+//! (`media::watermark`): a still is never a way around the mark, and the
+//! cache never hands one session's unmarked picture to another's marked
+//! one.
 //!
 //! Two things make nearby frames cheap. A decoder per (version, width)
 //! stays warm between requests, so the next frame is a forward decode, not
@@ -238,7 +240,12 @@ impl Warm {
                 media,
                 self.width,
                 self.height,
-                gst_video::VideoFormat::Rgb,
+                // 8 bits a channel for an 8-bit source, 16 for a deeper
+                // one: a 10-bit grade's still keeps its 10 bits.
+                &[
+                    gst_video::VideoFormat::Rgb,
+                    gst_video::VideoFormat::Rgba64Be,
+                ],
                 self.watermark.as_ref(),
             )?);
         }
@@ -254,35 +261,66 @@ impl Warm {
                 return Err(err);
             }
         };
+        let deep = decoder.format() == gst_video::VideoFormat::Rgba64Be;
         let map = picture
             .buffer
             .map_readable()
             .map_err(|e| MediaError::Gstreamer(e.to_string()))?;
-        let rgb_len = (self.width * self.height * 3) as usize;
-        let rgb = map.as_slice().get(..rgb_len).ok_or_else(|| {
+        let pixels = (self.width as usize) * (self.height as usize);
+        let len = pixels * if deep { 8 } else { 3 };
+        let data = map.as_slice().get(..len).ok_or_else(|| {
             MediaError::Gstreamer(format!(
                 "a decoded picture was shorter than {}x{}",
                 self.width, self.height
             ))
         })?;
-        encode_png(rgb, self.width, self.height).map(Bytes::from)
+        if deep {
+            encode_png16(&rgb16_from_rgba64(data), self.width, self.height)
+        } else {
+            encode_png(data, self.width, self.height)
+        }
+        .map(Bytes::from)
     }
 }
 
-/// RGB to PNG. Fast compression: a 1280×720 frame in ~10 ms here, and
-/// lossless, which is the point; smaller files cost more time than the
-/// loopback or LAN they travel over.
+/// RGB, 8 bits a channel, to PNG. Fast compression: a 1280×720 frame in
+/// ~10 ms here, and lossless, which is the point; smaller files cost more
+/// time than the loopback or LAN they travel over.
 pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, MediaError> {
+    encode(rgb, width, height, png::BitDepth::Eight)
+}
+
+/// RGB, 16 bits a channel, big-endian (PNG's own order), to PNG.
+pub fn encode_png16(rgb16: &[u8], width: u32, height: u32) -> Result<Vec<u8>, MediaError> {
+    encode(rgb16, width, height, png::BitDepth::Sixteen)
+}
+
+fn encode(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    depth: png::BitDepth,
+) -> Result<Vec<u8>, MediaError> {
     let fail = |e: png::EncodingError| MediaError::Gstreamer(format!("PNG encoding failed: {e}"));
-    let mut out = Vec::with_capacity(rgb.len() / 2);
+    let mut out = Vec::with_capacity(data.len() / 2);
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_depth(depth);
     encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder.write_header().map_err(fail)?;
-    writer.write_image_data(rgb).map_err(fail)?;
+    writer.write_image_data(data).map_err(fail)?;
     writer.finish().map_err(fail)?;
     Ok(out)
+}
+
+/// Drops the alpha of big-endian RGBA64 (always opaque from a decoder):
+/// a quarter less to compress and send.
+fn rgb16_from_rgba64(rgba: &[u8]) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(rgba.len() / 8 * 6);
+    for pixel in rgba.chunks_exact(8) {
+        rgb.extend_from_slice(&pixel[..6]);
+    }
+    rgb
 }
 
 #[cfg(test)]
@@ -300,6 +338,39 @@ mod tests {
         let info = reader.next_frame(&mut out).unwrap();
         assert_eq!((info.width, info.height), (w, h));
         assert_eq!(&out[..info.buffer_size()], &rgb[..]);
+    }
+
+    #[test]
+    fn a_deep_picture_keeps_its_sixteen_bits_and_loses_its_alpha() {
+        let (w, h) = (3u32, 2u32);
+        // 1,000 apart: values an 8-bit still could not hold.
+        let rgba: Vec<u8> = (0..w * h * 4)
+            .flat_map(|i| {
+                let v = if i % 4 == 3 {
+                    0xffff
+                } else {
+                    (i * 1000 + 7) as u16
+                };
+                v.to_be_bytes()
+            })
+            .collect();
+        let png = encode_png16(&rgb16_from_rgba64(&rgba), w, h).unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+            .read_info()
+            .unwrap();
+        let mut out = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut out).unwrap();
+        assert_eq!(info.bit_depth, png::BitDepth::Sixteen);
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        let values: Vec<u16> = out[..info.buffer_size()]
+            .chunks_exact(2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .collect();
+        let want: Vec<u16> = (0..w * h * 4)
+            .filter(|i| i % 4 != 3)
+            .map(|i| (i * 1000 + 7) as u16)
+            .collect();
+        assert_eq!(values, want);
     }
 
     #[test]

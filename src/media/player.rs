@@ -519,6 +519,8 @@ pub(super) struct Decoder {
     last: Option<(i64, Picture)>,
     rate_num: u64,
     rate_den: u64,
+    /// Negotiated once the first picture comes out.
+    format: gst_video::VideoFormat,
 }
 
 impl Decoder {
@@ -531,19 +533,22 @@ impl Decoder {
             media,
             settings.width,
             settings.height,
-            gst_video::VideoFormat::I420,
+            &[gst_video::VideoFormat::I420],
             watermark,
         )
     }
 
-    /// A decoder of `media` to `width`×`height` in `format`, with
+    /// A decoder of `media` to `width`×`height` in one of `formats`, with
     /// `watermark` drawn on each picture at that size (after scaling, so
     /// that it is as sharp and as placed in a thumbnail as in the stream).
+    /// Given several formats, the converter takes the one that loses least
+    /// of the source (a 10-bit source picks a 16-bit format over an 8-bit
+    /// one); [`Decoder::format`] says which it took.
     pub(super) fn open_as(
         media: &MediaInfo,
         width: u32,
         height: u32,
-        format: gst_video::VideoFormat,
+        formats: &[gst_video::VideoFormat],
         watermark: Option<&Watermark>,
     ) -> Result<Decoder, MediaError> {
         let fail = |e: &dyn std::fmt::Display| MediaError::Gstreamer(e.to_string());
@@ -561,8 +566,11 @@ impl Decoder {
         let decode = make("decodebin")?;
         let convert = make("videoconvert")?;
         let scale = make("videoscale")?;
+        let first = *formats
+            .first()
+            .ok_or_else(|| fail(&"a decoder needs an output format"))?;
         let caps = gst_video::VideoCapsBuilder::new()
-            .format(format)
+            .format_list(formats.iter().copied())
             .width(width as i32)
             .height(height as i32)
             .pixel_aspect_ratio(gst::Fraction::new(1, 1))
@@ -618,7 +626,13 @@ impl Decoder {
             last: None,
             rate_num: u64::from(media.rate.num()),
             rate_den: u64::from(media.rate.den()),
+            format: first,
         })
+    }
+
+    /// The pixel format of the pictures handed out.
+    pub(super) fn format(&self) -> gst_video::VideoFormat {
+        self.format
     }
 
     /// The picture of `frame`, and whether getting it took a seek.
@@ -662,6 +676,12 @@ impl Decoder {
                         .unwrap_or_else(|| format!("no picture for frame {frame}")),
                 ));
             };
+            if let Some(info) = sample
+                .caps()
+                .and_then(|caps| gst_video::VideoInfo::from_caps(caps).ok())
+            {
+                self.format = info.format();
+            }
             let buffer = sample
                 .buffer_owned()
                 .ok_or_else(|| MediaError::Gstreamer("empty sample".into()))?;

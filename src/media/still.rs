@@ -54,8 +54,13 @@ pub fn grab(
         rate: media.rate,
         duration: media.duration_frames,
     };
-    let mut decoder =
-        Decoder::open_as(media, width, height, gst_video::VideoFormat::Rgb, watermark)?;
+    let mut decoder = Decoder::open_as(
+        media,
+        width,
+        height,
+        &[gst_video::VideoFormat::Rgb],
+        watermark,
+    )?;
     let encoder = JpegEncoder::open(width, height)?;
     let mut stills = Vec::with_capacity(wanted.len());
     let result = (|| {

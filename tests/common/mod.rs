@@ -594,11 +594,34 @@ impl Drop for SmallDisk {
 
 /// A PNG as RGB bytes, width and height.
 pub fn decode_png(png: &[u8]) -> (Vec<u8>, usize, usize) {
+    let (values, w, h) = decode_png16(png);
+    // The top byte of a 16-bit channel is its 8-bit value.
+    let rgb = values.into_iter().map(|v| (v >> 8) as u8).collect();
+    (rgb, w, h)
+}
+
+/// An RGB PNG of 8 or 16 bits a channel, every value scaled to 16 bits
+/// (an 8-bit `v` becomes `v × 257`, as PNG's own rule has it).
+pub fn decode_png16(png: &[u8]) -> (Vec<u16>, usize, usize) {
     let decoder = png::Decoder::new(std::io::Cursor::new(png));
     let mut reader = decoder.read_info().unwrap();
     let mut out = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut out).unwrap();
     assert_eq!(info.color_type, png::ColorType::Rgb);
     out.truncate(info.buffer_size());
-    (out, info.width as usize, info.height as usize)
+    let values = match info.bit_depth {
+        png::BitDepth::Eight => out.iter().map(|&v| u16::from(v) * 257).collect(),
+        png::BitDepth::Sixteen => out
+            .chunks_exact(2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .collect(),
+        other => panic!("a still of {other:?} bits"),
+    };
+    (values, info.width as usize, info.height as usize)
+}
+
+/// The bit depth of a PNG's channels.
+pub fn png_depth(png: &[u8]) -> png::BitDepth {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    decoder.read_info().unwrap().info().bit_depth
 }
