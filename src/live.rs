@@ -154,6 +154,12 @@ pub enum SessionMsg {
         entry: Box<PlaylistEntry>,
         own_media: Option<String>,
     },
+    /// The review proxy of the source whose SHA-256 is `checksum` was
+    /// made: what the room plays of that source, it plays from `path`.
+    ProxyReady {
+        checksum: String,
+        path: std::path::PathBuf,
+    },
     State {
         reply: oneshot::Sender<WireSnapshot>,
     },
@@ -629,6 +635,15 @@ impl SessionTask {
                 result,
             } => self.stored(from, key, kind, result),
             SessionMsg::AddVersion { entry, own_media } => self.add_version(*entry, own_media),
+            SessionMsg::ProxyReady { checksum, path } => {
+                for room in self.rooms.values() {
+                    let _ = room.handle.tx.try_send(SessionMsg::ProxyReady {
+                        checksum: checksum.clone(),
+                        path: path.clone(),
+                    });
+                }
+                self.proxy_ready(&checksum, &path);
+            }
             SessionMsg::Close {
                 reply,
                 code,
@@ -1336,6 +1351,7 @@ impl SessionTask {
 
     fn welcome(&mut self, you: ParticipantId, snapshot: &Snapshot) {
         let compare = self.wire_compare();
+        let proxy = self.current_setup().map(|setup| setup.proxy.is_some());
         let Some(conn) = self.conns.get_mut(&you) else {
             return;
         };
@@ -1350,6 +1366,9 @@ impl SessionTask {
             self.clock.now(),
             self.media.as_ref().map(|m| WireMedia {
                 version: self.version.clone(),
+                // What the players open now: the entry on screen's file,
+                // its proxy once one is made.
+                proxy: proxy.unwrap_or(m.wire.proxy),
                 ..m.wire.clone()
             }),
             if self.belonging.is_some() {

@@ -63,6 +63,11 @@ impl Server {
         if restored > 0 {
             tracing::info!(restored, "sessions restored from the review record");
         }
+        // A proxy made while its source plays takes over the stream.
+        tokio::spawn(follow_proxies(
+            app.uploads.proxies().made(),
+            app.registry.clone(),
+        ));
         // Proxies a restart cut off are made again, in the background.
         let uploads = app.uploads.clone();
         tokio::task::spawn_blocking(move || uploads.resume_proxies());
@@ -182,5 +187,34 @@ pub async fn terminate_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+/// Tells every session on this node of each review proxy made; a session
+/// that does not play its source ignores it.
+async fn follow_proxies(
+    mut made: tokio::sync::broadcast::Receiver<crate::uploads::proxies::ProxyMade>,
+    registry: crate::live::Registry,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let made = match made.recv().await {
+            Ok(made) => made,
+            // Missed ones are picked up when their sessions next open.
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "review proxies made while nobody listened");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        for handle in registry.handles() {
+            let told = handle.tx.send(crate::live::SessionMsg::ProxyReady {
+                checksum: made.checksum.clone(),
+                path: made.path.clone(),
+            });
+            // A session too busy to take it in a second plays its source
+            // until it next opens; the others are not held up.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), told).await;
+        }
     }
 }

@@ -309,3 +309,73 @@ async fn a_proxy_that_cannot_be_made_is_reported_and_the_source_plays() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_made_while_its_source_plays_takes_over_the_stream() {
+    let root = std::env::temp_dir().join(format!("syncreel-proxy-live-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    // Placed by hand, so the session opens on the source with no proxy
+    // under way.
+    std::fs::copy(prores_clip(), root.join("Shot 040.mov")).unwrap();
+    let server = TestServer::streaming_with(root.clone(), 1500, |c| {
+        c.uploads.reserve_free_bytes = 0;
+    })
+    .await;
+    let created = server
+        .create_session_with(json!({"title": "Shot 040", "media": "Shot 040.mov"}))
+        .await;
+    let mut host = Client::join(server.addr, &created.host, "Dana").await;
+    assert_eq!(host.welcome["media"]["proxy"], false);
+    let mut viewer = Viewer::join(server.addr, &created.viewer).await;
+    assert_eq!(viewer.first_readable().await, 0);
+
+    // The same bytes uploaded: the server wants a proxy of them.
+    let source = std::fs::read(prores_clip()).unwrap();
+    let tus = tus::Tus::new(server.addr, Some(common::OPERATOR));
+    let upload = tus
+        .created(
+            source.len() as u64,
+            &[("filename", "Shot 040.mov"), ("item", "Shot 040")],
+        )
+        .await;
+    let done = tus.patch(&upload, 0, source.into(), None).await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    let proxy = proxy_outcome(&tus, &upload).await;
+    assert_eq!(proxy["state"], "ready", "{proxy}");
+
+    // The room moves to it without anyone reopening anything: a newcomer
+    // is told the stream is the proxy (the session hears of the proxy
+    // just after the API does, hence the few tries).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let newcomer = Client::join(server.addr, &created.reviewer, "Newcomer").await;
+        if newcomer.welcome["media"]["proxy"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the room still plays the source: {}",
+            newcomer.welcome["media"]
+        );
+        drop(newcomer);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And the viewer who watched through the move sees exact frames.
+    host.send(json!({"type": "seek", "frame": 10})).await;
+    let execute_at = host.expect("transport").await["executeAt"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(viewer.picture_at_or_after(execute_at).await.code, Some(10));
+    host.send(json!({"type": "play"})).await;
+    let execute_at = host.expect("transport").await["executeAt"]
+        .as_i64()
+        .unwrap();
+    let playing = viewer.picture_at_or_after(execute_at).await.code;
+    assert!(
+        playing.is_some_and(|code| code >= 10),
+        "playing from 10: {playing:?}"
+    );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -112,6 +112,60 @@ impl SessionTask {
         self.broadcast(&message);
     }
 
+    /// What the room plays now: the playlist's entry on screen, else the
+    /// session's own file.
+    pub(super) fn current_setup(&self) -> Option<&MediaSetup> {
+        match self.parts.playlist.get(self.session.entry()) {
+            Some(entry) => Some(&entry.setup),
+            None => self.parts.setup.as_ref(),
+        }
+    }
+
+    /// The review proxy of a source the room plays was made while it
+    /// runs: every entry of that source plays the proxy from now on, and
+    /// if the room is on one its players move to it at the transport's
+    /// instant. The proxy has the source's frames, so the picture does not
+    /// jump; the stream only gets lighter to make. A room comparing
+    /// versions keeps its players until it next cues: moving them would
+    /// end the compare behind the driver's back.
+    pub(super) fn proxy_ready(&mut self, checksum: &str, path: &std::path::Path) {
+        let takes = |setup: &MediaSetup| setup.checksum.0 == checksum && setup.proxy.is_none();
+        let mut now_playing = None;
+        if let Some(setup) = self.parts.setup.as_mut().filter(|s| takes(s)) {
+            setup.proxy = Some(path.to_owned());
+            if self.parts.playlist.is_empty() {
+                now_playing = Some(setup.playable());
+            }
+        }
+        if self.parts.playlist.iter().any(|e| takes(&e.setup)) {
+            let on = self.session.entry();
+            let mut playlist = (*self.parts.playlist).clone();
+            for (i, entry) in playlist.iter_mut().enumerate() {
+                if takes(&entry.setup) {
+                    entry.setup.proxy = Some(path.to_owned());
+                    if i == on {
+                        now_playing = Some(entry.setup.playable());
+                    }
+                }
+            }
+            self.parts.playlist = Arc::new(playlist);
+        }
+        let Some(playable) = now_playing else {
+            return;
+        };
+        let id = &self.session.info().id;
+        match (&self.media, &self.compared) {
+            (Some(media), None) => {
+                tracing::info!(session = %id, %checksum, "the room's stream moves to the review proxy");
+                media.cue(&playable, *self.session.transport());
+            }
+            (Some(_), Some(_)) => {
+                tracing::info!(session = %id, %checksum, "the review proxy waits for the compare to end");
+            }
+            (None, _) => {}
+        }
+    }
+
     /// The room moved to another playlist entry: the players follow, the
     /// record notes where the room now stands, and everyone is told the
     /// entry's timeline and version with the transport.

@@ -27,6 +27,11 @@ impl Registry {
         self.sessions.len()
     }
 
+    /// Every session's handle, ended or not.
+    pub fn handles(&self) -> Vec<SessionHandle> {
+        self.sessions.iter().map(|h| h.clone()).collect()
+    }
+
     /// Sessions whose live review has not ended: what `max_sessions`
     /// bounds. An ended one is kept for its record, not its room.
     /// The ids of the sessions whose live review has not ended.

@@ -65,6 +65,14 @@ impl ProxyRule {
     }
 }
 
+/// A proxy made: sessions running its source move their players to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyMade {
+    /// The source's SHA-256 (hex).
+    pub checksum: String,
+    pub path: PathBuf,
+}
+
 /// The proxies of one media root.
 #[derive(Debug)]
 pub struct Proxies {
@@ -77,6 +85,8 @@ pub struct Proxies {
     /// Failures whose `.failed` note could not be written (a full disk):
     /// still reported until a restart.
     failed: Mutex<std::collections::HashMap<String, String>>,
+    /// Told of each proxy made; whoever runs sessions listens.
+    made: tokio::sync::broadcast::Sender<ProxyMade>,
 }
 
 impl Proxies {
@@ -88,7 +98,15 @@ impl Proxies {
             slots: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
             making: Mutex::new(Default::default()),
             failed: Mutex::new(Default::default()),
+            // Proxies are made one or two at a time; a listener that falls
+            // this far behind misses some and is told it lagged.
+            made: tokio::sync::broadcast::channel(16).0,
         }
+    }
+
+    /// Each proxy as it is made, from now on.
+    pub fn made(&self) -> tokio::sync::broadcast::Receiver<ProxyMade> {
+        self.made.subscribe()
     }
 
     pub fn wants(&self, info: &MediaInfo) -> bool {
@@ -181,7 +199,12 @@ impl Proxies {
             .and_then(|r| r.map_err(|e| e.to_string()));
             match &made {
                 Ok(proxy) => {
-                    tracing::info!(%checksum, frames = proxy.duration_frames, took = ?started.elapsed(), "review proxy made")
+                    tracing::info!(%checksum, frames = proxy.duration_frames, took = ?started.elapsed(), "review proxy made");
+                    // Nobody listening (no session runs) is fine.
+                    let _ = proxies.made.send(ProxyMade {
+                        checksum: checksum.clone(),
+                        path: proxy.path.clone(),
+                    });
                 }
                 Err(why) => {
                     tracing::warn!(%checksum, %why, "review proxy failed");
