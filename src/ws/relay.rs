@@ -240,7 +240,9 @@ pub fn accept_relayed(app: &Arc<App>) -> Option<JoinHandle<()>> {
                     };
                     if gone {
                         readers.remove(&key);
-                        let _ = accepted.back_to(&key).send(RelayFrame::Close).await;
+                        if let Some(back) = accepted.back_to(&key) {
+                            let _ = back.send(RelayFrame::Close).await;
+                        }
                     }
                 }
             }
