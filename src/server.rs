@@ -50,6 +50,7 @@ impl Server {
         // finds this node the owner must find it listening too.
         let _relayed = crate::ws::accept_relayed(&app);
         let _handed = app.accept_handovers();
+        let _versions = app.accept_versions();
         // Before the port is announced, so that a SIGHUP sent once the
         // server says it listens never meets the default action (exit).
         #[cfg(unix)]

@@ -8,6 +8,8 @@
 //! the same picture at the same moment.
 
 mod common;
+#[path = "support/tus.rs"]
+mod tus;
 #[path = "support/viewer.rs"]
 mod viewer;
 #[path = "support/vp8.rs"]
@@ -54,8 +56,66 @@ fn streaming_node(nats: &str, pg: &str, name: &str, root: &std::path::Path) -> N
             ("SYNCREEL_MEDIA__STREAM_WIDTH", "640"),
             ("SYNCREEL_MEDIA__STREAM_HEIGHT", "360"),
             ("SYNCREEL_MEDIA__BITRATE_KBPS", "1500"),
+            // The test machine's disk may be short of the default reserve.
+            ("SYNCREEL_UPLOADS__RESERVE_FREE_BYTES", "0"),
         ],
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_uploaded_on_one_node_joins_the_room_its_owner_runs() {
+    let root = media_root();
+    let nats = NatsServer::start();
+    let pg = Postgres::start();
+    let a = streaming_node(&nats.url, &pg.url, "node-a", &root);
+    let b = streaming_node(&nats.url, &pg.url, "node-b", &root);
+    let (status, created) = common::request(
+        a.addr,
+        "POST",
+        "/api/sessions",
+        Some(common::OPERATOR),
+        Some(json!({"title": "Upload across nodes", "media": "clip.mov"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let created = common::CreatedSession::from_body(created);
+    let mut host = Client::join(a.addr, &created.host, "Dana").await;
+    assert_eq!(host.welcome["playlist"], json!([]), "one file");
+
+    // v2, uploaded by the host's link to B, which does not run the session.
+    let v2_path = std::env::temp_dir()
+        .join(format!("syncreel-cluster-upload-{}", std::process::id()))
+        .join("clip v2.mov");
+    let spec = DemoClipSpec {
+        width: 320,
+        height: 180,
+        frames: 48,
+        code_offset: 30_000,
+        ..DemoClipSpec::default()
+    };
+    demo_clip::ensure(&v2_path, &spec).unwrap();
+    let v2 = std::fs::read(&v2_path).unwrap();
+    let tus = tus::Tus::new(b.addr, Some(&created.host));
+    let upload = tus
+        .created(
+            v2.len() as u64,
+            &[
+                ("filename", "clip v2.mov"),
+                ("item", "clip"),
+                ("session", &created.id),
+            ],
+        )
+        .await;
+    let done = tus.patch(&upload, 0, v2.into(), None).await;
+    assert_eq!(done.status, 204, "{}", done.body);
+
+    // The room on A hears of it, as if the upload had come to A.
+    let playlist = host.expect("playlist").await;
+    let entries = playlist["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{playlist}");
+    assert_eq!(entries[1]["version"]["item"], "clip");
+    assert_eq!(entries[1]["sourceWidth"], 320);
+    let _ = std::fs::remove_dir_all(v2_path.parent().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -227,6 +227,10 @@ fn takes_of(node: &str) -> String {
     format!("syncreel.take.{node}")
 }
 
+fn versions_of(node: &str) -> String {
+    format!("syncreel.version.{node}")
+}
+
 /// How long a node has to open a session it is handed (its media
 /// included).
 const TAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -405,6 +409,46 @@ impl Relay {
                 reason: String::from_utf8_lossy(&answer.payload).into_owned(),
             })
         }
+    }
+
+    /// Tells `node`, which runs session `session`, that version
+    /// `version` (recorded in the shared record) was uploaded into it:
+    /// returns once the owner has passed it to the session.
+    pub async fn tell_version(
+        &self,
+        node: &str,
+        session: &str,
+        version: &str,
+    ) -> Result<(), RelayError> {
+        // Both are ids of the record, which hold no spaces.
+        let request =
+            async_nats::Request::new().payload(Bytes::from(format!("{session} {version}")));
+        self.ask(node, versions_of(node), request, OPEN_TIMEOUT)
+            .await
+            .map(|_| ())
+    }
+
+    /// Versions other nodes' uploads add to sessions this one runs
+    /// ([`Relay::tell_version`]), as (session, version, where to answer).
+    pub async fn versions(
+        &self,
+    ) -> Result<impl futures_util::Stream<Item = (String, String, Option<Subject>)>, ClusterError>
+    {
+        let requests = self
+            .client
+            .subscribe(versions_of(self.node.as_str()))
+            .await
+            .map_err(nats_error)?;
+        Ok(requests.filter_map(|message| async move {
+            let text = std::str::from_utf8(&message.payload).ok()?;
+            let (session, version) = text.split_once(' ')?;
+            Some((session.to_string(), version.to_string(), message.reply))
+        }))
+    }
+
+    /// Answers a [`Relay::tell_version`].
+    pub async fn answer(&self, reply: Subject) {
+        let _ = self.client.publish(reply, Bytes::new()).await;
     }
 
     /// Sessions other nodes hand to this one ([`Relay::hand_to`]).

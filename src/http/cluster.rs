@@ -225,6 +225,48 @@ impl App {
         }))
     }
 
+    /// Tells the node that runs session `id`, if another does, that
+    /// version `version` was uploaded into it, and waits (bounded) for it
+    /// to have passed it to the session.
+    pub(crate) async fn tell_owner_of_version(&self, id: &str, version: &str) {
+        let (Some(cluster), Ok(Some(owner))) = (&self.cluster, self.owned_elsewhere(id).await)
+        else {
+            return;
+        };
+        if let Err(err) = cluster.relay.tell_version(&owner, id, version).await {
+            tracing::warn!(session = %id, %owner, %err, "an uploaded version did not reach the session's node; it joins at the session's next start");
+        }
+    }
+
+    /// Adds to the sessions this node runs the versions other nodes'
+    /// uploads bring them ([`App::tell_owner_of_version`]).
+    pub fn accept_versions(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let cluster = self.cluster.clone()?;
+        let app = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            let versions = match cluster.relay.versions().await {
+                Ok(versions) => versions,
+                Err(err) => {
+                    tracing::error!(%err, "uploads on other nodes cannot reach this node's sessions");
+                    return;
+                }
+            };
+            futures_util::pin_mut!(versions);
+            while let Some((session, version, reply)) =
+                futures_util::StreamExt::next(&mut versions).await
+            {
+                let Some(app) = app.upgrade() else { return };
+                let relay = cluster.relay.clone();
+                tokio::spawn(async move {
+                    app.add_version_here(&session, &version).await;
+                    if let Some(reply) = reply {
+                        relay.answer(reply).await;
+                    }
+                });
+            }
+        }))
+    }
+
     /// Moves live session `id` from this node to node `to`: stops it here
     /// (everyone in it is told `session_moved` and reconnects), waits
     /// (bounded) for its lease to be released, and asks `to` to open it

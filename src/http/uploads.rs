@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{bearer, public_base, unix_now, ApiError, App, Peer};
+use super::{bearer, public_base, unix_now, ApiError, App, Peer, Unavailable};
 use crate::links::LinkError;
 use crate::session::Role;
 use crate::uploads::proxies::ProxyState;
@@ -89,9 +89,7 @@ async fn create_inner(
     let session = metadata.get("session").filter(|s| !s.is_empty()).cloned();
     if let Some(id) = &session {
         // The operator may name any session, but it must be one.
-        if app.session(id).await.is_err() {
-            return Err(ApiError::not_found("session"));
-        }
+        session_somewhere(app, id).await?;
     }
     let new = NewUpload {
         length,
@@ -248,26 +246,36 @@ async fn status_of(
 impl App {
     /// Puts a version uploaded for `session_id` into its live room's
     /// playlist, where the driver can cue the room to it at the same
-    /// timecode. Nothing if the session does not run on this node (in a
-    /// cluster its owner has it from the record at its next start) or its
-    /// file cannot be prepared; the version is recorded either way.
+    /// timecode. In a cluster, a session another node runs is added there
+    /// (its owner is told over NATS); a session that runs nowhere has the
+    /// version from the record when it next opens. Nothing if its file
+    /// cannot be prepared; the version is recorded either way.
     pub(crate) async fn add_uploaded_version(self: &Arc<Self>, session_id: &str, done: &Done) {
+        if self.registry.get(session_id).is_none() {
+            // In a cluster the session may run on another node: its owner
+            // adds the version, before the upload's last answer as here.
+            self.tell_owner_of_version(session_id, &done.version_id)
+                .await;
+            return;
+        }
+        self.add_version_here(session_id, &done.version_id).await;
+    }
+
+    /// Adds recorded version `version_id` to session `session_id`'s room,
+    /// if the session runs on this node.
+    pub(crate) async fn add_version_here(self: &Arc<Self>, session_id: &str, version_id: &str) {
         let Some(handle) = self.registry.get(session_id) else {
             return;
         };
-        let (app, media, version_id, id) = (
-            self.clone(),
-            done.media.clone(),
-            done.version_id.clone(),
-            session_id.to_string(),
-        );
+        let (app, version_id, id) = (self.clone(), version_id.to_string(), session_id.to_string());
         let prepared = tokio::task::spawn_blocking(move || {
-            let setup = app.prepare_media(&media).map_err(|e| e.message)?;
             let version = app
                 .store
                 .version(&version_id)
                 .map_err(|e| e.to_string())?
                 .ok_or("the version is not in the record")?;
+            let media = version.path.clone();
+            let setup = app.prepare_media(&media).map_err(|e| e.message)?;
             let own_media = app
                 .store
                 .session(&id)
@@ -362,7 +370,9 @@ async fn access(app: &Arc<App>, headers: &HeaderMap, peer: Peer) -> Result<Acces
     if app.operator.accepts(token) {
         return Ok(Access::Operator);
     }
-    let link = app.links.check(token, unix_now()).map_err(|err| {
+    // Through the shared record in a cluster: a host link minted on
+    // another node is as good here.
+    let link = app.check_link(token, unix_now()).await.map_err(|err| {
         let code = match err {
             LinkError::Invalid => "invalid_token",
             LinkError::Expired => "link_expired",
@@ -377,10 +387,25 @@ async fn access(app: &Arc<App>, headers: &HeaderMap, peer: Peer) -> Result<Acces
             "only the operator and host links may upload",
         ));
     }
-    super::require_host(app, headers, peer, &link.session_id).await?;
+    let given = super::passcode::header_passcode(headers);
+    app.check_passcode(&link, given.as_deref(), peer.0)
+        .await
+        .map_err(super::passcode::refusal_error)?;
+    session_somewhere(app, &link.session_id).await?;
     Ok(Access::Host {
         session_id: link.session_id,
     })
+}
+
+/// That session `id` runs here (opened from the record if it ran
+/// nowhere) or on another node of the cluster, which a finished upload
+/// into it tells.
+async fn session_somewhere(app: &Arc<App>, id: &str) -> Result<(), ApiError> {
+    match app.session(id).await {
+        Ok(_) | Err(Unavailable::Elsewhere(_)) => Ok(()),
+        Err(Unavailable::NotFound) => Err(ApiError::not_found("session")),
+        Err(Unavailable::CutOff(why)) => Err(super::cluster::unavailable(why)),
+    }
 }
 
 /// Every tus request but `OPTIONS` names the protocol version.
