@@ -1766,8 +1766,9 @@ window.syncreel = Object.freeze({
     sync: clock.status(),
     peek: peek && { frame: peek.frame, still: peek.still != null },
   }),
-  /** The readouts as last painted, and the server instant they were painted at. */
-  displayed: () => (displayed ? { frame: displayed.frame, timecode: displayed.timecode, atUs: displayed.atUs } : null),
+  displayed: () => (displayed ? { frame: displayed.frame, timecode: displayed.timecode } : null),
+  /** The server instant the readouts were last painted at, or null. */
+  displayedAtUs: () => displayed?.atUs ?? null,
   get frameLog() {
     return frameLog.toArray();
   },

@@ -217,7 +217,7 @@ test('a pause lands on the frame on the driver\'s screen at the keypress, at 1×
 function sampleCounter(page) {
   return page.evaluate(async () => {
     const counter = Number(document.getElementById('frame').textContent);
-    const counterAtUs = window.syncreel.displayed()?.atUs;
+    const counterAtUs = window.syncreel.displayedAtUs();
     const v = window.syncreel.video();
     const s = window.syncreel.state();
     const nowUs = window.syncreel.serverNowUs();
