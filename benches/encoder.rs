@@ -35,6 +35,13 @@
 //!
 //! Codecs run alternately within each run (the order rotates from run to
 //! run) so that they see the same load.
+//!
+//! **Sessions per node** (issue #14): with `ENCODER_SESSIONS` (say
+//! `1,2,3,4`), each run instead plays that many sessions at once, each
+//! its own player (the first size and codec), and reports the whole
+//! process's cores, each session's pictures/s and the frames they
+//! skipped: the most sessions with none skipped is what a node of this
+//! machine carries before it drops frames.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -153,6 +160,9 @@ struct Sample {
     others: f64,
     pictures_per_sec: f64,
     skipped: i64,
+    /// Pictures the player itself counted as more than a frame late
+    /// (what a node publishes to placement).
+    late: usize,
     pictures: usize,
     expected: f64,
     kbps: f64,
@@ -167,6 +177,7 @@ fn measure_player(
     watermark: Option<Watermark>,
     warmup: f64,
     secs: f64,
+    quality: bool,
 ) -> Sample {
     let clock = ServerClock::start();
     let start = clock.now();
@@ -218,12 +229,13 @@ fn measure_player(
         others,
         pictures_per_sec: window.len() as f64 / wall,
         skipped,
+        late: window.iter().filter(|f| f.late).count(),
         pictures: window.len(),
         expected: wall * rate,
         kbps: bytes as f64 * 8.0 / wall / 1000.0,
         ..Sample::default()
     };
-    if env_or("ENCODER_QUALITY", 1) != 0 {
+    if quality {
         let counted: std::collections::HashSet<i64> = window.iter().map(|f| f.frame).collect();
         let (y, yuv) = psnr(info, settings, &frames, &counted);
         sample.psnr_y = Some(y);
@@ -557,6 +569,29 @@ fn main() {
         .map(|&(w, h)| probe(&clip_for(w, h, frames)).expect("probe"))
         .collect();
 
+    if let Ok(counts) = std::env::var("ENCODER_SESSIONS") {
+        let counts: Vec<usize> = counts
+            .split(',')
+            .map(|n| {
+                n.parse()
+                    .expect("ENCODER_SESSIONS: counts, comma-separated")
+            })
+            .collect();
+        let codec = match items.get(1) {
+            Some(Item::Codec(codec, _, _)) => *codec,
+            _ => VideoCodec::Vp8,
+        };
+        let settings = StreamSettings {
+            width: sizes[0].0,
+            height: sizes[0].1,
+            bitrate_kbps: kbps,
+            codec,
+            ..StreamSettings::default()
+        };
+        sessions_per_node(&clips[0], settings, &counts, runs, warmup, secs);
+        return;
+    }
+
     let load_before = loadavg();
     let started = std::time::SystemTime::now();
     eprintln!(
@@ -591,7 +626,8 @@ fn main() {
                                 .expect("a valid watermark")
                                 .expect("not empty")
                         });
-                        measure_player(&clips[si], settings, watermark, warmup, secs)
+                        let quality = env_or("ENCODER_QUALITY", 1) != 0;
+                        measure_player(&clips[si], settings, watermark, warmup, secs, quality)
                     }
                 };
                 let db = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.2}"));
@@ -665,4 +701,97 @@ fn main() {
             );
         }
     }
+}
+
+/// One run of several sessions at once.
+struct Crowd {
+    /// The process's, over the window.
+    cores: f64,
+    others: f64,
+    /// The slowest session's pictures/s.
+    slowest: f64,
+    /// Frames skipped, all sessions.
+    skipped: i64,
+    /// Pictures counted late, all sessions.
+    late: usize,
+}
+
+/// `counts` sessions at once, `runs` times each: the process's cores,
+/// the slowest session's pictures/s, and the frames all of them skipped.
+fn sessions_per_node(
+    info: &MediaInfo,
+    settings: StreamSettings,
+    counts: &[usize],
+    runs: usize,
+    warmup: f64,
+    secs: f64,
+) {
+    let load_before = loadavg();
+    eprintln!(
+        "sessions per node: {counts:?} at once, {}x{} {:?} {} kbit/s, {runs} runs, {warmup}+{secs} s each; loadavg {load_before}",
+        settings.width, settings.height, settings.codec, settings.bitrate_kbps
+    );
+    println!("| run | sessions | cores (process) | others' cores | pictures/s, slowest session | skipped, all sessions | late, all sessions |");
+    println!("|---|--:|--:|--:|--:|--:|--:|");
+    let mut results: HashMap<usize, Vec<Crowd>> = HashMap::new();
+    for run in 0..runs {
+        for &n in counts {
+            let samples: Vec<Sample> = std::thread::scope(|scope| {
+                let players: Vec<_> = (0..n)
+                    .map(|_| {
+                        scope.spawn(|| measure_player(info, settings, None, warmup, secs, false))
+                    })
+                    .collect();
+                players
+                    .into_iter()
+                    .map(|p| p.join().expect("player"))
+                    .collect()
+            });
+            // Each sample's cores are the whole process's over its window;
+            // the windows overlap, so their median is the process's.
+            let cores = median_and_range(&samples.iter().map(|s| s.cores).collect::<Vec<_>>()).0;
+            let others = median_and_range(&samples.iter().map(|s| s.others).collect::<Vec<_>>()).0;
+            let slowest = samples
+                .iter()
+                .map(|s| s.pictures_per_sec)
+                .fold(f64::INFINITY, f64::min);
+            let skipped: i64 = samples.iter().map(|s| s.skipped).sum();
+            let late: usize = samples.iter().map(|s| s.late).sum();
+            println!(
+                "| {} | {n} | {cores:.3} | {others:.3} | {slowest:.2} | {skipped} | {late} |",
+                run + 1
+            );
+            results.entry(n).or_default().push(Crowd {
+                cores,
+                others,
+                slowest,
+                skipped,
+                late,
+            });
+        }
+    }
+    println!(
+        "\nSummary: median over {runs} runs (min–max); loadavg before {load_before}, after {}.\n",
+        loadavg()
+    );
+    println!("| sessions | cores (process) | per session | pictures/s, slowest session | skipped, all sessions | late, all sessions | others' cores |");
+    println!("|--:|--:|--:|--:|--:|--:|--:|");
+    let mut carried = 0;
+    for &n in counts {
+        let v = &results[&n];
+        let m = |f: &dyn Fn(&Crowd) -> f64| median_and_range(&v.iter().map(f).collect::<Vec<_>>());
+        let (c, c_lo, c_hi) = m(&|r| r.cores);
+        let (o, _, _) = m(&|r| r.others);
+        let (p, p_lo, p_hi) = m(&|r| r.slowest);
+        let (sk, sk_lo, sk_hi) = m(&|r| r.skipped as f64);
+        let (lt, lt_lo, lt_hi) = m(&|r| r.late as f64);
+        if sk == 0.0 {
+            carried = carried.max(n);
+        }
+        println!(
+            "| {n} | {c:.3} ({c_lo:.3}–{c_hi:.3}) | {:.3} | {p:.2} ({p_lo:.2}–{p_hi:.2}) | {sk:.0} ({sk_lo:.0}–{sk_hi:.0}) | {lt:.0} ({lt_lo:.0}–{lt_hi:.0}) | {o:.2} |",
+            c / n as f64
+        );
+    }
+    println!("\nA node of this machine carries {carried} such sessions (median run) before it drops frames.");
 }

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub media_pipelines: std::sync::Arc<AtomicI64>,
     /// Session players started again after a failure.
     pub media_restarts: std::sync::Arc<AtomicU64>,
+    /// Pictures players sent more than a frame after their instant.
+    pub media_late_pictures: std::sync::Arc<AtomicU64>,
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
     pub rejected_in: AtomicU64,
@@ -127,6 +129,12 @@ impl Metrics {
             "syncreel_media_restarts_total",
             "Session media players started again after a failure (media.restart_attempts).",
             self.media_restarts.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_media_late_pictures_total",
+            "Pictures session players sent more than a frame after their instant: the node is short of CPU for its streams.",
+            self.media_late_pictures.load(Relaxed),
         );
         counter(
             &mut out,

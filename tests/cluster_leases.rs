@@ -224,6 +224,7 @@ async fn node_loads_appear_a_dead_node_vanishes_and_placement_picks_the_least_lo
         participants: 10,
         cpu_permille: 100,
         drained,
+        late_pictures: 0,
     };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let (_keep_c, stop_c) = tokio::sync::watch::channel(false);

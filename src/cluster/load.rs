@@ -19,6 +19,10 @@ pub struct NodeLoad {
     pub cpu_permille: u32,
     /// A drained node takes no new sessions.
     pub drained: bool,
+    /// Pictures its players sent more than a frame late over the last
+    /// interval: above zero, the node is short of CPU for the streams it
+    /// has, and takes another session only if every node is.
+    pub late_pictures: u32,
 }
 
 /// Why a load entry could not be read.
@@ -29,8 +33,8 @@ pub struct LoadParseError(String);
 impl NodeLoad {
     pub fn encode(&self) -> String {
         format!(
-            "sessions={} participants={} cpu_permille={} drained={}",
-            self.sessions, self.participants, self.cpu_permille, self.drained
+            "sessions={} participants={} cpu_permille={} drained={} late_pictures={}",
+            self.sessions, self.participants, self.cpu_permille, self.drained, self.late_pictures
         )
     }
 
@@ -53,6 +57,7 @@ impl NodeLoad {
                 }
                 "participants" => load.participants = number()?,
                 "cpu_permille" => load.cpu_permille = number()?,
+                "late_pictures" => load.late_pictures = number()?,
                 "drained" => {
                     load.drained = value
                         .parse()
@@ -68,20 +73,32 @@ impl NodeLoad {
     }
 }
 
-/// The node a new session should go to: the undrained node with the fewest
-/// sessions, then the fewest participants, then the least CPU, then the
-/// smallest id (so every node that asks picks the same one). `None` when
-/// every node is drained or there is none.
+/// The node a new session should go to: among the undrained nodes, one
+/// whose players keep up (no late pictures) if there is one, then the
+/// fewest sessions, then the fewest participants, then the least CPU, then
+/// the smallest id (so every node that asks picks the same one). `None`
+/// when every node is drained or there is none.
 ///
 /// Sessions come first because each playing session costs an encoder
-/// (about half a core at 720p), far more than a participant.
+/// (about half a core at 720p), far more than a participant. But sessions
+/// differ (a UHD source, a compare, one nobody watches), so a node that
+/// already sends pictures late is passed over whatever its count: another
+/// session there would make every one of its rooms worse.
 pub fn least_loaded<'a>(
     nodes: impl IntoIterator<Item = (&'a NodeId, &'a NodeLoad)>,
 ) -> Option<&'a NodeId> {
     nodes
         .into_iter()
         .filter(|(_, load)| !load.drained)
-        .min_by_key(|(id, load)| (load.sessions, load.participants, load.cpu_permille, *id))
+        .min_by_key(|(id, load)| {
+            (
+                load.late_pictures > 0,
+                load.sessions,
+                load.participants,
+                load.cpu_permille,
+                *id,
+            )
+        })
         .map(|(id, _)| id)
 }
 
@@ -100,6 +117,7 @@ mod tests {
             participants: 120,
             cpu_permille: 1500,
             drained: true,
+            late_pictures: 7,
         };
         assert_eq!(NodeLoad::decode(&load.encode()), Ok(load));
         // A newer node's extra word is skipped.
@@ -128,7 +146,7 @@ mod tests {
             sessions,
             participants,
             cpu_permille,
-            drained: false,
+            ..Default::default()
         };
         let pick = |nodes: &[(&NodeId, NodeLoad)]| {
             least_loaded(nodes.iter().map(|(id, l)| (*id, l))).cloned()
@@ -151,6 +169,33 @@ mod tests {
             Some(b.clone())
         );
         assert_eq!(pick(&[]), None);
+    }
+
+    #[test]
+    fn a_node_sending_pictures_late_is_passed_over_while_another_keeps_up() {
+        let (a, b, c) = (node("a"), node("b"), node("c"));
+        // A has one heavy session and falls behind; B has three that it
+        // carries.
+        let behind = NodeLoad {
+            sessions: 1,
+            late_pictures: 12,
+            ..Default::default()
+        };
+        let keeping_up = NodeLoad {
+            sessions: 3,
+            ..Default::default()
+        };
+        assert_eq!(least_loaded([(&a, &behind), (&b, &keeping_up)]), Some(&b));
+        // Every node behind: the usual order decides.
+        let further_behind = NodeLoad {
+            sessions: 2,
+            late_pictures: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            least_loaded([(&c, &further_behind), (&a, &behind)]),
+            Some(&a)
+        );
     }
 
     #[test]

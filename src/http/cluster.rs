@@ -330,6 +330,9 @@ impl App {
         let app = Arc::downgrade(self);
         let drained = self.config.cluster.drained;
         let mut cpu = CpuMeter::new();
+        // Late pictures since the last publication.
+        let late = self.metrics.media_late_pictures.clone();
+        let mut late_before = late.load(Relaxed);
         Some(cluster.nodes.publish_every(
             self.config.cluster.load_interval(),
             move || {
@@ -341,11 +344,15 @@ impl App {
                             app.draining.load(Relaxed),
                         )
                     });
+                let late_now = late.load(Relaxed);
+                let late_pictures = late_now.saturating_sub(late_before);
+                late_before = late_now;
                 NodeLoad {
                     sessions: u32::try_from(sessions).unwrap_or(u32::MAX),
                     participants: u32::try_from(participants).unwrap_or(u32::MAX),
                     cpu_permille: cpu.permille(),
                     drained: drained || draining,
+                    late_pictures: u32::try_from(late_pictures).unwrap_or(u32::MAX),
                 }
             },
             self.shutdown.clone(),

@@ -327,6 +327,7 @@ pub(super) fn start_media(
         running,
         restarts: setup.restarts,
         restarted: parts.metrics.media_restarts.clone(),
+        late: parts.metrics.media_late_pictures.clone(),
     };
     // Nothing runs yet: the first viewer's `rtcStart` starts the players.
     let pipelines = Pipelines::new(spec, setup.playable(), initial, watched, sinks);

@@ -59,6 +59,9 @@ pub struct PipelineSpec {
     pub restarts: RestartPolicy,
     /// Players started again after a failure, for `/metrics`.
     pub restarted: Arc<AtomicU64>,
+    /// Pictures that came out more than a frame late, for `/metrics` and
+    /// the node's published load.
+    pub late: Arc<AtomicU64>,
 }
 
 /// How a failed player is started again: up to `attempts` times in a row
@@ -315,6 +318,7 @@ impl Shared {
             let running = running.clone();
             let shared = Arc::downgrade(shared);
             let pictured = AtomicBool::new(false);
+            let late = spec.late.clone();
             move |event: PlayerEvent| {
                 let _ = &running;
                 let Some(shared) = shared.upgrade() else {
@@ -324,6 +328,9 @@ impl Shared {
                     PlayerEvent::Frame(frame) => {
                         if !pictured.swap(true, Relaxed) {
                             shared.pictured(generation);
+                        }
+                        if frame.late {
+                            late.fetch_add(1, Relaxed);
                         }
                         (shared.sinks.frames)(frame);
                     }

@@ -82,6 +82,10 @@ pub struct EncodedFrame {
     /// The media frame it shows.
     pub frame: i64,
     pub keyframe: bool,
+    /// It came out more than a frame after its instant: the player is not
+    /// keeping up (a machine out of CPU), and the node should take no
+    /// more sessions while that lasts.
+    pub late: bool,
 }
 
 /// What the session tells its player.
@@ -457,11 +461,16 @@ impl Scheduler {
         self.follow_still = changed && !transport.playing;
         let encoded = self.encoder.encode(&picture, at, keyframe)?;
         self.last_output = Some((at, transport));
+        // Only a playing picture read straight on counts: a seek's decode
+        // is slow by nature, not for want of CPU.
+        let steady = transport.playing && !sought;
+        let frame_time = Duration::from_micros(frame_interval_micros(&self.timeline) as u64);
         Ok(EncodedFrame {
             data: encoded.0,
             at,
             frame,
             keyframe: encoded.1,
+            late: steady && self.clock.instant(at) + frame_time < Instant::now(),
         })
     }
 }
