@@ -28,8 +28,9 @@ fn scratch(name: &str) -> PathBuf {
 async fn server_with(
     tweak: impl FnOnce(&mut syncreel::config::Config) + Send + 'static,
 ) -> (TestServer, PathBuf) {
-    let media = scratch("media").join(format!("{}", rand::random::<u32>()));
-    std::fs::create_dir_all(&media).unwrap();
+    // Its own directory, not one under a shared `scratch`: tests run in
+    // parallel in one process, and `scratch` empties its directory first.
+    let media = scratch(&format!("media-{}", rand::random::<u64>()));
     let root = media.clone();
     let server = TestServer::start_with(move |c| {
         c.media.root = root;
