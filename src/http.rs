@@ -457,6 +457,7 @@ impl App {
             checksum,
             idle_teardown: self.config.media.idle_teardown(),
             restarts: self.config.media.restarts(),
+            relay: self.cluster.as_ref().and_then(|c| c.media.clone()),
         })
     }
 
@@ -1621,12 +1622,43 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             "Exact frames decoded",
             f.misses,
         ),
-    ] {
+    ]
+    .into_iter()
+    .chain(media_relay_metrics(&app))
+    {
         text.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// The media relay's counts (cluster mode only).
+fn media_relay_metrics(app: &App) -> Vec<(&'static str, &'static str, &'static str, u64)> {
+    let Some(media) = app.cluster.as_ref().and_then(|c| c.media.as_ref()) else {
+        return vec![];
+    };
+    let counts = media.counts();
+    vec![
+        (
+            "syncreel_media_relay_published_total",
+            "counter",
+            "Pictures and sound packets published once for other nodes' viewers (as an owner)",
+            counts.published.load(Relaxed),
+        ),
+        (
+            "syncreel_media_relay_received_total",
+            "counter",
+            "Pictures and sound packets received from owners for this node's viewers (as a gateway)",
+            counts.received.load(Relaxed),
+        ),
+        (
+            "syncreel_media_relay_dropped_total",
+            "counter",
+            "Pictures and sound packets an owner could not queue or publish",
+            counts.dropped.load(Relaxed),
+        ),
+    ]
 }
 
 async fn index(State(app): State<Arc<App>>) -> Result<Response, ApiError> {

@@ -280,6 +280,8 @@ pub struct SessionMedia {
     pub hub: Arc<RtcHub>,
     pub wire: WireMedia,
     pub pipelines: Pipelines,
+    /// The same pictures for viewers on other nodes (cluster mode).
+    pub relay: Option<Arc<crate::cluster::MediaSource>>,
 }
 
 impl SessionMedia {
@@ -310,6 +312,8 @@ pub struct MediaSetup {
     pub idle_teardown: Duration,
     /// How players that fail are started again (`media.restart_*`).
     pub restarts: RestartPolicy,
+    /// Where pictures for viewers on other nodes go (cluster mode).
+    pub relay: Option<Arc<crate::cluster::MediaRelay>>,
 }
 
 impl MediaSetup {

@@ -22,6 +22,7 @@ use futures_util::{SinkExt, StreamExt};
 use rand::RngCore;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::cluster::RelayFrame;
 use crate::http::{ApiError, App, Peer, Unavailable};
 use crate::links::LinkError;
 use crate::live::{unhex16, Admitted, Draft, Outbound, SessionHandle, SessionMsg, Stamp, Stroking};
@@ -125,6 +126,7 @@ pub async fn serve(
         conn_id,
         address,
         may_relay: true,
+        via: None,
     };
     run(stream, sink, app, reach, shutdown).await;
 }
@@ -138,6 +140,9 @@ struct Reach {
     /// (a socket of this node's own) rather than refused (a connection
     /// another node relays here: one hop at most).
     may_relay: bool,
+    /// A connection a gateway relays here: the way back to that gateway,
+    /// for what is said to the gateway rather than to the page.
+    via: Option<crate::cluster::RelayBack>,
 }
 
 /// Serves one connection, a socket of this node's or one relayed from a
@@ -159,6 +164,7 @@ async fn run<St, E, Si>(
         conn_id,
         address,
         may_relay,
+        via,
     } = reach;
     let metrics = app.metrics.clone();
     let _open = OpenConnection::count(metrics.clone());
@@ -179,6 +185,7 @@ async fn run<St, E, Si>(
         last_rate_warning: None,
         compared: None,
         may_relay,
+        via,
     };
     let mut writer_done = false;
     let limits = &app.config.limits;
@@ -320,6 +327,7 @@ fn reach_of(conn: &Connection) -> Reach {
         conn_id: conn.conn_id,
         address: conn.address,
         may_relay: false,
+        via: None,
     }
 }
 
@@ -335,6 +343,7 @@ struct Connection {
     /// The version this connection last asked to compare, resolved.
     compared: compare::Resolved,
     may_relay: bool,
+    via: Option<crate::cluster::RelayBack>,
 }
 
 impl Connection {
@@ -623,23 +632,19 @@ impl Connection {
         let hub = &media.hub;
         let result = match signal {
             RtcSignal::Start => {
+                if let (Some(back), Some(relay)) = (&self.via, &media.relay) {
+                    // A relayed viewer's peer is its own node's: the
+                    // gateway hears which stream to run it on.
+                    let grant = relay.grant().encode();
+                    return back
+                        .send(RelayFrame::Media(grant))
+                        .await
+                        .map_err(|e| Reject::new(ErrorCode::Rtc, e.to_string()));
+                }
                 // The players start (if nobody was watching) while the
                 // peer is negotiated, and stay up until it is counted.
                 let _arriving = media.pipelines.want();
-                let out = self.tx.clone();
-                let signals: Signals = Arc::new(move |signal| {
-                    let _ = out.try_send(Outbound::message(&match signal {
-                        Signal::Offer { sdp } => ServerMessage::RtcOffer { sdp },
-                        Signal::Candidate(c) => ServerMessage::RtcCandidate {
-                            candidate: WireCandidate {
-                                candidate: c.candidate,
-                                sdp_mid: c.sdp_mid,
-                                sdp_m_line_index: c.sdp_m_line_index,
-                            },
-                        },
-                    }));
-                });
-                hub.start(who, signals).await
+                hub.start(who, page_signals(self.tx.clone())).await
             }
             RtcSignal::Answer(sdp) => hub.answer(who, sdp).await,
             RtcSignal::Candidate(c) => {
@@ -667,6 +672,22 @@ impl Connection {
             retry_after_secs: reject.retry_after_secs,
         }));
     }
+}
+
+/// Where a viewer's peer sends its signals: to the page, as messages.
+fn page_signals(out: mpsc::Sender<Outbound>) -> Signals {
+    Arc::new(move |signal| {
+        let _ = out.try_send(Outbound::message(&match signal {
+            Signal::Offer { sdp } => ServerMessage::RtcOffer { sdp },
+            Signal::Candidate(c) => ServerMessage::RtcCandidate {
+                candidate: WireCandidate {
+                    candidate: c.candidate,
+                    sdp_mid: c.sdp_mid,
+                    sdp_m_line_index: c.sdp_m_line_index,
+                },
+            },
+        }));
+    })
 }
 
 enum RtcSignal {

@@ -36,6 +36,7 @@ fn settings(url: &str, node: &str) -> ClusterConfig {
         drained: false,
         // Sessions run where these tests create them.
         place_sessions: false,
+        ..ClusterConfig::default()
     }
 }
 

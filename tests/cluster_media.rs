@@ -1,11 +1,12 @@
 //! Video across a cluster: three real nodes on one NATS and one
 //! PostgreSQL, a media session owned by A, its host driving through B and
 //! WebRTC viewers (webrtc-rs, decoding with GStreamer and reading the
-//! frame code burnt into every picture) on C and on A. The viewer on C
-//! signals through C's gateway; its pictures come from the owner's one
-//! encoder, so a seek shows the exact frame at `execute_at` and play
-//! advances at the rate on every node, and the viewers of two nodes see
-//! the same picture at the same moment.
+//! frame code burnt into every picture) on C and on A. The viewers on C
+//! are C's own WebRTC peers, fed with the pictures of the owner's one
+//! encoder, which A publishes once for C over NATS (the media relay); so
+//! a seek shows the exact frame at `execute_at` and play advances at the
+//! rate on every node, and the viewers of two nodes see the same picture
+//! at the same moment.
 
 mod common;
 #[path = "support/tus.rs"]
@@ -140,8 +141,11 @@ async fn viewers_on_other_nodes_see_the_owners_exact_frame_after_seeks_and_in_pl
     let mut host = Client::join(b.addr, &created.host, "Dana").await;
     let mut on_c = Viewer::join(c.addr, &created.viewer).await;
     let mut on_a = Viewer::join(a.addr, &created.viewer).await;
+    // A second viewer on C: C receives each picture once for both.
+    let mut also_on_c = Viewer::join(c.addr, &created.viewer).await;
     assert_eq!(on_c.first_readable().await, 0, "the room's first frame");
     assert_eq!(on_a.first_readable().await, 0);
+    assert_eq!(also_on_c.first_readable().await, 0);
 
     for (seek, frame) in [
         (json!({"type": "seek", "frame": 100}), 100u32),
@@ -220,4 +224,40 @@ async fn viewers_on_other_nodes_see_the_owners_exact_frame_after_seeks_and_in_pl
         median < Duration::from_millis(42),
         "viewers of two nodes a frame apart: median {median:?}"
     );
+
+    // C's two viewers are C's own peers, fed from what A publishes once
+    // for C: over two seconds of play C receives one message per picture,
+    // not one per viewer; B, which has no viewer, receives nothing.
+    let second = also_on_c.picture_at_or_after(start).await;
+    assert_eq!(
+        second.code.map(i64::from),
+        Some(transport.position(&timeline, second.at)),
+        "the second viewer on C plays the transport's frame"
+    );
+    let received = "syncreel_media_relay_received_total";
+    let before = common::metric(c.addr, received).await;
+    let from = on_c.picture_at_or_after(0).await.at.as_micros();
+    let to = on_c
+        .picture_at_or_after(from + 2_000_000)
+        .await
+        .at
+        .as_micros();
+    let during = common::metric(c.addr, received).await - before;
+    // Pictures at the rate, and 20 ms Opus packets if the clip has sound.
+    let pictures = (to - from) * 24_000 / 1001 / 1_000_000;
+    let sound = if host.welcome["media"]["hasAudio"] == true {
+        (to - from) / 20_000
+    } else {
+        0
+    };
+    let once = pictures + sound;
+    eprintln!(
+        "C received {during} messages from A in {pictures} frames of play ({once} pictures and sound packets), for two viewers"
+    );
+    assert!(
+        (once - 10..=once + 10).contains(&during),
+        "C received {during} messages for {once} pictures and sound packets: once each, not per viewer"
+    );
+    assert!(common::metric(a.addr, "syncreel_media_relay_published_total").await >= during);
+    assert_eq!(common::metric(b.addr, received).await, 0, "B has no viewer");
 }

@@ -5,7 +5,8 @@
 //! decisions (`lease`: when to renew, when a lease counts as lost; `load`:
 //! where a new session goes) apart from the NATS calls; and the gateway's
 //! wire (`relay`), which carries a participant's connection to the node
-//! that owns its session.
+//! that owns its session, and the media relay (`media`), which carries
+//! its pictures and sound once to each node with viewers.
 //!
 //! An edge: it imports none of `live`, `protocol`, `http`, `ws` (nor
 //! `config`, which imports it). The runtime tells it what to publish and
@@ -14,6 +15,7 @@
 mod lease;
 mod leases;
 mod load;
+mod media;
 mod node_id;
 mod nodes;
 mod relay;
@@ -24,6 +26,7 @@ use std::time::Duration;
 pub use lease::{LeaseTiming, LossReason, Ownership, Step};
 pub use leases::{HoldState, Holding, Lease, LeaseError, Leases, LEASE_BUCKET};
 pub use load::{least_loaded, LoadParseError, NodeLoad};
+pub use media::{MediaCounts, MediaGrant, MediaRelay, MediaRelayError, MediaSource};
 pub use node_id::{NodeId, NodeIdError};
 pub use nodes::{CpuMeter, Nodes, NODE_BUCKET};
 pub use relay::{
@@ -53,6 +56,9 @@ pub struct Cluster {
     pub nodes: Nodes,
     /// Participants' connections carried to the owner of their session.
     pub relay: Relay,
+    /// Pictures and sound across nodes; `None` with `relay_media = false`
+    /// (a relayed viewer's peer is then the owner's).
+    pub media: Option<std::sync::Arc<MediaRelay>>,
     client: async_nats::Client,
 }
 
@@ -91,11 +97,17 @@ impl Cluster {
             let leases = Leases::open(&js, node.clone(), timing).await?;
             let nodes =
                 Nodes::open(&js, node.clone(), settings.node_ttl(), timing.renew_every).await?;
+            let media = if settings.relay_media {
+                Some(MediaRelay::start(client.clone(), node.clone()).await?)
+            } else {
+                None
+            };
             Ok(Cluster {
                 node: node.clone(),
                 leases,
                 nodes,
                 relay: Relay::new(client.clone(), node.clone()),
+                media,
                 client,
             })
         };

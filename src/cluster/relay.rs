@@ -63,6 +63,10 @@ pub enum RelayFrame {
     Alive,
     /// The connection is over (the other side has said its goodbye).
     Close,
+    /// Owner to gateway, never to the page: the stream this connection's
+    /// `rtcStart` may watch, as a [`super::MediaGrant`]. The gateway runs
+    /// the viewer's peer itself (`cluster::media`).
+    Media(Bytes),
 }
 
 impl RelayFrame {
@@ -71,6 +75,7 @@ impl RelayFrame {
             RelayFrame::Text(_) => "text",
             RelayFrame::Alive => "alive",
             RelayFrame::Close => "close",
+            RelayFrame::Media(_) => "media",
         }
     }
 
@@ -80,6 +85,7 @@ impl RelayFrame {
             "text" | "open" => Some(RelayFrame::Text(message.payload.clone())),
             "alive" => Some(RelayFrame::Alive),
             "close" => Some(RelayFrame::Close),
+            "media" => Some(RelayFrame::Media(message.payload.clone())),
             _ => None,
         }
     }
@@ -92,7 +98,7 @@ impl RelayFrame {
 
     fn payload(self) -> Bytes {
         match self {
-            RelayFrame::Text(text) => text,
+            RelayFrame::Text(text) | RelayFrame::Media(text) => text,
             RelayFrame::Alive | RelayFrame::Close => Bytes::new(),
         }
     }
@@ -101,7 +107,9 @@ impl RelayFrame {
     /// identity: a broadcast is serialized once and its bytes shared.
     fn identity(&self) -> (&'static str, usize, usize) {
         match self {
-            RelayFrame::Text(text) => ("text", text.as_ptr() as usize, text.len()),
+            RelayFrame::Text(bytes) | RelayFrame::Media(bytes) => {
+                (self.kind(), bytes.as_ptr() as usize, bytes.len())
+            }
             other => (other.kind(), 0, 0),
         }
     }

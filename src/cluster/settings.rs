@@ -31,6 +31,11 @@ pub struct ClusterConfig {
     /// New sessions run on the least loaded node (by the loads nodes
     /// publish), wherever they are created; `false`: on the node asked.
     pub place_sessions: bool,
+    /// A relayed viewer's WebRTC peer is its own node's: the owner
+    /// publishes each picture once on NATS for every node with viewers.
+    /// `false`: the peer is the owner's (its ICE candidates must then be
+    /// reachable from the browser).
+    pub relay_media: bool,
 }
 
 impl Default for ClusterConfig {
@@ -44,6 +49,7 @@ impl Default for ClusterConfig {
             node_ttl_ms: 5_000,
             drained: false,
             place_sessions: true,
+            relay_media: true,
         }
     }
 }

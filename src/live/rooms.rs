@@ -290,19 +290,42 @@ pub(super) fn start_media(
         ice_servers: wire_ice_servers(&setup.rtc),
         version,
     };
+    let relay = setup
+        .relay
+        .as_ref()
+        .map(|relay| relay.source(setup.stream.codec, has_audio));
     let watched: player::Watched = {
         let hub = Arc::downgrade(&hub);
-        Arc::new(move || hub.upgrade().is_some_and(|h| h.viewer_count() > 0))
+        let relay = relay.as_ref().map(Arc::downgrade);
+        Arc::new(move || {
+            hub.upgrade().is_some_and(|h| h.viewer_count() > 0)
+                || relay
+                    .as_ref()
+                    .and_then(|r| r.upgrade())
+                    .is_some_and(|r| r.watched())
+        })
     };
     let frames = hub.clone();
     let packets = hub.clone();
+    let relay_frames = relay.clone();
+    let relay_packets = relay.clone();
     // Weak: the sinks live as long as the session's media, which the
     // session's own task owns.
     let session = session.downgrade();
     let sinks = Sinks {
-        frames: Box::new(move |frame| frames.broadcast(&frame)),
+        frames: Box::new(move |frame| {
+            frames.broadcast(&frame);
+            if let Some(relay) = &relay_frames {
+                relay.picture(&frame);
+            }
+        }),
         sound: Box::new(move |event| match event {
-            AudioEvent::Packet(packet) => packets.broadcast_audio(&packet),
+            AudioEvent::Packet(packet) => {
+                packets.broadcast_audio(&packet);
+                if let Some(relay) = &relay_packets {
+                    relay.sound(&packet);
+                }
+            }
             // Sound is worth less than the review: pictures go on.
             AudioEvent::Failed(err) => tracing::warn!(%err, "session audio failed"),
         }),
@@ -332,10 +355,17 @@ pub(super) fn start_media(
     // Nothing runs yet: the first viewer's `rtcStart` starts the players.
     let pipelines = Pipelines::new(spec, setup.playable(), initial, watched, sinks);
     hub.attach_keyframes(Box::new(pipelines.keyframes()));
+    if let Some(relay) = &relay {
+        relay.attach(
+            Box::new(pipelines.starter()),
+            Box::new(pipelines.keyframes()),
+        );
+    }
     Ok(Arc::new(SessionMedia {
         hub,
         wire,
         pipelines,
+        relay,
     }))
 }
 

@@ -207,15 +207,7 @@ impl Pipelines {
     /// After a failure the room was told of, this is a fresh try with a
     /// fresh set of restarts: the file may be back, the load gone.
     pub fn want(&self) -> Arriving {
-        let mut state = self.0.lock();
-        state.arriving += 1;
-        if state.run.is_none() && !state.restart_due {
-            if state.reported {
-                state.failures = 0;
-            }
-            Shared::start(&self.0, &mut state);
-        }
-        Arriving(Arc::downgrade(&self.0))
+        Shared::want(&self.0)
     }
 
     /// The room's transport changed (it may take effect later).
@@ -266,6 +258,17 @@ impl Pipelines {
 
     /// Keyframe requests for a caller that must not keep the session's
     /// media alive (the hub, which the players' sinks hold).
+    /// Starts the players if they are down, for viewers this node cannot
+    /// count (another node's, which keep them up through `watched`).
+    pub fn starter(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = Arc::downgrade(&self.0);
+        move || {
+            if let Some(shared) = shared.upgrade() {
+                drop(Shared::want(&shared));
+            }
+        }
+    }
+
     pub fn keyframes(&self) -> impl Fn() + Send + Sync + 'static {
         let shared = Arc::downgrade(&self.0);
         move || {
@@ -286,6 +289,18 @@ impl Drop for Pipelines {
 }
 
 impl Shared {
+    fn want(shared: &Arc<Shared>) -> Arriving {
+        let mut state = shared.lock();
+        state.arriving += 1;
+        if state.run.is_none() && !state.restart_due {
+            if state.reported {
+                state.failures = 0;
+            }
+            Shared::start(shared, &mut state);
+        }
+        Arriving(Arc::downgrade(shared))
+    }
+
     fn keyframe(&self) {
         if let Some(run) = &self.lock().run {
             let _ = run.picture.send(PlayerCommand::Keyframe);

@@ -26,10 +26,12 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::cluster::{Arrival, RelayBack, RelayError, RelayFrame};
+use crate::cluster::{Arrival, MediaGrant, RelayBack, RelayError, RelayFrame};
 use crate::http::App;
 use crate::live::Outbound;
-use crate::protocol::{ErrorCode, ServerMessage};
+use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use crate::rtc::{IceCandidate, RtcHub};
+use crate::session::ParticipantId;
 
 use super::{run, Reach};
 
@@ -107,12 +109,21 @@ where
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
     let mut writer_done = false;
+    let mut viewer = LocalViewer {
+        app,
+        who: ParticipantId(reach.conn_id),
+        tx,
+        hub: None,
+    };
     loop {
         tokio::select! {
             frame = stream.next() => {
                 last_heard = Instant::now();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
+                        if viewer.takes(text.as_str()).await {
+                            continue;
+                        }
                         if link.send(RelayFrame::Text(text.into())).await.is_err() {
                             say(ErrorCode::SessionMoved, "this node lost the cluster; reconnecting".into());
                             break;
@@ -143,6 +154,7 @@ where
                 Some(RelayFrame::Alive) => {
                     let _ = link.send(RelayFrame::Alive).await;
                 }
+                Some(RelayFrame::Media(grant)) => viewer.start(&grant).await,
                 // The owner's goodbye came as text before this.
                 Some(RelayFrame::Close) => break,
                 None => {
@@ -176,7 +188,102 @@ where
         }
     }
     let _ = link.send(RelayFrame::Close).await;
+    viewer.stop().await;
     writer_done
+}
+
+/// A relayed participant's WebRTC peer, run on its gateway from the
+/// owner's relayed stream (`cluster::media`): the browser meets this
+/// node's ICE candidates, and the owner encodes once for every node.
+struct LocalViewer<'a> {
+    app: &'a Arc<App>,
+    who: ParticipantId,
+    tx: &'a mpsc::Sender<Outbound>,
+    /// The hub its peer is on, once the owner granted a stream.
+    hub: Option<Arc<RtcHub>>,
+}
+
+impl LocalViewer<'_> {
+    /// Takes the page's signalling for a peer run here; anything else
+    /// (and a new `rtcStart`, which the owner decides) goes to the owner.
+    async fn takes(&mut self, text: &str) -> bool {
+        // Cheap for the frames that are not signalling: most of them.
+        if !text.contains("\"rtc") {
+            return false;
+        }
+        let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
+            return false;
+        };
+        let Some(hub) = self.hub.clone() else {
+            return false;
+        };
+        let result = match message {
+            ClientMessage::RtcAnswer { sdp } => hub.answer(self.who, sdp).await,
+            ClientMessage::RtcCandidate { candidate } => {
+                let candidate = IceCandidate {
+                    candidate: candidate.candidate,
+                    sdp_mid: candidate.sdp_mid,
+                    sdp_m_line_index: candidate.sdp_m_line_index,
+                };
+                hub.candidate(self.who, candidate).await
+            }
+            ClientMessage::RtcStop => {
+                self.stop().await;
+                Ok(())
+            }
+            ClientMessage::RtcStart => {
+                // Asked again: the owner grants again (the room may have
+                // moved to another stream), and the old peer goes.
+                self.stop().await;
+                return false;
+            }
+            _ => return false,
+        };
+        if let Err(err) = result {
+            self.refuse(err.to_string());
+        }
+        true
+    }
+
+    /// The owner granted a stream: this node's peer for the page.
+    async fn start(&mut self, grant: &[u8]) {
+        let Some(media) = self.app.cluster.as_ref().and_then(|c| c.media.clone()) else {
+            self.refuse("this node does not relay video (cluster.relay_media = false)".into());
+            return;
+        };
+        let Some(grant) = MediaGrant::parse(grant) else {
+            tracing::warn!("a media grant that does not parse");
+            return;
+        };
+        let settings = self.app.config.rtc_settings();
+        let hub = match media.watch(&grant, &settings).await {
+            Ok(hub) => hub,
+            Err(err) => return self.refuse(err.to_string()),
+        };
+        self.stop().await;
+        match hub
+            .start(self.who, super::page_signals(self.tx.clone()))
+            .await
+        {
+            Ok(()) => self.hub = Some(hub),
+            Err(err) => self.refuse(err.to_string()),
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            hub.stop(self.who).await;
+        }
+    }
+
+    fn refuse(&self, message: String) {
+        let _ = self.tx.try_send(Outbound::message(&ServerMessage::Error {
+            code: ErrorCode::Rtc,
+            message,
+            reference: None,
+            retry_after_secs: None,
+        }));
+    }
 }
 
 /// The owner's side: serves every connection gateways relay to this node,
@@ -212,6 +319,7 @@ pub fn accept_relayed(app: &Arc<App>) -> Option<JoinHandle<()>> {
                         conn_id: app.next_conn_id(),
                         address,
                         may_relay: false,
+                        via: Some(back.clone()),
                     };
                     tokio::spawn(serve_relayed(app.clone(), back, rx, reach));
                     if let Some(ack) = ack {
@@ -225,6 +333,8 @@ pub fn accept_relayed(app: &Arc<App>) -> Option<JoinHandle<()>> {
                             Err(_) => continue,
                         },
                         RelayFrame::Alive => Message::Pong(Bytes::new()),
+                        // Only an owner grants media.
+                        RelayFrame::Media(_) => continue,
                         RelayFrame::Close => {
                             // Its reader sees the end of its frames.
                             readers.remove(&key);
