@@ -26,6 +26,7 @@ mod uploads;
 
 pub use passcode::{Peer, PASSCODE_HEADER};
 
+use crate::cluster::Lease;
 use crate::config::Config;
 use crate::links::{random_id, token_hash, Link, LinkError, LinkStore, MintedLink};
 use crate::live::{
@@ -269,9 +270,53 @@ impl App {
     }
 
     async fn restore_session(self: &Arc<Self>, row: SessionRow) -> anyhow::Result<()> {
-        if !row.playlist.is_empty() {
-            return self.restore_playlist_session(row).await;
+        // The lease first: two nodes opening the session at once, one
+        // runs it and the other relays to it; neither starts it to stop.
+        let lease = self.lease_to_run(&row.id).await.map_err(NotOwner)?;
+        let restored = match self.fence_and_reread(row, lease.as_ref()).await {
+            Ok(row) if !row.playlist.is_empty() => self.restore_playlist_session(row).await,
+            Ok(row) => self.restore_single_session(row).await,
+            Err(err) => Err(err),
+        };
+        let (row, review, stream) = match restored {
+            Ok(parts) => parts,
+            Err(err) => {
+                self.let_go(lease).await;
+                return Err(err);
+            }
+        };
+        self.respawn(row, review, stream, lease).await
+    }
+
+    /// A new owner's fence goes up before it reads the record, so that
+    /// nothing an old owner still writes lands unseen behind the read:
+    /// the row is read again after it (cluster mode only).
+    async fn fence_and_reread(
+        &self,
+        row: SessionRow,
+        lease: Option<&Lease>,
+    ) -> anyhow::Result<SessionRow> {
+        if lease.is_none() {
+            return Ok(row);
         }
+        let store = self.session_store(&row.id, lease);
+        store.write_acked(Write::Fence).await??;
+        let id = row.id.clone();
+        let fresh = tokio::task::spawn_blocking(move || {
+            let mut row = store.session(&id)?;
+            if let Some(row) = &mut row {
+                row.playlist = store.entries_of(&id)?;
+            }
+            Ok::<_, StoreError>(row)
+        })
+        .await??;
+        Ok(fresh.unwrap_or(row))
+    }
+
+    async fn restore_single_session(
+        self: &Arc<Self>,
+        row: SessionRow,
+    ) -> anyhow::Result<(SessionRow, SessionReview, Restored)> {
         let media = match row.media.clone() {
             Some(requested) => {
                 let app = self.clone();
@@ -325,13 +370,16 @@ impl App {
             entry: 0,
             rooms,
         };
-        self.respawn(row, review, stream).await
+        Ok((row, review, stream))
     }
 
     /// Brings back a playlist session on the entry it was on. Every entry
     /// must still be the bytes it was recorded as; otherwise the session
     /// comes back without a stream and the room is told which file changed.
-    async fn restore_playlist_session(self: &Arc<Self>, row: SessionRow) -> anyhow::Result<()> {
+    async fn restore_playlist_session(
+        self: &Arc<Self>,
+        row: SessionRow,
+    ) -> anyhow::Result<(SessionRow, SessionReview, Restored)> {
         let app = self.clone();
         let store = self.store.clone();
         let id = row.id.clone();
@@ -380,19 +428,39 @@ impl App {
             entry,
             rooms,
         };
-        self.respawn(row, review, stream).await
+        Ok((row, review, stream))
     }
 
-    /// Starts a recorded session's task again, paused where it last was.
+    /// Starts a recorded session's task again, paused where it last was,
+    /// under the lease taken for it.
     async fn respawn(
         &self,
         row: SessionRow,
         review: SessionReview,
         stream: Restored,
+        lease: Option<Lease>,
     ) -> anyhow::Result<()> {
-        // The lease first: two nodes opening the session at once, one
-        // runs it and the other relays to it; neither starts it to stop.
-        let lease = self.lease_to_run(&row.id).await.map_err(NotOwner)?;
+        let started = self.spawn_recorded(row, review, stream, lease.as_ref());
+        match started {
+            Ok(handle) => {
+                self.own_session(&handle, lease);
+                Ok(())
+            }
+            Err(err) => {
+                self.let_go(lease).await;
+                Err(err)
+            }
+        }
+    }
+
+    fn spawn_recorded(
+        &self,
+        row: SessionRow,
+        review: SessionReview,
+        stream: Restored,
+        lease: Option<&Lease>,
+    ) -> anyhow::Result<SessionHandle> {
+        let store = self.session_store(&row.id, lease);
         let rate = FrameRate::new(row.fps_num, row.fps_den)?;
         let start: Timecode = row.start_timecode.parse()?;
         let timecode = TimecodeFormat::new(rate, row.drop_frame)?.with_start(start)?;
@@ -411,7 +479,7 @@ impl App {
             self.shutdown.clone(),
             SessionStart {
                 media: stream.media,
-                store: self.store.clone(),
+                store,
                 webhooks: self.webhooks.clone(),
                 start_frame: row.last_frame,
                 start_moving,
@@ -424,16 +492,8 @@ impl App {
                 personal_rooms: stream.rooms,
                 idle_expiry: self.config.session.idle_expiry(),
             },
-        );
-        let handle = match handle {
-            Ok(handle) => handle,
-            Err(err) => {
-                self.let_go(lease).await;
-                return Err(err.into());
-            }
-        };
-        self.own_session(&handle, lease);
-        Ok(())
+        )?;
+        Ok(handle)
     }
 
     /// Resolves and probes the media a session asks for. Blocking: call it
@@ -606,7 +666,7 @@ impl App {
                     self.shutdown.clone(),
                     SessionStart {
                         media,
-                        store: self.store.clone(),
+                        store: self.session_store(&info.id, lease.as_ref()),
                         webhooks: self.webhooks.clone(),
                         start_frame: 0,
                         start_moving: None,

@@ -47,6 +47,31 @@ pub enum StoreError {
     /// keys, and acknowledging it would drop its new text silently.
     #[error("key {0:?} was already used for a different {1}; send it under a new key")]
     KeyConflict(String, &'static str),
+    /// A write for a session from a node that no longer owns it: another
+    /// node has since written under a newer lease (a cluster's fencing).
+    #[error("session {0} now runs on another node; this node may no longer write for it")]
+    Fenced(String),
+}
+
+/// A cluster owner's authority over one session's record: the revision
+/// of its lease when taken. Each owner's lease is created after the last
+/// one lapsed, at a higher revision, so the highest token written for a
+/// session is its latest owner's; a write carrying a lower one (an old
+/// owner that has not yet noticed it lost the lease) is refused with
+/// [`StoreError::Fenced`] and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub session_id: String,
+    pub token: u64,
+}
+
+impl Fence {
+    /// The token as the databases keep it (a signed 64-bit integer).
+    pub(crate) fn stored_token(&self) -> Result<i64, StoreError> {
+        i64::try_from(self.token).map_err(|_| {
+            StoreError::Database(format!("fence token {} is out of range", self.token))
+        })
+    }
 }
 
 /// A session as recorded: enough to bring it back after a restart.
@@ -354,6 +379,9 @@ pub type RecordResult = Result<(Recorded, bool), StoreError>;
 /// One write the writer thread performs.
 #[derive(Debug)]
 pub enum Write {
+    /// Nothing but the fence the handle carries: a new owner raises it
+    /// before it reads the record (see [`Fence`]).
+    Fence,
     Session(SessionRow, Vec<LinkRow>),
     Link(LinkRow),
     RevokeLink {
@@ -461,8 +489,12 @@ pub struct DeliveryRow {
 }
 
 enum Job {
-    Plain(Write, Option<oneshot::Sender<Result<(), StoreError>>>),
-    Record(Record, oneshot::Sender<RecordResult>),
+    Plain(
+        Write,
+        Option<Fence>,
+        Option<oneshot::Sender<Result<(), StoreError>>>,
+    ),
+    Record(Record, Option<Fence>, oneshot::Sender<RecordResult>),
 }
 
 /// The record. Cheap to clone; every clone feeds the same writer.
@@ -470,6 +502,9 @@ enum Job {
 pub struct Store {
     jobs: mpsc::SyncSender<Job>,
     reader: Reader,
+    /// Every write through this handle carries it (a cluster owner's
+    /// session task); `None` writes unconditionally.
+    fence: Option<Fence>,
 }
 
 /// Where reads go: SQLite's read connection, or the thread that holds
@@ -504,6 +539,7 @@ impl Store {
         Ok(Store {
             jobs,
             reader: Reader::Sqlite(reader),
+            fence: None,
         })
     }
 
@@ -515,6 +551,7 @@ impl Store {
         Ok(Store {
             jobs,
             reader: Reader::Postgres(reader),
+            fence: None,
         })
     }
 
@@ -538,10 +575,21 @@ impl Store {
         Store::open(&path)
     }
 
+    /// The same record, every write through it fenced by `fence`.
+    pub fn fenced(&self, fence: Fence) -> Store {
+        Store {
+            fence: Some(fence),
+            ..self.clone()
+        }
+    }
+
     /// Queues a write whose outcome nobody waits for (the event log, the
     /// last frame). A failure is logged.
     pub fn write_later(&self, write: Write) {
-        if let Err(err) = self.jobs.try_send(Job::Plain(write, None)) {
+        if let Err(err) = self
+            .jobs
+            .try_send(Job::Plain(write, self.fence.clone(), None))
+        {
             tracing::warn!(error = %queue_error(&err), "review record write dropped");
         }
     }
@@ -549,12 +597,15 @@ impl Store {
     /// Queues a write and returns its outcome once committed.
     pub fn write_acked(&self, write: Write) -> oneshot::Receiver<Result<(), StoreError>> {
         let (tx, rx) = oneshot::channel();
-        match self.jobs.try_send(Job::Plain(write, Some(tx))) {
+        match self
+            .jobs
+            .try_send(Job::Plain(write, self.fence.clone(), Some(tx)))
+        {
             Ok(()) => {}
-            Err(mpsc::TrySendError::Full(Job::Plain(_, Some(tx)))) => {
+            Err(mpsc::TrySendError::Full(Job::Plain(_, _, Some(tx)))) => {
                 let _ = tx.send(Err(StoreError::Busy));
             }
-            Err(mpsc::TrySendError::Disconnected(Job::Plain(_, Some(tx)))) => {
+            Err(mpsc::TrySendError::Disconnected(Job::Plain(_, _, Some(tx)))) => {
                 let _ = tx.send(Err(StoreError::Closed));
             }
             Err(_) => {}
@@ -567,12 +618,15 @@ impl Store {
     /// stored, not stored twice.
     pub fn record(&self, record: Record) -> oneshot::Receiver<RecordResult> {
         let (tx, rx) = oneshot::channel();
-        match self.jobs.try_send(Job::Record(record, tx)) {
+        match self
+            .jobs
+            .try_send(Job::Record(record, self.fence.clone(), tx))
+        {
             Ok(()) => {}
-            Err(mpsc::TrySendError::Full(Job::Record(_, tx))) => {
+            Err(mpsc::TrySendError::Full(Job::Record(_, _, tx))) => {
                 let _ = tx.send(Err(StoreError::Busy));
             }
-            Err(mpsc::TrySendError::Disconnected(Job::Record(_, tx))) => {
+            Err(mpsc::TrySendError::Disconnected(Job::Record(_, _, tx))) => {
                 let _ = tx.send(Err(StoreError::Closed));
             }
             Err(_) => {}
@@ -939,8 +993,8 @@ impl Outcome {
     /// A job never tried because its batch was already lost.
     fn failed(job: Job, err: &StoreError) -> Outcome {
         match job {
-            Job::Plain(_, reply) => Outcome::Plain(reply, Err(err.clone())),
-            Job::Record(_, reply) => Outcome::Record(reply, Box::new(Err(err.clone()))),
+            Job::Plain(_, _, reply) => Outcome::Plain(reply, Err(err.clone())),
+            Job::Record(_, _, reply) => Outcome::Record(reply, Box::new(Err(err.clone()))),
         }
     }
 
@@ -957,11 +1011,11 @@ fn fail_all(batch: Vec<Job>, err: StoreError) {
     tracing::error!(%err, "review record unavailable");
     for job in batch {
         match job {
-            Job::Plain(_, Some(reply)) => {
+            Job::Plain(_, _, Some(reply)) => {
                 let _ = reply.send(Err(err.clone()));
             }
-            Job::Plain(_, None) => {}
-            Job::Record(_, reply) => {
+            Job::Plain(_, _, None) => {}
+            Job::Record(_, _, reply) => {
                 let _ = reply.send(Err(err.clone()));
             }
         }

@@ -5,7 +5,8 @@
 //! `session_moved`; they reconnect to the node they were on, and once the
 //! dead owner's lease lapses one of those nodes takes the session over
 //! from the shared record: the room at its frame, every acknowledged note
-//! once, the links, and a host who can drive again.
+//! once, the links, and a host who can drive again; and what the old owner
+//! would still write is fenced off.
 
 mod common;
 
@@ -97,6 +98,42 @@ async fn a_session_whose_node_is_killed_is_taken_over_and_its_participants_stay_
     assert_eq!(
         seen["transport"], moved["transport"],
         "one room, one transport"
+    );
+
+    // Had A only stalled rather than died, whatever it wrote now would
+    // carry its lease's token, which is at most A's revision and below
+    // B's: the new owner raised the session's fence before it read the
+    // record, so such a write is refused and nothing of it lands.
+    let record = syncreel::store::Store::connect(&pg.url).unwrap();
+    let stale = record.fenced(syncreel::store::Fence {
+        session_id: created.id.clone(),
+        token: 1,
+    });
+    let zombie = syncreel::store::NewNote {
+        session_id: created.id.clone(),
+        version_id: None,
+        parent_id: None,
+        client_key: "zombie".into(),
+        author_link: "zombie".into(),
+        frame: 1,
+        frame_out: None,
+        text: "written by a node that lost the session".into(),
+        author: "A".into(),
+        author_role: "host".into(),
+        created_at: 0,
+    };
+    let refused = stale
+        .record(syncreel::store::Record::Note(zombie))
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, Err(syncreel::store::StoreError::Fenced(_))),
+        "an old owner's write after the takeover: {refused:?}"
+    );
+    assert_eq!(
+        record.notes(&created.id).unwrap().len(),
+        1,
+        "only the acked note"
     );
 }
 

@@ -11,9 +11,9 @@ mod common;
 use common::postgres::Postgres;
 use syncreel::drawing::{Colour, Shape, Tool};
 use syncreel::store::{
-    DeliveryRow, EntryRow, LinkRow, Mark, NewApproval, NewDrawing, NewNote, NewVersion, OutboxRow,
-    PersonalRoomRow, Receipt, Record, RecordResult, Recorded, ReviewLookup, SessionRow, Store,
-    StoreError, TimelineRow, VersionRow, Write,
+    DeliveryRow, EntryRow, Fence, LinkRow, Mark, NewApproval, NewDrawing, NewNote, NewVersion,
+    OutboxRow, PersonalRoomRow, Receipt, Record, RecordResult, Recorded, ReviewLookup, SessionRow,
+    Store, StoreError, TimelineRow, VersionRow, Write,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,6 +54,7 @@ async fn every_behaviour(open: impl Fn() -> Store) {
     checksums_events_deliveries_and_rooms_read_back(&store).await;
     a_playlist_review_holds_each_versions_own_record(&store).await;
     the_webhook_outbox_gives_each_attempt_to_one_claimant(&store, &open).await;
+    an_old_owners_writes_are_fenced_off_once_a_newer_owner_wrote(&store).await;
 }
 
 fn session(id: &str) -> SessionRow {
@@ -282,6 +283,71 @@ async fn notes_are_idempotent_per_author_and_key(store: &Store) {
     };
     let (ranged, _) = add_note(store, ranged).await.unwrap();
     assert_eq!(store.notes("notes").unwrap(), vec![a, b, stored, ranged]);
+}
+
+/// Cluster fencing: a session's writes carry its owner's lease token; once
+/// a newer owner (a higher token) has written, an older owner's writes
+/// are refused and change nothing, while the newer owner's, and writes
+/// that carry no fence (a single node's), go on.
+async fn an_old_owners_writes_are_fenced_off_once_a_newer_owner_wrote(store: &Store) {
+    write(store, Write::Session(session("fenced"), vec![])).await;
+    let owner = |token: u64| {
+        store.fenced(Fence {
+            session_id: "fenced".into(),
+            token,
+        })
+    };
+    let (old, new) = (owner(41), owner(57));
+    let (first, _) = add_note(&old, note("fenced", "before", 1)).await.unwrap();
+    // The new owner raises the fence before it reads the record.
+    write(&new, Write::Fence).await;
+    let refused = add_note(&old, note("fenced", "zombie", 2)).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Fenced(id)) if id == "fenced"),
+        "{refused:?}"
+    );
+    let moved = old
+        .write_acked(Write::LastFrame {
+            session_id: "fenced".into(),
+            frame: 999,
+            moving: None,
+        })
+        .await
+        .expect("answered");
+    assert!(matches!(moved, Err(StoreError::Fenced(_))), "{moved:?}");
+    // A fence of one session is not another's: the old token still
+    // writes for a session nobody newer has written for.
+    write(store, Write::Session(session("unfenced"), vec![])).await;
+    let elsewhere = store.fenced(Fence {
+        session_id: "unfenced".into(),
+        token: 41,
+    });
+    add_note(&elsewhere, note("unfenced", "fine", 1))
+        .await
+        .unwrap();
+    let (second, _) = add_note(&new, note("fenced", "after", 3)).await.unwrap();
+    add_note(store, note("fenced", "unfenced", 4))
+        .await
+        .unwrap();
+    let kept: Vec<String> = store
+        .notes("fenced")
+        .unwrap()
+        .into_iter()
+        .map(|n| n.note.client_key)
+        .collect();
+    assert_eq!(kept, ["before", "after", "unfenced"]);
+    assert_eq!(first.note.frame, 1);
+    assert_eq!(second.note.frame, 3);
+    assert_eq!(store.session("fenced").unwrap().unwrap().last_frame, 0);
+    // A token the database cannot hold is refused, not wrapped.
+    let huge = store.fenced(Fence {
+        session_id: "fenced".into(),
+        token: u64::MAX,
+    });
+    assert!(matches!(
+        add_note(&huge, note("fenced", "huge", 5)).await,
+        Err(StoreError::Database(_))
+    ));
 }
 
 async fn replies_resolve_and_reopen(store: &Store) {

@@ -42,6 +42,19 @@ impl App {
         }
     }
 
+    /// The record as a session this node runs writes it: in a cluster,
+    /// fenced by the session's lease, so that once another node has taken
+    /// the session over nothing this node still writes for it lands.
+    pub(crate) fn session_store(&self, id: &str, lease: Option<&Lease>) -> crate::store::Store {
+        match lease {
+            Some(lease) => self.store.fenced(crate::store::Fence {
+                session_id: id.to_string(),
+                token: lease.revision,
+            }),
+            None => self.store.clone(),
+        }
+    }
+
     /// Gives back a lease taken for a session that then did not start.
     pub(crate) async fn let_go(&self, lease: Option<Lease>) {
         if let (Some(cluster), Some(lease)) = (&self.cluster, lease) {

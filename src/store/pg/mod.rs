@@ -221,13 +221,17 @@ fn commit_batch(db: &mut Connection, batch: Vec<Job>) {
     // before is lost with the transaction, so the commit reports it.
     for job in batch {
         let outcome = match job {
-            Job::Plain(write, reply) => Outcome::Plain(
+            Job::Plain(write, fence, reply) => Outcome::Plain(
                 reply,
-                in_savepoint(&mut tx, statements, |db| write::apply(db, &write)),
+                in_savepoint(&mut tx, statements, |db| {
+                    write::check_fence(db, fence.as_ref())?;
+                    write::apply(db, &write)
+                }),
             ),
-            Job::Record(record, reply) => Outcome::Record(
+            Job::Record(record, fence, reply) => Outcome::Record(
                 reply,
                 Box::new(in_savepoint(&mut tx, statements, |db| {
+                    write::check_fence(db, fence.as_ref())?;
                     write::apply_record(db, &record)
                 })),
             ),

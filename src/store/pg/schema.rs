@@ -163,4 +163,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN moving_since BIGINT;
     ALTER TABLE sessions ADD COLUMN moving_speed_num BIGINT;
     ALTER TABLE sessions ADD COLUMN moving_speed_den BIGINT;",
+    // 4: fencing, as SQLite's step 14.
+    "CREATE TABLE session_fences (
+        session_id TEXT PRIMARY KEY,
+        token BIGINT NOT NULL
+    );",
 ];

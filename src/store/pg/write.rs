@@ -4,13 +4,37 @@ use super::rows::*;
 use super::{u32_of, Cached};
 use crate::drawing::encode_points;
 use crate::store::{
-    ranges_text, same_approval, same_drawing, same_note, ApprovalRow, DrawingRow, EntryRow,
+    ranges_text, same_approval, same_drawing, same_note, ApprovalRow, DrawingRow, EntryRow, Fence,
     LinkRow, NewNote, NewVersion, NoteRow, OutboxRow, Record, RecordResult, Recorded, StoreError,
     VersionRow, Write,
 };
 
+/// Raises the session's fence to this write's token, or refuses the
+/// write if a newer owner's token is already there.
+pub(super) fn check_fence(
+    db: &mut Cached<'_, '_>,
+    fence: Option<&Fence>,
+) -> Result<(), StoreError> {
+    let Some(fence) = fence else { return Ok(()) };
+    let token = fence.stored_token()?;
+    let highest: i64 = db
+        .query_one(
+            "INSERT INTO session_fences (session_id, token) VALUES ($1, $2)
+             ON CONFLICT (session_id)
+             DO UPDATE SET token = GREATEST(session_fences.token, excluded.token)
+             RETURNING token",
+            &[&fence.session_id, &token],
+        )?
+        .get(0);
+    if highest > token {
+        return Err(StoreError::Fenced(fence.session_id.clone()));
+    }
+    Ok(())
+}
+
 pub(super) fn apply(db: &mut Cached<'_, '_>, write: &Write) -> Result<(), StoreError> {
     match write {
+        Write::Fence => {}
         Write::Session(s, links) => {
             db.execute(
                 "INSERT INTO sessions (id, title, fps_num, fps_den, drop_frame, start_timecode,

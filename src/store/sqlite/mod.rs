@@ -105,12 +105,19 @@ fn commit_batch(db: &mut Connection, batch: Vec<Job>) {
             continue;
         }
         let outcome = match job {
-            Job::Plain(write, reply) => {
-                Outcome::Plain(reply, in_savepoint(&tx, |db| write::apply(db, &write)))
-            }
-            Job::Record(record, reply) => Outcome::Record(
+            Job::Plain(write, fence, reply) => Outcome::Plain(
                 reply,
-                Box::new(in_savepoint(&tx, |db| write::apply_record(db, &record))),
+                in_savepoint(&tx, |db| {
+                    write::check_fence(db, fence.as_ref())?;
+                    write::apply(db, &write)
+                }),
+            ),
+            Job::Record(record, fence, reply) => Outcome::Record(
+                reply,
+                Box::new(in_savepoint(&tx, |db| {
+                    write::check_fence(db, fence.as_ref())?;
+                    write::apply_record(db, &record)
+                })),
             ),
         };
         if tx.is_autocommit() {
@@ -201,7 +208,11 @@ mod tests {
         migrate(&mut db).unwrap();
         commit_batch(
             &mut db,
-            vec![Job::Plain(Write::Session(session("s1"), vec![]), None)],
+            vec![Job::Plain(
+                Write::Session(session("s1"), vec![]),
+                None,
+                None,
+            )],
         );
         let pages: i64 = db
             .pragma_query_value(None, "page_count", |r| r.get(0))
@@ -220,6 +231,7 @@ mod tests {
                     text,
                     ..note(&key, i)
                 }),
+                None,
                 tx,
             ));
             answers.push((key, rx));
@@ -245,7 +257,7 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         commit_batch(
             &mut db,
-            vec![Job::Record(Record::Note(note("after", 1)), tx)],
+            vec![Job::Record(Record::Note(note("after", 1)), None, tx)],
         );
         assert!(rx.try_recv().unwrap().is_ok());
     }

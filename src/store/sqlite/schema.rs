@@ -269,4 +269,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN moving_since INTEGER;
     ALTER TABLE sessions ADD COLUMN moving_speed_num INTEGER;
     ALTER TABLE sessions ADD COLUMN moving_speed_den INTEGER;",
+    // 14: fencing (issue #14): per session, the highest lease token a
+    // write has carried; a write with a lower one is an old owner's and
+    // is refused. A single node writes no fence, so the table stays empty.
+    "CREATE TABLE session_fences (
+        session_id TEXT PRIMARY KEY,
+        token INTEGER NOT NULL
+    );",
 ];

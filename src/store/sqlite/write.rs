@@ -5,13 +5,32 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::rows::*;
 use crate::drawing::encode_points;
 use crate::store::{
-    ranges_text, same_approval, same_drawing, same_note, ApprovalRow, DrawingRow, EntryRow,
+    ranges_text, same_approval, same_drawing, same_note, ApprovalRow, DrawingRow, EntryRow, Fence,
     LinkRow, NewNote, NewVersion, NoteRow, OutboxRow, Record, RecordResult, Recorded, StoreError,
     VersionRow, Write,
 };
 
+/// Raises the session's fence to this write's token, or refuses the
+/// write if a newer owner's token is already there.
+pub(super) fn check_fence(db: &Connection, fence: Option<&Fence>) -> Result<(), StoreError> {
+    let Some(fence) = fence else { return Ok(()) };
+    let token = fence.stored_token()?;
+    let highest: i64 = db.query_row(
+        "INSERT INTO session_fences (session_id, token) VALUES (?1, ?2)
+         ON CONFLICT (session_id) DO UPDATE SET token = MAX(token, excluded.token)
+         RETURNING token",
+        params![fence.session_id, token],
+        |row| row.get(0),
+    )?;
+    if highest > token {
+        return Err(StoreError::Fenced(fence.session_id.clone()));
+    }
+    Ok(())
+}
+
 pub(super) fn apply(db: &Connection, write: &Write) -> Result<(), StoreError> {
     match write {
+        Write::Fence => {}
         Write::Session(s, links) => {
             db.execute(
                 "INSERT INTO sessions (id, title, fps_num, fps_den, drop_frame, start_timecode,
