@@ -50,6 +50,32 @@ fn id(name: &str) -> NodeId {
     NodeId::new(name).unwrap()
 }
 
+/// The buckets' ages are the cluster's, not each node's: a node whose
+/// lease TTL differs from the live nodes' is refused with the setting
+/// named (it would have shortened or stretched every lease), and one
+/// with the same TTL joins.
+#[tokio::test]
+async fn a_node_with_another_lease_ttl_is_refused_while_the_cluster_runs() {
+    let nats = NatsServer::start();
+    let a = join(&nats, "node-a").await;
+    let _held = a.leases.acquire("s1").await.expect("a takes s1");
+    let mut other = settings(&nats.url, "node-b");
+    other.lease_ttl_ms = 5_000;
+    let refused = Cluster::join(&other).await.map(|_| ()).unwrap_err();
+    let reason = refused.to_string();
+    assert!(
+        reason.contains("cluster.lease_ttl_ms = 1500") && reason.contains("this node 5000"),
+        "{reason}"
+    );
+    // Nothing changed for the nodes already there.
+    let b = join(&nats, "node-b").await;
+    assert!(matches!(
+        b.leases.acquire("s1").await,
+        Err(LeaseError::Held { .. })
+    ));
+    nats.stop();
+}
+
 #[tokio::test]
 async fn a_second_node_is_refused_while_the_first_holds_the_lease() {
     let nats = NatsServer::start();
@@ -483,6 +509,11 @@ async fn a_killed_node_s_session_can_be_taken_within_the_ttl() {
     ));
     let ttl = TTL.as_millis().to_string();
     let renew = RENEW.as_millis().to_string();
+    // The observer's load timing: the cluster's nodes share one.
+    let (node_ttl, load_every) = (
+        NODE_TTL.as_millis().to_string(),
+        LOAD_EVERY.as_millis().to_string(),
+    );
     let mut node = process::Process::start_args(
         &data,
         &["--cluster", &nats.url],
@@ -490,6 +521,8 @@ async fn a_killed_node_s_session_can_be_taken_within_the_ttl() {
             ("SYNCREEL_CLUSTER__NODE_ID", "node-killed"),
             ("SYNCREEL_CLUSTER__LEASE_TTL_MS", &ttl),
             ("SYNCREEL_CLUSTER__LEASE_RENEW_MS", &renew),
+            ("SYNCREEL_CLUSTER__NODE_TTL_MS", &node_ttl),
+            ("SYNCREEL_CLUSTER__LOAD_INTERVAL_MS", &load_every),
         ],
     );
     let body = node
@@ -540,6 +573,11 @@ async fn a_node_stopped_with_sigterm_releases_its_leases() {
         std::process::id(),
         common::rand_suffix()
     ));
+    // The observer's load timing: the cluster's nodes share one.
+    let (node_ttl, load_every) = (
+        NODE_TTL.as_millis().to_string(),
+        LOAD_EVERY.as_millis().to_string(),
+    );
     let mut node = process::Process::start_args(
         &data,
         &["--cluster", &nats.url],
@@ -547,6 +585,8 @@ async fn a_node_stopped_with_sigterm_releases_its_leases() {
             ("SYNCREEL_CLUSTER__NODE_ID", "node-term"),
             ("SYNCREEL_CLUSTER__LEASE_TTL_MS", "10000"),
             ("SYNCREEL_CLUSTER__LEASE_RENEW_MS", "1000"),
+            ("SYNCREEL_CLUSTER__NODE_TTL_MS", &node_ttl),
+            ("SYNCREEL_CLUSTER__LOAD_INTERVAL_MS", &load_every),
         ],
     );
     let body = node
@@ -556,7 +596,10 @@ async fn a_node_stopped_with_sigterm_releases_its_leases() {
         )
         .await;
     let session = body["session"]["id"].as_str().unwrap().to_string();
-    let observer = join(&nats, "observer").await;
+    // An observer with the node's lease TTL: the cluster's nodes share one.
+    let mut watching = settings(&nats.url, "observer");
+    watching.lease_ttl_ms = 10_000;
+    let observer = Cluster::join(&watching).await.expect("joins the cluster");
     eventually("the session's lease", Duration::from_secs(5), POLL, || {
         let observer = observer.clone();
         let session = session.clone();
@@ -623,10 +666,17 @@ async fn a_node_restarted_after_a_crash_takes_its_sessions_leases_again() {
     ));
     let ttl = TTL.as_millis().to_string();
     let renew = RENEW.as_millis().to_string();
+    // The observer's load timing: the cluster's nodes share one.
+    let (node_ttl, load_every) = (
+        NODE_TTL.as_millis().to_string(),
+        LOAD_EVERY.as_millis().to_string(),
+    );
     let env = [
         ("SYNCREEL_CLUSTER__NODE_ID", "node-phoenix"),
         ("SYNCREEL_CLUSTER__LEASE_TTL_MS", ttl.as_str()),
         ("SYNCREEL_CLUSTER__LEASE_RENEW_MS", renew.as_str()),
+        ("SYNCREEL_CLUSTER__NODE_TTL_MS", node_ttl.as_str()),
+        ("SYNCREEL_CLUSTER__LOAD_INTERVAL_MS", load_every.as_str()),
     ];
     let node = process::Process::start_args(&data, &["--cluster", &nats.url], &env);
     let body = node

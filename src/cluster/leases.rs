@@ -66,7 +66,7 @@ impl Leases {
         node: NodeId,
         timing: LeaseTiming,
     ) -> Result<Leases, ClusterError> {
-        let kv = super::bucket(js, LEASE_BUCKET, timing.ttl).await?;
+        let kv = super::bucket(js, LEASE_BUCKET, timing.ttl, "cluster.lease_ttl_ms").await?;
         Ok(Leases { kv, node, timing })
     }
 

@@ -144,16 +144,34 @@ impl Cluster {
 /// a stream by the KV conventions, so we make that stream ourselves, with
 /// the settings `kv_to_stream_config` (async-nats 0.46) gives a bucket,
 /// and open it as a bucket.
+///
+/// Every node must give a bucket the same age (`setting` names it): the
+/// age is the bucket's, not each node's, and a node that changed it would
+/// shorten or stretch every other node's leases. So a node whose age
+/// differs is refused while the bucket holds live entries (other nodes
+/// use it); an empty bucket takes the age of the node that opens it.
 async fn bucket(
     js: &async_nats::jetstream::Context,
     name: &str,
     max_age: Duration,
+    setting: &str,
 ) -> Result<async_nats::jetstream::kv::Store, ClusterError> {
     use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
     let failed = |reason: String| ClusterError::Bucket {
         bucket: name.to_string(),
         reason,
     };
+    if let Ok(existing) = js.get_stream(format!("KV_{name}")).await {
+        let info = existing.cached_info();
+        if info.config.max_age != max_age && info.state.messages > 0 {
+            return Err(failed(format!(
+                "the cluster's nodes use {setting} = {}, this node {}: every node must use \
+                 the same (set it to theirs, or stop them all to change it)",
+                info.config.max_age.as_millis(),
+                max_age.as_millis()
+            )));
+        }
+    }
     let stream = Config {
         name: format!("KV_{name}"),
         description: Some(format!("SyncReel {name}")),

@@ -35,7 +35,7 @@ impl Nodes {
         ttl: Duration,
         timeout: Duration,
     ) -> Result<Nodes, ClusterError> {
-        let kv = super::bucket(js, NODE_BUCKET, ttl).await?;
+        let kv = super::bucket(js, NODE_BUCKET, ttl, "cluster.node_ttl_ms").await?;
         Ok(Nodes { kv, node, timeout })
     }
 
