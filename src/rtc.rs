@@ -145,6 +145,15 @@ impl SentVideo {
         *span = Some(span.map_or((now, now), |(first, _)| (first, now)));
     }
 
+    /// What another node's peer sent (cluster mode): replaces the totals.
+    fn replace(&self, bytes: u64, span: std::time::Duration) {
+        self.bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        let first = now.checked_sub(span).unwrap_or(now);
+        *self.span.lock().expect("span lock") = Some((first, now));
+    }
+
     /// Payload bytes, and the time between the first and the last write.
     pub fn totals(&self) -> (u64, std::time::Duration) {
         let bytes = self.bytes.load(std::sync::atomic::Ordering::Relaxed);
@@ -303,6 +312,19 @@ impl RtcHub {
     pub fn sent_to(&self, who: ParticipantId) -> Option<(u64, std::time::Duration)> {
         let sent = self.sent.lock().expect("sent lock");
         sent.get(&who).map(|s| s.totals())
+    }
+
+    /// Video another node sent `who` (a viewer whose peer runs on its
+    /// gateway, cluster mode), for its approval receipts.
+    pub fn sent_elsewhere(&self, who: ParticipantId, bytes: u64, span: std::time::Duration) {
+        let sent = self
+            .sent
+            .lock()
+            .expect("sent lock")
+            .entry(who)
+            .or_default()
+            .clone();
+        sent.replace(bytes, span);
     }
 
     /// Connects the hub to the player whose frames it sends.

@@ -235,6 +235,10 @@ async fn run<St, E, Si>(
         last_heard = arrived;
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(report))) if conn.via.is_some() => {
+                conn.sent_elsewhere(&report);
+                continue;
+            }
             Some(Ok(Message::Binary(_))) => {
                 conn.reject(
                     Reject::new(ErrorCode::Malformed, "send JSON in text frames"),
@@ -661,6 +665,24 @@ impl Connection {
             }
         };
         result.map_err(|e| Reject::new(ErrorCode::Rtc, e.to_string()))
+    }
+
+    /// A gateway's report of the video its peer sent this participant
+    /// (`<bytes> <milliseconds>`), filed where approval receipts look.
+    fn sent_elsewhere(&self, report: &[u8]) {
+        let Some(joined) = &self.joined else { return };
+        let Some(media) = &joined.session.media else {
+            return;
+        };
+        let parsed = std::str::from_utf8(report).ok().and_then(|text| {
+            let (bytes, millis) = text.split_once(' ')?;
+            Some((bytes.parse::<u64>().ok()?, millis.parse::<u64>().ok()?))
+        });
+        if let Some((bytes, millis)) = parsed {
+            media
+                .hub
+                .sent_elsewhere(joined.id, bytes, Duration::from_millis(millis));
+        }
     }
 
     fn reject(&self, reject: Reject, reference: Option<u32>) {

@@ -67,6 +67,10 @@ pub enum RelayFrame {
     /// `rtcStart` may watch, as a [`super::MediaGrant`]. The gateway runs
     /// the viewer's peer itself (`cluster::media`).
     Media(Bytes),
+    /// Gateway to owner: the video its peer sent this connection's viewer
+    /// so far, `<bytes> <milliseconds>`, ahead of an approval, whose
+    /// receipt says what the approver was sent.
+    Sent(Bytes),
 }
 
 impl RelayFrame {
@@ -76,6 +80,7 @@ impl RelayFrame {
             RelayFrame::Alive => "alive",
             RelayFrame::Close => "close",
             RelayFrame::Media(_) => "media",
+            RelayFrame::Sent(_) => "sent",
         }
     }
 
@@ -86,6 +91,7 @@ impl RelayFrame {
             "alive" => Some(RelayFrame::Alive),
             "close" => Some(RelayFrame::Close),
             "media" => Some(RelayFrame::Media(message.payload.clone())),
+            "sent" => Some(RelayFrame::Sent(message.payload.clone())),
             _ => None,
         }
     }
@@ -98,7 +104,7 @@ impl RelayFrame {
 
     fn payload(self) -> Bytes {
         match self {
-            RelayFrame::Text(text) | RelayFrame::Media(text) => text,
+            RelayFrame::Text(bytes) | RelayFrame::Media(bytes) | RelayFrame::Sent(bytes) => bytes,
             RelayFrame::Alive | RelayFrame::Close => Bytes::new(),
         }
     }
@@ -107,7 +113,7 @@ impl RelayFrame {
     /// identity: a broadcast is serialized once and its bytes shared.
     fn identity(&self) -> (&'static str, usize, usize) {
         match self {
-            RelayFrame::Text(bytes) | RelayFrame::Media(bytes) => {
+            RelayFrame::Text(bytes) | RelayFrame::Media(bytes) | RelayFrame::Sent(bytes) => {
                 (self.kind(), bytes.as_ptr() as usize, bytes.len())
             }
             other => (other.kind(), 0, 0),

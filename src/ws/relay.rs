@@ -114,6 +114,7 @@ where
         who: ParticipantId(reach.conn_id),
         tx,
         hub: None,
+        sent_on: None,
     };
     loop {
         tokio::select! {
@@ -123,6 +124,9 @@ where
                     Some(Ok(Message::Text(text))) => {
                         if viewer.takes(text.as_str()).await {
                             continue;
+                        }
+                        if let Some(sent) = viewer.report_before(text.as_str()) {
+                            let _ = link.send(sent).await;
                         }
                         if link.send(RelayFrame::Text(text.into())).await.is_err() {
                             say(ErrorCode::SessionMoved, "this node lost the cluster; reconnecting".into());
@@ -155,6 +159,8 @@ where
                     let _ = link.send(RelayFrame::Alive).await;
                 }
                 Some(RelayFrame::Media(grant)) => viewer.start(&grant).await,
+                // Only a gateway reports what it sent.
+                Some(RelayFrame::Sent(_)) => {}
                 // The owner's goodbye came as text before this.
                 Some(RelayFrame::Close) => break,
                 None => {
@@ -201,6 +207,8 @@ struct LocalViewer<'a> {
     tx: &'a mpsc::Sender<Outbound>,
     /// The hub its peer is on, once the owner granted a stream.
     hub: Option<Arc<RtcHub>>,
+    /// The last hub it had a peer on: what it was sent stays there.
+    sent_on: Option<Arc<RtcHub>>,
 }
 
 impl LocalViewer<'_> {
@@ -245,6 +253,22 @@ impl LocalViewer<'_> {
         true
     }
 
+    /// Before an approval goes to the owner: what this node's peer sent
+    /// the approver, for the receipt the owner files with it.
+    fn report_before(&self, text: &str) -> Option<RelayFrame> {
+        if !text.contains("\"approve\"") {
+            return None;
+        }
+        let Ok(ClientMessage::Approve { .. }) = serde_json::from_str::<ClientMessage>(text) else {
+            return None;
+        };
+        let (bytes, span) = self.sent_on.as_ref()?.sent_to(self.who)?;
+        Some(RelayFrame::Sent(Bytes::from(format!(
+            "{bytes} {}",
+            span.as_millis()
+        ))))
+    }
+
     /// The owner granted a stream: this node's peer for the page.
     async fn start(&mut self, grant: &[u8]) {
         let Some(media) = self.app.cluster.as_ref().and_then(|c| c.media.clone()) else {
@@ -265,7 +289,10 @@ impl LocalViewer<'_> {
             .start(self.who, super::page_signals(self.tx.clone()))
             .await
         {
-            Ok(()) => self.hub = Some(hub),
+            Ok(()) => {
+                self.sent_on = Some(hub.clone());
+                self.hub = Some(hub);
+            }
             Err(err) => self.refuse(err.to_string()),
         }
     }
@@ -335,6 +362,9 @@ pub fn accept_relayed(app: &Arc<App>) -> Option<JoinHandle<()>> {
                         RelayFrame::Alive => Message::Pong(Bytes::new()),
                         // Only an owner grants media.
                         RelayFrame::Media(_) => continue,
+                        // Only a gateway speaks binary to an owner: a
+                        // page's binary frames end at its gateway.
+                        RelayFrame::Sent(report) => Message::Binary(report),
                         RelayFrame::Close => {
                             // Its reader sees the end of its frames.
                             readers.remove(&key);
