@@ -491,6 +491,7 @@ impl App {
                 entry: stream.entry,
                 personal_rooms: stream.rooms,
                 idle_expiry: self.config.session.idle_expiry(),
+                transport_commit_wait: self.config.cluster.transport_commit_wait(),
             },
         )?;
         Ok(handle)
@@ -685,6 +686,7 @@ impl App {
                         entry: 0,
                         personal_rooms: Vec::new(),
                         idle_expiry: self.config.session.idle_expiry(),
+                        transport_commit_wait: self.config.cluster.transport_commit_wait(),
                     },
                 )
                 .map_err(|e| {

@@ -259,6 +259,12 @@ pub struct SessionStart {
     /// A live review nobody has been in for this long ends by itself
     /// (`session.expire_idle_secs`), giving its slot back.
     pub idle_expiry: Duration,
+    /// Cluster mode: a transport change is committed to the record before
+    /// it is broadcast, waiting at most this long
+    /// (`cluster.transport_commit_wait_ms`), so that a node taking the
+    /// session over never opens it where the room was before a change
+    /// everyone saw. `None` on a single node.
+    pub transport_commit_wait: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -396,6 +402,9 @@ struct SessionTask {
     /// everyone, and what the lead makes of it.
     fanout_meter: Arc<FanoutMeter>,
     fanout: FanoutEstimate,
+    /// Transport changes recorded and not yet known committed (cluster
+    /// mode): the broadcast waits for them.
+    committing: Vec<oneshot::Receiver<Result<(), StoreError>>>,
 }
 
 /// How often a lagged connection is offered a snapshot.
@@ -436,7 +445,7 @@ impl SessionTask {
                 }
                 _ = shutdown.changed() => break,
             }
-            self.flush();
+            self.flush().await;
             if self.closing {
                 break;
             }
@@ -1198,7 +1207,7 @@ impl SessionTask {
                             .saturating_sub(self.clock.now().as_micros())
                             / 1000,
                     );
-                    self.store.write_later(Write::LastFrame {
+                    let write = Write::LastFrame {
                         session_id: self.session.info().id.clone(),
                         frame: transport.anchor_frame,
                         moving: transport.playing.then(|| Moving {
@@ -1206,7 +1215,12 @@ impl SessionTask {
                             speed_num: i64::from(transport.speed.num()),
                             speed_den: i64::from(transport.speed.den()),
                         }),
-                    });
+                    };
+                    if self.parts.transport_commit_wait.is_some() {
+                        self.committing.push(self.store.write_acked(write));
+                    } else {
+                        self.store.write_later(write);
+                    }
                 }
             }
             Event::Control {
@@ -1271,13 +1285,51 @@ impl SessionTask {
 
     /// Sends every pending output, then offers snapshots to lagged
     /// connections.
-    fn flush(&mut self) {
-        while let Some(output) = self.session.poll_output() {
+    async fn flush(&mut self) {
+        loop {
+            let outputs: Vec<_> = std::iter::from_fn(|| self.session.poll_output()).collect();
+            if outputs.is_empty() {
+                self.resync_lagged();
+                return;
+            }
+            for output in &outputs {
+                self.record(&output.event);
+            }
+            // The fan-out stamp starts before the commit wait, so the lead
+            // the session measures grows with a slow record's commits.
+            let queued_at = Instant::now();
+            self.await_commits().await;
+            for output in outputs {
+                self.send_output(output, queued_at);
+            }
+        }
+    }
+
+    /// Waits (at most `transport_commit_wait`) for the transport changes
+    /// just recorded to be committed: a change is broadcast only once a
+    /// node taking the session over would find it.
+    async fn await_commits(&mut self) {
+        if self.committing.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.committing);
+        let wait = self.parts.transport_commit_wait.unwrap_or_default();
+        let committed = tokio::time::timeout(wait, futures_util::future::join_all(pending)).await;
+        if committed.is_err() {
+            self.metrics.transport_commit_late.fetch_add(1, Relaxed);
+            tracing::warn!(
+                session = %self.session.info().id,
+                "a transport change was broadcast before the record committed it"
+            );
+        }
+    }
+
+    fn send_output(&mut self, output: crate::session::Output, queued_at: Instant) {
+        {
             if let crate::session::Event::Welcome { you, snapshot } = &output.event {
                 self.welcome(*you, snapshot);
-                continue;
+                return;
             }
-            self.record(&output.event);
             let message = match &output.event {
                 crate::session::Event::Transport {
                     version,
@@ -1287,11 +1339,11 @@ impl SessionTask {
                 } => self.cue(*entry, *version, transport, *by),
                 event @ crate::session::Event::Compare { .. } => match self.compare_news(event) {
                     Some(message) => message,
-                    None => continue,
+                    None => return,
                 },
                 event => match protocol::event_message(event) {
                     Some(message) => message,
-                    None => continue,
+                    None => return,
                 },
             };
             let mut texts: Vec<Utf8Bytes> = vec![protocol::to_json(&message).into()];
@@ -1323,7 +1375,7 @@ impl SessionTask {
                 _ => None,
             };
             let stamp = Some(Arc::new(Stamp {
-                queued_at: Instant::now(),
+                queued_at,
                 due,
                 meter: self.fanout_meter.clone(),
             }));
@@ -1350,7 +1402,6 @@ impl SessionTask {
                 }
             }
         }
-        self.resync_lagged();
     }
 
     fn welcome(&mut self, you: ParticipantId, snapshot: &Snapshot) {

@@ -37,6 +37,9 @@ pub struct Metrics {
     /// `execute_at`, and after it.
     pub transport_on_time: AtomicU64,
     pub transport_late: AtomicU64,
+    /// Transport changes broadcast before the record committed them
+    /// (cluster mode, past `cluster.transport_commit_wait_ms`).
+    pub transport_commit_late: AtomicU64,
     /// Wrong passcodes given for links (hellos and REST calls).
     pub passcode_failures: AtomicU64,
     /// Passcodes not checked because the link or address was locked.
@@ -177,6 +180,12 @@ impl Metrics {
             "syncreel_transport_late_total",
             "Copies of a driver's transport change written after its execute_at.",
             self.transport_late.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "syncreel_transport_commit_late_total",
+            "Transport changes broadcast before the record had committed them (cluster mode).",
+            self.transport_commit_late.load(Relaxed),
         );
         gauge(
             &mut out,

@@ -166,3 +166,37 @@ async fn two_nodes_taking_a_session_over_at_once_run_it_once() {
     on_c.expect_where(|m| m["type"] == "transport" && m["transport"] == moved["transport"])
         .await;
 }
+
+/// A transport change is broadcast only once the shared record has it
+/// (`cluster.transport_commit_wait_ms`): an owner killed the moment its
+/// room saw a seek leaves the seek for the node taking over, which opens
+/// the room on the sought frame, not where it stood before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_the_room_saw_survives_its_owner_killed_at_once() {
+    let nats = NatsServer::start();
+    let pg = Postgres::start();
+    // The longest wait allowed: a busy test machine's commits are slow.
+    let wait = [("SYNCREEL_CLUSTER__TRANSPORT_COMMIT_WAIT_MS", "250")];
+    let mut a = Node::in_cluster_env(&nats.url, &pg.url, "node-a", &wait);
+    let b = Node::in_cluster_env(&nats.url, &pg.url, "node-b", &wait);
+    let created = a.create_session("Seek then die").await;
+    let mut host = Client::join(b.addr, &created.host, "Dana").await;
+    for frame in [100, 333] {
+        host.send(json!({"type": "seek", "frame": frame})).await;
+        let seen = host.expect("transport").await;
+        assert_eq!(seen["transport"]["anchorFrame"], frame);
+    }
+    a.kill();
+    let killed = Instant::now();
+    let (mut host, welcome) = rejoin(b.addr, &created.host, killed).await;
+    let transport = &welcome["state"]["transport"];
+    assert_eq!(transport["anchorFrame"], 333, "{welcome}");
+    assert_eq!(transport["playing"], false, "{welcome}");
+    // On the new owner too, every change is committed within the wait.
+    host.send(json!({"type": "seek", "frame": 48})).await;
+    host.expect("transport").await;
+    assert_eq!(
+        common::metric(b.addr, "syncreel_transport_commit_late_total").await,
+        0
+    );
+}

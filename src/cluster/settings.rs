@@ -36,6 +36,10 @@ pub struct ClusterConfig {
     /// `false`: the peer is the owner's (its ICE candidates must then be
     /// reachable from the browser).
     pub relay_media: bool,
+    /// A transport change is broadcast once the record has committed it,
+    /// waiting at most this long: an owner killed just after a seek
+    /// leaves the seek in the record for the node taking over.
+    pub transport_commit_wait_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -50,6 +54,7 @@ impl Default for ClusterConfig {
             drained: false,
             place_sessions: true,
             relay_media: true,
+            transport_commit_wait_ms: 100,
         }
     }
 }
@@ -69,6 +74,13 @@ impl ClusterConfig {
 
     pub fn load_interval(&self) -> Duration {
         Duration::from_millis(self.load_interval_ms)
+    }
+
+    /// How long a transport change waits for its commit; `None` on a
+    /// single node, whose record nobody else reads while it runs.
+    pub fn transport_commit_wait(&self) -> Option<Duration> {
+        self.enabled()
+            .then(|| Duration::from_millis(self.transport_commit_wait_ms))
     }
 
     pub fn node_ttl(&self) -> Duration {
@@ -105,6 +117,11 @@ impl ClusterConfig {
                 "cluster.load_interval_ms must be positive and at most half of cluster.node_ttl_ms"
                     .into(),
             );
+        }
+        // A change is scheduled at most 500 ms ahead (the lead's ceiling):
+        // waiting longer would always broadcast it late.
+        if self.transport_commit_wait_ms > 250 {
+            return Err("cluster.transport_commit_wait_ms must be at most 250".into());
         }
         Ok(())
     }
@@ -143,6 +160,10 @@ mod tests {
             },
             ClusterConfig {
                 node_id: "a.b".into(),
+                ..Default::default()
+            },
+            ClusterConfig {
+                transport_commit_wait_ms: 251,
                 ..Default::default()
             },
         ];

@@ -92,6 +92,7 @@ impl Registry {
             entry,
             personal_rooms,
             idle_expiry,
+            transport_commit_wait,
         } = start;
         let cuts = playlist.iter().map(PlaylistEntry::cut).collect();
         let session = Session::new(info.clone(), limits, clock.now()).with_playlist(cuts, entry);
@@ -114,6 +115,7 @@ impl Registry {
             media_error,
             playlist: Arc::new(playlist),
             idle_expiry,
+            transport_commit_wait,
         };
         let handle = open_room(
             session,
@@ -143,6 +145,7 @@ pub(super) struct RoomParts {
     pub(super) media_error: Option<String>,
     pub(super) playlist: Arc<Vec<PlaylistEntry>>,
     pub(super) idle_expiry: Duration,
+    pub(super) transport_commit_wait: Option<Duration>,
 }
 
 /// A personal room's place in its session.
@@ -242,6 +245,7 @@ pub(super) fn open_room(
         idle_since: Instant::now(),
         fanout_meter: Arc::default(),
         fanout: FanoutEstimate::new(Instant::now()),
+        committing: Vec::new(),
     };
     metrics.sessions_live.fetch_add(1, Relaxed);
     tokio::spawn(async move {
