@@ -317,14 +317,17 @@ impl RtcHub {
     /// Video another node sent `who` (a viewer whose peer runs on its
     /// gateway, cluster mode), for its approval receipts.
     pub fn sent_elsewhere(&self, who: ParticipantId, bytes: u64, span: std::time::Duration) {
-        let sent = self
-            .sent
+        self.sent_record(who).replace(bytes, span);
+    }
+
+    /// What `who` has been sent, kept across its reconnects.
+    fn sent_record(&self, who: ParticipantId) -> Arc<SentVideo> {
+        self.sent
             .lock()
             .expect("sent lock")
             .entry(who)
             .or_default()
-            .clone();
-        sent.replace(bytes, span);
+            .clone()
     }
 
     /// Connects the hub to the player whose frames it sends.
@@ -401,14 +404,7 @@ impl RtcHub {
         ));
         let sender = pc.add_track(track.clone()).await?;
         let queue = Arc::new(FrameQueue::new(VIEWER_QUEUE_FRAMES));
-        let sent = self
-            .sent
-            .lock()
-            .expect("sent lock")
-            .entry(who)
-            .or_default()
-            .clone();
-        spawn_writer(queue.clone(), track, Some(sent));
+        spawn_writer(queue.clone(), track, Some(self.sent_record(who)));
         let audio = Arc::new(FrameQueue::new(VIEWER_QUEUE_AUDIO));
         if let Some(codec) = &self.audio_codec {
             let track = Arc::new(TrackLocalStaticRTP::new(
