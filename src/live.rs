@@ -1194,6 +1194,26 @@ impl SessionTask {
                         transport.speed.den()
                     ),
                 );
+                // A cue is recorded whole (entry, timeline, version and
+                // frame in one write), so the room never reopens on one
+                // entry at another's frame.
+                if let TransportCause::Command(Command::Cue(entry, _)) = cause {
+                    let info = self.session.info();
+                    let rate = info.timecode.rate();
+                    let write = Write::Cue {
+                        session_id: info.id.clone(),
+                        entry: *entry as i64,
+                        frame: transport.anchor_frame,
+                        version_id: self.parts.playlist.get(*entry).map(|c| c.version.id.clone()),
+                        fps_num: rate.num(),
+                        fps_den: rate.den(),
+                        drop_frame: info.timecode.drop_frame(),
+                        start_timecode: info.timecode.start().to_string(),
+                        duration_frames: info.duration_frames,
+                    };
+                    self.recorded_frame = transport.anchor_frame;
+                    self.write_transport(write);
+                }
                 let motion = motion_of(transport);
                 if transport.anchor_frame != self.recorded_frame || motion != self.recorded_motion {
                     self.recorded_frame = transport.anchor_frame;
@@ -1216,11 +1236,7 @@ impl SessionTask {
                             speed_den: i64::from(transport.speed.den()),
                         }),
                     };
-                    if self.parts.transport_commit_wait.is_some() {
-                        self.committing.push(self.store.write_acked(write));
-                    } else {
-                        self.store.write_later(write);
-                    }
+                    self.write_transport(write);
                 }
             }
             Event::Control {
@@ -1302,6 +1318,16 @@ impl SessionTask {
             for output in outputs {
                 self.send_output(output, queued_at);
             }
+        }
+    }
+
+    /// Records where the room stands. In cluster mode the broadcast of
+    /// the change waits for its commit ([`Self::await_commits`]).
+    fn write_transport(&mut self, write: Write) {
+        if self.parts.transport_commit_wait.is_some() {
+            self.committing.push(self.store.write_acked(write));
+        } else {
+            self.store.write_later(write);
         }
     }
 

@@ -182,20 +182,8 @@ impl SessionTask {
             media.cue(&chosen.setup.playable(), *transport);
         }
         self.version = chosen.map(|c| c.version.clone());
+        // The record has the cue already (`SessionTask::record`).
         if self.belonging.is_none() {
-            let rate = info.timecode.rate();
-            self.recorded_frame = transport.anchor_frame;
-            self.store.write_later(Write::Cue {
-                session_id: info.id.clone(),
-                entry: entry as i64,
-                frame: transport.anchor_frame,
-                version_id: self.version.as_ref().map(|v| v.id.clone()),
-                fps_num: rate.num(),
-                fps_den: rate.den(),
-                drop_frame: info.timecode.drop_frame(),
-                start_timecode: info.timecode.start().to_string(),
-                duration_frames: info.duration_frames,
-            });
             self.log_event(
                 "cue",
                 format!(
