@@ -62,6 +62,8 @@ const KEYFRAME: &str = "Media-Keyframe";
 const RESUMED: &str = "Media-Resumed";
 const STREAM: &str = "Media-Stream";
 const ASK: &str = "Media-Ask";
+/// On a picture sent in parts: `<index>/<count>`.
+const PART: &str = "Media-Part";
 
 fn stream_subject(owner: &str, key: u64) -> String {
     format!("syncreel.media.{owner}.{key}")
@@ -141,6 +143,8 @@ pub struct MediaRelay {
     next_key: AtomicU64,
     streams: Arc<Streams>,
     counts: Arc<MediaCounts>,
+    /// The largest message a picture is sent in (`cluster.media_part_bytes`).
+    part_bytes: usize,
 }
 
 impl std::fmt::Debug for MediaRelay {
@@ -156,6 +160,7 @@ impl MediaRelay {
     pub(super) async fn start(
         client: async_nats::Client,
         node: NodeId,
+        part_bytes: usize,
     ) -> Result<Arc<MediaRelay>, ClusterError> {
         let asks = client
             .subscribe(ask_subject(node.as_str()))
@@ -168,6 +173,7 @@ impl MediaRelay {
             next_key: AtomicU64::new(1),
             streams: Arc::default(),
             counts: Arc::default(),
+            part_bytes,
         });
         tokio::spawn(answer_asks(asks, Arc::downgrade(&relay.sources)));
         Ok(relay)
@@ -206,6 +212,7 @@ impl MediaRelay {
             stream_subject(self.node.as_str(), key),
             rx,
             self.counts.clone(),
+            self.part_bytes,
         ));
         source
     }
@@ -371,7 +378,11 @@ async fn publish(
     subject: String,
     mut rx: mpsc::Receiver<Outgoing>,
     counts: Arc<MediaCounts>,
+    part_bytes: usize,
 ) {
+    // What the server takes in one message, less room for the headers.
+    let server_most = client.server_info().max_payload.saturating_sub(HEADER_ROOM);
+    let most = part_bytes.min(server_most).max(MIN_PART);
     while let Some(item) = rx.recv().await {
         let mut headers = HeaderMap::new();
         let data = match item {
@@ -393,20 +404,101 @@ async fn publish(
                 audio.data
             }
         };
-        match client
-            .publish_with_headers(subject.clone(), headers, data)
-            .await
-        {
-            Ok(()) => counts.published.fetch_add(1, Relaxed),
-            // Too big for the server's max_payload, or NATS is gone: a
-            // gap for remote viewers, who ask for a keyframe.
-            Err(err) => {
-                tracing::debug!(%err, %subject, "a relayed picture was not sent");
-                counts.dropped.fetch_add(1, Relaxed)
+        let parts = split(&data, most);
+        let count = parts.len();
+        let mut sent = true;
+        for (i, part) in parts.into_iter().enumerate() {
+            let mut headers = headers.clone();
+            if count > 1 {
+                headers.insert(PART, format!("{i}/{count}").as_str());
             }
+            if let Err(err) = client
+                .publish_with_headers(subject.clone(), headers, part)
+                .await
+            {
+                // NATS is gone: a gap for remote viewers, who ask for a
+                // keyframe once it is back.
+                tracing::debug!(%err, %subject, "a relayed picture was not sent");
+                sent = false;
+                break;
+            }
+        }
+        let counter = if sent {
+            &counts.published
+        } else {
+            &counts.dropped
         };
+        counter.fetch_add(1, Relaxed);
     }
 }
+
+/// Room left in a message for the headers, under the server's
+/// `max_payload` (which counts them).
+const HEADER_ROOM: usize = 1024;
+/// No part smaller than this, whatever a configuration says.
+const MIN_PART: usize = 1024;
+
+/// A picture in parts of at most `most` bytes (one part when it fits),
+/// sharing its bytes.
+fn split(data: &Bytes, most: usize) -> Vec<Bytes> {
+    let most = most.max(1);
+    if data.len() <= most {
+        return vec![data.clone()];
+    }
+    (0..data.len())
+        .step_by(most)
+        .map(|from| data.slice(from..(from + most).min(data.len())))
+        .collect()
+}
+
+/// Puts a picture sent in parts together again. Parts of one picture
+/// arrive in order (one publisher, one subject); a part that does not
+/// follow the one before (a gap, a new picture) drops what was gathered.
+#[derive(Debug, Default)]
+struct Reassembly {
+    /// The picture being gathered: its instant, how many parts, the parts.
+    gathering: Option<(i64, usize, Vec<Bytes>)>,
+}
+
+impl Reassembly {
+    /// Takes part `index` of `count` of the picture at `at`; the whole
+    /// picture once its last part is in.
+    fn take(&mut self, at: i64, index: usize, count: usize, part: Bytes) -> Option<Bytes> {
+        if count == 0 || index >= count || count > MAX_PARTS {
+            self.gathering = None;
+            return None;
+        }
+        let follows = match &self.gathering {
+            Some((at_was, count_was, parts)) => {
+                *at_was == at && *count_was == count && parts.len() == index
+            }
+            None => index == 0,
+        };
+        if !follows {
+            self.gathering = None;
+            if index != 0 {
+                return None;
+            }
+        }
+        let (_, _, parts) = self
+            .gathering
+            .get_or_insert_with(|| (at, count, Vec::with_capacity(count)));
+        parts.push(part);
+        if parts.len() < count {
+            return None;
+        }
+        let (_, _, parts) = self.gathering.take()?;
+        let mut whole = bytes::BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+        for part in parts {
+            whole.extend_from_slice(&part);
+        }
+        Some(whole.freeze())
+    }
+}
+
+/// More parts than any picture needs (a 64 MiB picture in 1 KiB parts):
+/// a header claiming more is not believed.
+const MAX_PARTS: usize = 65_536;
 
 /// An owner's answers to gateways' `want` and `keyframe`.
 async fn answer_asks(
@@ -484,17 +576,18 @@ async fn receive(
         streams,
         counts,
     } = receiving;
+    let mut parts = Reassembly::default();
     let mut wants = tokio::time::interval(WANT_EVERY);
     wants.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             message = pictures.next() => {
                 let Some(message) = message else { break };
+                let Some(incoming) = Incoming::of(&message, &mut parts) else { continue };
                 counts.received.fetch_add(1, Relaxed);
-                match Incoming::of(&message) {
-                    Some(Incoming::Picture(frame)) => stream.hub.broadcast(&frame),
-                    Some(Incoming::Sound(audio)) => stream.hub.broadcast_audio(&audio),
-                    None => {}
+                match incoming {
+                    Incoming::Picture(frame) => stream.hub.broadcast(&frame),
+                    Incoming::Sound(audio) => stream.hub.broadcast_audio(&audio),
                 }
             }
             Some(()) = keyframe_asks.recv() => ask(&client, &grant, "keyframe").await,
@@ -527,11 +620,26 @@ enum Incoming {
 }
 
 impl Incoming {
-    fn of(message: &async_nats::Message) -> Option<Incoming> {
+    /// The picture or sound packet a message carries, or completes (a
+    /// picture in parts); `None` while parts are missing, or for a
+    /// message that does not parse.
+    fn of(message: &async_nats::Message, parts: &mut Reassembly) -> Option<Incoming> {
         let headers = message.headers.as_ref()?;
         let header = |name: &str| headers.get(name).map(|v| v.as_str());
-        let at = ServerTime::from_micros(header(AT)?.parse().ok()?);
-        let data = message.payload.clone();
+        let micros: i64 = header(AT)?.parse().ok()?;
+        let at = ServerTime::from_micros(micros);
+        let data = match header(PART) {
+            None => message.payload.clone(),
+            Some(part) => {
+                let (index, count) = part.split_once('/')?;
+                parts.take(
+                    micros,
+                    index.parse().ok()?,
+                    count.parse().ok()?,
+                    message.payload.clone(),
+                )?
+            }
+        };
         match header(KIND)? {
             "picture" => Some(Incoming::Picture(EncodedFrame {
                 data,
@@ -553,6 +661,46 @@ impl Incoming {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_picture_in_parts_comes_back_whole_and_a_broken_one_not_at_all() {
+        let picture = Bytes::from((0..10_000u32).map(|i| i as u8).collect::<Vec<_>>());
+        let parts = split(&picture, 3_000);
+        assert_eq!(
+            parts.iter().map(Bytes::len).collect::<Vec<_>>(),
+            [3_000, 3_000, 3_000, 1_000]
+        );
+        assert_eq!(split(&picture, 10_000), vec![picture.clone()]);
+        let mut gather = Reassembly::default();
+        let n = parts.len();
+        for (i, part) in parts.iter().enumerate() {
+            let whole = gather.take(7, i, n, part.clone());
+            assert_eq!(whole.is_some(), i == n - 1);
+            if let Some(whole) = whole {
+                assert_eq!(whole, picture);
+            }
+        }
+        // A part missing: that picture is dropped, the next one is whole.
+        assert_eq!(gather.take(8, 0, n, parts[0].clone()), None);
+        assert_eq!(gather.take(8, 2, n, parts[2].clone()), None);
+        assert_eq!(gather.take(8, 3, n, parts[3].clone()), None);
+        let mut last = None;
+        for (i, part) in parts.iter().enumerate() {
+            last = gather.take(9, i, n, part.clone());
+        }
+        assert_eq!(last, Some(picture.clone()));
+        // A new picture's first part drops an unfinished one.
+        assert_eq!(gather.take(10, 0, n, parts[0].clone()), None);
+        assert_eq!(gather.take(11, 0, 2, parts[0].clone()), None);
+        assert_eq!(
+            gather.take(11, 1, 2, parts[1].clone()).map(|b| b.len()),
+            Some(6_000)
+        );
+        // Headers that cannot be right are not believed.
+        assert_eq!(gather.take(12, 0, 0, parts[0].clone()), None);
+        assert_eq!(gather.take(12, 2, 2, parts[0].clone()), None);
+        assert_eq!(gather.take(12, 0, MAX_PARTS + 1, parts[0].clone()), None);
+    }
 
     #[test]
     fn a_grant_reads_back_as_written_and_nothing_else_reads() {

@@ -98,7 +98,10 @@ impl Cluster {
             let nodes =
                 Nodes::open(&js, node.clone(), settings.node_ttl(), timing.renew_every).await?;
             let media = if settings.relay_media {
-                Some(MediaRelay::start(client.clone(), node.clone()).await?)
+                Some(
+                    MediaRelay::start(client.clone(), node.clone(), settings.media_part_bytes)
+                        .await?,
+                )
             } else {
                 None
             };

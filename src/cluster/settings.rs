@@ -40,6 +40,10 @@ pub struct ClusterConfig {
     /// waiting at most this long: an owner killed just after a seek
     /// leaves the seek in the record for the node taking over.
     pub transport_commit_wait_ms: u64,
+    /// The largest NATS message a relayed picture is sent in; a larger
+    /// picture (a keyframe of a big stream) goes in parts. Also never
+    /// more than the server's `max_payload`.
+    pub media_part_bytes: usize,
 }
 
 impl Default for ClusterConfig {
@@ -55,6 +59,7 @@ impl Default for ClusterConfig {
             place_sessions: true,
             relay_media: true,
             transport_commit_wait_ms: 100,
+            media_part_bytes: 256 * 1024,
         }
     }
 }
@@ -120,6 +125,9 @@ impl ClusterConfig {
         }
         // A change is scheduled at most 500 ms ahead (the lead's ceiling):
         // waiting longer would always broadcast it late.
+        if self.media_part_bytes < 1024 {
+            return Err("cluster.media_part_bytes must be at least 1024".into());
+        }
         if self.transport_commit_wait_ms > 250 {
             return Err("cluster.transport_commit_wait_ms must be at most 250".into());
         }
