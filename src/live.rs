@@ -1204,7 +1204,11 @@ impl SessionTask {
                         session_id: info.id.clone(),
                         entry: *entry as i64,
                         frame: transport.anchor_frame,
-                        version_id: self.parts.playlist.get(*entry).map(|c| c.version.id.clone()),
+                        version_id: self
+                            .parts
+                            .playlist
+                            .get(*entry)
+                            .map(|c| c.version.id.clone()),
                         fps_num: rate.num(),
                         fps_den: rate.den(),
                         drop_frame: info.timecode.drop_frame(),
