@@ -1351,6 +1351,62 @@ async fn require_link(
     session_id: &str,
     role: Option<Role>,
 ) -> Result<SessionHandle, ApiError> {
+    check_link_for(app, headers, peer, session_id, role).await?;
+    // Checked after the link, so that an archived session is brought back
+    // only for someone entitled to it.
+    app.session(session_id).await.map_err(unavailable_error)
+}
+
+/// For what any node can answer from the shared record and media root
+/// (stills): a link of session `session_id`, and the watermark its
+/// pictures carry, from the session where it runs here or from the record
+/// where another node of the cluster runs it.
+async fn require_link_anywhere(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    peer: Peer,
+    session_id: &str,
+) -> Result<Option<String>, ApiError> {
+    check_link_for(app, headers, peer, session_id, None).await?;
+    match app.session(session_id).await {
+        Ok(session) => Ok(session.info.watermark.clone()),
+        Err(Unavailable::Elsewhere(_)) => {
+            let store = app.store.clone();
+            let id = session_id.to_string();
+            let row = tokio::task::spawn_blocking(move || store.session(&id))
+                .await
+                .map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+                })?
+                .map_err(store_error)?
+                .ok_or_else(|| ApiError::not_found("session"))?;
+            Ok(row.watermark)
+        }
+        Err(why) => Err(unavailable_error(why)),
+    }
+}
+
+fn unavailable_error(why: Unavailable) -> ApiError {
+    match why {
+        Unavailable::NotFound => ApiError::not_found("session"),
+        Unavailable::Elsewhere(owner) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "session_elsewhere",
+            format!("node {owner} runs this session; ask again through the cluster's address"),
+        ),
+        Unavailable::CutOff(why) => cluster::unavailable(why),
+    }
+}
+
+/// The bearer is a live link of session `session_id` (of `role`, when
+/// given) and its passcode, if it has one, was given.
+async fn check_link_for(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    peer: Peer,
+    session_id: &str,
+    role: Option<Role>,
+) -> Result<(), ApiError> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -1383,18 +1439,7 @@ async fn require_link(
     let given = passcode::header_passcode(headers);
     app.check_passcode(&link, given.as_deref(), peer.0)
         .await
-        .map_err(passcode::refusal_error)?;
-    // Checked after the link, so that an archived session is brought back
-    // only for someone entitled to it.
-    app.session(session_id).await.map_err(|why| match why {
-        Unavailable::NotFound => ApiError::not_found("session"),
-        Unavailable::Elsewhere(owner) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "session_elsewhere",
-            format!("node {owner} runs this session; ask again through the cluster's address"),
-        ),
-        Unavailable::CutOff(why) => cluster::unavailable(why),
-    })
+        .map_err(passcode::refusal_error)
 }
 
 async fn create_session(

@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{media_error, require_link, store_error, ApiError, App, Peer, STILL_WAIT};
+use super::{media_error, require_link_anywhere, store_error, ApiError, App, Peer, STILL_WAIT};
 use crate::media::frames::{width_range, FrameKey};
 use crate::media::MediaInfo;
 
@@ -45,9 +45,11 @@ pub(super) async fn frame_png(
             "a version is named by its SHA-256, 64 hex digits".into()
         ));
     }
-    let session = require_link(&app, &headers, peer, &id, None).await?;
-    let watermark = crate::media::watermark::burnable(session.info.watermark.as_deref())
-        .map_err(media_error)?;
+    // Any node of a cluster answers: the version's file is in the shared
+    // media root, its record in the shared store.
+    let watermark = require_link_anywhere(&app, &headers, peer, &id).await?;
+    let watermark =
+        crate::media::watermark::burnable(watermark.as_deref()).map_err(media_error)?;
     let media = media_of(&app, &id, &checksum).await?;
     if !(0..media.duration_frames).contains(&frame) {
         return Err(ApiError::new(

@@ -168,9 +168,11 @@ pub(super) async fn session_still(
             format!("{frame:?} is not a frame number"),
         )
     })?;
-    let session = require_link(&app, &headers, peer, &id, None).await?;
-    let watermark = crate::media::watermark::burnable(session.info.watermark.as_deref())
-        .map_err(media_error)?;
+    // Any node of a cluster answers: the file is in the shared media
+    // root, the entry in the shared store.
+    let watermark = require_link_anywhere(&app, &headers, peer, &id).await?;
+    let watermark =
+        crate::media::watermark::burnable(watermark.as_deref()).map_err(media_error)?;
     // A few people clicking at once wait their turn (a still takes about
     // 90 ms); a queue that long means the machine is swamped.
     let Ok(Ok(_permit)) = tokio::time::timeout(STILL_WAIT, app.stills.acquire()).await else {

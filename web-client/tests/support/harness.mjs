@@ -3,9 +3,9 @@
 // a deadline; nothing sleeps in the hope that something has happened.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -29,12 +29,13 @@ export const OPERATOR_AUTH = { authorization: `Bearer ${OPERATOR}` };
 /**
  * Runs `syncreel serve` on a free port; resolves once it says where it
  * listens. `env` adds to the server's environment, e.g.
- * `{ SYNCREEL_LINKS__PASSCODE_ATTEMPTS: '2' }`.
+ * `{ SYNCREEL_LINKS__PASSCODE_ATTEMPTS: '2' }`; `args` go at the end of
+ * its command line, e.g. `['--cluster', nats, '--store', pg]`.
  */
-export async function startServer({ env = {} } = {}) {
+export async function startServer({ env = {}, args = [] } = {}) {
   const bin = SERVER_BIN;
   const dataDir = mkdtempSync(join(tmpdir(), 'syncreel-browser-'));
-  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
+  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data-dir', dataDir, ...args], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
@@ -47,7 +48,11 @@ export async function startServer({ env = {} } = {}) {
   });
   const base = await new Promise((resolveBase, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start within ${START_TIMEOUT_MS} ms:\n${stderr}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      // Nobody holds a handle to stop it: it must not outlive the test.
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start within ${START_TIMEOUT_MS} ms:\n${stderr}`));
+    }, START_TIMEOUT_MS);
     child.on('error', (err) => {
       clearTimeout(timer);
       reject(new Error(`cannot run ${bin} (build it with cargo build, or set SYNCREEL_BIN): ${err.message}`));
@@ -68,6 +73,7 @@ export async function startServer({ env = {} } = {}) {
   const exited = new Promise((r) => child.once('exit', r));
   return {
     base,
+    pid: child.pid,
     stderr: () => stderr,
     async stop() {
       if (child.exitCode === null) {
@@ -91,19 +97,33 @@ export const MEDIA_DATA_DIR = process.env.SYNCREEL_MEDIA_DIR ?? join(tmpdir(), '
 const DEMO_START_TIMEOUT_MS = 240_000;
 
 /**
+ * The stream `startDemoServer` gives its server, as environment; another
+ * node serving the same media (a cluster test's gateway) takes the same.
+ * Half-size pictures: what the tests check (frame identity, sync) does
+ * not depend on size, and two pages decoding 720p beside the server's
+ * encoder leave a 2-core CI machine too little headroom.
+ */
+export const DEMO_STREAM_ENV = Object.freeze({
+  SYNCREEL_MEDIA__STREAM_WIDTH: process.env.SYNCREEL_MEDIA__STREAM_WIDTH ?? '640',
+  SYNCREEL_MEDIA__STREAM_HEIGHT: process.env.SYNCREEL_MEDIA__STREAM_HEIGHT ?? '360',
+  SYNCREEL_MEDIA__BITRATE_KBPS: process.env.SYNCREEL_MEDIA__BITRATE_KBPS ?? '1200',
+});
+
+/**
  * Runs `syncreel demo` on a free port with the persistent media dir;
  * resolves once it has printed its session's links (so the clip exists
  * and a media session was made from it). Returns the base URL, the media
  * root, and the demo session's links by role. `env` adds to the server's
- * environment, e.g. `{ SYNCREEL_MEDIA__CODEC: 'h264' }`.
+ * environment, e.g. `{ SYNCREEL_MEDIA__CODEC: 'h264' }`; `args` go at the
+ * end of its command line, e.g. `['--cluster', nats, '--store', pg]`.
  */
-export async function startDemoServer({ env = {} } = {}) {
+export async function startDemoServer({ env = {}, args = [] } = {}) {
   const bin = SERVER_BIN;
   mkdirSync(MEDIA_DATA_DIR, { recursive: true });
   // The clip is kept between runs (it takes a while to render); the
   // review record is fresh each time, so old demo sessions do not pile up.
   const recordDir = mkdtempSync(join(tmpdir(), 'syncreel-browser-record-'));
-  const child = spawn(bin, ['demo', '--bind', '127.0.0.1:0', '--data-dir', recordDir], {
+  const child = spawn(bin, ['demo', '--bind', '127.0.0.1:0', '--data-dir', recordDir, ...args], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
@@ -111,12 +131,7 @@ export async function startDemoServer({ env = {} } = {}) {
       RUST_LOG: process.env.RUST_LOG ?? 'syncreel=warn',
       SYNCREEL_SERVER__ADMIN_TOKEN: OPERATOR,
       SYNCREEL_MEDIA__ROOT: join(MEDIA_DATA_DIR, 'media'),
-      // Half-size pictures: what the tests check (frame identity, sync)
-      // does not depend on size, and two pages decoding 720p beside the
-      // server's encoder leave a 2-core CI machine too little headroom.
-      SYNCREEL_MEDIA__STREAM_WIDTH: process.env.SYNCREEL_MEDIA__STREAM_WIDTH ?? '640',
-      SYNCREEL_MEDIA__STREAM_HEIGHT: process.env.SYNCREEL_MEDIA__STREAM_HEIGHT ?? '360',
-      SYNCREEL_MEDIA__BITRATE_KBPS: process.env.SYNCREEL_MEDIA__BITRATE_KBPS ?? '1200',
+      ...DEMO_STREAM_ENV,
       ...env,
     },
   });
@@ -126,10 +141,11 @@ export async function startDemoServer({ env = {} } = {}) {
   });
   const started = await new Promise((resolveStarted, reject) => {
     let out = '';
-    const timer = setTimeout(
-      () => reject(new Error(`demo server printed no links within ${DEMO_START_TIMEOUT_MS} ms:\n${out}\n${stderr}`)),
-      DEMO_START_TIMEOUT_MS,
-    );
+    const timer = setTimeout(() => {
+      // Nobody holds a handle to stop it: it must not outlive the test.
+      child.kill('SIGKILL');
+      reject(new Error(`demo server printed no links within ${DEMO_START_TIMEOUT_MS} ms:\n${out}\n${stderr}`));
+    }, DEMO_START_TIMEOUT_MS);
     child.on('error', (err) => {
       clearTimeout(timer);
       reject(new Error(`cannot run ${bin} (build it with cargo build, or set SYNCREEL_BIN): ${err.message}`));
@@ -157,6 +173,7 @@ export async function startDemoServer({ env = {} } = {}) {
   const exited = new Promise((r) => child.once('exit', r));
   return {
     ...started,
+    pid: child.pid,
     mediaRoot: join(MEDIA_DATA_DIR, 'media'),
     dataDir: MEDIA_DATA_DIR,
     stderr: () => stderr,
@@ -170,6 +187,65 @@ export async function startDemoServer({ env = {} } = {}) {
       rmSync(recordDir, { recursive: true, force: true });
     },
   };
+}
+
+const CLUSTER_SCRIPTS = join(REPO_ROOT, 'scripts', 'cluster');
+// Each script gives its server 20 s to be ready (CLUSTER_READY_TENTHS);
+// this bounds the script as a whole (initdb included).
+const CLUSTER_SCRIPT_TIMEOUT_MS = 60_000;
+
+/** Runs `scripts/cluster/<script> <command> <dir>`; resolves with what it printed on stdout. */
+function clusterScript(script, command, dir) {
+  return new Promise((resolveOut, reject) => {
+    execFile('bash', [join(CLUSTER_SCRIPTS, script), command, dir], { timeout: CLUSTER_SCRIPT_TIMEOUT_MS }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`scripts/cluster/${script} ${command} ${dir} failed (${err.message}):\n${stderr}`));
+      else resolveOut(stdout.trim());
+    });
+  });
+}
+
+/**
+ * A throwaway JetStream NATS and PostgreSQL on loopback for a cluster
+ * test, by the project's scripts/cluster/{nats,postgres}.sh, in one temp
+ * dir. Resolves with their URLs (`nats`, `store`) and `stop()`, which
+ * stops both and removes the dir. A start that fails stops what it began.
+ */
+export async function startClusterBackends() {
+  const dir = mkdtempSync(join(tmpdir(), 'syncreel-browser-cluster-'));
+  // As root the script runs PostgreSQL as the postgres user, which must
+  // reach its directory.
+  chmodSync(dir, 0o755);
+  const parts = [['nats.sh', join(dir, 'nats')], ['postgres.sh', join(dir, 'pg')]];
+  const stop = async () => {
+    const stopped = await Promise.allSettled(parts.map(([script, sub]) => clusterScript(script, 'stop', sub)));
+    rmSync(dir, { recursive: true, force: true });
+    const failed = stopped.filter((r) => r.status === 'rejected').map((r) => r.reason.message);
+    if (failed.length) throw new Error(failed.join('\n'));
+  };
+  const started = await Promise.allSettled(parts.map(([script, sub]) => clusterScript(script, 'start', sub)));
+  const failed = started.filter((r) => r.status === 'rejected').map((r) => r.reason.message);
+  if (failed.length) {
+    await stop().catch(() => {});
+    throw new Error(failed.join('\n'));
+  }
+  const [nats, store] = started.map((r) => r.value);
+  return { nats, store, dir, stop };
+}
+
+/**
+ * A server's /metrics (asked with the operator's token): a Map from each
+ * series (its name, with labels if it has any) to its value.
+ */
+export async function metrics(base) {
+  const res = await fetch(`${base}/metrics`, { headers: OPERATOR_AUTH });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`GET /metrics answered ${res.status}: ${text}`);
+  const series = new Map();
+  for (const line of text.split('\n')) {
+    const m = line.match(/^([A-Za-z_:][\w:]*(?:\{[^}]*\})?)\s+(\S+)$/);
+    if (m) series.set(m[1], Number(m[2]));
+  }
+  return series;
 }
 
 /** POSTs a session body as is; returns {status, body}. */
