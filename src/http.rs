@@ -1331,6 +1331,22 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// For what any node answers from the shared record (exports, the audit
+/// trail): the caller holds a host link of this session, which may run
+/// here or on another node of the cluster.
+async fn require_host_anywhere(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    peer: Peer,
+    session_id: &str,
+) -> Result<(), ApiError> {
+    check_link_for(app, headers, peer, session_id, Some(Role::Host)).await?;
+    match app.session(session_id).await {
+        Ok(_) | Err(Unavailable::Elsewhere(_)) => Ok(()),
+        Err(why) => Err(unavailable_error(why)),
+    }
+}
+
 /// Checks that the caller holds a host link of this session.
 async fn require_host(
     app: &Arc<App>,

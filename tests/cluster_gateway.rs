@@ -110,6 +110,18 @@ async fn participants_on_three_nodes_share_one_room_one_record_and_one_clock() {
         let note = client.expect("note").await;
         assert_eq!(note["note"], ack["note"]);
     }
+    // What reads the record is answered by any node: the host exports the
+    // notes and reads the audit trail through C, which does not run the
+    // session; a reviewer's link still may not.
+    let export = format!("/api/sessions/{}/export/json", created.id);
+    let (status, body) = common::request(c.addr, "GET", &export, Some(&created.host), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["notes"][0]["text"], "Flare on the left", "{body}");
+    let events = format!("/api/sessions/{}/events", created.id);
+    let (status, body) = common::request(c.addr, "GET", &events, Some(&created.host), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = common::request(c.addr, "GET", &export, Some(&created.reviewer), None).await;
+    assert_eq!(status, 403);
 
     // One clock: a participant on a gateway is answered in the owner's
     // time. The estimate through each node is compared with the one made

@@ -48,8 +48,7 @@ pub(super) async fn frame_png(
     // Any node of a cluster answers: the version's file is in the shared
     // media root, its record in the shared store.
     let watermark = require_link_anywhere(&app, &headers, peer, &id).await?;
-    let watermark =
-        crate::media::watermark::burnable(watermark.as_deref()).map_err(media_error)?;
+    let watermark = crate::media::watermark::burnable(watermark.as_deref()).map_err(media_error)?;
     let media = media_of(&app, &id, &checksum).await?;
     if !(0..media.duration_frames).contains(&frame) {
         return Err(ApiError::new(

@@ -30,7 +30,7 @@ pub(super) async fn export_session(
 ) -> Result<Response, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    require_host(&app, &headers, peer, &id).await?;
+    require_host_anywhere(&app, &headers, peer, &id).await?;
     let format: crate::export::Format = format
         .parse()
         .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
@@ -96,7 +96,7 @@ pub(super) async fn session_events(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_host(&app, &headers, peer, &id).await?;
+    require_host_anywhere(&app, &headers, peer, &id).await?;
     let store = app.store.clone();
     let events = tokio::task::spawn_blocking(move || store.events(&id))
         .await
@@ -171,8 +171,7 @@ pub(super) async fn session_still(
     // Any node of a cluster answers: the file is in the shared media
     // root, the entry in the shared store.
     let watermark = require_link_anywhere(&app, &headers, peer, &id).await?;
-    let watermark =
-        crate::media::watermark::burnable(watermark.as_deref()).map_err(media_error)?;
+    let watermark = crate::media::watermark::burnable(watermark.as_deref()).map_err(media_error)?;
     // A few people clicking at once wait their turn (a still takes about
     // 90 ms); a queue that long means the machine is swamped.
     let Ok(Ok(_permit)) = tokio::time::timeout(STILL_WAIT, app.stills.acquire()).await else {
