@@ -1594,16 +1594,27 @@ async fn end_session(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let handle = require_host(&app, &headers, peer, &id).await?;
-    let (reply, ended) = tokio::sync::oneshot::channel();
+    check_link_for(&app, &headers, peer, &id, Some(Role::Host)).await?;
     let gone = || ApiError::new(StatusCode::GONE, "session_ended", "the session is gone");
-    handle
-        .tx
-        .send(SessionMsg::End { reply })
-        .await
-        .map_err(|_| gone())?;
-    let at = ended.await.map_err(|_| gone())?.map_err(store_error)?;
+    let at = match app.session(&id).await {
+        Ok(handle) => end_here(&handle)
+            .await
+            .ok_or_else(gone)?
+            .map_err(store_error)?,
+        // A host whose request reached another node of the cluster: that
+        // node asks the owner.
+        Err(Unavailable::Elsewhere(owner)) => app.end_elsewhere(&owner, &id).await?,
+        Err(why) => return Err(unavailable_error(why)),
+    };
     Ok(Json(serde_json::json!({ "endedAt": at })))
+}
+
+/// Ends the live review of a session this node runs: when it ended, or
+/// `None` if its task has gone.
+pub(crate) async fn end_here(handle: &SessionHandle) -> Option<Result<i64, StoreError>> {
+    let (reply, ended) = tokio::sync::oneshot::channel();
+    handle.tx.send(SessionMsg::End { reply }).await.ok()?;
+    ended.await.ok()
 }
 
 #[derive(Debug, Deserialize)]

@@ -51,6 +51,7 @@ impl Server {
         let _relayed = crate::ws::accept_relayed(&app);
         let _handed = app.accept_handovers();
         let _versions = app.accept_versions();
+        let _ends = app.accept_ends();
         // Before the port is announced, so that a SIGHUP sent once the
         // server says it listens never meets the default action (exit).
         #[cfg(unix)]

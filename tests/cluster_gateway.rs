@@ -157,6 +157,15 @@ async fn participants_on_three_nodes_share_one_room_one_record_and_one_clock() {
     on_c.expect("goodbye").await;
     on_a.expect_where(|m| m["type"] == "presence" && m["left"] == json!([cleo]))
         .await;
+
+    // The host's page ends the review with a REST call, which may land on
+    // any node: C asks A, which ends it, and the room hears it.
+    let end = format!("/api/sessions/{}/end", created.id);
+    let (status, body) = common::request(c.addr, "POST", &end, Some(&created.host), None).await;
+    assert_eq!(status, 200, "{body}");
+    let ended = on_a.expect("ended").await;
+    assert_eq!(ended["at"], body["endedAt"], "{ended}");
+    driver.expect("ended").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

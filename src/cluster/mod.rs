@@ -30,7 +30,8 @@ pub use media::{MediaCounts, MediaGrant, MediaRelay, MediaRelayError, MediaSourc
 pub use node_id::{NodeId, NodeIdError};
 pub use nodes::{CpuMeter, Nodes, NODE_BUCKET};
 pub use relay::{
-    Accepted, Arrival, Handover, Handovers, Relay, RelayBack, RelayError, RelayFrame, RelayLink,
+    Accepted, Arrival, Ended, Handover, Handovers, Relay, RelayBack, RelayError, RelayFrame,
+    RelayLink,
 };
 pub use settings::ClusterConfig;
 

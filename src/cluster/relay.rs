@@ -245,6 +245,40 @@ fn versions_of(node: &str) -> String {
     format!("syncreel.version.{node}")
 }
 
+fn ends_of(node: &str) -> String {
+    format!("syncreel.end.{node}")
+}
+
+/// How the owner answers [`Relay::end_at`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The live review ended at this Unix time (ms): now, or earlier.
+    At(i64),
+    /// The session does not run there (any more).
+    Gone,
+    /// The record refused: why.
+    Failed(String),
+}
+
+impl Ended {
+    fn encode(&self) -> Bytes {
+        Bytes::from(match self {
+            Ended::At(at) => format!("at {at}"),
+            Ended::Gone => "gone".to_string(),
+            Ended::Failed(why) => format!("failed {why}"),
+        })
+    }
+
+    fn parse(bytes: &[u8]) -> Ended {
+        let text = String::from_utf8_lossy(bytes);
+        match text.split_once(' ') {
+            Some(("at", at)) => at.parse().map_or(Ended::Gone, Ended::At),
+            Some(("failed", why)) => Ended::Failed(why.to_string()),
+            _ => Ended::Gone,
+        }
+    }
+}
+
 /// How long a node has to open a session it is handed (its media
 /// included).
 const TAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -440,6 +474,36 @@ impl Relay {
         self.ask(node, versions_of(node), request, OPEN_TIMEOUT)
             .await
             .map(|_| ())
+    }
+
+    /// Asks `node`, which runs session `session`, to end its live review
+    /// (a host's `POST …/end` that reached another node).
+    pub async fn end_at(&self, node: &str, session: &str) -> Result<Ended, RelayError> {
+        let request =
+            async_nats::Request::new().payload(Bytes::copy_from_slice(session.as_bytes()));
+        let answer = self.ask(node, ends_of(node), request, OPEN_TIMEOUT).await?;
+        Ok(Ended::parse(&answer.payload))
+    }
+
+    /// Sessions other nodes ask this one to end ([`Relay::end_at`]), as
+    /// (session, where to answer).
+    pub async fn ends(
+        &self,
+    ) -> Result<impl futures_util::Stream<Item = (String, Option<Subject>)>, ClusterError> {
+        let requests = self
+            .client
+            .subscribe(ends_of(self.node.as_str()))
+            .await
+            .map_err(nats_error)?;
+        Ok(requests.filter_map(|message| async move {
+            let session = std::str::from_utf8(&message.payload).ok()?;
+            Some((session.to_string(), message.reply))
+        }))
+    }
+
+    /// Answers a [`Relay::end_at`].
+    pub async fn answer_end(&self, reply: Subject, ended: &Ended) {
+        let _ = self.client.publish(reply, ended.encode()).await;
     }
 
     /// Versions other nodes' uploads add to sessions this one runs
@@ -749,6 +813,19 @@ impl Handover {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_end_answer_reads_back_as_written() {
+        for ended in [
+            Ended::At(1_733_300_000_123),
+            Ended::Gone,
+            Ended::Failed("the review record is busy; try again".into()),
+        ] {
+            assert_eq!(Ended::parse(&ended.encode()), ended);
+        }
+        assert_eq!(Ended::parse(b"at soon"), Ended::Gone);
+        assert_eq!(Ended::parse(b""), Ended::Gone);
+    }
 
     fn text(s: &'static str) -> RelayFrame {
         RelayFrame::Text(Bytes::from_static(s.as_bytes()))

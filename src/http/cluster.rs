@@ -9,10 +9,11 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use crate::cluster::{CpuMeter, Lease, LeaseError, NodeLoad};
+use crate::cluster::{CpuMeter, Ended, Lease, LeaseError, NodeLoad};
 use crate::live::{SessionHandle, SessionMsg};
 
-use super::{App, Unavailable};
+use super::{ApiError, App, Unavailable};
+use axum::http::StatusCode;
 
 impl App {
     /// The lease to run session `id` here, taken before it starts (`None`
@@ -274,6 +275,64 @@ impl App {
                     app.add_version_here(&session, &version).await;
                     if let Some(reply) = reply {
                         relay.answer(reply).await;
+                    }
+                });
+            }
+        }))
+    }
+
+    /// Asks `owner`, which runs session `id`, to end its live review: when
+    /// it ended, or the error to answer the host with.
+    pub(crate) async fn end_elsewhere(&self, owner: &str, id: &str) -> Result<i64, ApiError> {
+        let Some(cluster) = &self.cluster else {
+            return Err(ApiError::not_found("session"));
+        };
+        match cluster.relay.end_at(owner, id).await {
+            Ok(Ended::At(at)) => Ok(at),
+            Ok(Ended::Gone) => Err(ApiError::new(
+                StatusCode::GONE,
+                "session_ended",
+                "the session is gone",
+            )),
+            Ok(Ended::Failed(why)) => {
+                Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", why))
+            }
+            Err(err) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "session_elsewhere",
+                format!("{err}; it runs this session until its lease lapses: try again"),
+            )),
+        }
+    }
+
+    /// Ends, for hosts whose request reached another node, the live
+    /// reviews this node runs ([`App::end_elsewhere`]).
+    pub fn accept_ends(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let cluster = self.cluster.clone()?;
+        let app = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            let ends = match cluster.relay.ends().await {
+                Ok(ends) => ends,
+                Err(err) => {
+                    tracing::error!(%err, "hosts on other nodes cannot end this node's sessions");
+                    return;
+                }
+            };
+            futures_util::pin_mut!(ends);
+            while let Some((session, reply)) = futures_util::StreamExt::next(&mut ends).await {
+                let Some(app) = app.upgrade() else { return };
+                let relay = cluster.relay.clone();
+                tokio::spawn(async move {
+                    let ended = match app.registry.get(&session) {
+                        None => Ended::Gone,
+                        Some(handle) => match super::end_here(&handle).await {
+                            None => Ended::Gone,
+                            Some(Ok(at)) => Ended::At(at),
+                            Some(Err(err)) => Ended::Failed(err.to_string()),
+                        },
+                    };
+                    if let Some(reply) = reply {
+                        relay.answer_end(reply, &ended).await;
                     }
                 });
             }
