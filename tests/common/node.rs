@@ -112,6 +112,62 @@ impl Node {
     }
 }
 
+/// A media root holding `clip.mov`, a 640×360 demo clip of `frames`
+/// frames, one per process and length (`demo_clip::ensure` keeps a file
+/// that is there, whatever its length).
+pub fn media_root(frames: u32) -> std::path::PathBuf {
+    let root = std::env::temp_dir().join(format!(
+        "syncreel-cluster-media-{}-{frames}",
+        std::process::id()
+    ));
+    let spec = syncreel::media::demo_clip::DemoClipSpec {
+        width: 640,
+        height: 360,
+        frames,
+        ..Default::default()
+    };
+    syncreel::media::demo_clip::ensure(&root.join("clip.mov"), &spec).unwrap();
+    root
+}
+
+impl Node {
+    /// A cluster node streaming `root`'s media as the single-node tests'
+    /// servers do (VP8 at 640×360, which the test viewer decodes).
+    pub fn streaming(nats: &str, pg: &str, name: &str, root: &std::path::Path) -> Node {
+        Node::streaming_with(nats, pg, name, root, &[])
+    }
+
+    /// As [`Node::streaming`], with more environment (later entries win).
+    pub fn streaming_with(
+        nats: &str,
+        pg: &str,
+        name: &str,
+        root: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Node {
+        let root = root.to_str().unwrap();
+        Node::in_cluster_env(
+            nats,
+            pg,
+            name,
+            &[
+                &[
+                    ("SYNCREEL_MEDIA__ROOT", root),
+                    ("SYNCREEL_MEDIA__CODEC", "vp8"),
+                    ("SYNCREEL_MEDIA__STREAM_WIDTH", "640"),
+                    ("SYNCREEL_MEDIA__STREAM_HEIGHT", "360"),
+                    ("SYNCREEL_MEDIA__BITRATE_KBPS", "1500"),
+                    // The test machine's disk may be short of the default
+                    // reserve.
+                    ("SYNCREEL_UPLOADS__RESERVE_FREE_BYTES", "0"),
+                ],
+                env,
+            ]
+            .concat(),
+        )
+    }
+}
+
 impl Node {
     /// A session made on this node by the operator: 24 fps, 100 s, no
     /// media.
@@ -122,6 +178,21 @@ impl Node {
             "/api/sessions",
             Some(super::OPERATOR),
             Some(serde_json::json!({"title": title, "fps": "24", "durationFrames": 2400})),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        super::CreatedSession::from_body(created)
+    }
+
+    /// A session made on this node by the operator from `media`, a file
+    /// of its media root.
+    pub async fn create_media_session(&self, title: &str, media: &str) -> super::CreatedSession {
+        let (status, created) = super::request(
+            self.addr,
+            "POST",
+            "/api/sessions",
+            Some(super::OPERATOR),
+            Some(serde_json::json!({"title": title, "media": media})),
         )
         .await;
         assert_eq!(status, 201, "{created}");

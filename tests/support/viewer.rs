@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use syncreel::clock::ServerTime;
+use syncreel::clock::{ServerTime, Transport};
 use tokio::sync::mpsc;
 use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::MediaEngine;
@@ -27,7 +27,7 @@ use webrtc::rtp::packet::Packet;
 use webrtc::rtp::packetizer::Depacketizer;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
-use super::common::{Client, WAIT};
+use super::common::{transport_of, Client, WAIT};
 use super::vp8;
 
 /// One decoded picture: the server instant its RTP timestamp names, and
@@ -73,11 +73,27 @@ pub struct Viewer {
     pictures: VecDeque<Seen>,
     audio: VecDeque<Heard>,
     candidates: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
+    /// The room's transports as this viewer heard them (its welcome's,
+    /// then each `transport`), to tell what a picture should show.
+    transports: Vec<Transport>,
 }
 
 impl Viewer {
     pub async fn join(addr: SocketAddr, token: &str) -> Viewer {
-        let mut ws = Client::join(addr, token, "Viewer").await;
+        Viewer::watching(Client::join(addr, token, "Viewer").await).await
+    }
+
+    /// Joins again as a page told `session_moved` does: hellos on `addr`
+    /// until one is welcomed (`session_elsewhere` while the dead owner's
+    /// lease lasts, within 15 s of `since`), then a new peer.
+    pub async fn rejoin(addr: SocketAddr, token: &str, since: Instant) -> Viewer {
+        let (mut ws, welcome) = super::common::node::rejoin(addr, token, since).await;
+        ws.welcome = welcome;
+        Viewer::watching(ws).await
+    }
+
+    /// Starts the video of a participant just welcomed.
+    async fn watching(mut ws: Client) -> Viewer {
         assert_eq!(ws.welcome["media"]["codec"], "VP8");
         assert_eq!(ws.welcome["media"]["rtpClockRate"], 90_000);
 
@@ -186,6 +202,7 @@ impl Viewer {
         ws.send(json!({"type": "rtcAnswer", "sdp": answer.sdp}))
             .await;
         pc.set_local_description(answer).await.unwrap();
+        let transports = vec![transport_of(&ws.welcome["state"])];
         Viewer {
             ws,
             pc,
@@ -193,6 +210,7 @@ impl Viewer {
             pictures: VecDeque::new(),
             audio: VecDeque::new(),
             candidates,
+            transports,
         }
     }
 
@@ -237,6 +255,9 @@ impl Viewer {
                     self.ws.send(json!({"type": "rtcCandidate", "candidate": candidate})).await;
                 }
                 msg = self.ws.next() => {
+                    if msg["type"] == "transport" {
+                        self.transports.push(transport_of(&msg));
+                    }
                     if msg["type"] == "rtcCandidate" {
                         let c = &msg["candidate"];
                         let init = RTCIceCandidateInit {
@@ -265,6 +286,18 @@ impl Viewer {
             }
         }
         panic!("no readable picture in 5");
+    }
+
+    /// The room's transport in effect at `at`, as far as this viewer has
+    /// heard: a transport takes effect at its anchor time, and one that
+    /// arrives late is only known once it has been read.
+    pub fn transport_at(&self, at: ServerTime) -> Transport {
+        self.transports
+            .iter()
+            .filter(|t| t.anchor_time <= at)
+            .max_by_key(|t| t.anchor_time)
+            .copied()
+            .unwrap_or(self.transports[0])
     }
 
     /// Leaves: closes the peer, then the WebSocket, as a closed tab does.
