@@ -20,8 +20,10 @@ use tokio::sync::{oneshot, watch};
 mod cluster;
 mod frames;
 mod guard;
+mod ops;
 mod passcode;
 mod record;
+mod sessions;
 mod uploads;
 
 pub use passcode::{Peer, PASSCODE_HEADER};
@@ -1189,16 +1191,16 @@ impl IntoResponse for ApiError {
 /// All of them pass the same guard and limits.
 pub fn router(app: Arc<App>, live: Router<Arc<App>>) -> Router {
     Router::new()
-        .route("/", get(index))
-        .route("/s/{id}", get(index))
-        .route("/app/{*path}", get(asset))
+        .route("/", get(ops::index))
+        .route("/s/{id}", get(ops::index))
+        .route("/app/{*path}", get(ops::asset))
         .merge(live)
-        .route("/api/sessions", post(create_session))
+        .route("/api/sessions", post(sessions::create_session))
         .route(
             "/api/sessions/{id}",
-            get(get_session).delete(delete_session),
+            get(sessions::get_session).delete(sessions::delete_session),
         )
-        .route("/api/media", get(list_media))
+        .route("/api/media", get(sessions::list_media))
         .route(
             "/api/uploads",
             post(uploads::create).options(uploads::options),
@@ -1211,8 +1213,8 @@ pub fn router(app: Arc<App>, live: Router<Arc<App>>) -> Router {
                 .delete(uploads::delete)
                 .options(uploads::options),
         )
-        .route("/api/sessions/{id}/links", post(mint_link))
-        .route("/api/sessions/{id}/end", post(end_session))
+        .route("/api/sessions/{id}/links", post(sessions::mint_link))
+        .route("/api/sessions/{id}/end", post(sessions::end_session))
         .route(
             "/api/sessions/{id}/export/{format}",
             get(record::export_session),
@@ -1229,9 +1231,12 @@ pub fn router(app: Arc<App>, live: Router<Arc<App>>) -> Router {
         .route("/api/webhooks/deliveries", get(record::webhook_deliveries))
         .route("/api/cluster", get(cluster::nodes))
         .route("/api/cluster/drain", post(cluster::drain))
-        .route("/api/sessions/{id}/links/{link}", delete(revoke_link))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route(
+            "/api/sessions/{id}/links/{link}",
+            delete(sessions::revoke_link),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::not_found("route") })
         // Without this axum answers a wrong method with an empty 405; every
         // error of ours has the JSON shape clients parse.
@@ -1458,67 +1463,6 @@ async fn check_link_for(
         .map_err(passcode::refusal_error)
 }
 
-async fn create_session(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Json<CreateSession>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<CreatedSessionBody>), ApiError> {
-    require_admin(&app, &headers, "creating sessions")?;
-    if let Some(why) = app.cut_off() {
-        // It could neither place the session nor hold its lease.
-        return Err(cluster::unavailable(why.to_string()));
-    }
-    let Json(req) =
-        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    let files = media_files(&req)?;
-    let prepare = app.clone();
-    let media = tokio::task::spawn_blocking(move || {
-        files
-            .iter()
-            .map(|f| prepare.prepare_media(f))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
-    let created = app.create_session(req, media).await?;
-    tracing::info!(session = %created.info.id, title = %created.info.title, "session created");
-    let base = public_base(&app, &headers);
-    Ok((StatusCode::CREATED, Json(created_body(&created, &base))))
-}
-
-/// Every media item with its stack of versions, newest last.
-async fn list_media(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    require_admin(&app, &headers, "listing media")?;
-    let store = app.store.clone();
-    let versions = tokio::task::spawn_blocking(move || store.versions())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(store_error)?;
-    let mut items: Vec<serde_json::Value> = Vec::new();
-    for chunk in versions.chunk_by(|a, b| a.item_id == b.item_id) {
-        let stack: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|v| {
-                let proxy = app.uploads.proxies().state(&v.checksum);
-                serde_json::json!({
-                    "id": v.id,
-                    "number": v.number,
-                    "media": v.path,
-                    "checksum": v.checksum,
-                    "sizeBytes": v.size_bytes,
-                    "createdAt": v.created_at,
-                    "proxy": proxy.as_ref().map(uploads::proxy_json),
-                })
-            })
-            .collect();
-        items.push(serde_json::json!({"name": chunk[0].item, "versions": stack}));
-    }
-    Ok(Json(serde_json::json!({ "items": items })))
-}
-
 /// Server-wide actions need the operator token; there always is one.
 fn require_admin(app: &App, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
     if !bearer(headers).is_some_and(|token| app.operator.accepts(token)) {
@@ -1532,318 +1476,6 @@ fn require_admin(app: &App, headers: &HeaderMap, what: &str) -> Result<(), ApiEr
         ));
     }
     Ok(())
-}
-
-async fn get_session(
-    State(app): State<Arc<App>>,
-    peer: Peer,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-) -> Result<Json<SessionBody>, ApiError> {
-    let handle = require_host(&app, &headers, peer, &id).await?;
-    let (reply, answer) = oneshot::channel();
-    let gone = || ApiError::new(StatusCode::GONE, "session_ended", "the session has ended");
-    handle
-        .tx
-        .send(SessionMsg::State { reply })
-        .await
-        .map_err(|_| gone())?;
-    let state = answer.await.map_err(|_| gone())?;
-    Ok(Json(SessionBody {
-        session: (&*handle.info).into(),
-        state,
-        links: app
-            .links
-            .for_session(&id)
-            .iter()
-            .map(|l| link_body(l, None))
-            .collect(),
-    }))
-}
-
-async fn mint_link(
-    State(app): State<Arc<App>>,
-    peer: Peer,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Result<Json<MintLink>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<LinkBody>), ApiError> {
-    require_host(&app, &headers, peer, &id).await?;
-    let Json(req) =
-        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    let expires_at = link_expiry(&req, unix_now())?;
-    let hash = passcode::passcode_hash(req.passcode.as_deref()).await?;
-    let minted = app.links.mint(&id, req.role.into(), expires_at, hash);
-    app.store
-        .write_acked(Write::Link(link_row(&minted)))
-        .await
-        .unwrap_or(Err(StoreError::Closed))
-        .map_err(store_error)?;
-    let url = link_url(&public_base(&app, &headers), &id, &minted.token);
-    Ok((
-        StatusCode::CREATED,
-        Json(link_body(&minted.link, Some((&minted.token, &url)))),
-    ))
-}
-
-/// Ends the live review (host bearer). The links keep working, for the
-/// record; idempotent.
-async fn end_session(
-    State(app): State<Arc<App>>,
-    peer: Peer,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    check_link_for(&app, &headers, peer, &id, Some(Role::Host)).await?;
-    let gone = || ApiError::new(StatusCode::GONE, "session_ended", "the session is gone");
-    let at = match app.session(&id).await {
-        Ok(handle) => end_here(&handle)
-            .await
-            .ok_or_else(gone)?
-            .map_err(store_error)?,
-        // A host whose request reached another node of the cluster: that
-        // node asks the owner.
-        Err(Unavailable::Elsewhere(owner)) => app.end_elsewhere(&owner, &id).await?,
-        Err(why) => return Err(unavailable_error(why)),
-    };
-    Ok(Json(serde_json::json!({ "endedAt": at })))
-}
-
-/// Ends the live review of a session this node runs: when it ended, or
-/// `None` if its task has gone.
-pub(crate) async fn end_here(handle: &SessionHandle) -> Option<Result<i64, StoreError>> {
-    let (reply, ended) = tokio::sync::oneshot::channel();
-    handle.tx.send(SessionMsg::End { reply }).await.ok()?;
-    ended.await.ok()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeleteQuery {
-    /// Also remove the session's notes, drawings, approvals and links
-    /// from the record (an event row still says it was deleted).
-    #[serde(default)]
-    purge: bool,
-}
-
-/// Deletes a session (operator bearer): everyone in it is told and
-/// disconnected, its links stop working, its slot and pipelines are
-/// freed, and it is never restored; its record is kept unless `purge`.
-async fn delete_session(
-    State(app): State<Arc<App>>,
-    UrlPath(id): UrlPath<String>,
-    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    require_admin(&app, &headers, "deleting sessions")?;
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    let store = app.store.clone();
-    let wanted = id.clone();
-    let known = tokio::task::spawn_blocking(move || store.session(&wanted))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(store_error)?;
-    if known.is_none() {
-        return Err(ApiError::not_found("session"));
-    }
-    app.links.revoke_session(&id);
-    if let Some(handle) = app.registry.remove(&id) {
-        let (reply, closed) = oneshot::channel();
-        let close = SessionMsg::Close {
-            reply,
-            code: crate::protocol::ErrorCode::SessionNotFound,
-            message: "the operator deleted this session".into(),
-        };
-        if handle.tx.send(close).await.is_ok() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), closed).await;
-        }
-    }
-    app.frame_media.retain(|(session, _), _| *session != id);
-    app.store
-        .write_acked(Write::Delete {
-            session_id: id.clone(),
-            at: crate::live::unix_millis(),
-            purge: query.purge,
-        })
-        .await
-        .unwrap_or(Err(StoreError::Closed))
-        .map_err(store_error)?;
-    tracing::info!(session = %id, purge = query.purge, "session deleted by the operator");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn revoke_link(
-    State(app): State<Arc<App>>,
-    peer: Peer,
-    UrlPath((id, link)): UrlPath<(String, String)>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    let handle = require_host(&app, &headers, peer, &id).await?;
-    if !app.links.revoke(&id, &link) {
-        return Err(ApiError::not_found("link"));
-    }
-    app.store
-        .write_acked(Write::RevokeLink {
-            session_id: id.clone(),
-            link_id: link.clone(),
-        })
-        .await
-        .unwrap_or(Err(StoreError::Closed))
-        .map_err(store_error)?;
-    let _ = handle
-        .tx
-        .send(SessionMsg::RevokeLink { link_id: link })
-        .await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// 200 while this node can serve; 503 while a cluster node is cut off
-/// from NATS, so that a load balancer checking it sends participants to
-/// the other nodes.
-async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, Json<serde_json::Value>) {
-    let cut_off = app.cut_off();
-    let mut body = serde_json::json!({
-        "status": if cut_off.is_some() { "cut_off" } else { "ok" },
-        "sessions": app.registry.len(),
-        "connections": app.metrics.connections_open.load(Relaxed),
-    });
-    if let Some(cluster) = &app.cluster {
-        body["cluster"] = serde_json::json!({
-            "node": cluster.node.as_str(),
-            "connected": cut_off.is_none(),
-        });
-    }
-    let status = if cut_off.is_some() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    (status, Json(body))
-}
-
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let mut text = app.metrics.render();
-    let f = app.frames.stats();
-    for (name, kind, help, value) in [
-        (
-            "syncreel_frame_cache_bytes",
-            "gauge",
-            "Bytes of exact frames cached",
-            f.cached_bytes as u64,
-        ),
-        (
-            "syncreel_frame_cache_frames",
-            "gauge",
-            "Exact frames cached",
-            f.cached_frames as u64,
-        ),
-        (
-            "syncreel_frame_decoders",
-            "gauge",
-            "Warm exact-frame decoders",
-            f.warm_decoders as u64,
-        ),
-        (
-            "syncreel_frame_cache_hits_total",
-            "counter",
-            "Exact frames answered from the cache",
-            f.hits,
-        ),
-        (
-            "syncreel_frame_cache_misses_total",
-            "counter",
-            "Exact frames decoded",
-            f.misses,
-        ),
-    ]
-    .into_iter()
-    .chain(media_relay_metrics(&app))
-    {
-        text.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
-}
-
-/// The media relay's counts (cluster mode only).
-fn media_relay_metrics(app: &App) -> Vec<(&'static str, &'static str, &'static str, u64)> {
-    let Some(media) = app.cluster.as_ref().and_then(|c| c.media.as_ref()) else {
-        return vec![];
-    };
-    let counts = media.counts();
-    vec![
-        (
-            "syncreel_media_relay_published_total",
-            "counter",
-            "Pictures and sound packets published once for other nodes' viewers (as an owner)",
-            counts.published.load(Relaxed),
-        ),
-        (
-            "syncreel_media_relay_received_total",
-            "counter",
-            "Pictures and sound packets received from owners for this node's viewers (as a gateway)",
-            counts.received.load(Relaxed),
-        ),
-        (
-            "syncreel_media_relay_dropped_total",
-            "counter",
-            "Pictures and sound packets an owner could not queue or publish",
-            counts.dropped.load(Relaxed),
-        ),
-    ]
-}
-
-async fn index(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    serve_file(&app.config.server.web_root, Path::new("index.html")).await
-}
-
-async fn asset(
-    State(app): State<Arc<App>>,
-    UrlPath(path): UrlPath<String>,
-) -> Result<Response, ApiError> {
-    serve_file(&app.config.server.web_root, Path::new(&path)).await
-}
-
-/// Serves a file of the web client from under `root`. Only the kinds of
-/// file a page loads are served, and nothing under `node_modules/`,
-/// `tests/` or `bench/`, so the client's tooling stays private; no path can
-/// climb out.
-async fn serve_file(root: &Path, relative: &Path) -> Result<Response, ApiError> {
-    let mut components = relative.components();
-    let safe = relative
-        .components()
-        .all(|c| matches!(c, Component::Normal(name) if !name.to_string_lossy().starts_with('.')));
-    let private = matches!(
-        components.next(),
-        Some(Component::Normal(first)) if first == "node_modules" || first == "tests" || first == "bench"
-    );
-    let mime = match relative.extension().and_then(|e| e.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("ico") => "image/x-icon",
-        Some("woff2") => "font/woff2",
-        _ => return Err(ApiError::not_found("file")),
-    };
-    if !safe || private {
-        return Err(ApiError::not_found("file"));
-    }
-    let path: PathBuf = root.join(relative);
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|_| ApiError::not_found("file"))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, mime),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        bytes,
-    )
-        .into_response())
 }
 
 /// What a recorded session streams once it is back.

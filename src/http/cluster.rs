@@ -325,7 +325,7 @@ impl App {
                 tokio::spawn(async move {
                     let ended = match app.registry.get(&session) {
                         None => Ended::Gone,
-                        Some(handle) => match super::end_here(&handle).await {
+                        Some(handle) => match super::sessions::end_here(&handle).await {
                             None => Ended::Gone,
                             Some(Ok(at)) => Ended::At(at),
                             Some(Err(err)) => Ended::Failed(err.to_string()),
